@@ -1,0 +1,6 @@
+"""qlandscape: loss-landscape geometry of quantum neural networks and classical deep networks."""
+from .errors import ConfigError
+from .objective import Objective
+
+__version__ = "0.1.0"
+__all__ = ["ConfigError", "Objective", "__version__"]

@@ -1,0 +1,137 @@
+"""Backend registry: ``"torch"`` (our engine) or any PennyLane device by name, all running the same circuit.
+
+A PennyLane backend builds a QNode from the very gate list our engine runs, so every backend computes the same
+function. Samples and patches go through PennyLane's parameter broadcasting (one broadcast circuit of B*P
+executions, mode ``"broadcast"``) or one QNode call per patch (mode ``"loop"``).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from .circuits import Circuit
+from .engine import simulate
+from .errors import ConfigError
+
+ENGINE = "torch"
+# Devices whose QNodes differentiate by backprop; others use adjoint (first order) or parameter shift.
+_BACKPROP = {"default.qubit"}
+DIFF_METHODS = ("best", "backprop", "adjoint", "parameter-shift", "finite-diff")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a circuit runs: our engine or a PennyLane device, with the differentiation method to use."""
+
+    name: str = ENGINE
+    diff_method: str = "best"
+    mode: str = "broadcast"
+    dtype: torch.dtype = torch.complex128
+
+    @property
+    def is_engine(self) -> bool:
+        return self.name == ENGINE
+
+    @property
+    def supports_torch_func(self) -> bool:
+        """PennyLane QNodes cannot be traced by torch.func transforms; our engine can."""
+        return self.is_engine
+
+    def resolved_diff_method(self) -> str:
+        if self.diff_method != "best":
+            return self.diff_method
+        return "backprop" if self.name in _BACKPROP else "adjoint"
+
+    def expectations(self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0) -> Tensor:
+        """``(*K, B, P, n_outputs)`` expectations for params ``(*K, P, n_params)`` and features ``(B, P, F)``."""
+        if self.is_engine:
+            return simulate(circuit, params, features, scale=scale, dtype=self.dtype)
+        return _pennylane_expectations(self, circuit, params, features, scale)
+
+
+def available_devices() -> list[str]:
+    """PennyLane device names installed here (plus our engine, ``"torch"``)."""
+    names = [ENGINE]
+    try:
+        from importlib.metadata import entry_points
+
+        names += sorted({ep.name for ep in entry_points(group="pennylane.plugins")})
+    except Exception:  # pragma: no cover - metadata lookup failure just hides the list
+        pass
+    return names
+
+
+def make_backend(name: str = ENGINE, *, diff_method: str = "best", mode: str = "broadcast",
+                 dtype: torch.dtype = torch.complex128) -> Backend:
+    """Validate a backend name (``"torch"`` or a PennyLane device) before any work starts."""
+    devices = available_devices()
+    if name not in devices:
+        raise ConfigError("backend", name, f"expected one of {devices}")
+    if diff_method not in DIFF_METHODS:
+        raise ConfigError("diff_method", diff_method, f"expected one of {DIFF_METHODS}")
+    if mode not in ("broadcast", "loop"):
+        raise ConfigError("mode", mode, "expected 'broadcast' or 'loop'")
+    if name == ENGINE and diff_method not in ("best", "backprop"):
+        raise ConfigError("diff_method", diff_method, "our engine differentiates by autograd: use 'best'")
+    return Backend(name=name, diff_method=diff_method, mode=mode, dtype=dtype)
+
+
+@lru_cache(maxsize=32)
+def _qnode(circuit: Circuit, device: str, diff_method: str, scale: float):
+    import pennylane as qml
+
+    dev = qml.device(device, wires=circuit.n_qubits)
+    gate_types = {"RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ, "CNOT": qml.CNOT, "CZ": qml.CZ}
+    paulis = {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ}
+    kwargs = {"max_diff": 2} if diff_method in ("parameter-shift", "finite-diff") else {}
+
+    @qml.qnode(dev, interface="torch", diff_method=diff_method, **kwargs)
+    def run(params: Tensor, features: Tensor):
+        for gate in circuit.gates:
+            if gate.source == "param":
+                gate_types[gate.name](params[..., gate.index], wires=gate.wires[0])
+            elif gate.source == "feature":
+                gate_types[gate.name](scale * features[..., gate.index], wires=gate.wires[0])
+            else:
+                gate_types[gate.name](wires=list(gate.wires))
+        return [qml.expval(paulis[p](w)) for p, w in circuit.observables]
+
+    return run
+
+
+@contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    # PennyLane's torch interface converts some devices' (lightning's) numpy results with torch's default dtype,
+    # which would silently give float32 results for float64 parameters.
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _pennylane_expectations(backend: Backend, circuit: Circuit, params: Tensor, features: Tensor,
+                            scale: float) -> Tensor:
+    if params.ndim != 2:
+        raise ConfigError("params", tuple(params.shape), "PennyLane backends take one parameter point (P, n_params)")
+    qnode = _qnode(circuit, backend.name, backend.resolved_diff_method(), float(scale))
+    with _default_dtype(params.dtype if params.is_floating_point() else torch.float64):
+        return _run_qnode(qnode, circuit, params, features, backend.mode)
+
+
+def _run_qnode(qnode, circuit: Circuit, params: Tensor, features: Tensor, mode: str) -> Tensor:
+    n_samples, n_patches = features.shape[:2]
+    if mode == "loop":
+        per_patch = [torch.stack(list(qnode(params[p].expand(n_samples, -1), features[:, p])), -1)
+                     for p in range(n_patches)]
+        return torch.stack(per_patch, dim=1)
+    flat_params = params.unsqueeze(0).expand(n_samples, -1, -1).reshape(n_samples * n_patches, -1)
+    flat_features = features.reshape(n_samples * n_patches, -1)
+    out = torch.stack(list(qnode(flat_params, flat_features)), -1)
+    return out.reshape(n_samples, n_patches, circuit.n_outputs)

@@ -1,0 +1,46 @@
+"""``qlandscape run CONFIG.toml``: train one model and write its run directory."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import RunConfig, load_config, parse_override
+
+# Common fields with their own flags; any other field goes through --set key=value.
+FLAGS = {"model": str, "ansatz": str, "qubits": int, "layers": int, "patch_size": int, "stride": int,
+         "patches": int, "backend": str, "epochs": int, "lr": float, "batch_size": int, "seed": int}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train one model from a config and write its run directory")
+    p.add_argument("config", nargs="?", help="run config (TOML); defaults are used when omitted")
+    p.add_argument("--out", default="runs", help="parent folder of run directories (default: runs)")
+    for name, kind in FLAGS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=f"override '{name}'")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field (value read as TOML, e.g. classes=[0,1])")
+    p.add_argument("--force", action="store_true", help="rerun even if the run is complete")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run config from a file (optional) plus command-line overrides, validated."""
+    base = load_config(args.config) if args.config else RunConfig()
+    changes = {name: getattr(args, name) for name in FLAGS if getattr(args, name, None) is not None}
+    changes.update(dict(parse_override(item) for item in args.set))
+    return base.replace(**changes) if changes else base
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runs import execute_run, load_run
+
+    config = config_from_args(args)
+    path = execute_run(config, args.out, force=args.force, progress=not args.quiet and sys.stderr.isatty())
+    info = load_run(path).info
+    m = info["metrics"]
+    print(f"run directory: {path}")
+    print(f"model: {config.model} ({info['model']['n_params']} parameters)")
+    print(f"train accuracy: {m['train_accuracy']:.4f}   test accuracy: {m['test_accuracy']:.4f}   "
+          f"test loss: {m['test_loss']:.4f}   training time: {info['timings']['train_seconds']:.1f} s")
+    return 0

@@ -1,0 +1,42 @@
+"""The one exception type for bad configuration or input."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """Bad configuration or input, raised before any expensive work starts.
+
+    The message names the field, the offending value and what is allowed.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str, *, source: str | None = None) -> None:
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field} = {value!r} is not allowed; {allowed}")
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.source = source
+
+
+def require(condition: bool, field: str, value: Any, allowed: str, *, source: str | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(field, value, allowed, source=source)
+
+
+def check_choice(field: str, value: Any, choices: Any, *, source: str | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(field, value, f"expected one of {', '.join(map(repr, choices))}", source=source)
+
+
+def check_positive_int(field: str, value: Any, *, minimum: int = 1, source: str | None = None) -> int:
+    """Return ``value`` as an int, raising :class:`ConfigError` unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (hasattr(value, "__index__")):
+        raise ConfigError(field, value, f"expected an integer >= {minimum}", source=source)
+    value = int(value)
+    if value < minimum:
+        raise ConfigError(field, value, f"expected an integer >= {minimum}", source=source)
+    return value

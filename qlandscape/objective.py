@@ -1,0 +1,309 @@
+"""The Objective: a model, a fixed evaluation set and a loss, seen as a function of one flat float64 vector.
+
+Every metric in qlandscape takes an :class:`Objective`, so quantum and classical models share all metric code.
+The caller's model is never mutated: the Objective keeps its own float64 copy in evaluation mode and evaluates
+it at other parameters through :func:`torch.func.functional_call`.
+
+Two differentiation paths:
+
+* ``torch.func`` (our engine, any plain ``nn.Module``): ``grad``, forward-over-reverse ``hvp``, ``hessian``.
+* plain autograd (PennyLane QNodes, which do not compose with ``torch.func``): double backward; on devices without
+  backprop the QNode differentiates by parameter shift, so the Hessian is the hardware-faithful one.
+
+Large evaluation sets are processed in chunks of ``chunk_size`` samples and accumulated, so memory stays flat.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable, Iterator, Literal, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .errors import ConfigError, check_choice
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+LOSSES = ("cross_entropy", "mse")
+
+
+def _cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    return nn.functional.cross_entropy(logits, y)
+
+
+def _mse(outputs: Tensor, y: Tensor) -> Tensor:
+    target = nn.functional.one_hot(y, outputs.shape[-1]).to(outputs.dtype)
+    return ((outputs - target) ** 2).sum(-1).mean() / 2
+
+
+def resolve_loss(loss: str | LossFn) -> LossFn:
+    """Turn a loss name (``cross_entropy`` or ``mse`` on one-hot targets) or a callable into a mean-loss callable."""
+    if callable(loss):
+        return loss
+    check_choice("loss", loss, LOSSES)
+    return {"cross_entropy": _cross_entropy, "mse": _mse}[loss]
+
+
+def uses_torch_func(model: nn.Module) -> bool:
+    """Whether ``model`` composes with ``torch.func`` transforms (PennyLane QNodes do not)."""
+    return bool(getattr(model, "supports_torch_func", True))
+
+
+class Objective:
+    """Mean loss of ``model`` over the evaluation set ``(x, y)`` as a function of a flat float64 vector θ.
+
+    Args:
+        model: any ``nn.Module`` mapping a batch of inputs to outputs (class logits). It is copied, not changed.
+        x, y: the fixed evaluation set (the whole training set by default in the metrics).
+        loss: ``"cross_entropy"``, ``"mse"`` (on one-hot targets) or a callable ``(outputs, y) -> mean loss``.
+        chunk_size: evaluate and differentiate in chunks of this many samples (None: all at once).
+        train_mode: evaluate with ``model.train()`` semantics (dropout on, batch-norm batch statistics). Default
+            off: metrics see the network in eval mode, with batch-norm running statistics as recorded.
+        hessian_method: how a model without ``torch.func`` support is differentiated twice:
+            ``"autograd"`` (double backward through the model) or ``"parameter-shift"`` (ask the model for a
+            parameter-shift differentiable copy; PennyLane backends support it).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        loss: str | LossFn = "cross_entropy",
+        *,
+        chunk_size: int | None = None,
+        train_mode: bool = False,
+        hessian_method: Literal["autograd", "parameter-shift"] = "autograd",
+    ) -> None:
+        x = torch.as_tensor(x)
+        y = torch.as_tensor(y)
+        if x.shape[0] == 0:
+            raise ConfigError("evaluation set", tuple(x.shape), "expected at least one sample")
+        if y.shape[0] != x.shape[0]:
+            raise ConfigError("labels", tuple(y.shape), f"expected {x.shape[0]} labels, one per input")
+        if chunk_size is not None and chunk_size < 1:
+            raise ConfigError("chunk_size", chunk_size, "expected a positive integer or None")
+        check_choice("hessian_method", hessian_method, ("autograd", "parameter-shift"))
+        self.model = copy.deepcopy(model).to(torch.float64)
+        self.model.train(train_mode)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.x = x.to(torch.float64) if x.is_floating_point() else x
+        self.y = y.long()
+        self.loss_fn = resolve_loss(loss)
+        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
+        self.chunk_size = chunk_size
+        self.hessian_method = hessian_method
+        self.functorch = uses_torch_func(self.model)
+        named = [(n, p) for n, p in self.model.named_parameters()]
+        self.names: tuple[str, ...] = tuple(n for n, _ in named)
+        self.shapes: tuple[torch.Size, ...] = tuple(p.shape for _, p in named)
+        self.numels: tuple[int, ...] = tuple(p.numel() for _, p in named)
+        self.buffers = {n: b for n, b in self.model.named_buffers()}
+        self.theta0: Tensor = torch.cat([p.detach().reshape(-1) for _, p in named]).clone()
+        self.n_params = int(self.theta0.numel())
+
+    # ----------------------------------------------------------------- layout
+    def __repr__(self) -> str:
+        return (f"Objective({type(self.model).__name__}, n_params={self.n_params}, n_samples={self.n_samples}, "
+                f"loss={self.loss_name!r})")
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.x.shape[0])
+
+    def with_data(self, x: Tensor, y: Tensor) -> "Objective":
+        """The same model and loss on another evaluation set (e.g. the test split)."""
+        return Objective(self.model, x, y, self.loss_fn, chunk_size=self.chunk_size,
+                         train_mode=self.model.training, hessian_method=self.hessian_method)
+
+    def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
+        """Split a flat vector into the model's named parameter tensors (views)."""
+        parts = torch.split(theta, self.numels, dim=-1)
+        lead = theta.shape[:-1]
+        return {n: p.reshape(*lead, *s) for n, p, s in zip(self.names, parts, self.shapes)}
+
+    def flatten(self, params: dict[str, Tensor]) -> Tensor:
+        """Concatenate named parameter tensors into one flat vector, in the Objective's order."""
+        return torch.cat([params[n].reshape(-1) for n in self.names])
+
+    def parameter_blocks(self) -> dict[str, slice]:
+        """Where each named parameter lives in the flat vector."""
+        out, start = {}, 0
+        for n, k in zip(self.names, self.numels):
+            out[n] = slice(start, start + k)
+            start += k
+        return out
+
+    def as_theta(self, theta: Tensor | Sequence[float] | None) -> Tensor:
+        """Validate and convert a parameter vector (None: the model's own parameters)."""
+        if theta is None:
+            return self.theta0
+        theta = torch.as_tensor(theta, dtype=torch.float64)
+        if theta.shape != (self.n_params,):
+            raise ConfigError("theta", tuple(theta.shape), f"expected a flat vector of shape ({self.n_params},)")
+        if not torch.isfinite(theta).all():
+            bad = int((~torch.isfinite(theta)).nonzero()[0, 0])
+            raise ConfigError(f"theta[{bad}]", float(theta[bad]), "parameters must be finite")
+        return theta
+
+    def chunks(self, x: Tensor | None = None, y: Tensor | None = None) -> Iterator[tuple[Tensor, Tensor, float]]:
+        """Yield (x_chunk, y_chunk, weight) with weights summing to 1 over the evaluation set."""
+        x = self.x if x is None else x
+        y = self.y if y is None else y
+        n = x.shape[0]
+        size = n if self.chunk_size is None else self.chunk_size
+        for start in range(0, n, size):
+            stop = min(n, start + size)
+            yield x[start:stop], y[start:stop], (stop - start) / n
+
+    # ------------------------------------------------------------ evaluation
+    def _outputs(self, theta: Tensor, x: Tensor) -> Tensor:
+        return functional_call(self.model, (self.unflatten(theta), self.buffers), (x,))
+
+    def _chunk_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return self.loss_fn(self._outputs(theta, x), y)
+
+    def outputs(self, theta: Tensor | None = None, x: Tensor | None = None) -> Tensor:
+        """Model outputs (logits) at θ for inputs ``x`` (default: the evaluation set), without gradients."""
+        theta = self.as_theta(theta)
+        x = self.x if x is None else torch.as_tensor(x, dtype=torch.float64)
+        with torch.no_grad():
+            outs = [self._outputs(theta, xc) for xc, _, _ in self.chunks(x, torch.zeros(x.shape[0]))]
+        return torch.cat(outs)
+
+    def loss(self, theta: Tensor | None = None) -> Tensor:
+        """Mean loss over the evaluation set at θ (a 0-d float64 tensor)."""
+        theta = self.as_theta(theta)
+        with torch.no_grad():
+            return sum(w * self._chunk_loss(theta, xc, yc) for xc, yc, w in self.chunks())
+
+    def error(self, theta: Tensor | None = None) -> float:
+        """Fraction of misclassified samples at θ (argmax of the outputs)."""
+        pred = self.outputs(theta).argmax(-1)
+        return float((pred != self.y).double().mean())
+
+    def accuracy(self, theta: Tensor | None = None) -> float:
+        """Fraction of correctly classified samples at θ."""
+        return 1.0 - self.error(theta)
+
+    def losses(self, thetas: Tensor, *, batch: int = 64) -> Tensor:
+        """Loss and error at many parameter points: ``thetas`` (K, P) -> (losses (K,), errors (K,)).
+
+        On models that compose with ``torch.func`` the points go through ``vmap`` in groups of ``batch``, so
+        the engine evaluates many parameter points in one batched call; other models loop.
+        """
+        thetas = torch.as_tensor(thetas, dtype=torch.float64)
+        if thetas.ndim != 2 or thetas.shape[1] != self.n_params:
+            raise ConfigError("thetas", tuple(thetas.shape), f"expected shape (K, {self.n_params})")
+        losses = torch.zeros(thetas.shape[0], dtype=torch.float64)
+        errors = torch.zeros(thetas.shape[0], dtype=torch.float64)
+        with torch.no_grad():
+            for start in range(0, thetas.shape[0], batch):
+                group = thetas[start:start + batch]
+                for xc, yc, w in self.chunks():
+                    if self.functorch:
+                        out = torch.func.vmap(self._outputs, in_dims=(0, None))(group, xc)
+                    else:
+                        out = torch.stack([self._outputs(t, xc) for t in group])
+                    per_point = torch.stack([self.loss_fn(o, yc) for o in out])
+                    losses[start:start + batch] += w * per_point
+                    errors[start:start + batch] += w * (out.argmax(-1) != yc).double().mean(-1)
+        return losses, errors
+
+    # ------------------------------------------------------------ derivatives
+    def _model_for_second_order(self) -> nn.Module:
+        if self.hessian_method == "parameter-shift" and hasattr(self.model, "with_diff_method"):
+            return self.model.with_diff_method("parameter-shift")
+        return self.model
+
+    def grad(self, theta: Tensor | None = None) -> Tensor:
+        """Gradient of the mean loss at θ."""
+        theta = self.as_theta(theta)
+        total = torch.zeros_like(theta)
+        for xc, yc, w in self.chunks():
+            if self.functorch:
+                g = torch.func.grad(self._chunk_loss)(theta, xc, yc)
+            else:
+                t = theta.clone().requires_grad_(True)
+                (g,) = torch.autograd.grad(self._chunk_loss(t, xc, yc), t)
+            total += w * g.detach()
+        return total
+
+    def value_and_grad(self, theta: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Mean loss and its gradient at θ in one pass."""
+        theta = self.as_theta(theta)
+        value, total = torch.zeros((), dtype=torch.float64), torch.zeros_like(theta)
+        for xc, yc, w in self.chunks():
+            t = theta.clone().requires_grad_(True)
+            with torch.enable_grad():
+                val = self._chunk_loss(t, xc, yc)
+                (g,) = torch.autograd.grad(val, t)
+            value += w * val.detach()
+            total += w * g
+        return value, total
+
+    def hvp(self, theta: Tensor | None, v: Tensor) -> Tensor:
+        """Hessian-vector product H(θ) v of the mean loss, accumulated over chunks."""
+        theta = self.as_theta(theta)
+        v = torch.as_tensor(v, dtype=torch.float64)
+        if v.shape != theta.shape:
+            raise ConfigError("v", tuple(v.shape), f"expected shape ({self.n_params},)")
+        total = torch.zeros_like(theta)
+        for xc, yc, w in self.chunks():
+            total += w * self._chunk_hvp(theta, v, xc, yc)
+        return total
+
+    def _chunk_hvp(self, theta: Tensor, v: Tensor, xc: Tensor, yc: Tensor) -> Tensor:
+        if self.functorch:
+            grad_fn = torch.func.grad(self._chunk_loss)
+            _, hv = torch.func.jvp(lambda t: grad_fn(t, xc, yc), (theta,), (v,))
+            return hv.detach()
+        model = self._model_for_second_order()
+        t = theta.clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = functional_call(model, (self.unflatten(t), self.buffers), (xc,))
+            (g,) = torch.autograd.grad(self.loss_fn(out, yc), t, create_graph=True)
+            (hv,) = torch.autograd.grad(g, t, grad_outputs=v)
+        return hv.detach()
+
+    def hessian(self, theta: Tensor | None = None) -> Tensor:
+        """Dense Hessian (P, P) of the mean loss at θ, symmetrised to remove round-off asymmetry."""
+        theta = self.as_theta(theta)
+        total = torch.zeros(self.n_params, self.n_params, dtype=torch.float64)
+        for xc, yc, w in self.chunks():
+            if self.functorch:
+                h = torch.func.hessian(self._chunk_loss)(theta, xc, yc)
+            else:
+                model = self._model_for_second_order()
+
+                def f(t: Tensor, xc=xc, yc=yc, model=model) -> Tensor:
+                    return self.loss_fn(functional_call(model, (self.unflatten(t), self.buffers), (xc,)), yc)
+
+                h = torch.autograd.functional.hessian(f, theta.clone())
+            total += w * h.detach()
+        return (total + total.T) / 2
+
+    def jacobian(self, theta: Tensor | None = None, x: Tensor | None = None, *, chunk_size: int = 64) -> Tensor:
+        """Jacobian of the outputs with respect to θ: (n_inputs, n_outputs, P)."""
+        theta = self.as_theta(theta)
+        x = self.x if x is None else torch.as_tensor(x, dtype=torch.float64)
+        parts = []
+        for start in range(0, x.shape[0], chunk_size):
+            xc = x[start:start + chunk_size]
+            if self.functorch:
+                j = torch.func.jacrev(self._outputs)(theta, xc)
+            else:
+                j = torch.autograd.functional.jacobian(lambda t: self._outputs(t, xc), theta.clone())
+            parts.append(j.detach())
+        return torch.cat(parts)
+
+
+def check_finite_loss(objective: Objective, theta: Tensor | None = None) -> float:
+    """Return the loss at θ, raising a clear error when it is NaN or infinite (never plot a NaN)."""
+    value = float(objective.loss(theta))
+    if not math.isfinite(value):
+        raise ValueError(f"the loss at this parameter vector is {value}; curvature metrics need a finite loss "
+                         "(check the learning rate, the data scaling and the parameters)")
+    return value

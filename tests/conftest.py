@@ -1,0 +1,26 @@
+"""Shared fixtures: small float64 problems that every test file can use."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seeds():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    yield
+
+
+@pytest.fixture
+def tiny_images():
+    """Eight random 6x6 'images' with angles in [0, pi] and binary labels."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 6, 6, generator=g, dtype=torch.float64) * np.pi
+    y = torch.tensor([0, 1, 0, 1, 1, 0, 1, 0])
+    return x, y
