@@ -101,6 +101,9 @@ def _qnode(circuit: Circuit, device: str, diff_method: str, scale: float):
                 gate_types[gate.name](wires=list(gate.wires))
         return [qml.expval(paulis[p](w)) for p, w in circuit.observables]
 
+    if kwargs:
+        # Shift rules cannot differentiate broadcast parameters: split the broadcast into single circuits first.
+        return qml.transforms.broadcast_expand(run)
     return run
 
 

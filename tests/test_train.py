@@ -1,0 +1,77 @@
+"""Training loop: reproducibility, trajectory recording, no mutation of the caller's model, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from qlandscape.errors import ConfigError
+from qlandscape.qnn import PatchQNN
+from qlandscape.train import TrainConfig, Trainer, flat_parameters, train
+
+
+def test_same_seed_same_trajectory_qnn(tiny_images):
+    x, y = tiny_images
+    model = PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3)
+    config = TrainConfig(epochs=2, batch_size=3, lr=0.1, seed=4)
+    _, a = train(model, x, y, config=config)
+    _, b = train(model, x, y, config=config)
+    np.testing.assert_array_equal(a.trajectory, b.trajectory)
+    assert a.trajectory.shape == (3, model.n_params)  # init + one point per epoch
+    np.testing.assert_array_equal(a.times, [0, 1, 2])
+    _, c = train(model, x, y, config=TrainConfig(epochs=2, batch_size=3, lr=0.1, seed=5))
+    assert not np.array_equal(a.trajectory, c.trajectory)
+
+
+def test_caller_model_is_not_changed(tiny_images):
+    x, y = tiny_images
+    model = PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3)
+    before = flat_parameters(model).clone()
+    trained, result = train(model, x, y, config=TrainConfig(epochs=1, batch_size=4))
+    assert torch.equal(flat_parameters(model), before)
+    assert not torch.equal(flat_parameters(trained), before)
+    np.testing.assert_array_equal(result.trajectory[-1], flat_parameters(trained).numpy())
+
+
+def test_record_every_steps_and_sgd():
+    x = torch.randn(40, 5, dtype=torch.float64)
+    y = (x[:, 0] > 0).long()
+    model = nn.Sequential(nn.Linear(5, 2)).double()
+    _, result = train(model, x, y, config=TrainConfig(optimizer="sgd", lr=0.5, momentum=0.9, epochs=3,
+                                                      batch_size=10, record_every=2))
+    np.testing.assert_array_equal(result.steps, [0, 2, 4, 6, 8, 10, 12])
+    np.testing.assert_allclose(result.times, result.steps / 4)
+    assert result.train_accuracy[-1] > 0.9 and result.train_loss[-1] < result.train_loss[0]
+
+
+def test_cosine_schedule_is_periodic():
+    x = torch.randn(8, 3, dtype=torch.float64)
+    y = torch.zeros(8, dtype=torch.long)
+    trainer = Trainer(nn.Linear(3, 2).double(), x, y, config=TrainConfig(lr=1.0, epochs=4, batch_size=4,
+                                                                         schedule="cosine", schedule_period=1))
+    lrs = []
+    for _ in range(4):
+        trainer.run_until(trainer.epoch + 0.5)
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+    np.testing.assert_allclose(lrs, [0.5, 1.0, 0.5, 1.0], atol=1e-12)
+
+
+def test_fork_reproducible_and_different():
+    x = torch.randn(32, 4, dtype=torch.float64)
+    y = (x.sum(1) > 0).long()
+    parent = Trainer(nn.Linear(4, 2).double(), x, y, config=TrainConfig(epochs=2, batch_size=8, lr=0.1))
+    parent.run_until(0.5)
+    a1, a2, b = parent.fork(1), parent.fork(1), parent.fork(2)
+    for t in (a1, a2, b):
+        t.run_until(2)
+    assert torch.equal(flat_parameters(a1.model), flat_parameters(a2.model))
+    assert not torch.equal(flat_parameters(a1.model), flat_parameters(b.model))
+
+
+@pytest.mark.parametrize("field,value", [("optimizer", "adagrad"), ("lr", -1.0), ("epochs", -2),
+                                         ("batch_size", 0), ("schedule", "step")])
+def test_bad_training_config(field, value):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(**{field: value}).validate()
+    assert str(value) in str(err.value)
