@@ -1,0 +1,206 @@
+"""Figures for landscape slices: 1-D curves, 2-D contours, 3-D surfaces, trajectory overlays; and ``save_figure``.
+
+Every function takes a result object (:class:`~qlandscape.landscape.Slice1D` / ``Slice2D``) and an optional
+Axes, and returns the Figure. Titles say what was plotted: the quantity, the data split, the direction kind and
+its normalisation. 2-D grids are (len(betas), len(alphas)): α on the x axis, β on the y axis.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Literal
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
+
+from ..errors import ConfigError, check_choice
+from ..io import atomic_write_bytes
+from ..landscape import Slice1D, Slice2D, _split_index
+
+__all__ = ["describe_directions", "plot_contour", "plot_slice_1d", "plot_surface", "plot_trajectory",
+           "save_figure"]
+
+_NORM_TEXT = {"filter": "filter-normalised", "patch": "patch-normalised", "layer": "layer-normalised",
+              "none": "unnormalised"}
+QUANTITIES = ("loss", "error", "accuracy")
+
+
+def loss_label(loss_name: str) -> str:
+    """A readable name for a loss (``cross_entropy`` -> ``cross-entropy loss``)."""
+    name = {"cross_entropy": "cross-entropy", "mse": "MSE"}.get(loss_name, loss_name.replace("_", " "))
+    return f"{name} loss"
+
+
+def describe_directions(direction_kind: str, normalization: str, *, plural: bool = True,
+                        explained_variance_ratio: np.ndarray | None = None) -> str:
+    """E.g. ``random directions, filter-normalised`` or ``PCA plane of the trajectory (PC1 61%, PC2 22% of var.)``."""
+    s = "s" if plural else ""
+    if direction_kind == "pca":
+        text = "PCA plane of the trajectory" if plural else "principal direction of the trajectory"
+        evr = np.asarray(explained_variance_ratio if explained_variance_ratio is not None else [np.nan] * 2)
+        if np.all(np.isfinite(evr)):
+            text += f" (PC1 {100 * evr[0]:.1f}%, PC2 {100 * evr[1]:.1f}% of variance)"
+        return text
+    base = {"random": f"random direction{s}", "hessian": f"top Hessian eigenvector{s}",
+            "custom": f"given direction{s}"}.get(direction_kind, f"{direction_kind} direction{s}")
+    if direction_kind == "hessian" and normalization == "none":
+        return base + " (unit norm)"
+    return f"{base}, {_NORM_TEXT.get(normalization, normalization)}"
+
+
+def _figure(ax: Axes | None, projection: str | None = None) -> tuple[Figure, Axes]:
+    if ax is None:
+        fig = plt.figure(figsize=(6.4, 5.0), layout=None if projection else "constrained")
+        return fig, fig.add_subplot(projection=projection)
+    return ax.get_figure(), ax
+
+
+def _grid_values(result: Slice2D, split: str | None, quantity: str) -> tuple[np.ndarray, str]:
+    check_choice("quantity", quantity, QUANTITIES)
+    i = _split_index(result.splits, split)
+    values = {"loss": result.losses, "error": result.errors, "accuracy": result.accuracies}[quantity][i]
+    label = loss_label(result.loss_name) if quantity == "loss" else f"{quantity} rate"
+    return np.asarray(values, dtype=np.float64), f"{label}, {result.splits[i]} split"
+
+
+def _axis_labels(result: Slice2D) -> tuple[str, str]:
+    if result.direction_kind == "pca":
+        evr = result.explained_variance_ratio
+        if np.all(np.isfinite(evr)):
+            return f"PC1 ({100 * evr[0]:.1f}% of variance)", f"PC2 ({100 * evr[1]:.1f}% of variance)"
+        return "PC1", "PC2"
+    n1, n2 = result.direction_norms
+    return f"α (along d1, ‖d1‖ = {n1:.3g})", f"β (along d2, ‖d2‖ = {n2:.3g})"
+
+
+def _title(result: Slice2D, what: str) -> str:
+    desc = describe_directions(result.direction_kind, result.normalization,
+                               explained_variance_ratio=result.explained_variance_ratio)
+    return f"{what} — {desc}"
+
+
+def plot_slice_1d(result: Slice1D, ax: Axes | None = None) -> Figure:
+    """Loss (solid, left axis) and error rate (dashed, right axis) along the direction, one colour per split."""
+    fig, ax = _figure(ax)
+    twin = ax.twinx()
+    for s, split in enumerate(result.splits):
+        colour = f"C{s}"
+        ax.plot(result.alphas, result.losses[s], color=colour, label=f"loss ({split})")
+        twin.plot(result.alphas, result.errors[s], color=colour, ls="--", label=f"error ({split})")
+    ax.axvline(0.0, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel(f"α (step along the direction, ‖d‖ = {result.direction_norm:.3g})")
+    ax.set_ylabel(loss_label(result.loss_name))
+    twin.set_ylabel("error rate")
+    twin.set_ylim(bottom=0.0)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    # below the axes: a legend inside would be overdrawn by the twin axis or hide the curves
+    twin.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                ncol=min(3, len(handles)), fontsize="small", frameon=False)
+    desc = describe_directions(result.direction_kind, result.normalization, plural=False)
+    ax.set_title(f"{loss_label(result.loss_name)} and error, {', '.join(result.splits)} "
+                 f"split{'s' if len(result.splits) > 1 else ''} — {desc}", fontsize="medium")
+    return fig
+
+
+def _contour(fig: Figure, ax: Axes, result: Slice2D, split: str | None, quantity: str, log_scale: bool,
+             levels: int) -> str:
+    z, label = _grid_values(result, split, quantity)
+    z = np.ma.masked_invalid(z)
+    if z.count() == 0:
+        raise ConfigError("grid", "all values non-finite", "nothing to plot")
+    norm = None
+    if log_scale:
+        positive = z[z > 0]
+        if positive.count() == 0:
+            raise ConfigError("log_scale", True, f"needs positive values but the {quantity} grid has none")
+        vmin, vmax = float(positive.min()), float(positive.max())
+        vmax = vmax if vmax > vmin else vmin * 10.0
+        z = np.ma.masked_invalid(np.clip(z.filled(np.nan), vmin, vmax))
+        norm = LogNorm(vmin=vmin, vmax=vmax)
+        bounds = np.geomspace(vmin, vmax, levels)
+    else:
+        vmin, vmax = float(z.min()), float(z.max())
+        vmax = vmax if vmax > vmin else vmin + max(abs(vmin), 1.0) * 1e-6
+        bounds = np.linspace(vmin, vmax, levels)
+    a, b = np.meshgrid(result.alphas, result.betas)
+    filled = ax.contourf(a, b, z, levels=bounds, norm=norm, cmap="viridis", extend="neither")
+    ax.contour(a, b, z, levels=bounds, colors="k", linewidths=0.4, alpha=0.5)
+    bar = fig.colorbar(filled, ax=ax, label=label + (" (log scale)" if log_scale else ""))
+    if log_scale:  # the default log ticks print as 1.2881×10^0 on ranges under a decade
+        bar.set_ticks(np.geomspace(bounds[0], bounds[-1], 6))
+        bar.minorticks_off()
+    bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    if result.alphas.min() <= 0 <= result.alphas.max() and result.betas.min() <= 0 <= result.betas.max():
+        ax.plot([0.0], [0.0], marker="x", color="w", ms=8, mew=2, ls="none", label="centre")
+    xlabel, ylabel = _axis_labels(result)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return label
+
+
+def plot_contour(result: Slice2D, ax: Axes | None = None, *, split: str | None = None,
+                 quantity: Literal["loss", "error", "accuracy"] = "loss", log_scale: bool = False,
+                 levels: int = 30) -> Figure:
+    """Filled contour plus contour lines of one split's grid (default: the first), colour bar labelled."""
+    fig, ax = _figure(ax)
+    label = _contour(fig, ax, result, split, quantity, log_scale, levels)
+    ax.set_title(_title(result, label), fontsize="medium")
+    return fig
+
+
+def plot_trajectory(result: Slice2D, ax: Axes | None = None, *, split: str | None = None,
+                    quantity: Literal["loss", "error", "accuracy"] = "loss", log_scale: bool = False,
+                    levels: int = 30) -> Figure:
+    """The contour with the projected trajectory on top (start and end marked)."""
+    if not result.has_trajectory:
+        raise ConfigError("trajectory", "none", "this slice carries no trajectory; pass trajectory= to slice_2d "
+                          "or use slice_pca")
+    fig, ax = _figure(ax)
+    label = _contour(fig, ax, result, split, quantity, log_scale, levels)
+    path = result.trajectory
+    ax.plot(path[:, 0], path[:, 1], color="w", lw=1.5, marker="o", ms=3, label="trajectory")
+    ax.plot(path[0, 0], path[0, 1], marker="^", color="tab:green", ms=11, mec="k", ls="none", label="start")
+    ax.plot(path[-1, 0], path[-1, 1], marker="*", color="tab:red", ms=14, mec="k", ls="none", label="end")
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(_title(result, label) + f"\nwith the trajectory ({len(path)} points)", fontsize="medium")
+    return fig
+
+
+def plot_surface(result: Slice2D, ax: Axes | None = None, *, split: str | None = None,
+                 quantity: Literal["loss", "error", "accuracy"] = "loss", log_scale: bool = False) -> Figure:
+    """3-D surface of one split's grid; ``log_scale`` plots log10 of the values. ``ax`` must be a 3-D Axes."""
+    if ax is not None and getattr(ax, "name", "") != "3d":
+        raise ConfigError("ax", getattr(ax, "name", type(ax).__name__), "plot_surface needs a 3-D Axes "
+                          "(fig.add_subplot(projection='3d'))")
+    z, label = _grid_values(result, split, quantity)
+    if log_scale:
+        if not np.any(z > 0):
+            raise ConfigError("log_scale", True, f"needs positive values but the {quantity} grid has none")
+        z = np.log10(np.clip(z, z[z > 0].min(), None))
+        label = f"log10 {label}"
+    fig, ax = _figure(ax, projection="3d")
+    a, b = np.meshgrid(result.alphas, result.betas)
+    ax.plot_surface(a, b, np.ma.masked_invalid(z), cmap="viridis", linewidth=0, antialiased=True)
+    xlabel, ylabel = _axis_labels(result)
+    ax.set_xlabel(xlabel, fontsize="small")
+    ax.set_ylabel(ylabel, fontsize="small")
+    ax.set_zlabel(label, fontsize="small")
+    ax.set_title(_title(result, label), fontsize="medium")
+    return fig
+
+
+def save_figure(fig: Figure, path_without_suffix: str | Path, *, dpi: int = 150) -> tuple[Path, Path]:
+    """Write ``fig`` as ``path.png`` and ``path.pdf`` (each atomically); return both paths."""
+    base = Path(path_without_suffix)
+    written = []
+    for suffix in (".png", ".pdf"):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=suffix[1:], dpi=dpi, bbox_inches="tight")
+        target = base.parent / (base.name + suffix)
+        atomic_write_bytes(target, buffer.getvalue())
+        written.append(target)
+    return written[0], written[1]
