@@ -114,6 +114,37 @@ def _fuse(step: _Fused, params: Tensor, features: Tensor, scale: float,
     return m
 
 
+def simulate_state(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
+                   dtype: torch.dtype = torch.complex128) -> Tensor:
+    """Final state vectors ``(*K, B, P, 2**n)`` for params ``(*K, P, n_params)`` and features ``(B, P, F)``."""
+    if dtype not in (torch.complex128, torch.complex64):
+        raise ConfigError("dtype", dtype, "expected torch.complex128 or torch.complex64")
+    if params.shape[-1] != circuit.n_params:
+        raise ConfigError("params", tuple(params.shape), f"expected last dim {circuit.n_params} for {circuit.name}")
+    if features.ndim != 3 or features.shape[-1] < circuit.n_features:
+        raise ConfigError("features", tuple(features.shape),
+                          f"expected (B, P, {circuit.n_features}) for {circuit.name}")
+    n = circuit.n_qubits
+    batch = torch.broadcast_shapes(params.shape[:-2] + (1, params.shape[-2]), features.shape[:-1])
+    m_total = int(np.prod(batch))
+    rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
+    params = params.to(rdtype)
+    features = features.to(rdtype)
+    state = _product_start(n, dtype, m_total, params.device)
+    for step in lower(circuit):
+        if isinstance(step, _Fused):
+            a, b, c, d = (t.expand(batch).reshape(m_total, 1, 1) for t in
+                          _fuse(step, params, features, scale, dtype))
+            view = state.view(m_total, 2 ** step.wire, 2, 2 ** (n - step.wire - 1))
+            s0, s1 = view[:, :, 0, :], view[:, :, 1, :]
+            state = torch.stack((a * s0 + b * s1, c * s0 + d * s1), dim=2).reshape(m_total, 2 ** n)
+        else:
+            if not step.identity:
+                state = state.index_select(1, torch.as_tensor(step.source, device=state.device))
+            state = state * torch.as_tensor(step.sign, dtype=rdtype, device=state.device)
+    return state.reshape(*batch, 2 ** n)
+
+
 def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
              dtype: torch.dtype = torch.complex128) -> Tensor:
     """Expectation values of the circuit's observables.
@@ -129,38 +160,10 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
     Returns:
         ``(*K, B, P, n_outputs)`` real expectations, in the circuit's observable order.
     """
-    if dtype not in (torch.complex128, torch.complex64):
-        raise ConfigError("dtype", dtype, "expected torch.complex128 or torch.complex64")
-    if params.shape[-1] != circuit.n_params:
-        raise ConfigError("params", tuple(params.shape), f"expected last dim {circuit.n_params} for {circuit.name}")
-    if features.ndim != 3 or features.shape[-1] < circuit.n_features:
-        raise ConfigError("features", tuple(features.shape),
-                          f"expected (B, P, {circuit.n_features}) for {circuit.name}")
-    n = circuit.n_qubits
-    batch = torch.broadcast_shapes(params.shape[:-2] + (1, params.shape[-2]), features.shape[:-1])
-    m_total = int(np.prod(batch))
-    rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
-    params = params.to(rdtype)
-    features = features.to(rdtype)
-    state = None
-    for step in lower(circuit):
-        if isinstance(step, _Fused):
-            a, b, c, d = (t.expand(batch).reshape(m_total, 1, 1) for t in
-                          _fuse(step, params, features, scale, dtype))
-            if state is None:
-                state = _product_start(n, dtype, m_total, params.device)
-            view = state.view(m_total, 2 ** step.wire, 2, 2 ** (n - step.wire - 1))
-            s0, s1 = view[:, :, 0, :], view[:, :, 1, :]
-            state = torch.stack((a * s0 + b * s1, c * s0 + d * s1), dim=2).reshape(m_total, 2 ** n)
-        else:
-            if state is None:
-                state = _product_start(n, dtype, m_total, params.device)
-            if not step.identity:
-                state = state.index_select(1, torch.as_tensor(step.source, device=state.device))
-            state = state * torch.as_tensor(step.sign, dtype=rdtype, device=state.device)
-    if state is None:
-        state = _product_start(n, dtype, m_total, params.device)
-    return _expectations(circuit, state, n).reshape(*batch, circuit.n_outputs)
+    state = simulate_state(circuit, params, features, scale=scale, dtype=dtype)
+    batch = state.shape[:-1]
+    flat = state.reshape(-1, state.shape[-1])
+    return _expectations(circuit, flat, circuit.n_qubits).reshape(*batch, circuit.n_outputs)
 
 
 def _product_start(n: int, dtype: torch.dtype, m: int, device: torch.device) -> Tensor:

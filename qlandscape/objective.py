@@ -26,6 +26,8 @@ from .errors import ConfigError, check_choice
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 LOSSES = ("cross_entropy", "mse")
+# Below this many patches the plain torch.func Hessian beats the per-patch assembly (benchmarks/perf).
+STRUCTURED_MIN_PATCHES = 9
 
 
 def _cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
@@ -268,8 +270,20 @@ class Objective:
             (hv,) = torch.autograd.grad(g, t, grad_outputs=v)
         return hv.detach()
 
-    def hessian(self, theta: Tensor | None = None) -> Tensor:
-        """Dense Hessian (P, P) of the mean loss at θ, symmetrised to remove round-off asymmetry."""
+    def hessian(self, theta: Tensor | None = None, *, method: str = "auto") -> Tensor:
+        """Dense Hessian (P, P) of the mean loss at θ, symmetrised to remove round-off asymmetry.
+
+        ``method``: ``"autograd"`` (``torch.func.hessian`` or double backward), ``"structured"`` (per-patch
+        assembly for a PatchQNN on our engine, :mod:`qlandscape.structured`), or ``"auto"``: structured for patch
+        models with at least ``STRUCTURED_MIN_PATCHES`` patches, where it is measured to be faster.
+        """
+        check_choice("method", method, ("auto", "autograd", "structured"))
+        if method != "autograd":
+            from .structured import is_patch_model, structured_hessian
+
+            patch_model = is_patch_model(self)
+            if method == "structured" or (patch_model and self.model.n_patches >= STRUCTURED_MIN_PATCHES):
+                return torch.from_numpy(structured_hessian(self, theta).hessian)
         theta = self.as_theta(theta)
         total = torch.zeros(self.n_params, self.n_params, dtype=torch.float64)
         for xc, yc, w in self.chunks():

@@ -1,2 +1,202 @@
-"""Post-training metrics a run config can ask for in its ``metrics`` table (registered hooks)."""
+"""Post-training metrics on a run directory: the ``metrics`` table of a run config, and the CLI subcommands.
+
+Each metric reads a :class:`~qlandscape.runs.LoadedRun`, computes result objects with the library functions,
+saves them under ``RUN/results/<name>.json|.npz`` (open formats), merges headline scalars into ``run.json`` and
+arrays into ``arrays.npz`` (prefixed ``<metric>.``), and draws its figures into ``RUN/figures`` (PNG + PDF).
+"""
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are written to files; never open a window from a sweep worker
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import io  # noqa: E402
+from .errors import ConfigError  # noqa: E402
+from .runs import LoadedRun, register_metric  # noqa: E402
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "hessian": {"point": "final", "top_k": 5, "density": True, "trajectory": False, "method": "auto",
+                "max_params": 3000, "n_probes": 100, "chunk_size": None, "split": "train", "seed": 0,
+                "structure": False},
+    "landscape": {"directions": "random", "normalization": "filter", "grid": 21, "range": 1.0, "point": "final",
+                  "splits": ["train"], "seed": 0, "chunk_size": None, "padding": 5.0, "log_scale": False,
+                  "batch": 64},
+    "ntk": {"subset": 100, "every": 1, "form": "trace", "ridge": 1e-6, "seed": 0},
+}
+
+
+def settings_for(metric: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Defaults updated with ``given``; unknown keys raise :class:`ConfigError` naming them."""
+    allowed = DEFAULTS[metric]
+    for key in given:
+        if key not in allowed:
+            raise ConfigError(f"metrics.{metric}.{key}", given[key], f"expected settings among {sorted(allowed)}")
+    return {**allowed, **given}
+
+
+def _point(run: LoadedRun, point: str) -> tuple[int, np.ndarray]:
+    """Trajectory index and parameters of ``final``, ``best`` (lowest training loss epoch) or ``init``."""
+    traj = run.result.trajectory
+    if point == "final":
+        return traj.shape[0] - 1, traj[-1]
+    if point == "init":
+        return 0, traj[0]
+    if point == "best":
+        epoch = float(run.result.epochs[run.result.best_train_index])
+        matches = np.flatnonzero(np.isclose(run.result.times, epoch))
+        if matches.size == 0:
+            raise ConfigError("point", point, f"epoch {epoch:g} was not recorded in the trajectory")
+        return int(matches[0]), traj[int(matches[0])]
+    raise ConfigError("point", point, "expected 'final', 'best' or 'init'")
+
+
+def _save(run: LoadedRun, name: str, result: Any, prefix: str) -> dict[str, np.ndarray]:
+    io.save_result(result, run.path / "results" / name)
+    _, arrays = io.result_to_dicts(result)
+    return {f"{prefix}.{k}": v for k, v in arrays.items() if v.dtype != object}
+
+
+def _figure(run: LoadedRun, name: str, draw: Callable[[], Any]) -> None:
+    from .plots.landscape import save_figure
+
+    fig = draw()
+    (run.path / "figures").mkdir(exist_ok=True)
+    save_figure(fig, run.path / "figures" / name)
+    plt.close(fig)
+
+
+@register_metric("hessian")
+def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
+    """Hessian summary (+ top-k, SLQ density, optional curvature along the trajectory and G + R split)."""
+    from .hessian import dense_spectrum, hessian_along_trajectory, hessian_summary, top_eigenvalues
+    from .hessian import spectral_density
+    from .plots import hessian as hplots
+
+    s = settings_for("hessian", given)
+    obj = run.objective(s["split"], chunk_size=s["chunk_size"])
+    index, theta = _point(run, s["point"])
+    summary = hessian_summary(obj, theta, method=s["method"], max_params=s["max_params"], n_probes=s["n_probes"],
+                              seed=s["seed"])
+    scalars = {f"hessian.{k}": v for k, v in dataclasses.asdict(summary).items()}
+    scalars["hessian.point"] = s["point"]
+    scalars["hessian.time"] = float(run.result.times[index])
+    arrays = _save(run, "hessian_summary", summary, "hessian.summary")
+    if summary.method == "dense":
+        spectrum = dense_spectrum(obj, theta, max_params=s["max_params"], keep_eigenvectors=False)
+        arrays |= _save(run, "hessian_spectrum", spectrum, "hessian.spectrum")
+        _figure(run, "hessian_spectrum", lambda: hplots.plot_spectrum(spectrum))
+    elif s["top_k"]:
+        top = top_eigenvalues(obj, min(int(s["top_k"]), obj.n_params - 1), theta=theta, seed=s["seed"])
+        arrays |= _save(run, "hessian_top_k", top, "hessian.top_k")
+        _figure(run, "hessian_spectrum", lambda: hplots.plot_spectrum(top))
+    if s["density"]:
+        density = spectral_density(obj, theta=theta, seed=s["seed"])
+        arrays |= _save(run, "hessian_density", density, "hessian.density")
+        _figure(run, "hessian_density", lambda: hplots.plot_density(density))
+    if s["trajectory"]:
+        curv = hessian_along_trajectory(obj, run.result.trajectory, run.result.times, method=s["method"],
+                                        max_params=s["max_params"], n_probes=s["n_probes"], seed=s["seed"])
+        arrays |= _save(run, "hessian_trajectory", curv, "hessian.trajectory")
+        _figure(run, "hessian_over_training", lambda: hplots.plot_curvature_over_training(curv))
+    if s["structure"]:
+        from .structured import decompose, structure_summary
+
+        scale = getattr(run.model, "output_scale", None) if getattr(run.model, "head", 1) is None else None
+        parts = structure_summary(decompose(obj, theta), output_scale=scale)
+        scalars |= {f"hessian.structure.{k}": v for k, v in dataclasses.asdict(parts).items()
+                    if not isinstance(v, np.ndarray)}
+        arrays |= _save(run, "hessian_structure", parts, "hessian.structure")
+    return scalars, arrays
+
+
+@register_metric("landscape")
+def landscape_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
+    """A 2D slice (random, Hessian-eigenvector or PCA-of-trajectory plane) with contour and surface figures."""
+    from .landscape import grid_from_range, hessian_directions, orthogonalize, pca_directions, random_direction
+    from .landscape import project_onto_plane, slice_2d, slice_pca
+    from .plots import landscape as lplots
+
+    s = settings_for("landscape", given)
+    if s["directions"] not in ("random", "hessian", "pca"):
+        raise ConfigError("directions", s["directions"], "expected 'random', 'hessian' or 'pca'")
+    splits = list(s["splits"])
+    for split in splits:
+        if split not in ("train", "test"):
+            raise ConfigError("splits", split, "expected 'train' and/or 'test'")
+    obj = run.objective(splits[0], chunk_size=s["chunk_size"])
+    others = {sp: run.objective(sp, chunk_size=s["chunk_size"]) for sp in splits[1:]}
+    index, theta = _point(run, s["point"])
+    if s["directions"] == "pca":
+        result = slice_pca(obj, pca_directions(run.result.trajectory[: index + 1]), resolution=int(s["grid"]),
+                           padding=float(s["padding"]), eval_objectives=others, split=splits[0],
+                           batch=int(s["batch"]))
+    else:
+        if s["directions"] == "random":
+            d1 = random_direction(obj, normalization=s["normalization"], seed=s["seed"], center=theta)
+            d2 = random_direction(obj, normalization=s["normalization"], seed=s["seed"] + 1, center=theta)
+            d1, d2 = orthogonalize(d1, d2)
+            normalization = s["normalization"]
+        else:
+            hd = hessian_directions(obj, theta, k=2, seed=s["seed"])
+            d1, d2 = hd.directions[-1], hd.directions[0]
+            normalization = "none"
+        grid = grid_from_range(float(s["range"]), int(s["grid"]))
+        trajectory = project_onto_plane(run.result.trajectory, theta, d1, d2)
+        result = slice_2d(obj, d1, d2, center=theta, alphas=grid, betas=grid, eval_objectives=others,
+                          split=splits[0], trajectory=trajectory, direction_kind=s["directions"],
+                          normalization=normalization, batch=int(s["batch"]))
+    arrays = _save(run, "landscape", result, "landscape")
+    _figure(run, "landscape_contour", lambda: lplots.plot_contour(result, log_scale=bool(s["log_scale"])))
+    _figure(run, "landscape_surface", lambda: lplots.plot_surface(result, log_scale=bool(s["log_scale"])))
+    if result.has_trajectory:
+        _figure(run, "landscape_trajectory", lambda: lplots.plot_trajectory(result))
+    scalars = {"landscape.directions": s["directions"], "landscape.grid": int(s["grid"]),
+               "landscape.center_loss": float(result.center_losses[0]),
+               "landscape.max_loss": float(np.max(result.losses[0])),
+               "landscape.min_loss": float(np.min(result.losses[0]))}
+    return scalars, arrays
+
+
+@register_metric("ntk")
+def ntk_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
+    """Kernel evolution and kernel-machine accuracy along the recorded trajectory."""
+    from .data import to_torch
+    from .kernel_regression import kernel_machine_curve
+    from .ntk import kernel_evolution
+    from .plots import ntk as nplots
+
+    s = settings_for("ntk", given)
+    obj = run.objective("train")
+    x_train, y_train, x_test, y_test = to_torch(run.dataset)
+    subset = int(s["subset"])
+    if subset > x_train.shape[0]:
+        raise ConfigError("subset", subset, f"expected at most the {x_train.shape[0]} training samples")
+    evo = kernel_evolution(obj, run.result.trajectory, run.result.times, subset, every=int(s["every"]),
+                           form=s["form"], store_kernels=False)
+    curve = kernel_machine_curve(obj, run.result.trajectory, run.result.times, x_train[:subset], y_train[:subset],
+                                 x_test, y_test, every=int(s["every"]), ridge=float(s["ridge"]))
+    arrays = _save(run, "ntk_evolution", evo, "ntk.evolution") | _save(run, "ntk_kernel_machine", curve, "ntk.machine")
+    _figure(run, "ntk_distance", lambda: nplots.plot_kernel_distance_matrix(evo))
+    _figure(run, "ntk_velocity", lambda: nplots.plot_kernel_velocity(evo))
+    _figure(run, "ntk_kernel_machine", lambda: nplots.plot_kernel_machine_accuracy(curve))
+    scalars = {"ntk.final_distance_from_init": float(evo.distance_from_init[-1]),
+               "ntk.kernel_accuracy_init": float(curve.kernel_accuracy[0]),
+               "ntk.kernel_accuracy_final": float(curve.kernel_accuracy[-1])}
+    return scalars, arrays
+
+
+def run_metric(path: str | Path, metric: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Compute one metric on an existing run directory and save it there; returns the scalars."""
+    from .runs import METRIC_HOOKS, load_run
+
+    run = load_run(path)
+    scalars, arrays = METRIC_HOOKS[metric](run, settings)
+    run.save_metrics(scalars, arrays)
+    return scalars

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from torch.func import grad, hessian, jacrev, jvp, vjp, vmap
+from torch.func import grad, hessian, jvp, vjp, vmap
 
 from .engine import simulate
 from .errors import ConfigError
@@ -101,15 +101,24 @@ def _structured_chunk(objective: Objective, model, params: dict[str, Tensor], bl
     batch = x.shape[0]
     x_flat = x.reshape(batch, -1)
     amap = model.patch_map  # (N, F, HW)
-
-    def patch_out(theta_k: Tensor, beta_flat: Tensor, a_k: Tensor) -> Tensor:
-        feats = (x_flat + beta_flat) @ a_k.T  # (B, F)
-        return simulate(circuit, theta_k.unsqueeze(0), feats.unsqueeze(1), scale=scale)[:, 0, :]  # (B, O)
-
     beta_flat = beta.reshape(-1) if beta is not None else torch.zeros(x_flat.shape[1], dtype=torch.float64)
-    outs = vmap(patch_out, in_dims=(0, None, 0))(theta_c, beta_flat, amap)  # (N, B, O)
-    j_theta = vmap(jacrev(patch_out, argnums=0), in_dims=(0, None, 0))(theta_c, beta_flat, amap)  # (N,B,O,n)
-    pooled = outs.mean(0)  # (B, O)
+
+    def patch_outputs(tc: Tensor, bf: Tensor) -> Tensor:  # (B, N, O), every patch in one engine call
+        feats = torch.einsum("bj,pfj->bpf", x_flat + bf, amap)
+        return simulate(circuit, tc, feats, scale=scale)
+
+    # Compressed tangents: tangent j moves parameter j of EVERY patch block at once. Patch k's outputs depend
+    # only on block k, so one forward-mode pass yields column j of all N per-patch Jacobians (and, below, of all
+    # N diagonal Hessian blocks): n passes instead of N*n.
+    tangents = torch.eye(n_per, dtype=torch.float64).unsqueeze(1).expand(n_per, n_patches, n_per)
+    outs = patch_outputs(theta_c, beta_flat)
+    j_theta = vmap(lambda v: jvp(lambda tc: patch_outputs(tc, beta_flat), (theta_c,), (v,))[1])(tangents)
+    j_theta = j_theta.permute(2, 1, 3, 0)  # (N, B, O, n)
+    if beta is not None:
+        eye_b = torch.eye(beta_flat.numel(), dtype=torch.float64)
+        j_beta = vmap(lambda v: jvp(lambda bf: patch_outputs(theta_c, bf), (beta_flat,), (v,))[1])(eye_b)
+        j_beta = j_beta.permute(2, 1, 3, 0)  # (N, B, O, HW)
+    pooled = outs.mean(1)  # (B, O)
     if model.head is not None:
         weight, bias = params["head.weight"], params["head.bias"]
         dz_dm = weight  # (C, O)
@@ -121,55 +130,52 @@ def _structured_chunk(objective: Objective, model, params: dict[str, Tensor], bl
     dl, d2l = _per_sample_loss_derivatives(objective, logits, y)  # (B, C), (B, C, C)
     dl, d2l = dl / batch, d2l / batch  # per-sample derivatives of the chunk's mean loss
 
-    # Logit Jacobian J (B, C, P), block by block.
-    P = objective.n_params
-    jac = torch.zeros(batch, model.n_classes, P, dtype=torch.float64)
+    # Logit Jacobian J (B, C, P), block by block, and G = Σ_b J_bᵀ D_b J_b.
+    n_classes = model.n_classes
+    jac = torch.zeros(batch, n_classes, objective.n_params, dtype=torch.float64)
     circ = blocks["circuit_params"]
-    jac[:, :, circ] = torch.einsum("co,kbon->bckn", dz_dm, j_theta).reshape(batch, model.n_classes, -1) / n_patches
+    jac[:, :, circ] = torch.einsum("co,kbon->bckn", dz_dm, j_theta).reshape(batch, n_classes, -1) / n_patches
     if beta is not None:
-        j_beta = vmap(jacrev(patch_out, argnums=1), in_dims=(0, None, 0))(theta_c, beta_flat, amap)  # (N,B,O,HW)
         jac[:, :, blocks["position_bias"]] = torch.einsum("co,kboh->bch", dz_dm, j_beta) / n_patches
     if model.head is not None:
-        eye = torch.eye(model.n_classes, dtype=torch.float64)
-        jac[:, :, blocks["head.weight"]] = torch.einsum("cd,bo->bcdo", eye, pooled).reshape(batch, model.n_classes, -1)
+        eye = torch.eye(n_classes, dtype=torch.float64)
+        jac[:, :, blocks["head.weight"]] = torch.einsum("cd,bo->bcdo", eye, pooled).reshape(batch, n_classes, -1)
         jac[:, :, blocks["head.bias"]] = eye.expand(batch, -1, -1)
     G = torch.einsum("bcp,bcd,bdq->pq", jac, d2l, jac)
 
-    # R: second derivatives of the logits, weighted by dl, patch by patch (never across two patches).
-    u = dl @ dz_dm  # (B, O): weight of each patch-mean observable
+    # R: second derivatives of the logits weighted by dl. Through the patch mean they are the Hessian of
+    # phi = Σ_b u_b · m_b with u = dl·∂z/∂m fixed: block-diagonal over patches plus the positional-bias border.
+    u = (dl @ dz_dm).unsqueeze(1)  # (B, 1, O)
 
-    def weighted(theta_k: Tensor, beta_flat: Tensor, a_k: Tensor) -> Tensor:
-        return (u * patch_out(theta_k, beta_flat, a_k)).sum() / n_patches
+    def phi(tc: Tensor, bf: Tensor) -> Tensor:
+        return (u * patch_outputs(tc, bf)).sum() / n_patches
 
-    R = torch.zeros(P, P, dtype=torch.float64)
-    argnums = (0, 1) if beta is not None else 0
-    h = vmap(hessian(weighted, argnums=argnums), in_dims=(0, None, 0))(theta_c, beta_flat, amap)
-    offsets = torch.arange(n_patches) * n_per + circ.start
-    if beta is None:
-        h_tt = h
-    else:
-        (h_tt, h_tb), (_, h_bb) = h
+    grad_phi = grad(phi, argnums=(0, 1))
+    R = torch.zeros(objective.n_params, objective.n_params, dtype=torch.float64)
+    h_theta = vmap(lambda v: jvp(lambda tc: grad_phi(tc, beta_flat)[0], (theta_c,), (v,))[1])(tangents)
+    # h_theta[j, k, i] = ∂²phi/∂θ_k,i ∂θ_k,j
+    offsets = [circ.start + k * n_per for k in range(n_patches)]
+    for k, off in enumerate(offsets):
+        R[off:off + n_per, off:off + n_per] = h_theta[:, k, :].T
+    if beta is not None:
         pb = blocks["position_bias"]
-        R[pb, pb] = h_bb.sum(0)
-        for k in range(n_patches):
-            rows = slice(int(offsets[k]), int(offsets[k]) + n_per)
-            R[rows, pb] = h_tb[k]
-            R[pb, rows] = h_tb[k].T
-    for k in range(n_patches):
-        rows = slice(int(offsets[k]), int(offsets[k]) + n_per)
-        R[rows, rows] = h_tt[k]
+        h_tb, h_bb = vmap(lambda v: jvp(lambda bf: grad_phi(theta_c, bf), (beta_flat,), (v,))[1])(eye_b)
+        # h_tb[h, k, i] = ∂²phi/∂θ_k,i ∂β_h; h_bb[h, g] = ∂²phi/∂β_g ∂β_h
+        R[pb, pb] = h_bb
+        cross = h_tb.permute(1, 2, 0).reshape(n_patches * n_per, -1)  # rows: circuit params, cols: β
+        R[circ, pb] = cross
+        R[pb, circ] = cross.T
     if model.head is not None:
         # ∂²(Σ dl·z)/∂W_co ∂θ_k = Σ_b dl_bc ∂m_bo/∂θ_k: the head is linear in W, so only this border remains.
         wb = blocks["head.weight"]
-        cross = torch.einsum("bc,kbon->cokn", dl, j_theta).reshape(model.n_classes * circuit.n_outputs, -1)
-        cross = cross / n_patches
+        cross = torch.einsum("bc,kbon->cokn", dl, j_theta).reshape(n_classes * circuit.n_outputs, -1) / n_patches
         R[wb, circ] = cross
         R[circ, wb] = cross.T
         if beta is not None:
-            cross_b = torch.einsum("bc,kboh->coh", dl, j_beta).reshape(model.n_classes * circuit.n_outputs, -1)
-            cross_b = cross_b / n_patches
-            R[wb, blocks["position_bias"]] = cross_b
-            R[blocks["position_bias"], wb] = cross_b.T
+            pb = blocks["position_bias"]
+            cross_b = torch.einsum("bc,kboh->coh", dl, j_beta).reshape(n_classes * circuit.n_outputs, -1)
+            R[wb, pb] = cross_b / n_patches
+            R[pb, wb] = cross_b.T / n_patches
     return G, R
 
 
@@ -215,3 +221,83 @@ def residual_vector_product(objective: Objective, theta: Tensor | None, v: Tenso
         _, rv = jvp(grad(scalar), (theta,), (v,))
         total += w * rv
     return total.detach()
+
+
+@dataclass(frozen=True)
+class StructureSummary:
+    """Spectra of H, G and R with outlier counts and the aggregation-normalised top eigenvalue.
+
+    ``aggregation_scale`` is c²/N for the parameter-free mean rule (logits = c · patch mean), the factor by which
+    averaging alone scales G; ``lambda_max_normalised`` = λ_max(H) / aggregation_scale separates that trivial 1/N
+    from a genuine change of the landscape. Outliers: the number of eigenvalues above the largest multiplicative
+    gap among the top ``4·C`` positive eigenvalues (a bulk near zero plus separated outliers, Papyan 2020).
+    """
+
+    eigenvalues_hessian: np.ndarray
+    eigenvalues_gauss_newton: np.ndarray
+    eigenvalues_residual: np.ndarray
+    lambda_max: float
+    lambda_min: float
+    lambda_max_gauss_newton: float
+    lambda_max_residual: float
+    lambda_min_residual: float
+    n_outliers: int
+    n_outliers_gauss_newton: int
+    n_classes: int
+    n_patches: int
+    aggregation_scale: float
+    lambda_max_normalised: float
+    method: str
+
+
+def count_outliers(eigenvalues: np.ndarray, n_classes: int) -> int:
+    """Eigenvalues above the largest ratio gap among the top ``4 * n_classes`` positive ones."""
+    top = np.sort(eigenvalues[eigenvalues > 0])[::-1][: 4 * n_classes]
+    if top.size < 2:
+        return int(top.size)
+    ratios = top[:-1] / np.maximum(top[1:], np.finfo(float).tiny)
+    return int(np.argmax(ratios)) + 1
+
+
+def structure_summary(decomposition: CurvatureDecomposition, *, output_scale: float | None = None
+                      ) -> StructureSummary:
+    """Spectra and outlier counts of H = G + R (see :class:`StructureSummary`)."""
+    h = np.linalg.eigvalsh(decomposition.hessian)
+    g = np.linalg.eigvalsh(decomposition.gauss_newton)
+    r = np.linalg.eigvalsh(decomposition.residual)
+    c = 1.0 if output_scale is None else float(output_scale)
+    scale = c * c / decomposition.n_patches
+    return StructureSummary(
+        eigenvalues_hessian=h, eigenvalues_gauss_newton=g, eigenvalues_residual=r, lambda_max=float(h[-1]),
+        lambda_min=float(h[0]), lambda_max_gauss_newton=float(g[-1]), lambda_max_residual=float(r[-1]),
+        lambda_min_residual=float(r[0]), n_outliers=count_outliers(h, decomposition.n_classes),
+        n_outliers_gauss_newton=count_outliers(g, decomposition.n_classes), n_classes=decomposition.n_classes,
+        n_patches=decomposition.n_patches, aggregation_scale=scale, lambda_max_normalised=float(h[-1] / scale),
+        method=decomposition.method)
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """value ≈ prefactor · N^exponent, fitted on log-log axes, with a 95% confidence interval on the exponent."""
+
+    exponent: float
+    prefactor: float
+    exponent_low: float
+    exponent_high: float
+    n_points: int
+
+
+def fit_power_law(ns: np.ndarray, values: np.ndarray, confidence: float = 0.95) -> PowerLawFit:
+    """Least-squares fit of log(value) = log(prefactor) + exponent · log(N)."""
+    from scipy import stats
+
+    ns, values = np.asarray(ns, dtype=float), np.asarray(values, dtype=float)
+    keep = (ns > 0) & (values > 0) & np.isfinite(values)
+    if keep.sum() < 2 or np.unique(ns[keep]).size < 2:
+        raise ConfigError("points", int(keep.sum()), "a power law needs positive values at two or more distinct N")
+    fit = stats.linregress(np.log(ns[keep]), np.log(values[keep]))
+    dof = int(keep.sum()) - 2
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * fit.stderr) if dof > 0 else float("nan")
+    return PowerLawFit(exponent=float(fit.slope), prefactor=float(np.exp(fit.intercept)),
+                       exponent_low=float(fit.slope - half), exponent_high=float(fit.slope + half),
+                       n_points=int(keep.sum()))

@@ -10,6 +10,10 @@ import pytest
 import torch
 
 
+# Small float64 problems run fastest on one thread, and CI machines are shared: no oversubscription.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _fixed_seeds():
     torch.manual_seed(0)

@@ -31,7 +31,7 @@ def test_structured_equals_autograd(stride, n_patches, head, bias):
     assert model.n_patches == n_patches
     obj = Objective(model, x, y, chunk_size=4)
     dec = structured_hessian(obj)
-    H = obj.hessian().numpy()
+    H = obj.hessian(method="autograd").numpy()
     np.testing.assert_allclose(dec.hessian, H, atol=1e-10, rtol=0)
     np.testing.assert_allclose(dec.gauss_newton + dec.residual, H, atol=1e-10, rtol=0)
     np.testing.assert_allclose(dec.gauss_newton, gauss_newton(obj).numpy(), atol=1e-10, rtol=0)
@@ -76,3 +76,29 @@ def test_classical_decomposition_and_errors():
     # a linear model under cross-entropy has R = 0
     lin = Objective(nn.Linear(4, 3).double(), x, y)
     assert np.abs(decompose(lin).residual).max() < 1e-12
+
+
+def test_structure_summary_and_power_law():
+    from qlandscape.structured import count_outliers, fit_power_law, structure_summary
+
+    x, y = images(6)
+    model = PatchQNN((6, 6), 3, n_qubits=3, n_layers=1, patch_size=3, stride=3, seed=2, output_scale=4.0)
+    summary = structure_summary(decompose(Objective(model, x, y)), output_scale=4.0)
+    assert summary.aggregation_scale == 16.0 / 4
+    assert np.isclose(summary.lambda_max_normalised * 4.0, summary.lambda_max)
+    assert summary.lambda_max_gauss_newton >= 0
+    assert count_outliers(np.array([100.0, 90.0, 80.0, 1.0, 0.9, 0.8, 0.0]), 2) == 3
+    fit = fit_power_law([1, 4, 9, 16], 3.0 * np.array([1, 4, 9, 16.0]) ** -0.7)
+    assert abs(fit.exponent + 0.7) < 1e-12 and abs(fit.prefactor - 3.0) < 1e-10
+    with pytest.raises(ConfigError):
+        fit_power_law([4, 4], [1.0, 2.0])
+
+
+def test_objective_hessian_auto_uses_structure_for_many_patches():
+    x, y = images(3)
+    model = PatchQNN((6, 6), 3, n_qubits=3, n_layers=1, patch_size=2, n_patches=9, seed=4)
+    obj = Objective(model, x, y)
+    np.testing.assert_allclose(obj.hessian().numpy(), obj.hessian(method="autograd").numpy(), atol=1e-10)
+    np.testing.assert_allclose(obj.hessian(method="structured").numpy(), obj.hessian().numpy(), atol=1e-10)
+    with pytest.raises(ConfigError, match="fast"):
+        obj.hessian(method="fast")

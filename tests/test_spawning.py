@@ -1,0 +1,153 @@
+"""Parent-child spawning: identical children at the end, reproducibility, errors, plot and the CLI command."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qlandscape import io
+from qlandscape.classical import CNN, MLP
+from qlandscape.errors import ConfigError
+from qlandscape.spawning import SpawnResult, spawn_experiment
+from qlandscape.train import TrainConfig
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny models on a shared 2-core machine: a second OpenMP thread only adds contention.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 6, 6, generator=g, dtype=torch.float64)
+    y = (x[:, :3].mean((1, 2)) > x[:, 3:].mean((1, 2))).long() + 2 * (x[:, :, :3].mean((1, 2)) > 0.5).long()
+    return x[:40], y[:40], x[40:], y[40:]
+
+
+CONFIG = TrainConfig(optimizer="sgd", lr=0.2, momentum=0.5, epochs=2, batch_size=8)
+
+
+def _spawn(data, model=None, times=(0, 0.5, 2), **kwargs):
+    model = model if model is not None else MLP((6, 6), 4, width=8, depth=1, seed=0)
+    return spawn_experiment(model, *data, CONFIG, times, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def result(data):
+    return _spawn(data)
+
+
+def test_result_layout(result):
+    assert isinstance(result, SpawnResult)
+    np.testing.assert_array_equal(result.spawn_epochs, [0, 0.5, 2])
+    np.testing.assert_array_equal(result.spawn_steps, [0, 2, 10])
+    assert result.child_test_accuracy.shape == (3, 2) and result.test_errors.shape == (3, result.n_points)
+    assert np.all(result.error_barrier >= 0) and np.all(result.loss_barrier >= 0)
+    assert 0 <= result.parent_test_accuracy <= 1 and result.child_seeds == (1, 2) and not result.bn_reset
+    # accuracies are the end points of the interpolation curve
+    np.testing.assert_allclose(result.child_test_accuracy[:, 0], 1 - result.test_errors[:, 0])
+    np.testing.assert_allclose(result.child_test_accuracy[:, 1], 1 - result.test_errors[:, -1])
+
+
+def test_spawning_at_the_final_epoch_gives_identical_children(result):
+    assert result.error_barrier[-1] == 0 and result.function_distance[-1] == 0
+    assert result.parameter_distance[-1] == 0 and abs(result.loss_barrier[-1]) < 1e-12
+    assert np.all(result.parent_child_distance[-1] == 0)
+    assert result.child_test_accuracy[-1, 0] == result.child_test_accuracy[-1, 1] == result.parent_test_accuracy
+
+
+def test_children_differ_from_each_other_and_from_the_parent_at_spawn_time_zero(result):
+    assert result.parameter_distance[0] > 1e-3
+    assert np.all(result.parent_child_distance[0] > 1e-3)
+
+
+def test_spawning_is_reproducible_and_leaves_the_global_rng_alone(data, result):
+    state = torch.get_rng_state()
+    again = _spawn(data)
+    assert torch.equal(torch.get_rng_state(), state)
+    for name in ("error_barrier", "loss_barrier", "function_distance", "child_test_accuracy", "test_losses",
+                 "parameter_distance", "parent_child_distance"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(result, name), err_msg=name)
+    other = _spawn(data, child_seeds=(3, 4), times=(0,))
+    assert other.parameter_distance[0] != result.parameter_distance[0]
+
+
+@pytest.mark.parametrize("times, named", [((0, 2.5), "2.5"), ((-1,), "-1"), ((), "[]"), ((float("nan"),), "nan")])
+def test_bad_spawn_times_raise_before_training(data, times, named):
+    with pytest.raises(ConfigError) as info:
+        _spawn(data, times=times)
+    assert named in str(info.value) and "spawn_epochs" in str(info.value)
+
+
+def test_dropout_children_do_not_depend_on_the_other_spawn_times(data):
+    model = MLP((6, 6), 4, width=8, depth=1, dropout=0.3, seed=0)
+    both = _spawn(data, model=model, times=(0, 1))
+    alone = _spawn(data, model=model, times=(1,))
+    assert both.error_barrier[1] == alone.error_barrier[0]
+    np.testing.assert_array_equal(both.test_losses[1], alone.test_losses[0])
+
+
+def test_bad_child_seeds(data):
+    with pytest.raises(ConfigError, match="child_seeds"):
+        _spawn(data, child_seeds=(1, 2, 3))
+
+
+def test_batch_norm_model_uses_recomputed_statistics(data):
+    model = CNN((6, 6), 4, channels=(2,), batch_norm=True, seed=0)
+    res = _spawn(data, model=model, times=(1, 2), n_points=3)
+    assert res.bn_reset and res.error_barrier[-1] == 0 and res.function_distance[-1] == 0
+
+
+def test_patch_qnn_spawns(data):
+    from qlandscape.qnn import PatchQNN
+
+    x_train, y_train, x_test, y_test = data
+    model = PatchQNN((6, 6), 2, n_qubits=2, n_layers=1, patch_size=3, stride=3)
+    res = spawn_experiment(model, x_train[:16], y_train[:16] % 2, x_test[:8], y_test[:8] % 2,
+                           TrainConfig(epochs=1, batch_size=8), (0, 1), n_points=3)
+    assert res.model == "PatchQNN" and res.parameter_distance[0] > 0 and res.error_barrier[-1] == 0
+
+
+def test_save_load_and_plot(tmp_path, result, data):
+    io.save_result(result, tmp_path / "spawn")
+    loaded = io.load_result(SpawnResult, tmp_path / "spawn")
+    np.testing.assert_array_equal(loaded.error_barrier, result.error_barrier)
+    assert loaded.child_seeds == result.child_seeds and loaded.train_config == result.train_config
+
+    from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
+
+    fig = plot_barrier_vs_spawn_time(result)
+    assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "symlog"
+    other = _spawn(data, parent_seed=1)
+    fig = plot_barrier_vs_spawn_time([result, other, result], labels=["a", "a", "b"])
+    assert len(fig.axes[0].get_lines()) == 2
+    with pytest.raises(ValueError, match="labels"):
+        plot_barrier_vs_spawn_time([result, other], labels=["a"])
+
+
+def test_cli_spawn_end_to_end(tmp_path, capsys):
+    from qlandscape.cli import main
+
+    config = tmp_path / "tiny.toml"
+    config.write_text('model = "cnn"\nclasses = [0, 1, 2]\nchannels = [2, 4]\nmax_train = 45\nmax_test = 24\n'
+                      'epochs = 1\nbatch_size = 15\noptimizer = "sgd"\nlr = 0.1\n')
+    code = main(["spawn", str(config), "--spawn-epochs", "0,0.5,1", "--out", str(tmp_path / "out"),
+                 "--n-points", "5", "--quiet"])
+    assert code == 0
+    (folder,) = (tmp_path / "out").iterdir()
+    assert folder.name.startswith("spawn-")
+    for name in ("spawn.json", "spawn.npz", "spawn.png", "spawn.pdf"):
+        assert (folder / name).stat().st_size > 0
+    loaded = io.load_result(SpawnResult, folder / "spawn")
+    np.testing.assert_array_equal(loaded.spawn_epochs, [0, 0.5, 1])
+    assert loaded.error_barrier[-1] == 0
+    assert "error barrier" in capsys.readouterr().out
+
+    assert main(["spawn", str(config), "--spawn-epochs", "0,3", "--out", str(tmp_path / "bad")]) == 2
+    assert "3.0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["spawn", str(config), "--spawn-epochs", "0,x", "--out", str(tmp_path / "bad")]) == 2
