@@ -96,7 +96,7 @@ def test_structure_summary_and_power_law():
 
 def test_objective_hessian_auto_uses_structure_for_many_patches():
     x, y = images(3)
-    model = PatchQNN((6, 6), 3, n_qubits=3, n_layers=1, patch_size=2, n_patches=9, seed=4)
+    model = PatchQNN((6, 6), 3, n_qubits=3, n_layers=1, patch_size=3, n_patches=9, seed=4)
     obj = Objective(model, x, y)
     np.testing.assert_allclose(obj.hessian().numpy(), obj.hessian(method="autograd").numpy(), atol=1e-10)
     np.testing.assert_allclose(obj.hessian(method="structured").numpy(), obj.hessian().numpy(), atol=1e-10)
