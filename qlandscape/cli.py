@@ -14,7 +14,9 @@ COMMANDS = ("run", "circuits", "hessian", "landscape", "ntk", "spawn", "gradvar"
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available subcommand."""
-    parser = argparse.ArgumentParser(prog="qlandscape", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="qlandscape", description="Loss-landscape geometry of quantum neural networks and classical nets: "
+        "train a run, then add Hessian, landscape, NTK and connectivity metrics to its run directory.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is fastest for small models)")

@@ -117,7 +117,7 @@ class RunConfig:
         if not 0 <= self.dropout < 1:
             raise ConfigError("dropout", self.dropout, "expected a probability in [0, 1)", source=source)
         check_choice("optimizer", self.optimizer, ("adam", "sgd"), source=source)
-        check_choice("schedule", self.schedule, ("constant", "cosine"), source=source)
+        check_choice("schedule", self.schedule, ("constant", "cosine", "cosine_restarts"), source=source)
         check_choice("loss", self.loss, ("cross_entropy", "mse"), source=source)
         check_choice("aggregation", self.aggregation, ("mean", "linear"), source=source)
         if not isinstance(self.metrics, dict):

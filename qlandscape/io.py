@@ -103,20 +103,27 @@ def result_to_dicts(result: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]
     return scalars, arrays
 
 
+def _with_suffix(path: Path, suffix: str) -> Path:
+    # Appends rather than replaces: a name like "lr_0.05" must not lose its ".05".
+    name = path.name[: -len(suffix)] if path.name.endswith(suffix) else path.name
+    return path.parent / f"{name}{suffix}"
+
+
 def save_result(result: Any, path: str | os.PathLike) -> None:
     """Save a result dataclass as ``path.json`` + ``path.npz`` (``path`` without suffix)."""
     path = Path(path)
     scalars, arrays = result_to_dicts(result)
     scalars["__type__"] = type(result).__name__
-    write_npz(path.with_suffix(".npz"), arrays)
-    write_json(path.with_suffix(".json"), scalars)
+    write_npz(_with_suffix(path, ".npz"), arrays)
+    write_json(_with_suffix(path, ".json"), scalars)
 
 
 def load_result(cls: type[T], path: str | os.PathLike) -> T:
     """Load a result dataclass saved by :func:`save_result` (flat dataclasses only)."""
     path = Path(path)
-    scalars = read_json(path.with_suffix(".json"))
-    arrays = read_npz(path.with_suffix(".npz")) if path.with_suffix(".npz").exists() else {}
+    json_path, npz_path = _with_suffix(path, ".json"), _with_suffix(path, ".npz")
+    scalars = read_json(json_path)
+    arrays = read_npz(npz_path) if npz_path.exists() else {}
     kwargs: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         if field.name in arrays:

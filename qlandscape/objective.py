@@ -27,7 +27,7 @@ from .errors import ConfigError, check_choice
 LossFn = Callable[[Tensor, Tensor], Tensor]
 LOSSES = ("cross_entropy", "mse")
 # Below this many patches the plain torch.func Hessian beats the per-patch assembly (benchmarks/perf).
-STRUCTURED_MIN_PATCHES = 9
+STRUCTURED_MIN_PATCHES = 2
 
 
 def _cross_entropy(logits: Tensor, y: Tensor) -> Tensor:

@@ -77,6 +77,7 @@ def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     """Hessian summary (+ top-k, SLQ density, optional curvature along the trajectory and G + R split)."""
     from .hessian import dense_spectrum, hessian_along_trajectory, hessian_summary, top_eigenvalues
     from .hessian import spectral_density
+    from .spectral_density import density_from_eigenvalues
     from .plots import hessian as hplots
 
     s = settings_for("hessian", given)
@@ -88,6 +89,7 @@ def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     scalars["hessian.point"] = s["point"]
     scalars["hessian.time"] = float(run.result.times[index])
     arrays = _save(run, "hessian_summary", summary, "hessian.summary")
+    spectrum = None
     if summary.method == "dense":
         spectrum = dense_spectrum(obj, theta, max_params=s["max_params"], keep_eigenvectors=False)
         arrays |= _save(run, "hessian_spectrum", spectrum, "hessian.spectrum")
@@ -97,7 +99,9 @@ def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
         arrays |= _save(run, "hessian_top_k", top, "hessian.top_k")
         _figure(run, "hessian_spectrum", lambda: hplots.plot_spectrum(top))
     if s["density"]:
-        density = spectral_density(obj, theta=theta, seed=s["seed"])
+        # With the dense spectrum at hand the exact (broadened) density is free; SLQ only when it is not.
+        density = (density_from_eigenvalues(spectrum.eigenvalues) if spectrum is not None
+                   else spectral_density(obj, theta=theta, seed=s["seed"]))
         arrays |= _save(run, "hessian_density", density, "hessian.density")
         _figure(run, "hessian_density", lambda: hplots.plot_density(density))
     if s["trajectory"]:

@@ -170,14 +170,34 @@ def spectral_density(source: Objective | LinearOperator, *, theta: np.ndarray | 
         node, weight = _quadrature(*lanczos_tridiagonal(op, v, steps))
         nodes[s, :node.size], weights[s, :node.size], used[s] = node, weight, node.size
     real = np.concatenate([nodes[s, :used[s]] for s in range(n_starts)])
+    grid, density, sigma = _broaden(real, nodes, weights, sigma, grid_size)
+    return SpectralDensity(grid=grid, density=density, nodes=nodes, weights=weights, steps=used, sigma=float(sigma),
+                           n_params=op.size, n_starts=n_starts, lanczos_steps=steps,
+                           n_matvecs=op.n_matvecs - start_count, probe=probe, seed=seed)
+
+
+def _broaden(real: np.ndarray, nodes: np.ndarray, weights: np.ndarray, sigma: float | None,
+             grid_size: int) -> tuple[np.ndarray, np.ndarray, float]:
     lo, hi = float(real.min()), float(real.max())
     if sigma is None:
         spread = hi - lo
         sigma = 0.01 * spread if spread > 0 else 0.01 * max(abs(hi), 1.0)
     grid = np.linspace(lo - 6 * sigma, hi + 6 * sigma, grid_size)
     gauss = np.exp(-0.5 * ((grid[:, None] - nodes.reshape(-1)[None, :]) / sigma) ** 2)
-    density = gauss @ weights.reshape(-1) / (n_starts * sigma * np.sqrt(2 * np.pi))
+    density = gauss @ weights.reshape(-1) / (nodes.shape[0] * sigma * np.sqrt(2 * np.pi))
     density /= np.trapezoid(density, grid)
-    return SpectralDensity(grid=grid, density=density, nodes=nodes, weights=weights, steps=used, sigma=float(sigma),
-                           n_params=op.size, n_starts=n_starts, lanczos_steps=steps,
-                           n_matvecs=op.n_matvecs - start_count, probe=probe, seed=seed)
+    return grid, density, float(sigma)
+
+
+def density_from_eigenvalues(eigenvalues: np.ndarray, *, sigma: float | None = None,
+                             grid_size: int = 1000) -> SpectralDensity:
+    """The exact spectral density of a dense spectrum, broadened like SLQ's: one "start" whose nodes are all P
+    eigenvalues with weight 1/P each (what SLQ converges to). No matvecs."""
+    grid_size = check_positive_int("grid_size", grid_size, minimum=2)
+    eig = np.asarray(eigenvalues, dtype=np.float64).reshape(1, -1)
+    require(eig.size > 0 and bool(np.isfinite(eig).all()), "eigenvalues", eig.size, "expected finite eigenvalues")
+    weights = np.full_like(eig, 1.0 / eig.size)
+    grid, density, sigma = _broaden(eig[0], eig, weights, sigma, grid_size)
+    return SpectralDensity(grid=grid, density=density, nodes=eig, weights=weights,
+                           steps=np.array([eig.size]), sigma=sigma, n_params=eig.size, n_starts=1,
+                           lanczos_steps=eig.size, n_matvecs=0, probe="exact", seed=0)

@@ -21,7 +21,7 @@ from .errors import ConfigError, check_choice
 from .objective import resolve_loss
 
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "cosine_restarts")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.0
     schedule: str = "constant"
-    schedule_period: float | None = None  # cosine period in epochs (periodic restarts); None: the whole run
+    # cosine: lr·(1 + cos(π s / T))/2 as torch's CosineAnnealingLR (periodic with period 2T, no restarts);
+    # cosine_restarts: the same restarted every T (SGDR). T = schedule_period epochs (None: the whole run).
+    schedule_period: float | None = None
     loss: str = "cross_entropy"
     seed: int = 0
     record_every: int | None = None
@@ -81,6 +83,15 @@ class TrainResult:
     def best_train_index(self) -> int:
         """Index (into ``epochs``) of the evaluation point with the lowest training loss."""
         return int(np.argmin(self.train_loss))
+
+
+def _cosine_factor(period: int, schedule: str):
+    restart = schedule == "cosine_restarts"
+
+    def factor(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * ((step % period) if restart else step) / period))
+
+    return factor
 
 
 def flat_parameters(model: nn.Module) -> Tensor:
@@ -133,9 +144,8 @@ class Trainer:
         period = total if config.schedule_period is None else max(1, round(config.schedule_period *
                                                                            self.steps_per_epoch))
         self.scheduler = None
-        if config.schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                self.optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * (s % period) / period)))
+        if config.schedule != "constant":
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine_factor(period, config.schedule))
         self.generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)  # dropout and other in-model randomness draw from the global generator
         self.step = 0

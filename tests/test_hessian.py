@@ -316,3 +316,17 @@ def test_plots_render(tmp_path, mlp_objective, mlp_dense):
         fig.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
         plt.close(fig)
+
+
+def test_density_from_dense_eigenvalues_is_exact_and_normalised():
+    from qlandscape.spectral_density import density_from_eigenvalues, spectral_density
+    from qlandscape.operators import matrix_operator
+
+    eig = np.array([-1.0, 0.5, 2.0, 3.0])
+    exact = density_from_eigenvalues(eig, sigma=0.1)
+    assert abs(np.trapezoid(exact.density, exact.grid) - 1) < 1e-12
+    assert abs(exact.mean - eig.mean()) < 1e-15 and exact.n_matvecs == 0
+    assert abs(exact.mass_below(0.0) - 0.25) < 1e-15
+    # SLQ with a full Krylov space on the diagonal matrix reproduces the same quadrature mean
+    slq = spectral_density(matrix_operator(np.diag(eig)), n_starts=4, lanczos_steps=4)
+    assert abs(slq.mean - exact.mean) < 1e-12

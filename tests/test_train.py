@@ -45,16 +45,28 @@ def test_record_every_steps_and_sgd():
     assert result.train_accuracy[-1] > 0.9 and result.train_loss[-1] < result.train_loss[0]
 
 
-def test_cosine_schedule_is_periodic():
+@pytest.mark.parametrize("schedule,expected", [("cosine", [0.5, 0.0, 0.5, 1.0]),
+                                               ("cosine_restarts", [0.5, 1.0, 0.5, 1.0])])
+def test_cosine_schedules(schedule, expected):
     x = torch.randn(8, 3, dtype=torch.float64)
     y = torch.zeros(8, dtype=torch.long)
     trainer = Trainer(nn.Linear(3, 2).double(), x, y, config=TrainConfig(lr=1.0, epochs=4, batch_size=4,
-                                                                         schedule="cosine", schedule_period=1))
+                                                                         schedule=schedule, schedule_period=1))
     lrs = []
     for _ in range(4):
         trainer.run_until(trainer.epoch + 0.5)
         lrs.append(trainer.optimizer.param_groups[0]["lr"])
-    np.testing.assert_allclose(lrs, [0.5, 1.0, 0.5, 1.0], atol=1e-12)
+    np.testing.assert_allclose(lrs, expected, atol=1e-12)
+    # cosine matches torch's CosineAnnealingLR stepped once per optimiser step
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=2)
+    if schedule == "cosine":
+        got = []
+        for _ in range(4):
+            opt.step()
+            ref.step()
+            got.append(opt.param_groups[0]["lr"])
+        np.testing.assert_allclose(got, [0.5, 0.0, 0.5, 1.0], atol=1e-12)
 
 
 def test_fork_reproducible_and_different():

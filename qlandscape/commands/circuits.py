@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..circuits import catalogue, load_spec
+from ..errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,11 @@ def run(args: argparse.Namespace) -> int:
     print(header)
     for name in names:
         spec = load_spec(name)
-        circuits = [spec.build(args.qubits, L) for L in args.layers]
+        try:
+            circuits = [spec.build(args.qubits, L) for L in args.layers]
+        except ConfigError as exc:  # e.g. a readout on qubits this size does not have
+            print(f"{spec.name:<22} {'-':>8} (not buildable at {args.qubits} qubits: {exc.field} = {exc.value})")
+            continue
         counts = " ".join(f"{c.n_params:>7}" for c in circuits)
         print(f"{spec.name:<22} {circuits[0].n_features:>8} {counts}   {spec.description}")
     return 0

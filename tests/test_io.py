@@ -1,0 +1,38 @@
+"""Result files: open formats, atomic writes, names with dots."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qlandscape import io
+
+
+@dataclass(frozen=True)
+class Example:
+    values: np.ndarray
+    label: str
+    count: int
+    pair: tuple
+
+
+def test_save_load_roundtrip_with_dotted_names(tmp_path):
+    a = Example(np.arange(3.0), "a", 3, (1, 2))
+    b = Example(np.ones(2), "b", 2, (3, 4))
+    io.save_result(a, tmp_path / "lr_0.05_seed0")
+    io.save_result(b, tmp_path / "lr_0.5_seed0")
+    got_a = io.load_result(Example, tmp_path / "lr_0.05_seed0")
+    got_b = io.load_result(Example, tmp_path / "lr_0.5_seed0")
+    np.testing.assert_array_equal(got_a.values, a.values)
+    assert got_a.label == "a" and got_a.pair == (1, 2) and got_b.label == "b"
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_update_npz_keeps_other_arrays(tmp_path):
+    path = tmp_path / "arrays.npz"
+    io.write_npz(path, {"x": np.arange(3)})
+    io.update_npz(path, {"y": np.zeros(2)})
+    data = io.read_npz(path)
+    assert set(data) == {"x", "y"}
+    io.write_json(tmp_path / "r.json", {"nan": float("nan"), "arr": np.arange(2), "n": np.int64(3)})
+    assert io.read_json(tmp_path / "r.json") == {"nan": None, "arr": [0, 1], "n": 3}
