@@ -20,7 +20,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/qlandscape run benchmarks/demo.toml --out runs/demo
+	$(BIN)/qlandscape --threads 1 run benchmarks/demo.toml --out runs/demo
 
 test: setup
 	$(BIN)/python -m pytest -q

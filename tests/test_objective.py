@@ -1,0 +1,87 @@
+"""The Objective: derivatives against independent methods, chunking, no mutation, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from qlandscape.errors import ConfigError
+from qlandscape.objective import Objective, check_finite_loss
+from qlandscape.qnn import PatchQNN
+
+
+@pytest.fixture
+def mlp_problem():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 5, generator=g, dtype=torch.float64)
+    y = torch.arange(30) % 3
+    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    return model, x, y
+
+
+def test_grad_and_hvp_match_finite_differences(mlp_problem):
+    model, x, y = mlp_problem
+    obj = Objective(model, x, y)
+    theta, v = obj.theta0, torch.randn(obj.n_params, dtype=torch.float64)
+    eps = 1e-6
+    fd_grad = torch.stack([(obj.loss(theta + eps * e) - obj.loss(theta - eps * e)) / (2 * eps)
+                           for e in torch.eye(obj.n_params, dtype=torch.float64)])
+    assert torch.allclose(obj.grad(theta), fd_grad, atol=1e-8)
+    fd_hvp = (obj.grad(theta + 1e-5 * v) - obj.grad(theta - 1e-5 * v)) / 2e-5
+    assert torch.allclose(obj.hvp(theta, v), fd_hvp, atol=1e-7)
+    assert torch.allclose(obj.hessian() @ v, obj.hvp(theta, v), atol=1e-12)
+
+
+def test_chunked_equals_unchunked_qnn(tiny_images):
+    x, y = tiny_images
+    model = PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3, positional_bias=True,
+                     aggregation="linear")
+    whole, chunked = Objective(model, x, y), Objective(model, x, y, chunk_size=3)
+    v = torch.randn(whole.n_params, dtype=torch.float64)
+    assert abs(float(whole.loss() - chunked.loss())) < 1e-12
+    assert torch.allclose(whole.grad(), chunked.grad(), atol=1e-12, rtol=0)
+    assert torch.allclose(whole.hvp(None, v), chunked.hvp(None, v), atol=1e-12, rtol=0)
+    assert torch.allclose(whole.hessian(), chunked.hessian(), atol=1e-12, rtol=0)
+
+
+def test_batched_losses_equal_loop(tiny_images):
+    x, y = tiny_images
+    obj = Objective(PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3), x, y)
+    thetas = obj.theta0 + 0.3 * torch.randn(7, obj.n_params, dtype=torch.float64)
+    losses, errors = obj.losses(thetas, batch=3)
+    for k in range(7):
+        assert abs(float(losses[k]) - float(obj.loss(thetas[k]))) < 1e-12
+        assert abs(float(errors[k]) - obj.error(thetas[k])) < 1e-12
+
+
+def test_callers_model_is_untouched(mlp_problem):
+    model, x, y = mlp_problem
+    before = [p.detach().clone() for p in model.parameters()]
+    obj = Objective(model, x, y)
+    obj.hessian(obj.theta0 + 1.0)
+    obj.losses(torch.stack([obj.theta0 * 2]))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_bad_inputs(mlp_problem):
+    model, x, y = mlp_problem
+    with pytest.raises(ConfigError, match="evaluation set"):
+        Objective(model, x[:0], y[:0])
+    with pytest.raises(ConfigError, match="labels"):
+        Objective(model, x, y[:3])
+    obj = Objective(model, x, y)
+    bad = obj.theta0.clone()
+    bad[4] = float("nan")
+    with pytest.raises(ConfigError, match=r"theta\[4\]"):
+        obj.loss(bad)
+    with pytest.raises(ConfigError, match="shape"):
+        obj.grad(torch.zeros(3))
+    with pytest.raises(ConfigError, match="chunk_size"):
+        Objective(model, x, y, chunk_size=0)
+    with pytest.raises(ConfigError, match="hinge"):
+        Objective(model, x, y, loss="hinge")
+    diverged = Objective(model, x, y, loss=lambda out, labels: out.sum() * float("inf"))
+    with pytest.raises(ValueError, match="finite loss"):
+        check_finite_loss(diverged)
