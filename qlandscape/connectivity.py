@@ -15,7 +15,7 @@ import torch
 
 from .directions import as_center
 from .errors import ConfigError, check_positive_int
-from .landscape import _evaluate, _objectives, _split_index
+from .landscape import SplitResults, _evaluate, _objectives
 from .objective import Objective
 
 __all__ = ["Interpolation", "barrier_location", "error_barrier", "function_space_distance", "interpolate",
@@ -51,7 +51,7 @@ error_barrier = loss_barrier  # the same definition on error rates; a name for r
 
 
 @dataclass(frozen=True)
-class Interpolation:
+class Interpolation(SplitResults):
     """Loss and error on the segment θ_a → θ_b.
 
     ``losses``/``errors``: (n_splits, n_points) at ``ts``; ``loss_barriers``/``error_barriers`` (n_splits,) and
@@ -82,18 +82,6 @@ class Interpolation:
         """Error barrier on the first split."""
         return float(self.error_barriers[0])
 
-    @property
-    def accuracies(self) -> np.ndarray:
-        """1 − error, same shape as ``errors``."""
-        return 1.0 - self.errors
-
-    def loss(self, split: str | None = None) -> np.ndarray:
-        """The loss curve of one split (default: the first)."""
-        return self.losses[_split_index(self.splits, split)]
-
-    def error(self, split: str | None = None) -> np.ndarray:
-        """The error curve of one split."""
-        return self.errors[_split_index(self.splits, split)]
 
 
 def interpolate(objective: Objective, theta_a: np.ndarray | torch.Tensor, theta_b: np.ndarray | torch.Tensor, *,

@@ -30,8 +30,29 @@ __all__ = [
 ]
 
 
+class SplitResults:
+    """Accessors shared by results that hold ``losses``/``errors`` stacked over ``splits`` (first axis)."""
+
+    splits: tuple[str, ...]
+    losses: np.ndarray
+    errors: np.ndarray
+
+    @property
+    def accuracies(self) -> np.ndarray:
+        """1 − error, same shape as ``errors``."""
+        return 1.0 - self.errors
+
+    def loss(self, split: str | None = None) -> np.ndarray:
+        """The losses of one split (default: the first, the objective's own data)."""
+        return self.losses[_split_index(self.splits, split)]
+
+    def error(self, split: str | None = None) -> np.ndarray:
+        """The error rates of one split."""
+        return self.errors[_split_index(self.splits, split)]
+
+
 @dataclass(frozen=True)
-class Slice1D:
+class Slice1D(SplitResults):
     """Loss and error along ``center + α·direction``.
 
     ``losses``/``errors`` have shape (n_splits, len(alphas)); ``center_losses`` (n_splits,) is L(center) computed
@@ -49,22 +70,9 @@ class Slice1D:
     direction_norm: float
     loss_name: str
 
-    @property
-    def accuracies(self) -> np.ndarray:
-        """1 − error, same shape as ``errors``."""
-        return 1.0 - self.errors
-
-    def loss(self, split: str | None = None) -> np.ndarray:
-        """The loss curve of one split (default: the first, the objective's own data)."""
-        return self.losses[_split_index(self.splits, split)]
-
-    def error(self, split: str | None = None) -> np.ndarray:
-        """The error-rate curve of one split."""
-        return self.errors[_split_index(self.splits, split)]
-
 
 @dataclass(frozen=True)
-class Slice2D:
+class Slice2D(SplitResults):
     """Loss and error on the plane ``center + α·d1 + β·d2``.
 
     ``losses``/``errors``: (n_splits, len(betas), len(alphas)) -- rows are β, columns α (see the module docs).
@@ -87,22 +95,10 @@ class Slice2D:
     loss_name: str
 
     @property
-    def accuracies(self) -> np.ndarray:
-        """1 − error, same shape as ``errors``."""
-        return 1.0 - self.errors
-
-    @property
     def has_trajectory(self) -> bool:
         """Whether a projected trajectory is attached for overlay."""
         return self.trajectory.shape[0] > 0
 
-    def loss(self, split: str | None = None) -> np.ndarray:
-        """The (len(betas), len(alphas)) loss grid of one split (default: the first)."""
-        return self.losses[_split_index(self.splits, split)]
-
-    def error(self, split: str | None = None) -> np.ndarray:
-        """The (len(betas), len(alphas)) error grid of one split."""
-        return self.errors[_split_index(self.splits, split)]
 
 
 def _split_index(splits: Sequence[str], split: str | None) -> int:

@@ -64,7 +64,7 @@ def _save(run: LoadedRun, name: str, result: Any, prefix: str) -> dict[str, np.n
 
 
 def _figure(run: LoadedRun, name: str, draw: Callable[[], Any]) -> None:
-    from .plots.landscape import save_figure
+    from .plots import save_figure
 
     fig = draw()
     (run.path / "figures").mkdir(exist_ok=True)

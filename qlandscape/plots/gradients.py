@@ -8,16 +8,13 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from . import axes_or_new
+
 from ..gradients import PatchVarianceCurve, VarianceCurve
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (5.5, 4.2)) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, new_ax = plt.subplots(figsize=size, layout="constrained")
-    return new_ax
+    return axes_or_new(ax, size)
 
 
 def _error_bars(value: np.ndarray, se: np.ndarray) -> np.ndarray:

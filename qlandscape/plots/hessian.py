@@ -8,17 +8,12 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from . import axes_or_new as _axes
+
 from ..hessian import DenseSpectrum, EigenResult, TrajectoryCurvature
 from ..spectral_density import SpectralDensity
 
 
-def _axes(ax: Axes | None, size: tuple[float, float] = (5.0, 4.0)) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, new_ax = plt.subplots(figsize=size, layout="constrained")
-    return new_ax
 
 
 def _linthresh(values: np.ndarray) -> float:

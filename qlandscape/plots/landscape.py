@@ -6,8 +6,6 @@ its normalisation. 2-D grids are (len(betas), len(alphas)): α on the x axis, β
 """
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import Literal
 
 import matplotlib.pyplot as plt
@@ -18,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 
 from ..errors import ConfigError, check_choice
-from ..io import atomic_write_bytes
 from ..landscape import Slice1D, Slice2D, _split_index
+from . import save_figure  # noqa: F401  (re-exported: figures are saved from here too)
 
 __all__ = ["describe_directions", "plot_contour", "plot_slice_1d", "plot_surface", "plot_trajectory",
            "save_figure"]
@@ -191,16 +189,3 @@ def plot_surface(result: Slice2D, ax: Axes | None = None, *, split: str | None =
     ax.set_zlabel(label, fontsize="small")
     ax.set_title(_title(result, label), fontsize="medium")
     return fig
-
-
-def save_figure(fig: Figure, path_without_suffix: str | Path, *, dpi: int = 150) -> tuple[Path, Path]:
-    """Write ``fig`` as ``path.png`` and ``path.pdf`` (each atomically); return both paths."""
-    base = Path(path_without_suffix)
-    written = []
-    for suffix in (".png", ".pdf"):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=suffix[1:], dpi=dpi, bbox_inches="tight")
-        target = base.parent / (base.name + suffix)
-        atomic_write_bytes(target, buffer.getvalue())
-        written.append(target)
-    return written[0], written[1]
