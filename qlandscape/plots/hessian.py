@@ -60,8 +60,9 @@ def plot_density(density: SpectralDensity, ax: Axes | None = None, log: bool = T
     ax.axvline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("eigenvalue λ")
     ax.set_ylabel("density ρ(λ)" + (" (log)" if log else ""))
-    ax.set_title(f"Hessian spectral density (SLQ: {density.n_starts} starts × {density.lanczos_steps} steps, "
-                 f"σ = {density.sigma:.2g})", fontsize="medium")
+    source = (f"exact: all {density.n_params} eigenvalues" if density.probe == "exact" else
+              f"SLQ: {density.n_starts} starts × {density.lanczos_steps} steps")
+    ax.set_title(f"Hessian spectral density ({source}, σ = {density.sigma:.2g})", fontsize="medium")
     return ax.figure
 
 
