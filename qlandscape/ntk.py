@@ -85,26 +85,11 @@ class KernelEvolution:
 
 
 # ---------------------------------------------------------------------------------------------- the kernel
-def _chunk_jacobian(objective: Objective, theta: Tensor, xc: Tensor) -> Tensor:
-    """Output Jacobian of one chunk. In eval mode on torch.func models it is taken per sample under ``vmap``:
-    ``jacrev`` of the whole batch would pull back each of the m·C output cotangents through all m samples
-    (m times the work; 5-7x slower on the patch QNN). Otherwise, or if the model does not vmap, the Objective's."""
-    if objective.functorch and not objective.model.training:
-        def one(t: Tensor, xi: Tensor) -> Tensor:
-            return objective._outputs(t, xi.unsqueeze(0))[0]
-
-        try:
-            with torch.no_grad():
-                return torch.func.vmap(torch.func.jacrev(one), in_dims=(None, 0))(theta, xc)
-        except (RuntimeError, NotImplementedError):
-            pass
-    return objective.jacobian(theta, xc, chunk_size=xc.shape[0])
-
-
 def _jacobian_chunks(objective: Objective, theta: Tensor, x: Tensor, chunk_size: int) -> Iterator[Tensor]:
     """Yield output Jacobians (m, C, P) of consecutive chunks of ``x``, in float64."""
     for start in range(0, x.shape[0], chunk_size):
-        jac = _chunk_jacobian(objective, theta, x[start:start + chunk_size]).detach().to(torch.float64)
+        xc = x[start:start + chunk_size]
+        jac = objective.jacobian(theta, xc, chunk_size=xc.shape[0]).to(torch.float64)
         if jac.ndim == 2:  # a model with one scalar output per input
             jac = jac.unsqueeze(1)
         yield jac.reshape(jac.shape[0], -1, objective.n_params)

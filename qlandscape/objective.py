@@ -299,6 +299,21 @@ class Objective:
             total += w * h.detach()
         return (total + total.T) / 2
 
+    def _per_sample_jacobian(self, theta: Tensor, xc: Tensor) -> Tensor | None:
+        # In eval mode each output depends on its own input only, so the Jacobian is taken per sample under vmap:
+        # jacrev of the whole batch would pull every output cotangent back through all m samples (m times the
+        # work; 5-7x slower on the patch QNN). Train-mode batch norm couples samples, so it is not used there.
+        if not self.functorch or self.model.training:
+            return None
+
+        def one(t: Tensor, xi: Tensor) -> Tensor:
+            return self._outputs(t, xi.unsqueeze(0))[0]
+
+        try:
+            return torch.func.vmap(torch.func.jacrev(one), in_dims=(None, 0))(theta, xc)
+        except (RuntimeError, NotImplementedError):  # a model whose ops have no batching rule
+            return None
+
     def jacobian(self, theta: Tensor | None = None, x: Tensor | None = None, *, chunk_size: int = 64) -> Tensor:
         """Jacobian of the outputs with respect to θ: (n_inputs, n_outputs, P)."""
         theta = self.as_theta(theta)
@@ -306,9 +321,10 @@ class Objective:
         parts = []
         for start in range(0, x.shape[0], chunk_size):
             xc = x[start:start + chunk_size]
-            if self.functorch:
+            j = self._per_sample_jacobian(theta, xc)
+            if j is None and self.functorch:
                 j = torch.func.jacrev(self._outputs)(theta, xc)
-            else:
+            elif j is None:
                 j = torch.autograd.functional.jacobian(lambda t: self._outputs(t, xc), theta.clone())
             parts.append(j.detach())
         return torch.cat(parts)
