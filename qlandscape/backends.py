@@ -108,9 +108,13 @@ def _qnode(circuit: Circuit, device: str, diff_method: str, scale: float):
 
 
 @contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    # PennyLane's torch interface converts some devices' (lightning's) numpy results with torch's default dtype,
-    # which would silently give float32 results for float64 parameters.
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Temporarily set torch's default dtype.
+
+    PennyLane's torch interface turns some devices' (lightning's) Python-float results into tensors of torch's
+    default dtype, in the forward pass and again when it differentiates (parameter-shift circuits run inside
+    autograd's backward), which would silently give float32 numbers for float64 parameters. Wrap both in this.
+    """
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -124,7 +128,7 @@ def _pennylane_expectations(backend: Backend, circuit: Circuit, params: Tensor, 
     if params.ndim != 2:
         raise ConfigError("params", tuple(params.shape), "PennyLane backends take one parameter point (P, n_params)")
     qnode = _qnode(circuit, backend.name, backend.resolved_diff_method(), float(scale))
-    with _default_dtype(params.dtype if params.is_floating_point() else torch.float64):
+    with default_dtype(params.dtype if params.is_floating_point() else torch.float64):
         return _run_qnode(qnode, circuit, params, features, backend.mode)
 
 

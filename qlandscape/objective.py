@@ -15,13 +15,15 @@ Large evaluation sets are processed in chunks of ``chunk_size`` samples and accu
 from __future__ import annotations
 
 import copy
+import functools
 import math
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .backends import default_dtype
 from .errors import ConfigError, check_choice
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -47,6 +49,16 @@ def resolve_loss(loss: str | LossFn) -> LossFn:
     return {"cross_entropy": _cross_entropy, "mse": _mse}[loss]
 
 
+def _float64_defaults(method: Callable[..., Any]) -> Callable[..., Any]:
+    # Backward passes of PennyLane devices run inside these methods; see backends.default_dtype.
+    @functools.wraps(method)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with default_dtype(torch.float64):
+            return method(*args, **kwargs)
+
+    return wrapped
+
+
 def uses_torch_func(model: nn.Module) -> bool:
     """Whether ``model`` composes with ``torch.func`` transforms (PennyLane QNodes do not)."""
     return bool(getattr(model, "supports_torch_func", True))
@@ -64,7 +76,8 @@ class Objective:
             off: metrics see the network in eval mode, with batch-norm running statistics as recorded.
         hessian_method: how a model without ``torch.func`` support is differentiated twice:
             ``"autograd"`` (double backward through the model) or ``"parameter-shift"`` (ask the model for a
-            parameter-shift differentiable copy; PennyLane backends support it).
+            parameter-shift differentiable copy; PennyLane backends support it). Devices that differentiate by
+            adjoint (``lightning.qubit``) always use parameter shift for second derivatives.
     """
 
     def __init__(
@@ -216,10 +229,15 @@ class Objective:
 
     # ------------------------------------------------------------ derivatives
     def _model_for_second_order(self) -> nn.Module:
-        if self.hessian_method == "parameter-shift" and hasattr(self.model, "with_diff_method"):
+        # PennyLane's adjoint method is first order only (it can return an incomplete Hessian without an error),
+        # so a device that differentiates by adjoint gets parameter-shift rules for second derivatives.
+        backend = getattr(self.model, "backend", None)
+        adjoint = backend is not None and not backend.is_engine and backend.resolved_diff_method() == "adjoint"
+        if (self.hessian_method == "parameter-shift" or adjoint) and hasattr(self.model, "with_diff_method"):
             return self.model.with_diff_method("parameter-shift")
         return self.model
 
+    @_float64_defaults
     def grad(self, theta: Tensor | None = None) -> Tensor:
         """Gradient of the mean loss at θ."""
         theta = self.as_theta(theta)
@@ -233,6 +251,7 @@ class Objective:
             total += w * g.detach()
         return total
 
+    @_float64_defaults
     def value_and_grad(self, theta: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Mean loss and its gradient at θ in one pass."""
         theta = self.as_theta(theta)
@@ -246,6 +265,7 @@ class Objective:
             total += w * g
         return value, total
 
+    @_float64_defaults
     def hvp(self, theta: Tensor | None, v: Tensor) -> Tensor:
         """Hessian-vector product H(θ) v of the mean loss, accumulated over chunks."""
         theta = self.as_theta(theta)
@@ -270,6 +290,7 @@ class Objective:
             (hv,) = torch.autograd.grad(g, t, grad_outputs=v)
         return hv.detach()
 
+    @_float64_defaults
     def hessian(self, theta: Tensor | None = None, *, method: str = "auto") -> Tensor:
         """Dense Hessian (P, P) of the mean loss at θ, symmetrised to remove round-off asymmetry.
 
@@ -314,6 +335,7 @@ class Objective:
         except (RuntimeError, NotImplementedError):  # a model whose ops have no batching rule
             return None
 
+    @_float64_defaults
     def jacobian(self, theta: Tensor | None = None, x: Tensor | None = None, *, chunk_size: int = 64) -> Tensor:
         """Jacobian of the outputs with respect to θ: (n_inputs, n_outputs, P)."""
         theta = self.as_theta(theta)

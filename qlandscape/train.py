@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .backends import default_dtype
 from .errors import ConfigError, check_choice
 from .objective import resolve_loss
 
@@ -132,6 +133,7 @@ class Trainer:
         self.y_test = (y_test if y_test is not None else y_train).long()
         self.loss_fn = resolve_loss(config.loss)
         self.progress = progress
+        self.dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float64)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if config.optimizer == "adam":
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=config.lr,
@@ -182,11 +184,12 @@ class Trainer:
             self.order = torch.randperm(self.x_train.shape[0], generator=self.generator)
         idx = self.order[within * self.config.batch_size:(within + 1) * self.config.batch_size]
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model(self.x_train[idx]), self.y_train[idx])
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {float(loss)} at step {self.step} "
-                                     f"(epoch {self.epoch:.2f}); lower the learning rate (lr={self.config.lr})")
-        loss.backward()
+        with default_dtype(self.dtype):  # PennyLane devices differentiate inside backward (backends.default_dtype)
+            loss = self.loss_fn(self.model(self.x_train[idx]), self.y_train[idx])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {float(loss)} at step {self.step} (epoch "
+                                         f"{self.epoch:.2f}); lower the learning rate (lr={self.config.lr})")
+            loss.backward()
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()

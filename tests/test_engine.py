@@ -99,3 +99,14 @@ def test_kawase_patch_qnn_hessian_matches_default_qubit():
     ours, theirs = Objective(model, x, y), Objective(model.with_backend("default.qubit"), x, y)
     assert torch.allclose(ours.grad(), theirs.grad(), atol=1e-10, rtol=0)
     assert torch.allclose(ours.hessian(), theirs.hessian(), atol=1e-10, rtol=0)
+
+
+def test_lightning_hessian_uses_parameter_shift_and_matches_engine(tiny_images):
+    x, y = tiny_images
+    model = PatchQNN((6, 6), 2, ansatz="hea", n_qubits=2, n_layers=1, patch_size=6, seed=2)  # one patch, 4 params
+    light = Objective(model.with_backend("lightning.qubit"), x[:2], y[:2])
+    assert light.model.backend.resolved_diff_method() == "adjoint"
+    v = torch.randn(light.n_params, dtype=torch.float64)
+    ours = Objective(model, x[:2], y[:2])
+    assert torch.allclose(light.hessian(), ours.hessian(), atol=1e-8, rtol=0)
+    assert torch.allclose(light.hvp(None, v), ours.hvp(None, v), atol=1e-8, rtol=0)

@@ -279,3 +279,15 @@ def test_subset_by_indices_and_forms_share_alignment() -> None:
     assert np.isnan(kernel_evolution(objective, traj, [0.0, 1.0, 2.0], x[idx]).alignment).all()
     with pytest.raises(ConfigError, match="15"):
         kernel_evolution(objective, traj, [0.0, 1.0, 2.0], [0, 15])
+
+
+def test_patch_qnn_ntk_engine_equals_default_qubit():
+    from qlandscape.qnn import PatchQNN
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 6, 6, generator=g, dtype=torch.float64) * np.pi
+    y = torch.tensor([0, 1, 1, 0])
+    model = PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3, aggregation="linear", seed=1)
+    ours = empirical_ntk(Objective(model, x, y), form="full")
+    theirs = empirical_ntk(Objective(model.with_backend("default.qubit"), x, y), form="full")
+    np.testing.assert_allclose(ours.kernel, theirs.kernel, atol=1e-10, rtol=0)
