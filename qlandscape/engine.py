@@ -2,12 +2,17 @@
 
 One compiled :class:`~qlandscape.circuits.Circuit` runs for every (parameter point, sample, patch) triple at once:
 the state is a tensor ``(M, 2**n)`` with ``M = K * B * P`` and every patch has its own angles, broadcast over
-the samples. The circuit is lowered once into a short program of two instructions:
+the samples. The circuit is lowered once (:func:`lower`) into two instructions:
 
-* ``fused``: all single-qubit rotations on one wire between two entangling steps multiplied into one batched
-  2x2 matrix (cheap: the matrices are tiny), then applied to the state as two fused multiply-adds on a view;
+* ``fused``: all single-qubit rotations on one wire between two entangling steps, multiplied into one batched
+  2x2 matrix;
 * ``permute``: a run of consecutive CNOT/CZ gates composed into one basis permutation and one sign vector
   (a gather and a multiply, never a dense 2**n x 2**n matrix).
+
+and then planned (:func:`_plan`, see benchmarks/perf for the measurements behind each choice): the fused steps
+between two entangler runs form one layer, whose matrices are built for all wires at once and applied as a few
+Kronecker-group GEMMs (one read of the state per group, no permute copies); a first layer on |0...0> becomes a
+product state; with Z-only readout the trailing entangler run folds into the readout matrix.
 
 Expectations of Z come from probabilities, those of X and Y from the amplitudes of each qubit's pair.
 Everything is plain differentiable torch, so autograd and ``torch.func`` (``vmap``, ``jacrev``, ``hessian``)

@@ -1,0 +1,107 @@
+"""The engine's fast paths (Kronecker groups, product-state start, Z readout with folded entanglers) against a
+plain dense reference simulator -- correctness only, no timings (those live in benchmarks/perf)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qlandscape.circuits import build_circuit, catalogue
+from qlandscape.engine import _group_sizes, _plan, simulate, simulate_state
+
+
+def reference_state(circuit, params, features, scale=1.0):
+    """One circuit at a time, gate by gate, on a (2,)*n tensor: slow and obviously right."""
+    n = circuit.n_qubits
+    state = torch.zeros((2,) * n, dtype=torch.complex128)
+    state[(0,) * n] = 1
+    for gate in circuit.gates:
+        if gate.source is None:
+            a, b = gate.wires
+            idx = [slice(None)] * n
+            idx[a] = 1
+            sub = state[tuple(idx)].clone()  # control = 1 slice, target axis shifts by one if after a
+            t = b if b < a else b - 1
+            sub = sub.flip(t) if gate.name == "CNOT" else sub * torch.tensor([1, -1], dtype=sub.dtype).reshape(
+                [2 if i == t else 1 for i in range(n - 1)])
+            state = state.clone()
+            state[tuple(idx)] = sub
+            continue
+        angle = params[gate.index] if gate.source == "param" else scale * features[gate.index]
+        c, s = torch.cos(angle / 2), torch.sin(angle / 2)
+        if gate.name == "RX":
+            u = torch.stack([torch.stack([c + 0j, -1j * s]), torch.stack([-1j * s, c + 0j])])
+        elif gate.name == "RY":
+            u = torch.stack([torch.stack([c + 0j, -s + 0j]), torch.stack([s + 0j, c + 0j])])
+        else:
+            u = torch.diag(torch.stack([torch.exp(-0.5j * angle), torch.exp(0.5j * angle)]))
+        state = torch.movedim(torch.tensordot(u, state, dims=([1], [gate.wires[0]])), 0, gate.wires[0])
+    return state.reshape(-1)
+
+
+def reference_expectations(circuit, state):
+    n = circuit.n_qubits
+    view = state.reshape((2,) * n)
+    out = []
+    for pauli, w in circuit.observables:
+        m = {"X": [[0, 1], [1, 0]], "Y": [[0, -1j], [1j, 0]], "Z": [[1, 0], [0, -1]]}[pauli]
+        applied = torch.movedim(torch.tensordot(torch.tensor(m, dtype=state.dtype), view, dims=([1], [w])), 0, w)
+        out.append((view.conj() * applied).sum().real)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7])
+@pytest.mark.parametrize("ansatz", sorted(catalogue()))
+def test_state_and_outputs_match_dense_reference(ansatz, n):
+    try:
+        circuit = build_circuit(ansatz, n, 2, observables=["Z", "X", "Y"] if n < 4 else None)
+    except Exception:  # an ansatz that cannot be built at this width is not this test's business
+        pytest.skip(f"{ansatz} not buildable with {n} qubits")
+    g = torch.Generator().manual_seed(n)
+    params = circuit.init_params((2,), g)
+    features = torch.rand(3, 2, max(1, circuit.n_features), generator=g, dtype=torch.float64)
+    states = simulate_state(circuit, params, features)
+    outs = simulate(circuit, params, features)
+    for b in range(3):
+        for p in range(2):
+            ref = reference_state(circuit, params[p], features[b, p])
+            assert torch.allclose(states[b, p], ref, atol=1e-12)
+            assert torch.allclose(outs[b, p], reference_expectations(circuit, ref), atol=1e-12)
+
+
+def test_group_sizes_cover_every_wire():
+    for n in range(1, 16):
+        sizes = _group_sizes(n)
+        assert sum(sizes) == n and max(sizes) <= 4 and min(sizes) >= 1
+
+
+def test_z_readout_folds_trailing_entanglers():
+    circuit = build_circuit("hea", 5, 2)  # ends with a CNOT ring, measures Z on every qubit
+    assert _plan(circuit).z_signs is not None
+    g = torch.Generator().manual_seed(0)
+    params = circuit.init_params((3,), g)
+    features = torch.rand(4, 3, circuit.n_features, generator=g, dtype=torch.float64)
+    state = simulate_state(circuit, params, features)
+    probs = state.abs() ** 2
+    z = torch.stack([1 - 2 * ((torch.arange(32) >> (4 - w)) & 1) for w in range(5)], -1).double()
+    assert torch.allclose(simulate(circuit, params, features), probs @ z, atol=1e-13)
+
+
+def test_torch_func_transforms_through_fast_paths():
+    circuit = build_circuit("hea", 6, 2)  # 6 qubits: Kronecker groups of two wires
+    g = torch.Generator().manual_seed(1)
+    params = circuit.init_params((2,), g)
+    features = torch.rand(3, 2, circuit.n_features, generator=g, dtype=torch.float64)
+
+    def f(p):
+        return simulate(circuit, p, features).sum()
+
+    h = torch.func.hessian(f)(params)
+    p0 = params.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(p0), p0, create_graph=True)
+    v = torch.randn_like(params)
+    (hv,) = torch.autograd.grad((grad * v).sum(), p0)
+    assert torch.allclose(torch.einsum("abcd,cd->ab", h, v), hv, atol=1e-10)
+    batched = torch.func.vmap(lambda p: simulate(circuit, p, features))(params.expand(4, -1, -1))
+    assert torch.allclose(batched[2], simulate(circuit, params, features), atol=1e-14)
+    lo = simulate(circuit, params, features, dtype=torch.complex64)
+    assert lo.dtype == torch.float32 and torch.allclose(lo.double(), simulate(circuit, params, features), atol=1e-5)
