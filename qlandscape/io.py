@@ -15,6 +15,8 @@ from typing import Any, Mapping, TypeVar
 import numpy as np
 
 T = TypeVar("T")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -23,6 +25,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results on shared filesystems must be readable
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -24,11 +24,11 @@ from .runs import LoadedRun, register_metric  # noqa: E402
 DEFAULTS: dict[str, dict[str, Any]] = {
     "hessian": {"point": "final", "top_k": 5, "density": True, "trajectory": False, "method": "auto",
                 "max_params": 3000, "n_probes": 100, "chunk_size": None, "split": "train", "seed": 0,
-                "structure": False},
+                "structure": False, "figures": True},
     "landscape": {"directions": "random", "normalization": "filter", "grid": 21, "range": 1.0, "point": "final",
                   "splits": ["train"], "seed": 0, "chunk_size": None, "padding": 5.0, "log_scale": False,
-                  "batch": 64},
-    "ntk": {"subset": 100, "every": 1, "form": "trace", "ridge": 1e-6, "seed": 0},
+                  "batch": 64, "figures": True},
+    "ntk": {"subset": 100, "every": 1, "form": "trace", "ridge": 1e-6, "seed": 0, "figures": True},
 }
 
 
@@ -63,7 +63,10 @@ def _save(run: LoadedRun, name: str, result: Any, prefix: str) -> dict[str, np.n
     return {f"{prefix}.{k}": v for k, v in arrays.items() if v.dtype != object}
 
 
-def _figure(run: LoadedRun, name: str, draw: Callable[[], Any]) -> None:
+def _figure(run: LoadedRun, settings: dict, name: str, draw: Callable[[], Any]) -> None:
+    # Drawing PNG + PDF dominates small runs; sweeps can turn it off with figures = false.
+    if not settings["figures"]:
+        return
     from .plots import save_figure
 
     fig = draw()
@@ -93,22 +96,22 @@ def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     if summary.method == "dense":
         spectrum = dense_spectrum(obj, theta, max_params=s["max_params"], keep_eigenvectors=False)
         arrays |= _save(run, "hessian_spectrum", spectrum, "hessian.spectrum")
-        _figure(run, "hessian_spectrum", lambda: hplots.plot_spectrum(spectrum))
+        _figure(run, s, "hessian_spectrum", lambda: hplots.plot_spectrum(spectrum))
     elif s["top_k"]:
         top = top_eigenvalues(obj, min(int(s["top_k"]), obj.n_params - 1), theta=theta, seed=s["seed"])
         arrays |= _save(run, "hessian_top_k", top, "hessian.top_k")
-        _figure(run, "hessian_spectrum", lambda: hplots.plot_spectrum(top))
+        _figure(run, s, "hessian_spectrum", lambda: hplots.plot_spectrum(top))
     if s["density"]:
         # With the dense spectrum at hand the exact (broadened) density is free; SLQ only when it is not.
         density = (density_from_eigenvalues(spectrum.eigenvalues) if spectrum is not None
                    else spectral_density(obj, theta=theta, seed=s["seed"]))
         arrays |= _save(run, "hessian_density", density, "hessian.density")
-        _figure(run, "hessian_density", lambda: hplots.plot_density(density))
+        _figure(run, s, "hessian_density", lambda: hplots.plot_density(density))
     if s["trajectory"]:
         curv = hessian_along_trajectory(obj, run.result.trajectory, run.result.times, method=s["method"],
                                         max_params=s["max_params"], n_probes=s["n_probes"], seed=s["seed"])
         arrays |= _save(run, "hessian_trajectory", curv, "hessian.trajectory")
-        _figure(run, "hessian_over_training", lambda: hplots.plot_curvature_over_training(curv))
+        _figure(run, s, "hessian_over_training", lambda: hplots.plot_curvature_over_training(curv))
     if s["structure"]:
         from .structured import decompose, structure_summary
 
@@ -157,10 +160,10 @@ def landscape_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
                           split=splits[0], trajectory=trajectory, direction_kind=s["directions"],
                           normalization=normalization, batch=int(s["batch"]))
     arrays = _save(run, "landscape", result, "landscape")
-    _figure(run, "landscape_contour", lambda: lplots.plot_contour(result, log_scale=bool(s["log_scale"])))
-    _figure(run, "landscape_surface", lambda: lplots.plot_surface(result, log_scale=bool(s["log_scale"])))
+    _figure(run, s, "landscape_contour", lambda: lplots.plot_contour(result, log_scale=bool(s["log_scale"])))
+    _figure(run, s, "landscape_surface", lambda: lplots.plot_surface(result, log_scale=bool(s["log_scale"])))
     if result.has_trajectory:
-        _figure(run, "landscape_trajectory", lambda: lplots.plot_trajectory(result))
+        _figure(run, s, "landscape_trajectory", lambda: lplots.plot_trajectory(result))
     scalars = {"landscape.directions": s["directions"], "landscape.grid": int(s["grid"]),
                "landscape.center_loss": float(result.center_losses[0]),
                "landscape.max_loss": float(np.max(result.losses[0])),
@@ -187,9 +190,9 @@ def ntk_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     curve = kernel_machine_curve(obj, run.result.trajectory, run.result.times, x_train[:subset], y_train[:subset],
                                  x_test, y_test, every=int(s["every"]), ridge=float(s["ridge"]))
     arrays = _save(run, "ntk_evolution", evo, "ntk.evolution") | _save(run, "ntk_kernel_machine", curve, "ntk.machine")
-    _figure(run, "ntk_distance", lambda: nplots.plot_kernel_distance_matrix(evo))
-    _figure(run, "ntk_velocity", lambda: nplots.plot_kernel_velocity(evo))
-    _figure(run, "ntk_kernel_machine", lambda: nplots.plot_kernel_machine_accuracy(curve))
+    _figure(run, s, "ntk_distance", lambda: nplots.plot_kernel_distance_matrix(evo))
+    _figure(run, s, "ntk_velocity", lambda: nplots.plot_kernel_velocity(evo))
+    _figure(run, s, "ntk_kernel_machine", lambda: nplots.plot_kernel_machine_accuracy(curve))
     scalars = {"ntk.final_distance_from_init": float(evo.distance_from_init[-1]),
                "ntk.kernel_accuracy_init": float(curve.kernel_accuracy[0]),
                "ntk.kernel_accuracy_final": float(curve.kernel_accuracy[-1])}

@@ -36,3 +36,14 @@ def test_update_npz_keeps_other_arrays(tmp_path):
     assert set(data) == {"x", "y"}
     io.write_json(tmp_path / "r.json", {"nan": float("nan"), "arr": np.arange(2), "n": np.int64(3)})
     assert io.read_json(tmp_path / "r.json") == {"nan": None, "arr": [0, 1], "n": 3}
+
+
+def test_result_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    io.write_json(tmp_path / "r.json", {"a": 1})
+    mode = stat.S_IMODE(os.stat(tmp_path / "r.json").st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask

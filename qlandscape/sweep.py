@@ -1,0 +1,429 @@
+"""Sweeps: a ``[base]`` run config plus ``[grid]`` axes whose Cartesian product gives the runs.
+
+The whole sweep is validated before any run starts: every grid point's :class:`~qlandscape.config.RunConfig` is
+built (so a bad axis name or value fails naming it and the sweep file) and every metric table is checked against
+the registered hooks and their settings. Each run is :func:`qlandscape.runs.execute_run`, a pure function of its
+config writing ``OUT/<run id>`` atomically, so finished runs are skipped on a rerun and a killed sweep loses only
+the runs in flight. Executors: in-process (``workers=1``), local processes (one torch thread each), or a Dask
+distributed cluster (``dask=ADDRESS`` or a ``distributed.Client``; the optional extra ``qlandscape[dask]``).
+After every finished run the manifest ``OUT/sweep.json`` (the sweep config, the run ids, each run's status) is
+rewritten atomically; it describes the latest sweep over ``OUT``, while :func:`load_runs` reads every run there.
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import time
+import tomllib
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from . import io
+from .config import RunConfig
+from .errors import ConfigError, check_choice
+
+log = logging.getLogger(__name__)
+MANIFEST = "sweep.json"
+# Settings with a fixed set of values, checked up front so that a typo fails before hours of training.
+METRIC_CHOICES = {("hessian", "point"): ("final", "best", "init"), ("landscape", "point"): ("final", "best", "init"),
+                  ("landscape", "directions"): ("random", "hessian", "pca"), ("ntk", "form"): ("trace", "full")}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep: the base fields, the grid axes (in file order) and the runs they give."""
+
+    base: dict
+    grid: dict
+    runs: tuple[RunConfig, ...]
+    points: tuple[dict, ...]  # the grid values of each run, same order as ``runs``
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sweep config as plain JSON (what ``sweep.json`` records)."""
+        return {"base": self.base, "grid": self.grid, "source": self.source}
+
+    def run_ids(self) -> list[str]:
+        """Run directory names, in grid order."""
+        return [config.run_id() for config in self.runs]
+
+
+def check_metrics(metrics: Any, source: str | None = None) -> None:
+    """Metric names against the registered hooks and each metric's settings (unknown keys, fixed choices)."""
+    from .runs import METRIC_HOOKS, _load_metric_hooks
+    from .run_metrics import DEFAULTS, settings_for
+
+    _load_metric_hooks()
+    if not isinstance(metrics, Mapping):
+        raise ConfigError("metrics", metrics, "expected a table of metric settings", source=source)
+    for name, given in metrics.items():
+        if name not in METRIC_HOOKS:
+            raise ConfigError("metrics", name, f"expected metric tables among {sorted(METRIC_HOOKS)}", source=source)
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"metrics.{name}", given, "expected a table of settings", source=source)
+        if name not in DEFAULTS:  # a hook registered by the user: its settings are its own business
+            continue
+        try:
+            settings = settings_for(name, dict(given))
+        except ConfigError as exc:
+            raise ConfigError(exc.field, exc.value, exc.allowed, source=source) from None
+        for (metric, key), choices in METRIC_CHOICES.items():
+            if metric == name:
+                check_choice(f"metrics.{name}.{key}", settings[key], choices, source=source)
+
+
+def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep:
+    """Validate a sweep given as ``{"base": {...}, "grid": {axis: [values]}}`` and build every run's config."""
+    where = source or "sweep"
+    if not isinstance(data, Mapping):
+        raise ConfigError("sweep", data, "expected a table with [base] and [grid]", source=source)
+    for key in data:
+        if key not in ("base", "grid"):
+            raise ConfigError(key, data[key], "is not a sweep table; expected [base] and [grid]", source=source)
+    base = dict(data.get("base", {}))
+    grid = dict(data.get("grid", {}))
+    fields = RunConfig.fields()
+    for axis, values in grid.items():
+        if axis not in fields:
+            raise ConfigError(f"grid.{axis}", values, f"'{axis}' is not a run field; expected one of "
+                              f"{', '.join(fields)}", source=source)
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid.{axis}", values, "expected a non-empty list of values", source=source)
+        seen = [json.dumps(v, sort_keys=True) for v in values]
+        if len(set(seen)) != len(seen):
+            raise ConfigError(f"grid.{axis}", values, "expected distinct values", source=source)
+    try:
+        RunConfig.from_dict(base, source=f"{where} [base]")
+    except ConfigError as exc:
+        if not (grid and exc.field in grid):  # a field the grid sets anyway may be incomplete in [base]
+            raise
+    check_metrics(base.get("metrics", {}), f"{where} [base]")
+    runs, points, ids = [], [], set()
+    for combo in itertools.product(*grid.values()):
+        point = dict(zip(grid, combo))
+        label = ", ".join(f"{k}={json.dumps(v)}" for k, v in point.items())
+        config = RunConfig.from_dict({**base, **point}, source=f"{where} [grid point {label}]")
+        if "metrics" in point:
+            check_metrics(config.metrics, f"{where} [grid point {label}]")
+        if config.run_id() in ids:  # e.g. equal values spelt differently (1 and 1.0)
+            continue
+        ids.add(config.run_id())
+        runs.append(config)
+        points.append(point)
+    return Sweep(base=base, grid=grid, runs=tuple(runs), points=tuple(points), source=source)
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and validate a sweep config (TOML with ``[base]`` and ``[grid]``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("sweep config", str(path), "no such file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("sweep config", str(path), f"is not valid TOML ({exc})") from exc
+    return sweep_from_dict(data, source=str(path))
+
+
+def as_sweep(config: Sweep | str | Path | Mapping[str, Any]) -> Sweep:
+    """A :class:`Sweep` from itself, a TOML path or a dict."""
+    if isinstance(config, Sweep):
+        return config
+    if isinstance(config, (str, os.PathLike)):
+        return load_sweep(config)
+    return sweep_from_dict(config)
+
+
+# ---------------------------------------------------------------------------------------------------- execution
+
+def _init_worker(threads: int = 1) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_one(config: dict, out: str, threads: int | None = None) -> dict[str, Any]:
+    """Execute one run (in whichever process or Dask worker calls this); never raises for a failed run."""
+    if threads is not None:
+        _init_worker(threads)
+    from .runs import execute_run
+
+    start = time.perf_counter()
+    run_config = RunConfig.from_dict(config)
+    try:
+        execute_run(run_config, out)
+        status, error = "complete", None
+    except Exception as exc:  # recorded in run.json by execute_run; the sweep goes on
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    return {"id": run_config.run_id(), "status": status, "error": error, "seconds": time.perf_counter() - start}
+
+
+class _Manifest:
+    """``sweep.json``: rewritten atomically whenever a run's status changes."""
+
+    def __init__(self, sweep: Sweep, out: Path) -> None:
+        self.path = out / MANIFEST
+        self.sweep = sweep
+        self.entries = {rid: {"id": rid, "point": point, "status": "pending"}
+                        for rid, point in zip(sweep.run_ids(), sweep.points)}
+
+    def update(self, rid: str, **fields: Any) -> None:
+        self.entries[rid].update({k: v for k, v in fields.items() if v is not None})
+        if fields.get("status") == "complete":
+            self.entries[rid].pop("error", None)
+
+    def write(self) -> None:
+        counts: dict[str, int] = {}
+        for entry in self.entries.values():
+            counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        io.write_json(self.path, {"sweep": self.sweep.to_dict(), "n_runs": len(self.entries), "counts": counts,
+                                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                  "run_ids": list(self.entries), "runs": list(self.entries.values())})
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="sweep", unit="run", disable=not enabled, dynamic_ncols=True)
+
+
+def run_sweep(config: Sweep | str | Path | Mapping[str, Any], out: str | Path, *, workers: int | None = None,
+              dask: Any = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Run every grid point of a sweep into ``out`` (skipping complete runs); one row per run, in grid order.
+
+    ``workers``: 1 runs in this process; more uses that many local processes (spawned, one torch thread each);
+    None means one per CPU core. ``dask``: a scheduler address, ``"local"`` (a LocalCluster of ``workers``
+    processes) or a ``distributed.Client``; ``out`` must then be on a filesystem every worker sees.
+    A failed run is recorded (its run.json and the manifest carry the error) and the others go on.
+    """
+    sweep = as_sweep(config)
+    out = Path(out).resolve()
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError("workers", workers, "expected a positive integer")
+    out.mkdir(parents=True, exist_ok=True)
+    from .runs import is_complete
+
+    manifest = _Manifest(sweep, out)
+    todo = []
+    for config_, rid in zip(sweep.runs, sweep.run_ids()):
+        if is_complete(out / rid):
+            manifest.update(rid, status="complete", skipped=True)
+        else:
+            todo.append(config_)
+    manifest.write()
+    bar = _progress_bar(len(sweep.runs), len(sweep.runs) - len(todo), progress)
+    failed = 0
+
+    def finished(result: dict[str, Any]) -> None:
+        nonlocal failed
+        manifest.update(result["id"], status=result["status"], error=result["error"],
+                        seconds=round(result["seconds"], 3), skipped=False)
+        manifest.write()
+        failed += result["status"] != "complete"
+        bar.update(1)
+        if failed:
+            bar.set_postfix(failed=failed)
+        if result["status"] != "complete":
+            log.warning("run %s failed: %s", result["id"], result["error"])
+
+    try:
+        if not todo:
+            pass
+        elif dask is not None:
+            _run_dask(todo, out, dask, workers, finished)
+        elif (workers or os.cpu_count() or 1) == 1 or (len(todo) == 1 and workers is None):
+            for config_ in todo:
+                finished(run_one(config_.to_dict(), str(out)))
+        else:
+            _run_processes(todo, out, min(workers or os.cpu_count() or 1, len(todo)), finished)
+    finally:
+        bar.close()
+    return _rows_for(out, sweep.run_ids())
+
+
+def _run_processes(todo: list[RunConfig], out: Path, workers: int, finished) -> None:
+    """Local processes; a worker that dies (killed, out of memory) fails the runs it had in flight, the rest go on."""
+    pending = list(todo)
+    context = multiprocessing.get_context("spawn")
+    while pending:
+        started = time.time()
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
+                                   initializer=_init_worker, initargs=(1,))
+        futures: dict[Future, RunConfig] = {pool.submit(run_one, c.to_dict(), str(out)): c for c in pending}
+        broken: list[RunConfig] = []
+        try:
+            remaining = set(futures)
+            while remaining:
+                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        finished(future.result())
+                    except BrokenProcessPool:
+                        broken.append(futures[future])
+        except BaseException:  # Ctrl-C: stop now; queued runs would otherwise still start in the workers
+            _stop_workers(pool)  # before shutdown(), which forgets the processes
+            pool.shutdown(wait=False, cancel_futures=True)
+            for config_ in pending:
+                if _started_since(out / config_.run_id(), started):
+                    _mark_failed(out / config_.run_id(), "the sweep was interrupted", status="interrupted")
+            raise
+        pool.shutdown(wait=True)
+        in_flight = [c for c in broken if _started_since(out / c.run_id(), started)]
+        if broken and not in_flight:
+            in_flight = broken  # cannot tell which one killed the pool: fail them all rather than loop
+        for config_ in in_flight:
+            error = "worker process died while this run was in flight (killed, out of memory or a crash)"
+            _mark_failed(out / config_.run_id(), error)
+            finished({"id": config_.run_id(), "status": "failed", "error": error, "seconds": 0.0})
+        pending = [c for c in broken if c not in in_flight]
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    stop = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if stop is not None:
+        stop()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+
+
+def _started_since(path: Path, since: float) -> bool:
+    try:
+        return (path / "run.json").stat().st_mtime >= since - 1.0
+    except OSError:
+        return False
+
+
+def _mark_failed(path: Path, error: str, status: str = "failed") -> None:
+    from .runs import RUN_FILE
+
+    try:
+        info = io.read_json(path / RUN_FILE)
+    except (OSError, ValueError):
+        return
+    if info.get("status") == "running":
+        info.update(status=status, error=error)
+        io.write_json(path / RUN_FILE, info)
+
+
+def _run_dask(todo: list[RunConfig], out: Path, dask: Any, workers: int | None, finished) -> None:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise ConfigError("dask", dask, "needs the optional extra: pip install 'qlandscape[dask]' "
+                          "(dask.distributed is not installed)") from exc
+    own_client = not isinstance(dask, Client)
+    if dask == "local":
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    elif own_client:
+        try:
+            cluster, client = None, Client(dask, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError("dask", dask, f"could not connect to a Dask scheduler there ({exc})") from exc
+    else:
+        cluster, client = None, dask
+    futures = {}
+    try:
+        for config_ in todo:
+            future = client.submit(run_one, config_.to_dict(), str(out), 1, pure=False,
+                                   key=f"qlandscape-run-{config_.run_id()}-{time.time_ns()}")
+            futures[future] = config_
+        for future in as_completed(futures):
+            try:
+                finished(future.result())
+            except Exception as exc:  # the worker died (KilledWorker) or the task could not run there
+                error = f"{type(exc).__name__}: {exc}"
+                _mark_failed(out / futures[future].run_id(), error)
+                finished({"id": futures[future].run_id(), "status": "failed", "error": error, "seconds": 0.0})
+    finally:
+        if own_client:
+            client.cancel([f for f in futures if not f.done()])
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+# ---------------------------------------------------------------------------------------------------- run tables
+
+MODEL_FACTS = ("n_params", "n_patches", "params_per_circuit", "kind")
+
+
+def run_row(path: Path, root: Path | None = None) -> dict[str, Any] | None:
+    """One flat row for a run directory: id, status, config fields, model facts, scalar metrics, timings."""
+    from .runs import ARRAYS_FILE, RUN_FILE
+
+    try:
+        info = io.read_json(path / RUN_FILE)
+    except (OSError, ValueError):
+        return None
+    status = info.get("status", "unknown")
+    if status == "complete" and not (path / ARRAYS_FILE).exists():
+        status = "incomplete"
+    row: dict[str, Any] = {"id": info.get("id", path.name), "status": status,
+                           "path": str(path.relative_to(root)) if root else str(path),
+                           "error": info.get("error")}
+    config = info.get("config", {})
+    row.update(config)
+    model = info.get("model", {})
+    for key in MODEL_FACTS:
+        row["model_kind" if key == "kind" else key] = model.get(key)
+    for key, value in info.get("metrics", {}).items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            row[f"metric.{key}" if key in row else key] = value
+    for key, value in info.get("timings", {}).items():
+        row[f"time.{key}"] = value
+    return row
+
+
+def load_runs(directory: str | Path) -> list[dict[str, Any]]:
+    """One flat row per run directory below ``directory`` (any depth), sorted by path."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError("directory", str(root), "no such folder")
+    rows = [run_row(p.parent, root) for p in sorted(root.rglob("run.json"))
+            if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    return [row for row in rows if row is not None]
+
+
+def _rows_for(out: Path, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+    rows = []
+    for rid in run_ids:
+        row = run_row(out / rid, out)
+        rows.append(row if row is not None else {"id": rid, "status": "missing", "path": rid})
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write rows as CSV (columns: the union of keys in first-seen order; lists and tables as JSON), atomically."""
+    rows = list(rows)
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    buffer = _io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    io.atomic_write_bytes(path, buffer.getvalue().encode())
+    return Path(path)

@@ -1,0 +1,114 @@
+"""Sweep reports: aggregation over seeds, power-law fits, and the CSV, figures and page of a tiny sweep."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from qlandscape import cli, io
+from qlandscape.config import RunConfig
+from qlandscape.errors import ConfigError
+from qlandscape.report import scaling_fit, series, split_axes, summary_table, write_report
+from qlandscape.runs import execute_run
+from qlandscape.sweep import run_sweep
+
+BASE = dict(classes=[0, 1], max_train=30, max_test=20, qubits=2, patch_size=4, epochs=2, batch_size=10)
+
+
+@pytest.fixture
+def no_run_figures(monkeypatch):
+    # Per-run figures (drawn by the metric hooks) are not what this file tests, and cost ~1 s each.
+    monkeypatch.setattr("qlandscape.run_metrics._figure", lambda *args, **kwargs: None)
+
+
+def fake_rows():
+    rows = []
+    for layers in (1, 2):
+        for patches in (1, 4):
+            for seed in (0, 1, 2):
+                p = 4 * layers
+                rows.append({"id": f"{layers}{patches}{seed}", "status": "complete", "path": "x", "layers": layers,
+                             "patches": patches, "seed": seed, "lr": 0.05, "n_params": p * patches,
+                             "n_patches": patches, "params_per_circuit": p,
+                             "hessian.lambda_max": 3.0 * layers * patches ** -0.5 * (1 + 0.1 * seed)})
+    rows.append({**rows[0], "id": "bad", "status": "failed", "hessian.lambda_max": None})
+    return rows
+
+
+def test_series_aggregates_seeds_and_absorbs_size_axes():
+    rows = fake_rows()
+    s = series(rows, "hessian.lambda_max", "n_params", "n_patches")
+    assert s.line_labels == ("N = 1", "N = 4") and s.x.tolist() == [4, 8, 16, 32]
+    first = 3.0 * np.array([1.0, 1.1, 1.2])
+    assert s.mean[0] == pytest.approx(first.mean()) and s.std[0] == pytest.approx(first.std(ddof=1))
+    assert (s.low[0], s.high[0]) == pytest.approx((3.0, 3.6)) and s.n.tolist() == [3, 3, 3, 3]
+    by_n = series(rows, "hessian.lambda_max", "n_patches", "params_per_circuit")
+    assert by_n.line_labels == ("L = 1 (4 params/circuit)", "L = 2 (8 params/circuit)")
+    # a varying field that is not a size axis splits lines
+    rows += [{**r, "id": r["id"] + "b", "lr": 0.1} for r in rows if r["status"] == "complete"]
+    assert split_axes(rows, "n_params", "n_patches") == ["lr"]
+    assert series(rows, "hessian.lambda_max", "n_params", "n_patches").line_labels == (
+        "N = 1, lr = 0.05", "N = 1, lr = 0.1", "N = 4, lr = 0.05", "N = 4, lr = 0.1")
+    with pytest.raises(ConfigError, match="test_accuracy"):
+        series(rows, "test_accuracy", "n_params")
+
+
+def test_scaling_fit_and_summary_table():
+    rows = fake_rows()
+    fit = scaling_fit(rows, "hessian.lambda_max")
+    assert [f.exponent for f in fit.fits] == pytest.approx([-0.5, -0.5])
+    table = summary_table(rows, ["hessian.lambda_max"])
+    assert [(t["layers"], t["patches"], t["n_runs"], t["n_complete"]) for t in table] == [
+        (1, 1, 4, 3), (1, 4, 3, 3), (2, 1, 3, 3), (2, 4, 3, 3)]
+    assert table[0]["hessian.lambda_max.max"] == pytest.approx(3.6)
+
+
+def test_report_of_a_tiny_sweep(tmp_path, no_run_figures, capsys):
+    sweep = {"base": {**BASE, "metrics": {"hessian": {"structure": True, "point": "best", "top_k": 2},
+                                          "landscape": {"grid": 5, "directions": "pca"}}},
+             "grid": {"layers": [1, 2], "patches": [1, 2], "seed": [0, 1]}}
+    rows = run_sweep(sweep, tmp_path / "runs", workers=1, progress=False)
+    assert all(r["status"] == "complete" for r in rows) and len(rows) == 8
+    broken = RunConfig.from_dict({**BASE, "dataset": str(tmp_path / "missing.npz")})
+    with pytest.raises(ConfigError):
+        execute_run(broken, tmp_path / "runs")
+
+    files = write_report(tmp_path / "runs", tmp_path / "report")
+    assert files.n_runs == 9 and files.n_complete == 8
+    with open(files.runs_csv) as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 9 and {"hessian.lambda_max", "n_params", "n_patches", "layers", "seed"} <= set(table[0])
+    assert sum(r["status"] == "failed" for r in table) == 1
+    names = {p.name for p in files.figures}
+    assert names == {"metrics_vs_n_params.png", "metrics_vs_n_patches.png", "lambda_max_vs_patches_fit.png",
+                     "landscape_grid.png", "spectral_densities.png"}
+    for png in files.figures:
+        assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").exists()
+    page = files.markdown.read_text()
+    assert "figures/landscape_grid.png" in page and "| layers | patches |" in page and "missing.npz" in page
+    assert files.html.read_text().count("data:image/png;base64,") == 5
+    fits = json.loads((tmp_path / "report" / "fits.json").read_text())
+    assert set(fits) == {"hessian.lambda_max", "hessian.structure.lambda_max_normalised"}
+    with open(files.summary_csv) as handle:
+        assert len(list(csv.DictReader(handle))) == 5  # four grid cells and the failed run's own group
+
+    assert cli.main(["report", str(tmp_path / "runs"), "--no-pdf"]) == 0
+    assert "9 runs (8 complete); 5 figures" in capsys.readouterr().out
+    assert not list((tmp_path / "runs" / "report" / "figures").glob("*.pdf"))
+
+
+def test_report_of_classical_ntk_runs(tmp_path, no_run_figures):
+    sweep = {"base": {**BASE, "model": "mlp", "width": 8, "depth": 1, "metrics": {"ntk": {"subset": 10}}},
+             "grid": {"lr": [0.01, 0.1], "seed": [0, 1]}}
+    run_sweep(sweep, tmp_path, workers=1, progress=False)
+    files = write_report(tmp_path)
+    assert {p.name for p in files.figures} == {"metrics_vs_lr.png", "ntk_curves.png"}
+    assert "ntk.final_distance_from_init" in files.markdown.read_text()
+    assert io.read_json(tmp_path / "sweep.json")["counts"] == {"complete": 4}
+
+
+def test_report_of_an_empty_folder(tmp_path):
+    with pytest.raises(ConfigError, match="no run directories"):
+        write_report(tmp_path)
