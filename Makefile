@@ -23,10 +23,10 @@ demo: setup
 	$(BIN)/qlandscape --threads 1 run benchmarks/demo.toml --out runs/demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -m slow
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) runs

@@ -26,7 +26,7 @@ from .operators import LinearOperator, as_operator, checked_theta, hessian_opera
 from .spectral_density import SpectralDensity, TraceResult, hutchinson_trace, spectral_density
 
 __all__ = ["DenseSpectrum", "EigenResult", "HessianSummary", "SpectralDensity", "TraceResult", "TrajectoryCurvature",
-           "dense_spectrum", "hessian_along_trajectory", "hessian_summary", "hutchinson_trace", "power_iteration",
+           "dense_spectrum", "hessian_along_trajectory", "hessian_summary", "summary_from_spectrum", "hutchinson_trace", "power_iteration",
            "spectral_density", "top_eigenvalues", "DEFAULT_MAX_PARAMS"]
 
 log = logging.getLogger(__name__)
@@ -283,10 +283,8 @@ def hessian_summary(source: Objective | LinearOperator, theta: np.ndarray | torc
     method = _resolve_method(method, _size(source), max_params)
     if method == "dense":
         spec = dense_spectrum(source, theta, max_params=max_params, keep_eigenvectors=False)
-        lmax, lmin, trace, stderr = spec.lambda_max, spec.lambda_min, spec.trace, 0.0
-        negative, n_matvecs, converged = spec.fraction_negative(negative_tol), 0, True
-        if isinstance(source, LinearOperator):
-            n_matvecs = source.size
+        return summary_from_spectrum(spec, negative_tol=negative_tol,
+                                     n_matvecs=source.size if isinstance(source, LinearOperator) else 0)
     else:
         op = as_operator(source, theta)
         extremes = top_eigenvalues(op, 1, which="both", tol=tol, seed=seed)
@@ -304,6 +302,15 @@ def hessian_summary(source: Objective | LinearOperator, theta: np.ndarray | torc
                           trace_stderr=float(stderr), ratio=float(ratio), fraction_negative=float(negative),
                           n_params=_size(source), method=method, n_matvecs=int(n_matvecs), converged=bool(converged),
                           negative_tol=float(negative_tol))
+
+
+def summary_from_spectrum(spec: DenseSpectrum, *, negative_tol: float = 1e-9, n_matvecs: int = 0) -> HessianSummary:
+    """The exact :class:`HessianSummary` of a dense spectrum (no further Hessian work)."""
+    lmax, lmin = spec.lambda_max, spec.lambda_min
+    return HessianSummary(lambda_max=lmax, lambda_min=lmin, trace=spec.trace, trace_stderr=0.0,
+                          ratio=float(abs(lmin) / lmax if lmax != 0 else np.nan),
+                          fraction_negative=spec.fraction_negative(negative_tol), n_params=spec.n_params,
+                          method="dense", n_matvecs=int(n_matvecs), converged=True, negative_tol=float(negative_tol))
 
 
 def _check_trajectory(objective: Objective, trajectory: np.ndarray, times: np.ndarray | None

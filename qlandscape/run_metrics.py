@@ -24,7 +24,7 @@ from .runs import LoadedRun, register_metric  # noqa: E402
 DEFAULTS: dict[str, dict[str, Any]] = {
     "hessian": {"point": "final", "top_k": 5, "density": True, "trajectory": False, "method": "auto",
                 "max_params": 3000, "n_probes": 100, "chunk_size": None, "split": "train", "seed": 0,
-                "structure": False, "figures": True},
+                "structure": False, "figures": True, "summary": True},
     "landscape": {"directions": "random", "normalization": "filter", "grid": 21, "range": 1.0, "point": "final",
                   "splits": ["train"], "seed": 0, "chunk_size": None, "padding": 5.0, "log_scale": False,
                   "batch": 64, "figures": True},
@@ -78,22 +78,21 @@ def _figure(run: LoadedRun, settings: dict, name: str, draw: Callable[[], Any]) 
 @register_metric("hessian")
 def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     """Hessian summary (+ top-k, SLQ density, optional curvature along the trajectory and G + R split)."""
-    from .hessian import dense_spectrum, hessian_along_trajectory, hessian_summary, top_eigenvalues
-    from .hessian import spectral_density
+    from .hessian import dense_spectrum, hessian_along_trajectory, hessian_summary, spectral_density
+    from .hessian import summary_from_spectrum, top_eigenvalues
     from .spectral_density import density_from_eigenvalues
     from .plots import hessian as hplots
 
     s = settings_for("hessian", given)
     obj = run.objective(s["split"], chunk_size=s["chunk_size"])
     index, theta = _point(run, s["point"])
-    summary = hessian_summary(obj, theta, method=s["method"], max_params=s["max_params"], n_probes=s["n_probes"],
-                              seed=s["seed"])
-    scalars = {f"hessian.{k}": v for k, v in dataclasses.asdict(summary).items()}
-    scalars["hessian.point"] = s["point"]
-    scalars["hessian.time"] = float(run.result.times[index])
-    arrays = _save(run, "hessian_summary", summary, "hessian.summary")
-    spectrum = None
-    if summary.method == "dense":
+    scalars: dict[str, Any] = {"hessian.point": s["point"], "hessian.time": float(run.result.times[index])}
+    arrays: dict[str, np.ndarray] = {}
+    method = s["method"]
+    if method == "auto":
+        method = "dense" if obj.n_params <= s["max_params"] else "lanczos"
+    spectrum = top = None
+    if method == "dense":
         spectrum = dense_spectrum(obj, theta, max_params=s["max_params"], keep_eigenvectors=False)
         arrays |= _save(run, "hessian_spectrum", spectrum, "hessian.spectrum")
         _figure(run, s, "hessian_spectrum", lambda: hplots.plot_spectrum(spectrum))
@@ -101,6 +100,16 @@ def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
         top = top_eigenvalues(obj, min(int(s["top_k"]), obj.n_params - 1), theta=theta, seed=s["seed"])
         arrays |= _save(run, "hessian_top_k", top, "hessian.top_k")
         _figure(run, s, "hessian_spectrum", lambda: hplots.plot_spectrum(top))
+        scalars |= {"hessian.lambda_max": float(top.eigenvalues[-1]), "hessian.top_k_matvecs": int(top.n_matvecs),
+                    "hessian.top_k_residual": float(top.residual_norms[-1]), "hessian.method": "lanczos",
+                    "hessian.n_params": obj.n_params}
+    if spectrum is not None or s["summary"]:
+        # The summary reuses a dense spectrum; with Lanczos it adds lambda_min, a Hutchinson trace and SLQ.
+        summary = (summary_from_spectrum(spectrum) if spectrum is not None else
+                   hessian_summary(obj, theta, method=method, max_params=s["max_params"], n_probes=s["n_probes"],
+                                   seed=s["seed"]))
+        scalars |= {f"hessian.{k}": v for k, v in dataclasses.asdict(summary).items()}
+        arrays |= _save(run, "hessian_summary", summary, "hessian.summary")
     if s["density"]:
         # With the dense spectrum at hand the exact (broadened) density is free; SLQ only when it is not.
         density = (density_from_eigenvalues(spectrum.eigenvalues) if spectrum is not None

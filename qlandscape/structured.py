@@ -261,12 +261,13 @@ def count_outliers(eigenvalues: np.ndarray, n_classes: int) -> int:
 
 def structure_summary(decomposition: CurvatureDecomposition, *, output_scale: float | None = None
                       ) -> StructureSummary:
-    """Spectra and outlier counts of H = G + R (see :class:`StructureSummary`)."""
+    """Spectra and outlier counts of H = G + R (see :class:`StructureSummary`). ``output_scale``: the c of a
+    mean-rule PatchQNN; None (a head, a classical net) leaves the aggregation-normalised values NaN."""
     h = np.linalg.eigvalsh(decomposition.hessian)
     g = np.linalg.eigvalsh(decomposition.gauss_newton)
     r = np.linalg.eigvalsh(decomposition.residual)
-    c = 1.0 if output_scale is None else float(output_scale)
-    scale = c * c / decomposition.n_patches
+    # Only the parameter-free mean rule has an aggregation scale; elsewhere the normalised value means nothing.
+    scale = float("nan") if output_scale is None else float(output_scale) ** 2 / decomposition.n_patches
     return StructureSummary(
         eigenvalues_hessian=h, eigenvalues_gauss_newton=g, eigenvalues_residual=r, lambda_max=float(h[-1]),
         lambda_min=float(h[0]), lambda_max_gauss_newton=float(g[-1]), lambda_max_residual=float(r[-1]),

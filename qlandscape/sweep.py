@@ -46,10 +46,11 @@ class Sweep:
     runs: tuple[RunConfig, ...]
     points: tuple[dict, ...]  # the grid values of each run, same order as ``runs``
     source: str | None = None
+    zipped: dict | None = None  # [zip] axes: lists of one length that advance together
 
     def to_dict(self) -> dict[str, Any]:
         """The sweep config as plain JSON (what ``sweep.json`` records)."""
-        return {"base": self.base, "grid": self.grid, "source": self.source}
+        return {"base": self.base, "grid": self.grid, "zip": self.zipped or {}, "source": self.source}
 
     def run_ids(self) -> list[str]:
         """Run directory names, in grid order."""
@@ -86,11 +87,21 @@ def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
     if not isinstance(data, Mapping):
         raise ConfigError("sweep", data, "expected a table with [base] and [grid]", source=source)
     for key in data:
-        if key not in ("base", "grid"):
-            raise ConfigError(key, data[key], "is not a sweep table; expected [base] and [grid]", source=source)
+        if key not in ("base", "grid", "zip"):
+            raise ConfigError(key, data[key], "is not a sweep table; expected [base], [grid] and [zip]",
+                              source=source)
     base = dict(data.get("base", {}))
     grid = dict(data.get("grid", {}))
+    zipped = dict(data.get("zip", {}))
     fields = RunConfig.fields()
+    for axis, values in zipped.items():
+        if axis not in fields or axis in grid:
+            raise ConfigError(f"zip.{axis}", values, "expected a run field that is not also a [grid] axis",
+                              source=source)
+        lengths = {len(v) if isinstance(v, list) else -1 for v in zipped.values()}
+        if len(lengths) != 1 or lengths == {-1} or lengths == {0}:
+            raise ConfigError(f"zip.{axis}", values, "expected non-empty lists of one common length (zipped "
+                              "axes advance together, e.g. a learning rate per layer count)", source=source)
     for axis, values in grid.items():
         if axis not in fields:
             raise ConfigError(f"grid.{axis}", values, f"'{axis}' is not a run field; expected one of "
@@ -103,12 +114,13 @@ def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
     try:
         RunConfig.from_dict(base, source=f"{where} [base]")
     except ConfigError as exc:
-        if not (grid and exc.field in grid):  # a field the grid sets anyway may be incomplete in [base]
+        if exc.field not in grid and exc.field not in zipped:  # a field the axes set anyway may be off in [base]
             raise
     check_metrics(base.get("metrics", {}), f"{where} [base]")
     runs, points, ids = [], [], set()
-    for combo in itertools.product(*grid.values()):
-        point = dict(zip(grid, combo))
+    zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] if zipped else [{}]
+    for combo in itertools.product(*grid.values(), zip_rows):
+        point = {**dict(zip(grid, combo[:-1])), **combo[-1]}
         label = ", ".join(f"{k}={json.dumps(v)}" for k, v in point.items())
         config = RunConfig.from_dict({**base, **point}, source=f"{where} [grid point {label}]")
         if "metrics" in point:
@@ -118,7 +130,7 @@ def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
         ids.add(config.run_id())
         runs.append(config)
         points.append(point)
-    return Sweep(base=base, grid=grid, runs=tuple(runs), points=tuple(points), source=source)
+    return Sweep(base=base, grid=grid, runs=tuple(runs), points=tuple(points), source=source, zipped=zipped)
 
 
 def load_sweep(path: str | Path) -> Sweep:

@@ -202,3 +202,16 @@ def test_dask_missing_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(ConfigError, match=r"qlandscape\[dask\]"):
         run_sweep({"base": BASE_DICT, "grid": {"seed": [0]}}, tmp_path, dask="tcp://127.0.0.1:1", progress=False)
+
+
+def test_zip_axes_advance_together():
+    sweep = sweep_from_dict({"base": BASE_DICT, "grid": {"seed": [0, 1]},
+                             "zip": {"layers": [1, 2, 4], "lr": [0.01, 0.005, 0.001]}})
+    pairs = {(c.seed, c.layers, c.lr) for c in sweep.runs}
+    assert len(sweep.runs) == 6
+    assert pairs == {(s, L, lr) for s in (0, 1) for L, lr in [(1, 0.01), (2, 0.005), (4, 0.001)]}
+    assert sweep.to_dict()["zip"]["layers"] == [1, 2, 4]
+    with pytest.raises(ConfigError, match="common length"):
+        sweep_from_dict({"base": BASE_DICT, "zip": {"layers": [1, 2], "lr": [0.1]}})
+    with pytest.raises(ConfigError, match="zip.seed"):
+        sweep_from_dict({"base": BASE_DICT, "grid": {"seed": [0, 1]}, "zip": {"seed": [3]}})

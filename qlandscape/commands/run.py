@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"train accuracy: {m['train_accuracy']:.4f}   test accuracy: {m['test_accuracy']:.4f}   "
           f"test loss: {m['test_loss']:.4f}   training time: {info['timings']['train_seconds']:.1f} s")
     if "hessian.lambda_max" in m:
-        print(f"Hessian at the {m['hessian.point']} point ({m['hessian.method']}): lambda_max {m['hessian.lambda_max']:.5g}, "
-              f"lambda_min {m['hessian.lambda_min']:.5g}, trace {m['hessian.trace']:.5g}, "
-              f"negative fraction {m['hessian.fraction_negative']:.3f}")
+        parts = [f"{key} {m[f'hessian.{key}']:.5g}" for key in ("lambda_max", "lambda_min", "trace",
+                                                                "fraction_negative") if f"hessian.{key}" in m]
+        print(f"Hessian at the {m['hessian.point']} point ({m['hessian.method']}): " + ", ".join(parts))
     if "landscape.center_loss" in m:
         print(f"landscape: {m['landscape.grid']}x{m['landscape.grid']} {m['landscape.directions']} slice, loss "
               f"{m['landscape.min_loss']:.4g} .. {m['landscape.max_loss']:.4g}")
