@@ -23,7 +23,6 @@ Wire 0 is the most significant qubit, as in PennyLane.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any, Iterable
 import torch
 
 from .errors import ConfigError
+from .io import read_toml
 
 ROTATIONS = ("RX", "RY", "RZ")
 ENTANGLERS = ("CNOT", "CZ", "none")
@@ -288,11 +288,7 @@ def load_spec(name_or_path: str | Path) -> CircuitSpec:
             raise ConfigError("ansatz", text, "no such spec file")
     else:
         raise ConfigError("ansatz", text, f"expected a catalogue name among {sorted(known)} or a path to a .toml spec")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("toml", str(path), f"is not valid TOML ({exc})") from exc
-    return parse_spec(data, source=str(path))
+    return parse_spec(read_toml(path, "ansatz"), source=str(path))
 
 
 def build_circuit(ansatz: str | Path, n_qubits: int, n_layers: int, **kwargs: Any) -> Circuit:

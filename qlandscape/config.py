@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError, check_choice
+from .io import read_toml
 
 MODEL_KINDS = ("qnn", "mlp", "cnn")
 
@@ -144,13 +145,7 @@ class RunConfig:
 
 def load_config(path: str | Path) -> RunConfig:
     """Read a run config from TOML: top-level fields (or a ``[run]`` table), validated."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError("config", str(path), "no such file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", str(path), f"is not valid TOML ({exc})") from exc
+    data = read_toml(path, "config")
     data = data.get("run", data)
     return RunConfig.from_dict(data, source=str(path))
 

@@ -64,6 +64,21 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(handle)
 
 
+def read_toml(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """Read a TOML file; a missing file or bad TOML raises ConfigError naming ``what`` and the path."""
+    import tomllib
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(what, str(path), "no such file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(what, str(path), f"is not valid TOML ({exc})") from exc
+
+
 def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     """Write arrays to a compressed ``.npz`` atomically."""
     import io as _io

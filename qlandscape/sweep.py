@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import os
 import time
-import tomllib
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -135,13 +134,7 @@ def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
 
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep config (TOML with ``[base]`` and ``[grid]``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("sweep config", str(path), "no such file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("sweep config", str(path), f"is not valid TOML ({exc})") from exc
+    data = io.read_toml(path, "sweep config")
     return sweep_from_dict(data, source=str(path))
 
 
