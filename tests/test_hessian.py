@@ -330,3 +330,21 @@ def test_density_from_dense_eigenvalues_is_exact_and_normalised():
     # SLQ with a full Krylov space on the diagonal matrix reproduces the same quadrature mean
     slq = spectral_density(matrix_operator(np.diag(eig)), n_starts=4, lanczos_steps=4)
     assert abs(slq.mean - exact.mean) < 1e-12
+
+
+def test_converging_lanczos_matches_arpack_with_fewer_matvecs():
+    from qlandscape.operators import matrix_operator
+
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((150, 150)))
+    eig = np.concatenate([[10.0, 6.0, -4.0], rng.uniform(-1, 1, 147)])
+    matrix = (q * eig) @ q.T
+    for which, k in [("largest", 2), ("smallest", 1), ("both", 1)]:
+        ours = top_eigenvalues(matrix_operator(matrix), k, which=which, tol=1e-10)
+        ref = top_eigenvalues(matrix_operator(matrix), k, which=which, tol=1e-10, solver="arpack")
+        np.testing.assert_allclose(ours.eigenvalues, ref.eigenvalues, atol=1e-9)
+        explicit = np.linalg.norm(matrix @ ours.eigenvectors - ours.eigenvectors * ours.eigenvalues, axis=0)
+        assert explicit.max() < 1e-8 and ours.residual_norms.max() < 1e-8
+        assert ours.n_matvecs < ref.n_matvecs
+    with pytest.raises(ConfigError, match="krylov"):
+        top_eigenvalues(matrix_operator(matrix), 1, solver="krylov")
