@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from tqdm.auto import tqdm
 
 from .backends import default_dtype
 from .errors import ConfigError, check_choice
@@ -78,6 +79,7 @@ class Objective:
             ``"autograd"`` (double backward through the model) or ``"parameter-shift"`` (ask the model for a
             parameter-shift differentiable copy; PennyLane backends support it). Devices that differentiate by
             adjoint (``lightning.qubit``) always use parameter shift for second derivatives.
+        progress: show a progress bar over the chunks of every evaluation (large evaluation sets).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class Objective:
         chunk_size: int | None = None,
         train_mode: bool = False,
         hessian_method: Literal["autograd", "parameter-shift"] = "autograd",
+        progress: bool = False,
     ) -> None:
         x = torch.as_tensor(x)
         y = torch.as_tensor(y)
@@ -110,6 +113,7 @@ class Objective:
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
         self.chunk_size = chunk_size
         self.hessian_method = hessian_method
+        self.progress = progress
         self.functorch = uses_torch_func(self.model)
         named = [(n, p) for n, p in self.model.named_parameters()]
         self.names: tuple[str, ...] = tuple(n for n, _ in named)
@@ -131,7 +135,8 @@ class Objective:
     def with_data(self, x: Tensor, y: Tensor) -> "Objective":
         """The same model and loss on another evaluation set (e.g. the test split)."""
         return Objective(self.model, x, y, self.loss_fn, chunk_size=self.chunk_size,
-                         train_mode=self.model.training, hessian_method=self.hessian_method)
+                         train_mode=self.model.training, hessian_method=self.hessian_method,
+                         progress=self.progress)
 
     def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
         """Split a flat vector into the model's named parameter tensors (views)."""
@@ -169,7 +174,9 @@ class Objective:
         y = self.y if y is None else y
         n = x.shape[0]
         size = n if self.chunk_size is None else self.chunk_size
-        for start in range(0, n, size):
+        starts = range(0, n, size)
+        for start in tqdm(starts, desc="chunks", unit="chunk", leave=False,
+                          disable=not self.progress or len(starts) < 2):
             stop = min(n, start + size)
             yield x[start:stop], y[start:stop], (stop - start) / n
 

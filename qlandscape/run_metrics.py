@@ -24,10 +24,10 @@ from .runs import LoadedRun, register_metric  # noqa: E402
 DEFAULTS: dict[str, dict[str, Any]] = {
     "hessian": {"point": "final", "top_k": 5, "density": True, "trajectory": False, "method": "auto",
                 "max_params": 3000, "n_probes": 100, "chunk_size": None, "split": "train", "seed": 0,
-                "structure": False, "figures": True, "summary": True},
+                "structure": False, "figures": True, "summary": True, "progress": False},
     "landscape": {"directions": "random", "normalization": "filter", "grid": 21, "range": 1.0, "point": "final",
                   "splits": ["train"], "seed": 0, "chunk_size": None, "padding": 5.0, "log_scale": False,
-                  "batch": 64, "figures": True},
+                  "batch": 64, "figures": True, "progress": False},
     "ntk": {"subset": 100, "every": 1, "form": "trace", "ridge": 1e-6, "seed": 0, "figures": True},
 }
 
@@ -84,7 +84,7 @@ def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     from .plots import hessian as hplots
 
     s = settings_for("hessian", given)
-    obj = run.objective(s["split"], chunk_size=s["chunk_size"])
+    obj = run.objective(s["split"], chunk_size=s["chunk_size"], progress=bool(s["progress"]))
     index, theta = _point(run, s["point"])
     scalars: dict[str, Any] = {"hessian.point": s["point"], "hessian.time": float(run.result.times[index])}
     arrays: dict[str, np.ndarray] = {}
@@ -146,7 +146,7 @@ def landscape_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     for split in splits:
         if split not in ("train", "test"):
             raise ConfigError("splits", split, "expected 'train' and/or 'test'")
-    obj = run.objective(splits[0], chunk_size=s["chunk_size"])
+    obj = run.objective(splits[0], chunk_size=s["chunk_size"], progress=bool(s["progress"]))
     others = {sp: run.objective(sp, chunk_size=s["chunk_size"]) for sp in splits[1:]}
     index, theta = _point(run, s["point"])
     if s["directions"] == "pca":

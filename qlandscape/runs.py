@@ -83,13 +83,14 @@ class LoadedRun:
     result: TrainResult
     info: dict
 
-    def objective(self, split: str = "train", *, chunk_size: int | None = None) -> Objective:
+    def objective(self, split: str = "train", *, chunk_size: int | None = None, progress: bool = False
+                  ) -> Objective:
         """The run's Objective (its loss) on the ``train`` or ``test`` split, at the final parameters."""
         x_train, y_train, x_test, y_test = to_torch(self.dataset)
         if split not in ("train", "test"):
             raise ConfigError("split", split, "expected 'train' or 'test'")
         x, y = (x_train, y_train) if split == "train" else (x_test, y_test)
-        return Objective(self.model, x, y, self.config.loss, chunk_size=chunk_size)
+        return Objective(self.model, x, y, self.config.loss, chunk_size=chunk_size, progress=progress)
 
     def save_metrics(self, scalars: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
         """Merge scalar metrics into ``run.json`` and arrays into ``arrays.npz`` (atomically)."""

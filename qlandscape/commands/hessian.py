@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = {"top_k": args.top_k, "density": args.density, "trajectory": args.trajectory, "point": args.point,
                 "method": args.method, "split": args.split, "chunk_size": args.chunk_size,
+                "progress": sys.stderr.isatty(),
                 "structure": args.structure}
     scalars = run_metric(args.run_dir, "hessian", settings)
     print(f"Hessian of the mean {args.split} loss at the {args.point} point ({scalars['hessian.method']}, "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = {"directions": args.directions, "normalization": args.normalization, "grid": args.grid,
                 "range": args.range, "padding": args.padding, "splits": args.splits.split(","),
-                "point": args.point, "log_scale": args.log_scale, "seed": args.seed, "chunk_size": args.chunk_size}
+                "point": args.point, "log_scale": args.log_scale, "seed": args.seed, "chunk_size": args.chunk_size,
+                "progress": sys.stderr.isatty()}
     scalars = run_metric(args.run_dir, "landscape", settings)
     print(f"{args.grid}x{args.grid} slice, {args.directions} directions: loss at centre "
           f"{scalars['landscape.center_loss']:.5g}, range [{scalars['landscape.min_loss']:.4g}, "
