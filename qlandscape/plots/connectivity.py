@@ -6,7 +6,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..connectivity import Interpolation
-from .landscape import _figure, loss_label
+from .landscape import _figure, label_loss_and_error, loss_label
 
 __all__ = ["plot_interpolation"]
 
@@ -36,13 +36,7 @@ def plot_interpolation(result: Interpolation, ax: Axes | None = None) -> Figure:
                 bbox=dict(boxstyle="round", facecolor="white", alpha=0.8))
     ax.set_xlabel(f"t  (0: {result.label_a}, 1: {result.label_b}; ‖{result.label_b} − {result.label_a}‖ = "
                   f"{result.distance:.3g})")
-    ax.set_ylabel(loss_label(result.loss_name))
-    twin.set_ylabel("error rate")
-    twin.set_ylim(bottom=0.0)
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    # below the axes: a legend inside would be overdrawn by the twin axis or hide the curves
-    twin.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.13),
-                ncol=min(3, len(handles)), fontsize="small", frameon=False)
+    label_loss_and_error(ax, twin, result.loss_name)
     splits = ", ".join(result.splits)
     ax.set_title(f"Linear interpolation {result.label_a} → {result.label_b}: {loss_label(result.loss_name)} and "
                  f"error, {splits} split{'s' if len(result.splits) > 1 else ''}", fontsize="medium")

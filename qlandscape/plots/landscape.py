@@ -81,6 +81,17 @@ def _title(result: Slice2D, what: str) -> str:
     return f"{what} — {desc}"
 
 
+def label_loss_and_error(ax: Axes, twin: Axes, loss_name: str) -> None:
+    """Axis labels and one legend for a loss curve on ``ax`` with error rates on its twin ``twin``."""
+    ax.set_ylabel(loss_label(loss_name))
+    twin.set_ylabel("error rate")
+    twin.set_ylim(bottom=0.0)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    # below the axes: a legend inside would be overdrawn by the twin axis or hide the curves
+    twin.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                ncol=min(3, len(handles)), fontsize="small", frameon=False)
+
+
 def plot_slice_1d(result: Slice1D, ax: Axes | None = None) -> Figure:
     """Loss (solid, left axis) and error rate (dashed, right axis) along the direction, one colour per split."""
     fig, ax = _figure(ax)
@@ -91,13 +102,7 @@ def plot_slice_1d(result: Slice1D, ax: Axes | None = None) -> Figure:
         twin.plot(result.alphas, result.errors[s], color=colour, ls="--", label=f"error ({split})")
     ax.axvline(0.0, color="0.6", lw=0.8, ls=":")
     ax.set_xlabel(f"α (step along the direction, ‖d‖ = {result.direction_norm:.3g})")
-    ax.set_ylabel(loss_label(result.loss_name))
-    twin.set_ylabel("error rate")
-    twin.set_ylim(bottom=0.0)
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    # below the axes: a legend inside would be overdrawn by the twin axis or hide the curves
-    twin.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.13),
-                ncol=min(3, len(handles)), fontsize="small", frameon=False)
+    label_loss_and_error(ax, twin, result.loss_name)
     desc = describe_directions(result.direction_kind, result.normalization, plural=False)
     ax.set_title(f"{loss_label(result.loss_name)} and error, {', '.join(result.splits)} "
                  f"split{'s' if len(result.splits) > 1 else ''} — {desc}", fontsize="medium")
