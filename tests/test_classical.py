@@ -16,15 +16,6 @@ from qlandscape.models import build_model, count_parameters
 from qlandscape.objective import Objective
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared 2-core machine: a second OpenMP thread only adds contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data(n=12, shape=(4, 4), classes=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(n, *shape, generator=g, dtype=torch.float64),

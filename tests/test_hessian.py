@@ -18,15 +18,6 @@ from qlandscape.spectral_density import SpectralDensity
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    # tiny problems: with two threads on a shared, loaded machine an HVP is ~70x slower (oversubscription)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def symmetric_with_spectrum(eigenvalues, seed: int = 0) -> np.ndarray:
     q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(eigenvalues), len(eigenvalues))))
     return (q * np.asarray(eigenvalues, dtype=np.float64)) @ q.T
