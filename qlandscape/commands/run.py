@@ -11,14 +11,19 @@ FLAGS = {"model": str, "ansatz": str, "qubits": int, "layers": int, "patch_size"
          "patches": int, "backend": str, "epochs": int, "lr": float, "batch_size": int, "seed": int}
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="train one model from a config and write its run directory")
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The optional CONFIG.toml plus the override flags that :func:`config_from_args` reads."""
     p.add_argument("config", nargs="?", help="run config (TOML); defaults are used when omitted")
-    p.add_argument("--out", default="runs", help="parent folder of run directories (default: runs)")
     for name, kind in FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=f"override '{name}'")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field (value read as TOML, e.g. classes=[0,1])")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train one model from a config and write its run directory")
+    add_config_arguments(p)
+    p.add_argument("--out", default="runs", help="parent folder of run directories (default: runs)")
     p.add_argument("--force", action="store_true", help="rerun even if the run is complete")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from .run import FLAGS, config_from_args
+from .run import add_config_arguments, config_from_args
 
 DEFAULT_SPAWN_EPOCHS = "0,0.25,0.5,1,2,4,8"
 
@@ -27,17 +27,13 @@ def parse_numbers(option: str, text: str, kind: type = float) -> list:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("spawn", help="parent-child spawning: error barrier between children vs spawn time")
-    p.add_argument("config", nargs="?", help="run config (TOML); defaults are used when omitted")
+    add_config_arguments(p)
     p.add_argument("--spawn-epochs", default=DEFAULT_SPAWN_EPOCHS,
                    help=f"comma-separated spawn times in epochs, each <= epochs (default: {DEFAULT_SPAWN_EPOCHS})")
     p.add_argument("--child-seeds", default="1,2", help="two seeds for the children's data order (default: 1,2)")
     p.add_argument("--parent-seed", type=int, default=None, help="parent seed (default: the config's seed)")
     p.add_argument("--n-points", type=int, default=11, help="points on each interpolation line (default: 11)")
     p.add_argument("--out", default="runs", help="parent folder of the output directory (default: runs)")
-    for name, kind in FLAGS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=f"override '{name}'")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field (value read as TOML, e.g. classes=[0,1])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
