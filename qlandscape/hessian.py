@@ -27,7 +27,7 @@ from .operators import LinearOperator, as_operator, checked_theta, hessian_opera
 from .spectral_density import SpectralDensity, TraceResult, hutchinson_trace, spectral_density
 
 __all__ = ["DenseSpectrum", "EigenResult", "HessianSummary", "SpectralDensity", "TraceResult", "TrajectoryCurvature",
-           "dense_spectrum", "hessian_along_trajectory", "hessian_summary", "summary_from_spectrum", "hutchinson_trace", "power_iteration",
+           "dense_spectrum", "hessian_along_trajectory", "hessian_summary", "summary_from_spectrum", "spectrum_of_matrix", "hutchinson_trace", "power_iteration",
            "spectral_density", "top_eigenvalues", "DEFAULT_MAX_PARAMS"]
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,12 @@ def dense_spectrum(source: Objective | LinearOperator, theta: np.ndarray | torch
             raise ValueError("the Hessian contains non-finite entries at this point although the loss is finite")
     else:
         raise ConfigError("source", type(source).__name__, "expected an Objective or a qlandscape LinearOperator")
+    return spectrum_of_matrix(h, keep_eigenvectors=keep_eigenvectors, keep_hessian=keep_hessian)
+
+
+def spectrum_of_matrix(h: np.ndarray, *, keep_eigenvectors: bool = True, keep_hessian: bool = False
+                       ) -> DenseSpectrum:
+    """The :class:`DenseSpectrum` of a Hessian already at hand (e.g. from a structured decomposition)."""
     if keep_eigenvectors:
         vals, vecs = np.linalg.eigh(h)
     else:

@@ -79,7 +79,7 @@ def _figure(run: LoadedRun, settings: dict, name: str, draw: Callable[[], Any]) 
 def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     """Hessian summary (+ top-k, SLQ density, optional curvature along the trajectory and G + R split)."""
     from .hessian import dense_spectrum, hessian_along_trajectory, hessian_summary, spectral_density
-    from .hessian import summary_from_spectrum, top_eigenvalues
+    from .hessian import spectrum_of_matrix, summary_from_spectrum, top_eigenvalues
     from .spectral_density import density_from_eigenvalues
     from .plots import hessian as hplots
 
@@ -91,9 +91,15 @@ def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     method = s["method"]
     if method == "auto":
         method = "dense" if obj.n_params <= s["max_params"] else "lanczos"
-    spectrum = top = None
+    spectrum = top = decomposition = None
+    if s["structure"]:
+        from .structured import decompose
+
+        decomposition = decompose(obj, theta)
     if method == "dense":
-        spectrum = dense_spectrum(obj, theta, max_params=s["max_params"], keep_eigenvectors=False)
+        # The decomposition already holds the exact Hessian: no second dense Hessian for the spectrum.
+        spectrum = (spectrum_of_matrix(decomposition.hessian, keep_eigenvectors=False) if decomposition is not None
+                    else dense_spectrum(obj, theta, max_params=s["max_params"], keep_eigenvectors=False))
         arrays |= _save(run, "hessian_spectrum", spectrum, "hessian.spectrum")
         _figure(run, s, "hessian_spectrum", lambda: hplots.plot_spectrum(spectrum))
     elif s["top_k"]:
@@ -121,11 +127,11 @@ def hessian_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
                                         max_params=s["max_params"], n_probes=s["n_probes"], seed=s["seed"])
         arrays |= _save(run, "hessian_trajectory", curv, "hessian.trajectory")
         _figure(run, s, "hessian_over_training", lambda: hplots.plot_curvature_over_training(curv))
-    if s["structure"]:
-        from .structured import decompose, structure_summary
+    if decomposition is not None:
+        from .structured import structure_summary
 
         scale = getattr(run.model, "output_scale", None) if getattr(run.model, "head", 1) is None else None
-        parts = structure_summary(decompose(obj, theta), output_scale=scale)
+        parts = structure_summary(decomposition, output_scale=scale)
         scalars |= {f"hessian.structure.{k}": v for k, v in dataclasses.asdict(parts).items()
                     if not isinstance(v, np.ndarray)}
         arrays |= _save(run, "hessian_structure", parts, "hessian.structure")
