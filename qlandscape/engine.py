@@ -1,18 +1,19 @@
 """Our batched torch state-vector engine.
 
 One compiled :class:`~qlandscape.circuits.Circuit` runs for every (parameter point, sample, patch) triple at once:
-the state is a tensor ``(M, 2**n)`` with ``M = K * B * P`` and every patch has its own angles, broadcast over
-the samples. The circuit is lowered once (:func:`lower`) into two instructions:
+params ``(*K, P, n_params)`` (one block per patch, optional parameter-point dims ``K``) and features ``(B, P, F)``.
+The circuit is lowered and planned by :mod:`qlandscape.lowering`; see benchmarks/perf for the measurements
+behind each choice:
 
-* ``fused``: all single-qubit rotations on one wire between two entangling steps, multiplied into one batched
-  2x2 matrix;
-* ``permute``: a run of consecutive CNOT/CZ gates composed into one basis permutation and one sign vector
-  (a gather and a multiply, never a dense 2**n x 2**n matrix).
-
-and then planned (:func:`_plan`, see benchmarks/perf for the measurements behind each choice): the fused steps
-between two entangler runs form one layer, whose matrices are built for all wires at once and applied as a few
-Kronecker-group GEMMs (one read of the state per group, no permute copies); a first layer on |0...0> becomes a
-product state; with Z-only readout the trailing entangler run folds into the readout matrix.
+* a layer's fused per-wire 2x2 matrices are applied as a few Kronecker-group GEMMs (one read of the state per
+  group, no permute copies); a first layer on |0...0> becomes a product state;
+* every step runs at its own natural batch: parameter-only steps before the data once per (point, patch), data-only
+  steps once per (sample, patch), so a landscape grid encodes the data once and a circuit's parameter-only
+  prefix runs once for all samples;
+* on small circuits (``lowering.BLOCK_MAX_QUBITS``) with enough samples, the parameter-only layers after the
+  data form blocks: each block's unitary is built once per (point, patch) from all its layers at once (stacked
+  Kronecker products, a log-depth chain of matrix products) and applied to every sample as one GEMM;
+* with Z-only readout, the trailing entangler run folds into the readout matrix.
 
 Expectations of Z come from probabilities, those of X and Y from the amplitudes of each qubit's pair.
 Everything is plain differentiable torch, so autograd and ``torch.func`` (``vmap``, ``jacrev``, ``hessian``)
@@ -20,96 +21,15 @@ compose with it. complex128 by default; complex64 is allowed for training.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 import torch
 from torch import Tensor
 
-from .circuits import Circuit, Gate
+from .circuits import Circuit
 from .errors import ConfigError
+from .lowering import BLOCK_MAX_QUBITS, Block, Gather, Layer, Permute, Stack, bit, lower, plan  # noqa: F401
 
-
-@dataclass(frozen=True)
-class _Fused:
-    wire: int
-    rotations: tuple[Gate, ...]
-
-
-@dataclass(frozen=True)
-class _Permute:
-    source: np.ndarray  # new_state[j] = sign[j] * state[source[j]]
-    sign: np.ndarray
-    identity: bool
-
-
-def _bit(indices: np.ndarray, wire: int, n: int) -> np.ndarray:
-    return (indices >> (n - 1 - wire)) & 1
-
-
-def _compose_entanglers(gates: list[Gate], n: int) -> _Permute:
-    basis = np.arange(2 ** n)
-    image = basis.copy()
-    sign = np.ones(2 ** n)
-    for gate in gates:
-        a, b = gate.wires
-        if gate.name == "CZ":
-            sign = sign * np.where(_bit(image, a, n) & _bit(image, b, n), -1.0, 1.0)
-        else:  # CNOT: flip the target bit where the control bit is set
-            image = image ^ (_bit(image, a, n) << (n - 1 - b))
-    source = np.argsort(image)
-    return _Permute(source=source, sign=sign[source], identity=bool((source == basis).all()))
-
-
-@lru_cache(maxsize=64)
-def lower(circuit: Circuit) -> tuple[object, ...]:
-    """Lower a circuit into fused single-qubit steps and composed entangler steps."""
-    program: list[object] = []
-    pending: dict[int, list[Gate]] = {}
-    run: list[Gate] = []
-
-    def flush_rotations() -> None:
-        for wire in sorted(pending):
-            program.append(_Fused(wire, tuple(pending[wire])))
-        pending.clear()
-
-    for gate in circuit.gates:
-        if gate.source is None:
-            if not run:
-                flush_rotations()
-            run.append(gate)
-        else:
-            if run:
-                program.append(_compose_entanglers(run, circuit.n_qubits))
-                run = []
-            pending.setdefault(gate.wires[0], []).append(gate)
-    if run:
-        program.append(_compose_entanglers(run, circuit.n_qubits))
-    flush_rotations()
-    return tuple(program)
-
-
-# ------------------------------------------------------------------------------------------- execution plan
-@dataclass(frozen=True)
-class _Layer:
-    """All single-qubit work between two entangling steps, every wire at once.
-
-    ``signatures`` groups the wires whose gate sequences share one (name, source) pattern, so each group's fused
-    2x2 matrices come out of a few tensor ops rather than a few ops per gate.
-    """
-
-    signatures: tuple[tuple[tuple[tuple[str, str], ...], np.ndarray, tuple[np.ndarray, ...]], ...]
-    order: np.ndarray | None  # permutation from concatenated signature groups to wire order (None: identity)
-    gated: tuple[int, ...]  # wires with at least one gate, ascending
-
-
-@dataclass(frozen=True)
-class _Plan:
-    steps: tuple[object, ...]  # _Layer | _Permute
-    product_start: bool  # the first step is a _Layer acting on |0...0>: the state starts as a product state
-    z_signs: np.ndarray | None  # (2**n, n_outputs) readout when every observable is Z (trailing entanglers
-    #                             folded in), else None
+_bit = bit  # older name, kept for callers
 
 
 def _group_sizes(n: int) -> tuple[int, ...]:
@@ -126,61 +46,14 @@ def _group_sizes(n: int) -> tuple[int, ...]:
     return tuple(base + (1 if i < extra else 0) for i in range(k))
 
 
-def _make_layer(steps: list[_Fused]) -> _Layer:
-    by_signature: dict[tuple, list[_Fused]] = {}
-    for step in steps:
-        key = tuple((g.name, g.source) for g in step.rotations)
-        by_signature.setdefault(key, []).append(step)
-    signatures, concatenated = [], []
-    for key, group in by_signature.items():
-        wires = np.array([s.wire for s in group])
-        indices = tuple(np.array([s.rotations[k].index for s in group]) for k in range(len(key)))
-        signatures.append((key, wires, indices))
-        concatenated.extend(wires.tolist())
-    order = np.argsort(np.array(concatenated))
-    identity = bool((order == np.arange(len(order))).all())
-    return _Layer(signatures=tuple(signatures), order=None if identity else order,
-                  gated=tuple(sorted(concatenated)))
+def use_blocks(circuit: Circuit, n_samples: int) -> bool:
+    """Whether the block plan pays: its unitaries are built per (point, patch) and shared by ``n_samples``."""
+    return circuit.n_qubits <= BLOCK_MAX_QUBITS and n_samples >= max(2, 2 ** circuit.n_qubits // 8)
 
 
-@lru_cache(maxsize=64)
-def _steps(circuit: Circuit) -> tuple[object, ...]:
-    """Layers of fused single-qubit matrices alternating with composed entangler runs (no-ops dropped)."""
-    steps: list[object] = []
-    pending: list[_Fused] = []
-    for step in lower(circuit):
-        if isinstance(step, _Fused):
-            pending.append(step)
-            continue
-        if pending:
-            steps.append(_make_layer(pending))
-            pending = []
-        if not (step.identity and (step.sign == 1).all()):
-            steps.append(step)
-    if pending:
-        steps.append(_make_layer(pending))
-    return tuple(steps)
-
-
-@lru_cache(maxsize=64)
-def _plan(circuit: Circuit) -> _Plan:
-    """The steps up to the readout: with Z observables only, trailing entanglers fold into the readout matrix."""
-    n = circuit.n_qubits
-    steps = list(_steps(circuit))
-    z_signs = None
-    if circuit.observables and all(p == "Z" for p, _ in circuit.observables):
-        basis = np.arange(2 ** n)
-        z = np.stack([1.0 - 2.0 * _bit(basis, w, n) for _, w in circuit.observables], axis=1)
-        # Probabilities ignore signs, and p_new[j] = p_old[source[j]], so <Z> = sum_i p_old[i] z[inverse[i]].
-        while steps and isinstance(steps[-1], _Permute):
-            z = z[np.argsort(steps.pop().source)]
-        z_signs = z
-    product_start = bool(steps) and isinstance(steps[0], _Layer)
-    return _Plan(steps=tuple(steps), product_start=product_start, z_signs=z_signs)
-
-
+# ------------------------------------------------------------------------------------------ matrices
 def _rotations(name: str, angle: Tensor, cdtype: torch.dtype) -> Tensor:
-    """Rotation matrices ``(..., 2, 2)`` for angles ``(...)``."""
+    """Rotation matrices ``(..., 2, 2)`` for angles ``(...)``; real for RY when ``cdtype`` is real."""
     half = angle / 2
     c, s = torch.cos(half), torch.sin(half)
     if name == "RY":
@@ -194,35 +67,69 @@ def _rotations(name: str, angle: Tensor, cdtype: torch.dtype) -> Tensor:
     return torch.complex(real, imag).reshape(*angle.shape, 2, 2).to(cdtype)
 
 
-def _layer_matrices(layer: _Layer, params: Tensor, features: Tensor, scale: float, batch: torch.Size,
-                    cdtype: torch.dtype) -> Tensor:
-    """Fused matrices ``(*batch, len(layer.gated), 2, 2)`` of the layer's wires, in wire order."""
+def _angles(source: Tensor, gather: Gather) -> Tensor:
+    """``source[..., index]`` as ``(..., F, W)``: a view when the index is a contiguous range."""
+    if gather.start is not None:
+        picked = source.narrow(-1, gather.start, gather.index.size)
+    else:
+        picked = source.index_select(-1, _on(gather.index, source.device))
+    return picked.reshape(*source.shape[:-1], *gather.shape)
+
+
+_CONSTANTS: dict[tuple[int, str, torch.dtype | None], tuple[np.ndarray, Tensor]] = {}
+
+
+def _on(array: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> Tensor:
+    """A plan constant as a tensor, cached per device: index and sign tensors are not rebuilt on every call.
+
+    Not cached inside a torch.func transform, where a new tensor belongs to the transform's level and must not
+    escape it (peek_interpreter_stack: torch has no public test for an active transform).
+    """
+    key = (id(array), str(device), dtype)
+    hit = _CONSTANTS.get(key)
+    if hit is not None and hit[0] is array:
+        return hit[1]
+    tensor = torch.as_tensor(array, dtype=dtype, device=device)
+    if torch._C._functorch.peek_interpreter_stack() is None:
+        _CONSTANTS[key] = (array, tensor)  # the array is kept alive, so its id is not reused
+    return tensor
+
+
+def _layer_matrices(stack: Stack, params: Tensor, features: Tensor, scale: float, cdtype: torch.dtype) -> Tensor:
+    """Fused matrices ``(*batch, F, len(gated), 2, 2)`` of the F layers of a stack, in wire order.
+
+    ``batch`` is the layers' natural batch: ``(*K, 1, P)`` for parameter-only layers, ``(B, P)`` for data-only
+    ones, their broadcast for mixed ones. RY-only layers stay real.
+    """
+    if stack.real:
+        cdtype = params.dtype
     blocks = []
-    device = params.device
-    for key, wires, indices in layer.signatures:
+    for key, gathers in stack.signatures:
         m = None
-        for (name, source), index in zip(key, indices):
-            idx = torch.as_tensor(index, device=device)
-            if source == "param":
-                angle = params.index_select(-1, idx).unsqueeze(-3)  # (..., 1, P, W): shared by every sample
-            else:
-                angle = scale * features.index_select(-1, idx)  # (B, P, W)
+        for (name, source), gather in zip(key, gathers):
+            if source == "param":  # (*K, 1, P, F, W): shared by every sample
+                angle = _angles(params, gather).unsqueeze(-4)
+            else:  # (B, P, F, W)
+                angle = scale * _angles(features, gather)
             u = _rotations(name, angle, cdtype)
             m = u if m is None else u @ m  # later gates act after earlier ones
-        blocks.append(m.expand(*batch, len(wires), 2, 2))
+        blocks.append(m)
+    if len(blocks) > 1:
+        shape = torch.broadcast_shapes(*(b.shape[:-3] for b in blocks))
+        blocks = [b.expand(*shape, *b.shape[-3:]) for b in blocks]
     mats = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-3)
-    if layer.order is not None:
-        mats = mats.index_select(-3, torch.as_tensor(layer.order, device=device))
+    if stack.order is not None:
+        mats = mats.index_select(-3, _on(stack.order, mats.device))
     return mats
 
 
-def _per_wire(layer: _Layer, mats: Tensor, n: int) -> list[Tensor]:
+def _per_wire(gated: tuple[int, ...], mats: Tensor, n: int) -> list[Tensor]:
     """Per-wire matrices ``(M, 2, 2)`` for all n wires (identity where the layer has no gate)."""
-    out, k, eye = [], 0, None
+    out, eye = [], None
+    columns = iter(mats.unbind(1))  # one UnbindBackward (a stack) instead of a zero-fill per selected wire
     for w in range(n):
-        if w in layer.gated:
-            out.append(mats[:, k])
-            k += 1
+        if w in gated:
+            out.append(next(columns))
         else:
             if eye is None:
                 eye = torch.eye(2, dtype=mats.dtype, device=mats.device).expand(mats.shape[0], 2, 2)
@@ -252,6 +159,7 @@ def _apply_layer(state: Tensor, per_wire: list[Tensor], n: int) -> Tensor:
     start = 0
     for g in _group_sizes(n):
         u = _kron(per_wire[start:start + g])
+        state, u = _common_dtype(state, u)
         # Apply U to the leading g wires and write those wires out LAST: out[m, r, i] = sum_j U[m, i, j] s[m, j, r].
         # The wire order rotates by g per group, so after all groups it is the original one again, and every
         # group is one batched GEMM that reads the state once (as a transposed operand, without a copy).
@@ -261,7 +169,75 @@ def _apply_layer(state: Tensor, per_wire: list[Tensor], n: int) -> Tensor:
     return state
 
 
-def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtype) -> tuple[torch.Size, int]:
+def _common_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Promote a real operand to the other's complex dtype (real states and RY-only matrices stay real)."""
+    if a.dtype == b.dtype:
+        return a, b
+    return (a.to(b.dtype), b) if b.is_complex() else (a, b.to(a.dtype))
+
+
+def _probabilities(state: Tensor) -> Tensor:
+    return state ** 2 if not state.is_complex() else state.real ** 2 + state.imag ** 2
+
+
+# ------------------------------------------------------------------------------------------------ blocks
+def _block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> Tensor:
+    """The block's unitary ``(*K, P, 2**n, 2**n)``: all layers' Kronecker matrices at once, entangler rows
+    gathered in, then a log-depth chain of products."""
+    device, dim = params.device, 2 ** n
+    factors = []
+    for stack in block.stacks:
+        mats = _layer_matrices(stack, params, params, 1.0, cdtype).squeeze(-5)  # (*K, P, F, W, 2, 2)
+        lead = mats.shape[:-3]
+        flat = mats.reshape(-1, *mats.shape[-3:])
+        factors.append(_kron(_per_wire(stack.gated, flat, n)).reshape(*lead, dim, dim))
+    if len({f.dtype for f in factors}) > 1:
+        factors = [f.to(cdtype) for f in factors]
+    mats = factors[0] if len(factors) == 1 else torch.cat(factors, dim=-3)
+    if block.order is not None:
+        mats = mats.index_select(-3, _on(block.order, device))
+    if block.rows is not None:  # rows of (perm after layer f) @ K_f: out[j, :] = K_f[source[j], :]
+        rows = _on(block.rows, device)
+        if rows.ndim == 1:
+            mats = mats.index_select(-2, rows)
+        else:
+            mats = mats.gather(-2, rows[:, :, None].expand(*mats.shape[-3:]).expand_as(mats))
+    if block.signs is not None:
+        mats = mats * _on(block.signs, device, mats.real.dtype if mats.is_complex() else mats.dtype)
+    while mats.shape[-3] > 1:  # U = M_{F-1} ... M_1 M_0, pairwise
+        odd = mats.shape[-3] % 2
+        paired = mats[..., 1::2, :, :] @ mats[..., 0:mats.shape[-3] - odd:2, :, :]
+        mats = torch.cat((paired, mats[..., -1:, :, :]), dim=-3) if odd else paired
+    return mats.squeeze(-3)
+
+
+def _apply_block(state: Tensor, unitary: Tensor, n_k: int) -> Tensor:
+    """``out[..., i] = sum_j U[k, p, i, j] state[k, b, p, j]`` for state ``(*K', B', P, D)``, U ``(*K, P, D, D)``."""
+    dim, n_patches = state.shape[-1], state.shape[-2]
+    k_shape = unitary.shape[:n_k]
+    k_total = int(np.prod(k_shape)) if n_k else 1
+    u = unitary.reshape(k_total, n_patches, dim, dim)
+    if all(s == 1 for s in state.shape[:n_k]):
+        # The state is shared by every parameter point (a grid over encoded data): one GEMM per patch with all
+        # points' unitaries side by side, out[p, b, (k, i)] = sum_j state[b, p, j] U[k, p, i, j].
+        s = state.reshape(-1, n_patches, dim).transpose(0, 1)  # (P, B', D)
+        stacked = u.permute(1, 3, 0, 2).reshape(n_patches, dim, k_total * dim)
+        if stacked.is_complex() and not s.is_complex():  # real state: one real GEMM on U's (re, im) pairs
+            pairs = torch.view_as_real(stacked.contiguous()).reshape(n_patches, dim, 2 * k_total * dim)
+            out = torch.view_as_complex(torch.bmm(s, pairs).reshape(n_patches, -1, k_total * dim, 2))
+        else:
+            s, stacked = _common_dtype(s, stacked)
+            out = torch.bmm(s, stacked)
+        out = out.reshape(n_patches, -1, k_total, dim).permute(2, 1, 0, 3)
+        return out.reshape(*k_shape, -1, n_patches, dim)
+    s = state.expand(*k_shape, *state.shape[n_k:]).reshape(k_total, -1, n_patches, dim).permute(0, 2, 3, 1)
+    u, s = _common_dtype(u, s)
+    out = torch.matmul(u, s)  # (K, P, D, B')
+    return out.permute(0, 3, 1, 2).reshape(*k_shape, -1, n_patches, dim)
+
+
+# --------------------------------------------------------------------------------------------- execution
+def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtype) -> torch.Size:
     if dtype not in (torch.complex128, torch.complex64):
         raise ConfigError("dtype", dtype, "expected torch.complex128 or torch.complex64")
     if params.shape[-1] != circuit.n_params:
@@ -269,46 +245,69 @@ def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtyp
     if features.ndim != 3 or features.shape[-1] < circuit.n_features:
         raise ConfigError("features", tuple(features.shape),
                           f"expected (B, P, {circuit.n_features}) for {circuit.name}")
-    batch = torch.broadcast_shapes(params.shape[:-2] + (1, params.shape[-2]), features.shape[:-1])
-    return batch, int(np.prod(batch))
+    return torch.broadcast_shapes(params.shape[:-2] + (1, params.shape[-2]), features.shape[:-1])
 
 
-def _run(circuit: Circuit, steps: tuple[object, ...], product_start: bool, params: Tensor, features: Tensor,
-         scale: float, dtype: torch.dtype) -> tuple[Tensor, torch.Size]:
-    """Run ``steps`` and return the flat state ``(M, 2**n)`` and the batch shape it flattens."""
-    batch, m_total = _check(circuit, params, features, dtype)
-    n = circuit.n_qubits
+def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: Tensor, scale: float,
+         dtype: torch.dtype) -> tuple[Tensor, torch.Size]:
+    """Run ``steps``; return the state ``(*K', B', P, 2**n)`` (size-1 dims where it is shared) and the full
+    batch shape ``(*K, B, P)`` it broadcasts to."""
+    batch = _check(circuit, params, features, dtype)
+    n, rank = circuit.n_qubits, len(batch)
+    n_k = rank - 2
     rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
     params, features = params.to(rdtype), features.to(rdtype)
     device = params.device
     state = None
-    for i, step in enumerate(steps):
-        if isinstance(step, _Layer):
-            mats = _layer_matrices(step, params, features, scale, batch, dtype)
-            per_wire = _per_wire(step, mats.reshape(m_total, len(step.gated), 2, 2), n)
-            if i == 0 and product_start:
+    for step in steps:
+        if isinstance(step, Block):
+            u = _block_unitary(step, params, n, dtype)
+            if state is None:  # U|0...0> is U's first column, shared by every sample
+                state = u[..., :, 0].unsqueeze(-3)
+                state = state.reshape((1,) * (rank + 1 - state.ndim) + tuple(state.shape))
+            else:
+                state = _apply_block(state, u, n_k)
+        elif isinstance(step, Layer):
+            mats = _layer_matrices(step.stack, params, features, scale, dtype).squeeze(-4)  # (*nb, W, 2, 2)
+            nb = mats.shape[:-3]
+            target = nb if state is None else torch.broadcast_shapes(state.shape[:-1], nb)
+            target = (1,) * (rank - len(target)) + tuple(target)
+            m_total = int(np.prod(target))
+            flat = mats.expand(*target, *mats.shape[-3:]).reshape(m_total, *mats.shape[-3:])
+            per_wire = _per_wire(step.gated, flat, n)
+            if state is None:
                 state = _product_state([m[:, :, 0] for m in per_wire])  # U|0> is U's first column
             else:
-                state = _apply_layer(state, per_wire, n)
-            continue
-        if state is None:
-            state = _product_start(n, dtype, m_total, device)
-        if not step.identity:
-            state = state.index_select(1, torch.as_tensor(step.source, device=device))
-        if not (step.sign == 1).all():
-            state = state * torch.as_tensor(step.sign, dtype=rdtype, device=device)
+                state = _apply_layer(state.expand(*target, 2 ** n).reshape(m_total, -1), per_wire, n)
+            state = state.reshape(*target, 2 ** n)
+        else:
+            if state is None:
+                state = _basis_zero(n, rank, dtype, device)
+            if not step.identity:
+                state = state.index_select(-1, _on(step.source, device))
+            if step.sign_vector is not None:
+                state = state * _on(step.sign_vector, device, rdtype)
     if state is None:
-        state = _product_start(n, dtype, m_total, device)
+        state = _basis_zero(n, rank, dtype, device)
     return state, batch
+
+
+def _basis_zero(n: int, rank: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    state = torch.zeros((1,) * rank + (2 ** n,), dtype=dtype, device=device)
+    state[..., 0] = 1
+    return state
+
+
+def _plan_for(circuit: Circuit, features: Tensor, fold_readout: bool):
+    return plan(circuit, fold_readout=fold_readout, blocks=use_blocks(circuit, features.shape[0]))
 
 
 def simulate_state(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
                    dtype: torch.dtype = torch.complex128) -> Tensor:
     """Final state vectors ``(*K, B, P, 2**n)`` for params ``(*K, P, n_params)`` and features ``(B, P, F)``."""
-    steps = _steps(circuit)  # every step: the plan may have folded trailing entanglers into its readout
-    product_start = bool(steps) and isinstance(steps[0], _Layer)
-    state, batch = _run(circuit, steps, product_start, params, features, scale, dtype)
-    return state.reshape(*batch, 2 ** circuit.n_qubits)
+    steps = _plan_for(circuit, features, fold_readout=False).steps
+    state, batch = _run(circuit, steps, params, features, scale, dtype)
+    return state.to(dtype).expand(*batch, 2 ** circuit.n_qubits)
 
 
 def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
@@ -326,33 +325,31 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
     Returns:
         ``(*K, B, P, n_outputs)`` real expectations, in the circuit's observable order.
     """
-    plan = _plan(circuit)
-    state, batch = _run(circuit, plan.steps, plan.product_start, params, features, scale, dtype)
-    if plan.z_signs is not None:
-        probs = state.real ** 2 + state.imag ** 2
-        out = probs @ torch.as_tensor(plan.z_signs, dtype=probs.dtype, device=probs.device)
+    chosen = _plan_for(circuit, features, fold_readout=True)
+    state, batch = _run(circuit, chosen.steps, params, features, scale, dtype)
+    if chosen.z_signs is not None:
+        probs = _probabilities(state)
+        out = probs @ _on(chosen.z_signs, probs.device, probs.dtype)
     else:
         out = _expectations(circuit, state, circuit.n_qubits)
-    return out.reshape(*batch, circuit.n_outputs)
-
-
-def _product_start(n: int, dtype: torch.dtype, m: int, device: torch.device) -> Tensor:
-    state = torch.zeros(m, 2 ** n, dtype=dtype, device=device)
-    state[:, 0] = 1
-    return state
+    return out.expand(*batch, circuit.n_outputs)
 
 
 def _expectations(circuit: Circuit, state: Tensor, n: int) -> Tensor:
+    lead = state.shape[:-1]
+    state = state.reshape(-1, 2 ** n)
+    if not state.is_complex():
+        state = state.to(torch.complex128 if state.dtype == torch.float64 else torch.complex64)
     m = state.shape[0]
-    probs = state.real ** 2 + state.imag ** 2
+    probs = _probabilities(state)
     outs = []
     for pauli, wire in circuit.observables:
         if pauli == "Z":
-            signs = torch.as_tensor(1.0 - 2.0 * _bit(np.arange(2 ** n), wire, n), dtype=probs.dtype,
+            signs = torch.as_tensor(1.0 - 2.0 * bit(np.arange(2 ** n), wire, n), dtype=probs.dtype,
                                     device=probs.device)
             outs.append(probs @ signs)
         else:
             view = state.view(m, 2 ** wire, 2, 2 ** (n - wire - 1))
             cross = (view[:, :, 0, :].conj() * view[:, :, 1, :]).sum(dim=(1, 2))
             outs.append(2 * (cross.real if pauli == "X" else cross.imag))
-    return torch.stack(outs, dim=-1)
+    return torch.stack(outs, dim=-1).reshape(*lead, -1)

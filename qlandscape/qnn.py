@@ -32,6 +32,14 @@ from .patches import PatchGrid, feature_map, patch_grid
 AGGREGATIONS = ("mean", "linear")
 
 
+def apply_feature_map(flat_images: Tensor, patch_map: Tensor) -> Tensor:
+    """Circuit inputs ``(B, P, F)`` from flattened images ``(B, H*W)`` and a feature map ``(P, F, H*W)``."""
+    n_patches, n_features, pixels = patch_map.shape
+    # One GEMM: einsum("bj,pfj->bpf") pays for permute copies that dwarf this tiny product.
+    out = flat_images.to(patch_map.dtype) @ patch_map.reshape(n_patches * n_features, pixels).T
+    return out.reshape(-1, n_patches, n_features)
+
+
 class PatchQNN(nn.Module):
     """Distributed patch QNN (an ``nn.Module``): ``forward(x (B, H, W)) -> logits (B, n_classes)``.
 
@@ -140,8 +148,7 @@ class PatchQNN(nn.Module):
             raise ConfigError("image shape", tuple(x.shape[-2:]), f"expected {self.image_shape}")
         if self.position_bias is not None:
             x = x + self.position_bias
-        flat = x.reshape(x.shape[0], -1).to(self.patch_map.dtype)
-        return torch.einsum("bj,pfj->bpf", flat, self.patch_map)
+        return apply_feature_map(x.reshape(x.shape[0], -1), self.patch_map)
 
     def patch_outputs(self, x: Tensor) -> Tensor:
         """Expectations of every patch circuit ``(B, P, n_observables)``."""

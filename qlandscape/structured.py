@@ -27,6 +27,7 @@ from torch.func import grad, hessian, jvp, vjp, vmap
 from .engine import simulate
 from .errors import ConfigError
 from .objective import Objective
+from .qnn import apply_feature_map
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def _structured_chunk(objective: Objective, model, params: dict[str, Tensor], bl
     beta_flat = beta.reshape(-1) if beta is not None else torch.zeros(x_flat.shape[1], dtype=torch.float64)
 
     def patch_outputs(tc: Tensor, bf: Tensor) -> Tensor:  # (B, N, O), every patch in one engine call
-        feats = torch.einsum("bj,pfj->bpf", x_flat + bf, amap)
+        feats = apply_feature_map(x_flat + bf, amap)
         return simulate(circuit, tc, feats, scale=scale)
 
     # Compressed tangents: tangent j moves parameter j of EVERY patch block at once. Patch k's outputs depend

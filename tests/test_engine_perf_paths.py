@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from qlandscape.circuits import build_circuit, catalogue
-from qlandscape.engine import _group_sizes, _plan, simulate, simulate_state
+from qlandscape.engine import _group_sizes, plan, simulate, simulate_state
 
 
 def reference_state(circuit, params, features, scale=1.0):
@@ -76,7 +76,7 @@ def test_group_sizes_cover_every_wire():
 
 def test_z_readout_folds_trailing_entanglers():
     circuit = build_circuit("hea", 5, 2)  # ends with a CNOT ring, measures Z on every qubit
-    assert _plan(circuit).z_signs is not None
+    assert plan(circuit).z_signs is not None
     g = torch.Generator().manual_seed(0)
     params = circuit.init_params((3,), g)
     features = torch.rand(4, 3, circuit.n_features, generator=g, dtype=torch.float64)

@@ -1,0 +1,93 @@
+"""The engine's block plan (parameter-only layers after the data applied as one unitary per point and patch) and
+its natural-batch execution, against the plain layered plan and a gate-by-gate reference -- correctness only."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qlandscape import engine
+from qlandscape.circuits import build_circuit, catalogue
+from qlandscape.lowering import Block, plan
+from test_engine_perf_paths import reference_expectations, reference_state
+
+
+def _force(monkeypatch, blocks: bool) -> None:
+    monkeypatch.setattr(engine, "use_blocks", lambda circuit, n_samples: blocks)
+
+
+def _circuit(ansatz: str, n: int, layers: int, observables=None):
+    try:
+        return build_circuit(ansatz, n, layers, observables=observables)
+    except Exception:
+        pytest.skip(f"{ansatz} not buildable with {n} qubits")
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+@pytest.mark.parametrize("ansatz", sorted(catalogue()))
+def test_block_plan_matches_reference(ansatz, n, monkeypatch):
+    circuit = _circuit(ansatz, n, 3, observables=["Z", "X", "Y"])
+    _force(monkeypatch, True)
+    g = torch.Generator().manual_seed(n)
+    params = circuit.init_params((2,), g)
+    features = torch.rand(4, 2, max(1, circuit.n_features), generator=g, dtype=torch.float64)
+    states = engine.simulate_state(circuit, params, features)
+    outs = engine.simulate(circuit, params, features)
+    for b in range(4):
+        for p in range(2):
+            ref = reference_state(circuit, params[p], features[b, p])
+            assert torch.allclose(states[b, p], ref, atol=1e-12)
+            assert torch.allclose(outs[b, p], reference_expectations(circuit, ref), atol=1e-12)
+
+
+@pytest.mark.parametrize("ansatz", sorted(catalogue()))
+def test_blocks_exist_where_parameters_follow_data(ansatz):
+    circuit = _circuit(ansatz, 5, 2)
+    blocks = [s for s in plan(circuit, blocks=True).steps if isinstance(s, Block)]
+    if ansatz in ("hea", "strongly_entangling", "kawase"):
+        assert blocks and sum(len(b.layers) for b in blocks) >= 2
+    assert not any(isinstance(s, Block) for s in plan(circuit, blocks=False).steps)
+
+
+@pytest.mark.parametrize("ansatz", ["hea", "strongly_entangling", "reuploading"])
+def test_parameter_points_share_the_data(ansatz, monkeypatch):
+    """A grid of parameter points (K dims) over shared samples: blocks vs layered vs one point at a time."""
+    circuit = _circuit(ansatz, 4, 2, observables=["Z", "X"])
+    g = torch.Generator().manual_seed(7)
+    params = circuit.init_params((3, 2, 5), g)  # (K1, K2, P, n)
+    features = torch.rand(6, 5, circuit.n_features, generator=g, dtype=torch.float64)
+    _force(monkeypatch, True)
+    fast = engine.simulate(circuit, params, features)
+    _force(monkeypatch, False)
+    layered = engine.simulate(circuit, params, features)
+    assert fast.shape == (3, 2, 6, 5, circuit.n_outputs)
+    assert torch.allclose(fast, layered, atol=1e-12)
+    assert torch.allclose(fast[2, 1], engine.simulate(circuit, params[2, 1], features), atol=1e-12)
+
+
+def test_torch_func_through_blocks(monkeypatch):
+    """Hessian (forward-over-reverse), vmap over points and complex64 all run through the block path."""
+    _force(monkeypatch, True)
+    circuit = build_circuit("strongly_entangling", 4, 3)
+    g = torch.Generator().manual_seed(2)
+    params = circuit.init_params((3,), g)
+    features = torch.rand(5, 3, circuit.n_features, generator=g, dtype=torch.float64)
+
+    def f(p):
+        return (engine.simulate(circuit, p, features) ** 2).sum()
+
+    h_blocks = torch.func.hessian(f)(params)
+    _force(monkeypatch, False)
+    h_layered = torch.func.hessian(f)(params)
+    assert torch.allclose(h_blocks, h_layered, atol=1e-11)
+    _force(monkeypatch, True)
+    batched = torch.func.vmap(lambda p: engine.simulate(circuit, p, features))(params.expand(4, -1, -1))
+    assert torch.allclose(batched[3], engine.simulate(circuit, params, features), atol=1e-14)
+    lo = engine.simulate(circuit, params, features, dtype=torch.complex64)
+    assert lo.dtype == torch.float32 and torch.allclose(lo.double(), engine.simulate(circuit, params, features),
+                                                        atol=1e-5)
+
+
+def test_block_choice_follows_circuit_size_and_samples():
+    small, large = build_circuit("hea", 4, 2), build_circuit("hea", 8, 2)
+    assert engine.use_blocks(small, 64) and not engine.use_blocks(small, 1)
+    assert not engine.use_blocks(large, 512)
