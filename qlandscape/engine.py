@@ -1,7 +1,8 @@
 """Our batched torch state-vector engine.
 
 One compiled :class:`~qlandscape.circuits.Circuit` runs for every (parameter point, sample, patch) triple at once:
-params ``(*K, P, n_params)`` (one block per patch, optional parameter-point dims ``K``) and features ``(B, P, F)``.
+params ``(*K, P, n_params)`` (one block per patch, optional parameter-point dims ``K``) and features ``(B, P, F)``
+(or ``(*K, B, P, F)`` when the inputs differ per point, e.g. a learned positional bias).
 The circuit is lowered and planned by :mod:`qlandscape.lowering`; see benchmarks/perf for the measurements
 behind each choice:
 
@@ -198,10 +199,11 @@ def _block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) ->
         mats = mats.index_select(-3, _on(block.order, device))
     if block.rows is not None:  # rows of (perm after layer f) @ K_f: out[j, :] = K_f[source[j], :]
         rows = _on(block.rows, device)
-        if rows.ndim == 1:
+        if rows.numel() == dim:  # one source for every layer
             mats = mats.index_select(-2, rows)
-        else:
-            mats = mats.gather(-2, rows[:, :, None].expand(*mats.shape[-3:]).expand_as(mats))
+        else:  # per-layer sources, offset into the flattened (layer, row) axis: one index_select, not a gather
+            lead = mats.shape[:-3]
+            mats = mats.reshape(*lead, -1, dim).index_select(-2, rows).reshape(*lead, -1, dim, dim)
     if block.signs is not None:
         mats = mats * _on(block.signs, device, mats.real.dtype if mats.is_complex() else mats.dtype)
     while mats.shape[-3] > 1:  # U = M_{F-1} ... M_1 M_0, pairwise
@@ -211,8 +213,68 @@ def _block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) ->
     return mats.squeeze(-3)
 
 
-def _apply_block(state: Tensor, unitary: Tensor, n_k: int) -> Tensor:
-    """``out[..., i] = sum_j U[k, p, i, j] state[k, b, p, j]`` for state ``(*K', B', P, D)``, U ``(*K, P, D, D)``."""
+_WORKSPACE: dict[tuple, Tensor] = {}
+
+
+def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A reused output buffer for the block GEMM when nothing is differentiated (landscape grids).
+
+    Fresh multi-MB temporaries cost more in page faults than the GEMM itself (measured in benchmarks/perf:
+    0.42 ms vs 0.17 ms per grid point), so the largest buffer of the last call is kept and reused.
+    """
+    key = (dtype, str(device))
+    buf = _WORKSPACE.get(key)
+    need = int(np.prod(shape))
+    if buf is None or buf.numel() < need:
+        _WORKSPACE.clear()
+        buf = _WORKSPACE[key] = torch.empty(need, dtype=dtype, device=device)
+    return buf[:need].view(shape)
+
+
+def _nothing_differentiated(*tensors: Tensor) -> bool:
+    """Whether in-place work and reused buffers are safe: no autograd graph and no torch.func transform."""
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return False
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+_CHUNK_BYTES = 2 ** 21  # keep each GEMM output in cache for the squaring and the readout that follow
+
+
+def _read_in_chunks(state: Tensor, operand: Tensor, signs: Tensor) -> Tensor:
+    """Expectations ``(P, B, K, O)`` from a real state ``(P, B, D)`` and U's (re, im) pairs ``(P, D, K, 2D)``,
+    a few parameter points at a time into one reused buffer, squared in place (nothing is differentiated)."""
+    n_patches, batch, dim = state.shape
+    k_total, width = operand.shape[2], operand.shape[3]
+    step = max(1, _CHUNK_BYTES // (n_patches * batch * width * state.element_size()))
+    values = torch.empty(n_patches, batch, k_total, signs.shape[-1], dtype=state.dtype, device=state.device)
+    for start in range(0, k_total, step):
+        stop = min(k_total, start + step)
+        part = operand[:, :, start:stop].reshape(n_patches, dim, -1)
+        out = torch.bmm(state, part, out=_workspace((n_patches, batch, part.shape[-1]), state.dtype, state.device))
+        values[:, :, start:stop] = _read(out.square_().reshape(n_patches, batch, stop - start, width), signs)
+    return values
+
+
+def _read(squares: Tensor, signs: Tensor) -> Tensor:
+    """``squares @ signs`` with the signs as the GEMM's transposed operand: MKL's kernel for a skinny (D, O)
+    right operand is 1.6x slower (benchmarks/perf)."""
+    return squares @ signs.T.contiguous().T
+
+
+def _squares(out: Tensor) -> Tensor:
+    """Squared magnitudes with the (re, im) pairs of a complex tensor kept side by side: ``(..., 2D)``."""
+    if out.is_complex():
+        out = torch.view_as_real(out).flatten(-2)
+    return out.square()
+
+
+def _apply_block(state: Tensor, unitary: Tensor, n_k: int, readout: Tensor | None = None) -> Tensor:
+    """``out[..., i] = sum_j U[k, p, i, j] state[k, b, p, j]`` for state ``(*K', B', P, D)``, U ``(*K, P, D, D)``.
+
+    With ``readout`` (``(D, O)`` Z signs) the block is the last step: return the expectations ``(*K, B', P, O)``
+    straight from the GEMM's output, squared in its own layout, before any permute copy.
+    """
     dim, n_patches = state.shape[-1], state.shape[-2]
     k_shape = unitary.shape[:n_k]
     k_total = int(np.prod(k_shape)) if n_k else 1
@@ -223,16 +285,33 @@ def _apply_block(state: Tensor, unitary: Tensor, n_k: int) -> Tensor:
         s = state.reshape(-1, n_patches, dim).transpose(0, 1)  # (P, B', D)
         stacked = u.permute(1, 3, 0, 2).reshape(n_patches, dim, k_total * dim)
         if stacked.is_complex() and not s.is_complex():  # real state: one real GEMM on U's (re, im) pairs
-            pairs = torch.view_as_real(stacked.contiguous()).reshape(n_patches, dim, 2 * k_total * dim)
-            out = torch.view_as_complex(torch.bmm(s, pairs).reshape(n_patches, -1, k_total * dim, 2))
+            operand = torch.view_as_real(stacked.contiguous()).flatten(-2)  # (P, D, K * 2D)
+            if readout is not None and _nothing_differentiated(s, operand):
+                values = _read_in_chunks(s, operand.reshape(n_patches, dim, k_total, 2 * dim),
+                                         readout.repeat_interleave(2, dim=0)).permute(2, 1, 0, 3)
+                return values.reshape(*k_shape, -1, n_patches, readout.shape[-1])
+            out = torch.bmm(s, operand)  # (P, B', K * 2D)
+            pairs = True
         else:
             s, stacked = _common_dtype(s, stacked)
-            out = torch.bmm(s, stacked)
+            out = torch.bmm(s, stacked)  # (P, B', K * D)
+            pairs = False
+        if readout is not None:
+            sq = _squares(out).reshape(n_patches, -1, k_total, 2 * dim if pairs or out.is_complex() else dim)
+            z = readout.repeat_interleave(2, dim=0) if sq.shape[-1] == 2 * dim else readout
+            values = _read(sq, z).permute(2, 1, 0, 3)  # (K, B', P, O)
+            return values.reshape(*k_shape, -1, n_patches, readout.shape[-1])
+        if pairs:
+            out = torch.view_as_complex(out.reshape(n_patches, -1, k_total * dim, 2))
         out = out.reshape(n_patches, -1, k_total, dim).permute(2, 1, 0, 3)
         return out.reshape(*k_shape, -1, n_patches, dim)
     s = state.expand(*k_shape, *state.shape[n_k:]).reshape(k_total, -1, n_patches, dim).permute(0, 2, 3, 1)
     u, s = _common_dtype(u, s)
     out = torch.matmul(u, s)  # (K, P, D, B')
+    if readout is not None:
+        probs = _probabilities(out)
+        values = (readout.T @ probs).permute(0, 3, 1, 2)  # (K, B', P, O)
+        return values.reshape(*k_shape, -1, n_patches, readout.shape[-1])
     return out.permute(0, 3, 1, 2).reshape(*k_shape, -1, n_patches, dim)
 
 
@@ -242,10 +321,15 @@ def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtyp
         raise ConfigError("dtype", dtype, "expected torch.complex128 or torch.complex64")
     if params.shape[-1] != circuit.n_params:
         raise ConfigError("params", tuple(params.shape), f"expected last dim {circuit.n_params} for {circuit.name}")
-    if features.ndim != 3 or features.shape[-1] < circuit.n_features:
+    if features.ndim < 3 or features.shape[-1] < circuit.n_features:
         raise ConfigError("features", tuple(features.shape),
-                          f"expected (B, P, {circuit.n_features}) for {circuit.name}")
-    return torch.broadcast_shapes(params.shape[:-2] + (1, params.shape[-2]), features.shape[:-1])
+                          f"expected (B, P, {circuit.n_features}) or (*K, B, P, {circuit.n_features}) for "
+                          f"{circuit.name}")
+    try:
+        return torch.broadcast_shapes(params.shape[:-2] + (1, params.shape[-2]), features.shape[:-1])
+    except RuntimeError:
+        raise ConfigError("features", tuple(features.shape),
+                          f"leading dims do not broadcast with params {tuple(params.shape)}") from None
 
 
 def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: Tensor, scale: float,
@@ -326,8 +410,14 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
         ``(*K, B, P, n_outputs)`` real expectations, in the circuit's observable order.
     """
     chosen = _plan_for(circuit, features, fold_readout=True)
-    state, batch = _run(circuit, chosen.steps, params, features, scale, dtype)
-    if chosen.z_signs is not None:
+    steps = chosen.steps
+    fused = chosen.z_signs is not None and bool(steps) and isinstance(steps[-1], Block) and len(steps) > 1
+    state, batch = _run(circuit, steps[:-1] if fused else steps, params, features, scale, dtype)
+    if fused:  # the last block and the readout in one pass over the GEMM's output
+        rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
+        u = _block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
+        out = _apply_block(state, u, len(batch) - 2, _on(chosen.z_signs, state.device, rdtype))
+    elif chosen.z_signs is not None:
         probs = _probabilities(state)
         out = probs @ _on(chosen.z_signs, probs.device, probs.dtype)
     else:

@@ -12,7 +12,7 @@ Before any curvature is computed at a point, its parameters must be finite (Conf
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -68,7 +68,10 @@ class EigenResult:
     """Extreme eigenpairs (eigenvalues ascending, eigenvectors as columns) with per-pair residuals ‖Hv − λv‖.
 
     ``which`` is largest / smallest / both (k of each end) / magnitude (power iteration). ``n_matvecs`` counts
-    every matvec the call used, including the k that check the residuals.
+    every matvec the call used, including the k that check the residuals. ``history`` is the estimate of the
+    leading wanted eigenvalue after each iteration (the largest Ritz value for "largest"/"both", the smallest for
+    "smallest", the Rayleigh quotient for power iteration; empty for ARPACK and dense), so the cost to any
+    accuracy can be read off afterwards.
     """
 
     eigenvalues: np.ndarray
@@ -80,6 +83,7 @@ class EigenResult:
     which: str
     method: str
     n_params: int
+    history: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,10 +178,11 @@ def _pick(vals: np.ndarray, vecs: np.ndarray, k: int, which: str) -> tuple[np.nd
     return vals[idx], vecs[:, idx]
 
 
-def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str, tol: float, max_basis: int
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str, tol: float, max_basis: int,
+                      history: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Lanczos with full reorthogonalisation until the wanted Ritz pairs converge; None if they do not within
-    ``max_basis`` vectors. Residual norms come from the Lanczos relation, ‖Hy − θy‖ = |β_m s_m|."""
+    ``max_basis`` vectors. Residual norms come from the Lanczos relation, ‖Hy − θy‖ = |β_m s_m|. Appends the
+    leading wanted Ritz value of every step to ``history``."""
     n = op.size
     m_max = min(n, max_basis)
     need = 2 * k if which == "both" else k
@@ -193,11 +198,12 @@ def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str,
         for _ in range(2):  # twice is enough (Kahan–Parlett)
             w -= basis[:j + 1].T @ (basis[:j + 1] @ w)
         b = float(np.linalg.norm(w))
+        if j > 0:
+            theta, ritz = scipy.linalg.eigh_tridiagonal(np.array(alpha), np.array(beta))
+        else:
+            theta, ritz = np.array(alpha), np.ones((1, 1))
+        history.append(float(theta[0] if which == "smallest" else theta[-1]))
         if j + 1 >= need:
-            if j > 0:
-                theta, ritz = scipy.linalg.eigh_tridiagonal(np.array(alpha), np.array(beta))
-            else:
-                theta, ritz = np.array(alpha), np.ones((1, 1))
             # eigh_tridiagonal returns ascending Ritz values, so the wanted ends are column ranges
             sel = (np.arange(j + 1 - k, j + 1) if which == "largest" else np.arange(k) if which == "smallest"
                    else np.unique(np.concatenate([np.arange(k), np.arange(j + 1 - k, j + 1)])))
@@ -251,12 +257,13 @@ def top_eigenvalues(source: Objective | LinearOperator, k: int = 1, *,
         check_choice("solver", solver, ("lanczos", "arpack"))
         v0 = np.random.default_rng(seed).standard_normal(op.size)
         if solver == "lanczos":
-            found = _lanczos_extremes(op, v0, k, which, tol, max_iter or max(100, 20 * need))
+            history: list[float] = []
+            found = _lanczos_extremes(op, v0, k, which, tol, max_iter or max(100, 20 * need), history)
             if found is not None:
                 vals, vecs, residuals = found
                 return EigenResult(eigenvalues=vals, eigenvectors=vecs, residual_norms=residuals,
                                    n_matvecs=op.n_matvecs - start, converged=True, tol=float(tol), which=which,
-                                   method="lanczos", n_params=op.size)
+                                   method="lanczos", n_params=op.size, history=np.array(history))
             max_iter = None  # ARPACK takes over with its own restart limit
         mode = {"largest": "LA", "smallest": "SA", "both": "BE"}[which]
         try:
@@ -288,10 +295,11 @@ def power_iteration(source: Objective | LinearOperator, *, theta: np.ndarray | t
     v = np.random.default_rng(seed).standard_normal(op.size)
     v /= np.linalg.norm(v)
     eigenvalue, previous, residual, converged = np.nan, None, np.nan, False
-    measured = v
+    measured, history = v, []
     for _ in range(max_iter):
         hv = op.matvec(v)
         measured, eigenvalue = v, float(v @ hv)
+        history.append(eigenvalue)
         residual = float(np.linalg.norm(hv - eigenvalue * v))
         if previous is not None and abs(eigenvalue - previous) / (abs(previous) + 1e-12) < tol:
             converged = True
@@ -305,7 +313,23 @@ def power_iteration(source: Objective | LinearOperator, *, theta: np.ndarray | t
     # the reported vector is the one whose Rayleigh quotient and residual were measured
     return EigenResult(eigenvalues=np.array([eigenvalue]), eigenvectors=measured[:, None],
                        residual_norms=np.array([residual]), n_matvecs=op.n_matvecs - start, converged=converged,
-                       tol=float(tol), which="magnitude", method="power", n_params=op.size)
+                       tol=float(tol), which="magnitude", method="power", n_params=op.size,
+                       history=np.array(history))
+
+
+def matvecs_to_tolerance(result: EigenResult, exact: float, rel_tol: float = 1e-6) -> int | None:
+    """Matvecs after which ``result.history`` stays within ``rel_tol``·|exact| of ``exact`` (None: never).
+
+    The cost of an eigensolver to a given accuracy, read off its history: a method's own stopping rule can
+    stop early (power iteration at a slow rate) or late (Lanczos's residual test is stricter than the
+    eigenvalue error it implies, which is about residual²/gap).
+    """
+    require(np.isfinite(rel_tol) and rel_tol > 0, "rel_tol", rel_tol, "expected a positive tolerance")
+    error = np.abs(np.asarray(result.history) - exact) > rel_tol * max(abs(exact), np.finfo(float).tiny)
+    if error.size == 0 or error[-1]:
+        return None
+    bad = np.flatnonzero(error)
+    return int(bad[-1] + 2) if bad.size else 1
 
 
 # ---------------------------------------------------------------------------------------------- summaries

@@ -200,7 +200,7 @@ class Block:
 
     Precomputed: ``stacks`` (layers grouped by structure, each built in one call), ``order`` (from the stacks'
     concatenation back to layer order), ``rows`` (each layer's entangler as a row gather: one source vector
-    when all layers share it, else an (F, D) index) and ``signs`` ((F, D, 1), None when all ones).
+    when all layers share it, else an index into the flattened (F * D) rows) and ``signs`` ((F, D, 1), None when all ones).
     """
 
     layers: tuple[Layer, ...]
@@ -219,7 +219,8 @@ class Block:
             if len(perms) == len(self.perms) and all((p.source == perms[0].source).all() for p in perms):
                 rows = perms[0].source
             else:
-                rows = np.stack([np.arange(dim) if p is None else p.source for p in self.perms])
+                rows = np.concatenate([f * dim + (np.arange(dim) if p is None else p.source)
+                                       for f, p in enumerate(self.perms)])  # into the flattened (F * D) rows
         if any(not (p.sign == 1).all() for p in perms):
             signs = np.stack([np.ones(dim) if p is None else p.sign for p in self.perms])[:, :, None]
         object.__setattr__(self, "stacks", stacks)

@@ -213,23 +213,29 @@ class Objective:
     def losses(self, thetas: Tensor, *, batch: int = 64) -> Tensor:
         """Loss and error at many parameter points: ``thetas`` (K, P) -> (losses (K,), errors (K,)).
 
-        On models that compose with ``torch.func`` the points go through ``vmap`` in groups of ``batch``, so
-        the engine evaluates many parameter points in one batched call; other models loop.
+        Models with a ``forward_points(params, x)`` method (PatchQNN on our engine) take each group of ``batch``
+        points in one call; other models that compose with ``torch.func`` go through ``vmap``; the rest loop.
         """
         thetas = torch.as_tensor(thetas, dtype=torch.float64)
         if thetas.ndim != 2 or thetas.shape[1] != self.n_params:
             raise ConfigError("thetas", tuple(thetas.shape), f"expected shape (K, {self.n_params})")
         losses = torch.zeros(thetas.shape[0], dtype=torch.float64)
         errors = torch.zeros(thetas.shape[0], dtype=torch.float64)
+        points_call = getattr(self.model, "forward_points", None)
         with torch.no_grad():
             for start in range(0, thetas.shape[0], batch):
                 group = thetas[start:start + batch]
                 for xc, yc, w in self.chunks():
-                    if self.functorch:
+                    if self.functorch and points_call is not None:
+                        out = points_call(self.unflatten(group), xc)
+                    elif self.functorch:
                         out = torch.func.vmap(self._outputs, in_dims=(0, None))(group, xc)
                     else:
                         out = torch.stack([self._outputs(t, xc) for t in group])
-                    per_point = torch.stack([self.loss_fn(o, yc) for o in out])
+                    if self.loss_fn in (_cross_entropy, _mse):  # ours compose with vmap; a user's may not
+                        per_point = torch.func.vmap(self.loss_fn, in_dims=(0, None))(out, yc)
+                    else:
+                        per_point = torch.stack([self.loss_fn(o, yc) for o in out])
                     losses[start:start + batch] += w * per_point
                     errors[start:start + batch] += w * (out.argmax(-1) != yc).double().mean(-1)
         return losses, errors

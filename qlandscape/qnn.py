@@ -161,6 +161,23 @@ class PatchQNN(nn.Module):
             return self.head(pooled)
         return self.output_scale * pooled[..., : self.n_classes]
 
+    def forward_points(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """Logits ``(K, B, n_classes)`` at K parameter points at once, ``params`` named like
+        ``named_parameters()`` with a leading K dim: the engine runs all points in one call, encoding the data
+        once (what a landscape grid needs; ``vmap`` over points cannot share that work)."""
+        theta = params["circuit_params"]
+        flat = x.reshape(x.shape[0], -1)
+        bias = params.get("position_bias")
+        if bias is not None:  # per-point inputs (K, B, P, F)
+            flat = flat + bias.reshape(bias.shape[0], 1, -1)
+        feats = apply_feature_map(flat, self.patch_map)
+        if bias is not None:
+            feats = feats.reshape(bias.shape[0], x.shape[0], *feats.shape[1:])
+        pooled = self.backend.expectations(self.circuit, theta, feats, scale=self.encoding_scale).mean(dim=-2)
+        if self.head is not None:
+            return torch.einsum("kbo,kco->kbc", pooled, params["head.weight"]) + params["head.bias"][:, None, :]
+        return self.output_scale * pooled[..., : self.n_classes]
+
     def extra_repr(self) -> str:
         return (f"ansatz={self.circuit.name}, qubits={self.circuit.n_qubits}, layers={self.circuit.n_layers}, "
                 f"patches={self.n_patches}, params/circuit={self.circuit.n_params}, backend={self.backend.name}, "
