@@ -247,7 +247,7 @@ def _read_in_chunks(state: Tensor, operand: Tensor, signs: Tensor) -> Tensor:
     n_patches, batch, dim = state.shape
     k_total, width = operand.shape[2], operand.shape[3]
     step = max(1, _CHUNK_BYTES // (n_patches * batch * width * state.element_size()))
-    values = torch.empty(n_patches, batch, k_total, signs.shape[-1], dtype=state.dtype, device=state.device)
+    values = torch.empty(n_patches, batch, k_total, signs.shape[0], dtype=state.dtype, device=state.device)
     for start in range(0, k_total, step):
         stop = min(k_total, start + step)
         part = operand[:, :, start:stop].reshape(n_patches, dim, -1)
@@ -256,10 +256,31 @@ def _read_in_chunks(state: Tensor, operand: Tensor, signs: Tensor) -> Tensor:
     return values
 
 
-def _read(squares: Tensor, signs: Tensor) -> Tensor:
-    """``squares @ signs`` with the signs as the GEMM's transposed operand: MKL's kernel for a skinny (D, O)
-    right operand is 1.6x slower (benchmarks/perf)."""
-    return squares @ signs.T.contiguous().T
+class Readout:
+    """Z signs as ``(O, D)`` and, for squared (re, im) pairs, ``(O, 2D)``, each used as a GEMM's transposed
+    right operand: MKL's kernel for a skinny contiguous ``(D, O)`` operand is 1.6x slower (benchmarks/perf)."""
+
+    def __init__(self, z_signs: np.ndarray, device: torch.device, dtype: torch.dtype) -> None:
+        self.signs = _on(_transposed(z_signs, pairs=False), device, dtype)
+        self.pairs = _on(_transposed(z_signs, pairs=True), device, dtype)
+        self.n_outputs = z_signs.shape[1]
+
+
+_TRANSPOSED: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _transposed(z_signs: np.ndarray, pairs: bool) -> np.ndarray:
+    key = (id(z_signs), pairs)
+    hit = _TRANSPOSED.get(key)
+    if hit is None or hit[0] is not z_signs:
+        hit = _TRANSPOSED[key] = (z_signs, np.ascontiguousarray((np.repeat(z_signs, 2, axis=0) if pairs
+                                                                 else z_signs).T))
+    return hit[1]
+
+
+def _read(squares: Tensor, signs_t: Tensor) -> Tensor:
+    """``squares @ signs`` from the ``(O, W)`` transposed signs."""
+    return squares @ signs_t.T
 
 
 def _squares(out: Tensor) -> Tensor:
@@ -269,10 +290,10 @@ def _squares(out: Tensor) -> Tensor:
     return out.square()
 
 
-def _apply_block(state: Tensor, unitary: Tensor, n_k: int, readout: Tensor | None = None) -> Tensor:
+def _apply_block(state: Tensor, unitary: Tensor, n_k: int, readout: Readout | None = None) -> Tensor:
     """``out[..., i] = sum_j U[k, p, i, j] state[k, b, p, j]`` for state ``(*K', B', P, D)``, U ``(*K, P, D, D)``.
 
-    With ``readout`` (``(D, O)`` Z signs) the block is the last step: return the expectations ``(*K, B', P, O)``
+    With ``readout`` (the Z signs) the block is the last step: return the expectations ``(*K, B', P, O)``
     straight from the GEMM's output, squared in its own layout, before any permute copy.
     """
     dim, n_patches = state.shape[-1], state.shape[-2]
@@ -288,8 +309,8 @@ def _apply_block(state: Tensor, unitary: Tensor, n_k: int, readout: Tensor | Non
             operand = torch.view_as_real(stacked.contiguous()).flatten(-2)  # (P, D, K * 2D)
             if readout is not None and _nothing_differentiated(s, operand):
                 values = _read_in_chunks(s, operand.reshape(n_patches, dim, k_total, 2 * dim),
-                                         readout.repeat_interleave(2, dim=0)).permute(2, 1, 0, 3)
-                return values.reshape(*k_shape, -1, n_patches, readout.shape[-1])
+                                         readout.pairs).permute(2, 1, 0, 3)
+                return values.reshape(*k_shape, -1, n_patches, readout.n_outputs)
             out = torch.bmm(s, operand)  # (P, B', K * 2D)
             pairs = True
         else:
@@ -298,9 +319,8 @@ def _apply_block(state: Tensor, unitary: Tensor, n_k: int, readout: Tensor | Non
             pairs = False
         if readout is not None:
             sq = _squares(out).reshape(n_patches, -1, k_total, 2 * dim if pairs or out.is_complex() else dim)
-            z = readout.repeat_interleave(2, dim=0) if sq.shape[-1] == 2 * dim else readout
-            values = _read(sq, z).permute(2, 1, 0, 3)  # (K, B', P, O)
-            return values.reshape(*k_shape, -1, n_patches, readout.shape[-1])
+            values = _read(sq, readout.pairs if sq.shape[-1] == 2 * dim else readout.signs).permute(2, 1, 0, 3)
+            return values.reshape(*k_shape, -1, n_patches, readout.n_outputs)  # (*K, B', P, O)
         if pairs:
             out = torch.view_as_complex(out.reshape(n_patches, -1, k_total * dim, 2))
         out = out.reshape(n_patches, -1, k_total, dim).permute(2, 1, 0, 3)
@@ -310,8 +330,8 @@ def _apply_block(state: Tensor, unitary: Tensor, n_k: int, readout: Tensor | Non
     out = torch.matmul(u, s)  # (K, P, D, B')
     if readout is not None:
         probs = _probabilities(out)
-        values = (readout.T @ probs).permute(0, 3, 1, 2)  # (K, B', P, O)
-        return values.reshape(*k_shape, -1, n_patches, readout.shape[-1])
+        values = (readout.signs @ probs).permute(0, 3, 1, 2)  # (K, B', P, O)
+        return values.reshape(*k_shape, -1, n_patches, readout.n_outputs)
     return out.permute(0, 3, 1, 2).reshape(*k_shape, -1, n_patches, dim)
 
 
@@ -367,8 +387,8 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
         else:
             if state is None:
                 state = _basis_zero(n, rank, dtype, device)
-            if not step.identity:
-                state = state.index_select(-1, _on(step.source, device))
+            if not step.identity:  # on the flat (M, D) view: index_select on a 2-D tensor's last dim is faster
+                state = state.reshape(-1, 2 ** n).index_select(1, _on(step.source, device)).reshape(state.shape)
             if step.sign_vector is not None:
                 state = state * _on(step.sign_vector, device, rdtype)
     if state is None:
@@ -416,7 +436,7 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
     if fused:  # the last block and the readout in one pass over the GEMM's output
         rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
         u = _block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
-        out = _apply_block(state, u, len(batch) - 2, _on(chosen.z_signs, state.device, rdtype))
+        out = _apply_block(state, u, len(batch) - 2, Readout(chosen.z_signs, state.device, rdtype))
     elif chosen.z_signs is not None:
         probs = _probabilities(state)
         out = probs @ _on(chosen.z_signs, probs.device, probs.dtype)

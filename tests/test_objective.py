@@ -45,14 +45,22 @@ def test_chunked_equals_unchunked_qnn(tiny_images):
     assert torch.allclose(whole.hessian(), chunked.hessian(), atol=1e-12, rtol=0)
 
 
-def test_batched_losses_equal_loop(tiny_images):
+@pytest.mark.parametrize("extras", [{}, {"positional_bias": True, "aggregation": "linear"}])
+@pytest.mark.parametrize("ansatz", ["hea", "reuploading"])
+def test_batched_losses_equal_loop(tiny_images, ansatz, extras):
+    """Objective.losses goes through PatchQNN.forward_points (every point in one engine call, blocks on), the
+    loop through forward: same numbers, with per-point positional biases and heads too."""
     x, y = tiny_images
-    obj = Objective(PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3), x, y)
+    model = PatchQNN((6, 6), 2, ansatz=ansatz, n_qubits=3, n_layers=2, patch_size=3, stride=3, **extras)
+    obj = Objective(model, x, y, chunk_size=5)
     thetas = obj.theta0 + 0.3 * torch.randn(7, obj.n_params, dtype=torch.float64)
     losses, errors = obj.losses(thetas, batch=3)
     for k in range(7):
         assert abs(float(losses[k]) - float(obj.loss(thetas[k]))) < 1e-12
         assert abs(float(errors[k]) - obj.error(thetas[k])) < 1e-12
+    logits = model.forward_points(obj.unflatten(thetas), x)
+    assert logits.shape == (7, x.shape[0], 2)
+    assert torch.allclose(logits[4], obj.outputs(thetas[4], x), atol=1e-12)
 
 
 def test_callers_model_is_untouched(mlp_problem):
