@@ -384,6 +384,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small subset (base point, 2 qubit counts)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="skip measurements estimated above this")
+    parser.add_argument("--max-seconds-demo", type=float, default=240.0,
+                        help="the same for the demo-model Hessians (the N >= 16 targets need default.qubit measured)")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json / results.md")
     parser.add_argument("--sections", default="circuit,hessian,demo,memory")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
@@ -413,7 +415,7 @@ def main() -> None:
         if not args.quick:
             rows += hessian_rows([small], args.max_seconds, with_shift=True)
     if "demo" in sections:
-        rows += demo_rows(args.max_seconds, args.quick)
+        rows += demo_rows(args.max_seconds_demo, args.quick)
     if "memory" in sections:
         mem_cfgs = [dict(BASE)] if args.quick else [dict(BASE, qubits=q) for q in (4, 8, 12)]
         rows += memory_rows(mem_cfgs, ["engine", "dq-broadcast"])
