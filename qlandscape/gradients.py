@@ -44,7 +44,8 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from .circuits import Circuit, CircuitSpec, load_spec
-from .engine import _bit, lower, simulate_state
+from .engine import simulate_state
+from .lowering import bit as _bit, lower
 from .errors import ConfigError, check_choice, check_positive_int
 from .objective import Objective
 

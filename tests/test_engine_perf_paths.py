@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from qlandscape.circuits import build_circuit, catalogue
-from qlandscape.engine import _group_sizes, plan, simulate, simulate_state
+from qlandscape.engine import simulate, simulate_state
+from qlandscape.gate_matrices import group_sizes as _group_sizes
+from qlandscape.lowering import plan
 
 
 def reference_state(circuit, params, features, scale=1.0):

@@ -1,7 +1,6 @@
 """The Objective: derivatives against independent methods, chunking, no mutation, bad input."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -1,0 +1,163 @@
+"""Parameter-only blocks (see :mod:`qlandscape.lowering`): a block's unitary, built once per (point, patch), and
+its application to every sample as one GEMM, with the Z readout fused in when the block is the last step."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .gate_matrices import common_dtype, constant, kron, layer_matrices, per_wire, probabilities
+from .lowering import Block
+
+
+def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> Tensor:
+    """The block's unitary ``(*K, P, 2**n, 2**n)``: all layers' Kronecker matrices at once, entangler rows
+    gathered in, then a log-depth chain of products."""
+    device, dim = params.device, 2 ** n
+    factors = []
+    for stack in block.stacks:
+        mats = layer_matrices(stack, params, params, 1.0, cdtype).squeeze(-5)  # (*K, P, F, W, 2, 2)
+        lead = mats.shape[:-3]
+        flat = mats.reshape(-1, *mats.shape[-3:])
+        factors.append(kron(per_wire(stack.gated, flat, n)).reshape(*lead, dim, dim))
+    if len({f.dtype for f in factors}) > 1:
+        factors = [f.to(cdtype) for f in factors]
+    mats = factors[0] if len(factors) == 1 else torch.cat(factors, dim=-3)
+    if block.order is not None:
+        mats = mats.index_select(-3, constant(block.order, device))
+    if block.rows is not None:  # rows of (perm after layer f) @ K_f: out[j, :] = K_f[source[j], :]
+        rows = constant(block.rows, device)
+        if rows.numel() == dim:  # one source for every layer
+            mats = mats.index_select(-2, rows)
+        else:  # per-layer sources, offset into the flattened (layer, row) axis: one index_select, not a gather
+            lead = mats.shape[:-3]
+            mats = mats.reshape(*lead, -1, dim).index_select(-2, rows).reshape(*lead, -1, dim, dim)
+    if block.signs is not None:
+        mats = mats * constant(block.signs, device, mats.real.dtype if mats.is_complex() else mats.dtype)
+    while mats.shape[-3] > 1:  # U = M_{F-1} ... M_1 M_0, pairwise
+        odd = mats.shape[-3] % 2
+        paired = mats[..., 1::2, :, :] @ mats[..., 0:mats.shape[-3] - odd:2, :, :]
+        mats = torch.cat((paired, mats[..., -1:, :, :]), dim=-3) if odd else paired
+    return mats.squeeze(-3)
+
+
+_WORKSPACE: dict[tuple, Tensor] = {}
+
+
+def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A reused output buffer for the block GEMM when nothing is differentiated (landscape grids).
+
+    Fresh multi-MB temporaries cost more in page faults than the GEMM itself (measured in benchmarks/perf:
+    0.42 ms vs 0.17 ms per grid point), so the largest buffer of the last call is kept and reused.
+    """
+    key = (dtype, str(device))
+    buf = _WORKSPACE.get(key)
+    need = int(np.prod(shape))
+    if buf is None or buf.numel() < need:
+        _WORKSPACE.clear()
+        buf = _WORKSPACE[key] = torch.empty(need, dtype=dtype, device=device)
+    return buf[:need].view(shape)
+
+
+def _nothing_differentiated(*tensors: Tensor) -> bool:
+    """Whether in-place work and reused buffers are safe: no autograd graph and no torch.func transform."""
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return False
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+_CHUNK_BYTES = 2 ** 21  # keep each GEMM output in cache for the squaring and the readout that follow
+
+
+def _read_in_chunks(state: Tensor, operand: Tensor, signs: Tensor) -> Tensor:
+    """Expectations ``(P, B, K, O)`` from a real state ``(P, B, D)`` and U's (re, im) pairs ``(P, D, K, 2D)``,
+    a few parameter points at a time into one reused buffer, squared in place (nothing is differentiated)."""
+    n_patches, batch, dim = state.shape
+    k_total, width = operand.shape[2], operand.shape[3]
+    step = max(1, _CHUNK_BYTES // (n_patches * batch * width * state.element_size()))
+    values = torch.empty(n_patches, batch, k_total, signs.shape[0], dtype=state.dtype, device=state.device)
+    for start in range(0, k_total, step):
+        stop = min(k_total, start + step)
+        part = operand[:, :, start:stop].reshape(n_patches, dim, -1)
+        out = torch.bmm(state, part, out=_workspace((n_patches, batch, part.shape[-1]), state.dtype, state.device))
+        values[:, :, start:stop] = _read(out.square_().reshape(n_patches, batch, stop - start, width), signs)
+    return values
+
+
+class Readout:
+    """Z signs as ``(O, D)`` and, for squared (re, im) pairs, ``(O, 2D)``, each used as a GEMM's transposed
+    right operand: MKL's kernel for a skinny contiguous ``(D, O)`` operand is 1.6x slower (benchmarks/perf)."""
+
+    def __init__(self, z_signs: np.ndarray, device: torch.device, dtype: torch.dtype) -> None:
+        self.signs = constant(_transposed(z_signs, pairs=False), device, dtype)
+        self.pairs = constant(_transposed(z_signs, pairs=True), device, dtype)
+        self.n_outputs = z_signs.shape[1]
+
+
+_TRANSPOSED: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _transposed(z_signs: np.ndarray, pairs: bool) -> np.ndarray:
+    key = (id(z_signs), pairs)
+    hit = _TRANSPOSED.get(key)
+    if hit is None or hit[0] is not z_signs:
+        hit = _TRANSPOSED[key] = (z_signs, np.ascontiguousarray((np.repeat(z_signs, 2, axis=0) if pairs
+                                                                 else z_signs).T))
+    return hit[1]
+
+
+def _read(squares: Tensor, signs_t: Tensor) -> Tensor:
+    """``squares @ signs`` from the ``(O, W)`` transposed signs."""
+    return squares @ signs_t.T
+
+
+def _squares(out: Tensor) -> Tensor:
+    """Squared magnitudes with the (re, im) pairs of a complex tensor kept side by side: ``(..., 2D)``."""
+    if out.is_complex():
+        out = torch.view_as_real(out).flatten(-2)
+    return out.square()
+
+
+def apply_block(state: Tensor, unitary: Tensor, n_k: int, readout: Readout | None = None) -> Tensor:
+    """``out[..., i] = sum_j U[k, p, i, j] state[k, b, p, j]`` for state ``(*K', B', P, D)``, U ``(*K, P, D, D)``.
+
+    With ``readout`` (the Z signs) the block is the last step: return the expectations ``(*K, B', P, O)``
+    straight from the GEMM's output, squared in its own layout, before any permute copy.
+    """
+    dim, n_patches = state.shape[-1], state.shape[-2]
+    k_shape = unitary.shape[:n_k]
+    k_total = int(np.prod(k_shape)) if n_k else 1
+    u = unitary.reshape(k_total, n_patches, dim, dim)
+    if all(s == 1 for s in state.shape[:n_k]):
+        # The state is shared by every parameter point (a grid over encoded data): one GEMM per patch with all
+        # points' unitaries side by side, out[p, b, (k, i)] = sum_j state[b, p, j] U[k, p, i, j].
+        s = state.reshape(-1, n_patches, dim).transpose(0, 1)  # (P, B', D)
+        stacked = u.permute(1, 3, 0, 2).reshape(n_patches, dim, k_total * dim)
+        if stacked.is_complex() and not s.is_complex():  # real state: one real GEMM on U's (re, im) pairs
+            operand = torch.view_as_real(stacked.contiguous()).flatten(-2)  # (P, D, K * 2D)
+            if readout is not None and _nothing_differentiated(s, operand):
+                values = _read_in_chunks(s, operand.reshape(n_patches, dim, k_total, 2 * dim),
+                                         readout.pairs).permute(2, 1, 0, 3)
+                return values.reshape(*k_shape, -1, n_patches, readout.n_outputs)
+            out = torch.bmm(s, operand)  # (P, B', K * 2D)
+            pairs = True
+        else:
+            s, stacked = common_dtype(s, stacked)
+            out = torch.bmm(s, stacked)  # (P, B', K * D)
+            pairs = False
+        if readout is not None:
+            sq = _squares(out).reshape(n_patches, -1, k_total, 2 * dim if pairs or out.is_complex() else dim)
+            values = _read(sq, readout.pairs if sq.shape[-1] == 2 * dim else readout.signs).permute(2, 1, 0, 3)
+            return values.reshape(*k_shape, -1, n_patches, readout.n_outputs)  # (*K, B', P, O)
+        if pairs:
+            out = torch.view_as_complex(out.reshape(n_patches, -1, k_total * dim, 2))
+        out = out.reshape(n_patches, -1, k_total, dim).permute(2, 1, 0, 3)
+        return out.reshape(*k_shape, -1, n_patches, dim)
+    s = state.expand(*k_shape, *state.shape[n_k:]).reshape(k_total, -1, n_patches, dim).permute(0, 2, 3, 1)
+    u, s = common_dtype(u, s)
+    out = torch.matmul(u, s)  # (K, P, D, B')
+    if readout is not None:
+        probs = probabilities(out)
+        values = (readout.signs @ probs).permute(0, 3, 1, 2)  # (K, B', P, O)
+        return values.reshape(*k_shape, -1, n_patches, readout.n_outputs)
+    return out.permute(0, 3, 1, 2).reshape(*k_shape, -1, n_patches, dim)
