@@ -34,19 +34,19 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from .circuits import Circuit, CircuitSpec, load_spec
+from .decay_fits import DecayFit, fit_decay  # noqa: F401 (re-exported)
 from .engine import simulate_state
-from .lowering import bit as _bit, lower
 from .errors import ConfigError, check_choice, check_positive_int
+from .lowering import bit as _bit, lower
 from .objective import Objective
 
 COSTS = ("global", "local", "projector")
@@ -231,46 +231,6 @@ def qnn_gradient_variance(model: nn.Module, x: Tensor, y: Tensor, *, samples: in
         n_params=int(grads_np.shape[1]), ansatz=circuit.name, n_qubits=circuit.n_qubits,
         n_layers=circuit.n_layers, cost=f"loss:{objective.loss_name}", init=init, inputs="data", seed=int(seed),
         n_patches=n_patches, seconds=time.perf_counter() - start)
-
-
-# ---------------------------------------------------------------------------------------------- fits
-class DecayFit(NamedTuple):
-    """Weighted least-squares fit of ``log Var = intercept - rate * x`` with a confidence interval on the rate."""
-
-    rate: float
-    intercept: float
-    rate_se: float
-    rate_low: float
-    rate_high: float
-    chi2_reduced: float
-    n_points: int
-
-
-def fit_decay(x: Sequence[float], variance: Sequence[float], standard_error: Sequence[float], *,
-              confidence: float = 0.95) -> DecayFit:
-    """Fit ``log Var = a - b x`` by weighted least squares (weights ``(Var/SE)^2``); b with a t-interval.
-
-    Points with a non-positive variance are skipped. Fewer than two usable points give NaNs.
-    """
-    x, v, se = (np.asarray(a, dtype=np.float64) for a in (x, variance, standard_error))
-    keep = (v > 0) & np.isfinite(v) & np.isfinite(se)
-    x, v, se = x[keep], v[keep], se[keep]
-    m = int(x.size)
-    if m < 2 or np.ptp(x) == 0:
-        return DecayFit(*(float("nan"),) * 6, m)
-    sigma = np.maximum(se / v, 1e-12)
-    w = 1.0 / sigma ** 2
-    design = np.stack([np.ones_like(x), -x], axis=1)
-    normal = design.T @ (w[:, None] * design)
-    beta = np.linalg.solve(normal, design.T @ (w * np.log(v)))
-    resid = np.log(v) - design @ beta
-    dof = m - 2
-    chi2_red = float((w * resid ** 2).sum() / dof) if dof > 0 else float("nan")
-    cov = np.linalg.inv(normal) * (max(1.0, chi2_red) if dof > 0 else 1.0)
-    rate_se = float(math.sqrt(cov[1, 1]))
-    q = stats.t.ppf((1 + confidence) / 2, dof) if dof > 0 else stats.norm.ppf((1 + confidence) / 2)
-    rate = float(beta[1])
-    return DecayFit(rate, float(beta[0]), rate_se, rate - q * rate_se, rate + q * rate_se, chi2_red, m)
 
 
 # ---------------------------------------------------------------------------------------------- curves

@@ -25,7 +25,7 @@ from .landscape import Slice2D
 from .ntk import KernelEvolution
 from .spectral_density import SpectralDensity
 from .structured import PowerLawFit, fit_power_law
-from .sweep import load_runs, write_csv
+from .run_tables import load_runs, write_csv
 
 REPLICATE_AXES = ("seed", "data_seed")
 SIZE_AXES = ("layers", "patches", "stride", "patch_size", "qubits", "width", "depth", "channels", "pool")
