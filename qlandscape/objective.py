@@ -42,6 +42,18 @@ def _mse(outputs: Tensor, y: Tensor) -> Tensor:
     return ((outputs - target) ** 2).sum(-1).mean() / 2
 
 
+def per_point_losses(loss_fn: LossFn, outputs: Tensor, y: Tensor) -> Tensor:
+    """``loss_fn`` at each of K points: outputs ``(K, B, C)`` -> ``(K,)``; one call for the built-in losses."""
+    k, b, c = outputs.shape
+    if loss_fn is _cross_entropy:
+        flat = nn.functional.cross_entropy(outputs.reshape(k * b, c), y.repeat(k), reduction="none")
+        return flat.view(k, b).mean(1)
+    if loss_fn is _mse:
+        target = nn.functional.one_hot(y, c).to(outputs.dtype)
+        return ((outputs - target) ** 2).sum(-1).mean(-1) / 2
+    return torch.stack([loss_fn(o, y) for o in outputs])
+
+
 def resolve_loss(loss: str | LossFn) -> LossFn:
     """Turn a loss name (``cross_entropy`` or ``mse`` on one-hot targets) or a callable into a mean-loss callable."""
     if callable(loss):
@@ -232,10 +244,7 @@ class Objective:
                         out = torch.func.vmap(self._outputs, in_dims=(0, None))(group, xc)
                     else:
                         out = torch.stack([self._outputs(t, xc) for t in group])
-                    if self.loss_fn in (_cross_entropy, _mse):  # ours compose with vmap; a user's may not
-                        per_point = torch.func.vmap(self.loss_fn, in_dims=(0, None))(out, yc)
-                    else:
-                        per_point = torch.stack([self.loss_fn(o, yc) for o in out])
+                    per_point = per_point_losses(self.loss_fn, out, yc)
                     losses[start:start + batch] += w * per_point
                     errors[start:start + batch] += w * (out.argmax(-1) != yc).double().mean(-1)
         return losses, errors

@@ -57,6 +57,9 @@ def test_batched_losses_equal_loop(tiny_images, ansatz, extras):
     for k in range(7):
         assert abs(float(losses[k]) - float(obj.loss(thetas[k]))) < 1e-12
         assert abs(float(errors[k]) - obj.error(thetas[k])) < 1e-12
+    mse = Objective(model, x, y, "mse")
+    mse_losses, _ = mse.losses(thetas[:2])
+    assert all(abs(float(mse_losses[k]) - float(mse.loss(thetas[k]))) < 1e-12 for k in range(2))
     logits = model.forward_points(obj.unflatten(thetas), x)
     assert logits.shape == (7, x.shape[0], 2)
     assert torch.allclose(logits[4], obj.outputs(thetas[4], x), atol=1e-12)
