@@ -65,6 +65,7 @@ class RunConfig:
     momentum: float = 0.0
     schedule: str = "constant"
     schedule_period: float | None = None
+    schedule_unit: str = "step"
     loss: str = "cross_entropy"
     record_every: int | None = None
     seed: int = 0
@@ -119,6 +120,7 @@ class RunConfig:
             raise ConfigError("dropout", self.dropout, "expected a probability in [0, 1)", source=source)
         check_choice("optimizer", self.optimizer, ("adam", "sgd"), source=source)
         check_choice("schedule", self.schedule, ("constant", "cosine", "cosine_restarts"), source=source)
+        check_choice("schedule_unit", self.schedule_unit, ("step", "epoch"), source=source)
         check_choice("loss", self.loss, ("cross_entropy", "mse"), source=source)
         check_choice("aggregation", self.aggregation, ("mean", "linear"), source=source)
         if not isinstance(self.metrics, dict):
@@ -138,9 +140,15 @@ class RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
     def run_id(self) -> str:
-        """Short hash of the normalised config: the run directory's name."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Short hash of the normalised config: the run directory's name. Fields added after the first release
+        are left out at their default, so existing run directories keep their ids (and sweeps still resume)."""
+        fields = {k: v for k, v in self.to_dict().items() if LATER_FIELDS.get(k, _UNSET) != v}
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+_UNSET = object()
+LATER_FIELDS = {"schedule_unit": "step"}  # field -> default that the run id ignores
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -48,7 +48,8 @@ def train_config(config: RunConfig) -> TrainConfig:
     """The training part of a run config."""
     return TrainConfig(optimizer=config.optimizer, lr=config.lr, epochs=config.epochs,
                        batch_size=config.batch_size, weight_decay=config.weight_decay, momentum=config.momentum,
-                       schedule=config.schedule, schedule_period=config.schedule_period, loss=config.loss,
+                       schedule=config.schedule, schedule_period=config.schedule_period,
+                       schedule_unit=config.schedule_unit, loss=config.loss,
                        seed=config.seed, record_every=config.record_every)
 
 

@@ -23,6 +23,7 @@ from .objective import resolve_loss
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine_restarts")
+SCHEDULE_UNITS = ("step", "epoch")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class TrainConfig:
     # cosine: lr·(1 + cos(π s / T))/2 as torch's CosineAnnealingLR (periodic with period 2T, no restarts);
     # cosine_restarts: the same restarted every T (SGDR). T = schedule_period epochs (None: the whole run).
     schedule_period: float | None = None
+    # the schedule's clock s: optimiser steps (smooth), or whole epochs (lr constant within an epoch, as a
+    # scheduler stepped once per epoch, e.g. Kawase 2025)
+    schedule_unit: str = "step"
     loss: str = "cross_entropy"
     seed: int = 0
     record_every: int | None = None
@@ -46,6 +50,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError("lr", self.lr, "expected a finite positive learning rate")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
@@ -86,11 +91,13 @@ class TrainResult:
         return int(np.argmin(self.train_loss))
 
 
-def _cosine_factor(period: int, schedule: str):
+def _cosine_factor(period: float, schedule: str, steps_per_tick: int = 1):
+    """lr factor at an optimiser step; the clock ticks every ``steps_per_tick`` steps, ``period`` in ticks."""
     restart = schedule == "cosine_restarts"
 
     def factor(step: int) -> float:
-        return 0.5 * (1 + math.cos(math.pi * ((step % period) if restart else step) / period))
+        tick = step // steps_per_tick
+        return 0.5 * (1 + math.cos(math.pi * ((tick % period) if restart else tick) / period))
 
     return factor
 
@@ -142,12 +149,18 @@ class Trainer:
             self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                              weight_decay=config.weight_decay)
         self.steps_per_epoch = math.ceil(x_train.shape[0] / config.batch_size)
-        total = max(1, config.epochs * self.steps_per_epoch)
-        period = total if config.schedule_period is None else max(1, round(config.schedule_period *
-                                                                           self.steps_per_epoch))
+        if config.schedule_unit == "epoch":
+            tick = self.steps_per_epoch
+            period = max(1, config.epochs) if config.schedule_period is None else config.schedule_period
+        else:
+            tick = 1
+            total = max(1, config.epochs * self.steps_per_epoch)
+            period = total if config.schedule_period is None else max(1, round(config.schedule_period *
+                                                                               self.steps_per_epoch))
         self.scheduler = None
         if config.schedule != "constant":
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine_factor(period, config.schedule))
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                               _cosine_factor(period, config.schedule, tick))
         self.generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)  # dropout and other in-model randomness draw from the global generator
         self.step = 0

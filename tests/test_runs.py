@@ -73,3 +73,11 @@ def test_cli_run_and_circuits(tmp_path, capsys):
     assert "strongly_entangling" in capsys.readouterr().out
     assert cli.main(["run", "--out", str(tmp_path), "--qubits", "0"]) == 2
     assert "qubits" in capsys.readouterr().err
+
+
+def test_run_ids_survive_fields_added_later():
+    """Ids hash the whole config, except fields added after the first release while at their default, so run
+    directories written before schedule_unit existed keep their names and old sweeps still resume."""
+    assert RunConfig().run_id() == "502ac814add8"
+    assert RunConfig(model="mlp", seed=3).run_id() == "a6fed072fbbf"
+    assert RunConfig(schedule_unit="epoch").run_id() != RunConfig().run_id()

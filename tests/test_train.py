@@ -69,6 +69,29 @@ def test_cosine_schedules(schedule, expected):
         np.testing.assert_allclose(got, [0.5, 0.0, 0.5, 1.0], atol=1e-12)
 
 
+def test_epoch_clock_matches_a_scheduler_stepped_per_epoch():
+    """schedule_unit="epoch": the lr only changes at epoch ends, exactly as CosineAnnealingLR(T_max=period)
+    stepped once per epoch (how Kawase 2025 used it), while the default clock moves every step."""
+    x = torch.randn(12, 3, dtype=torch.float64)
+    y = torch.zeros(12, dtype=torch.long)
+    config = TrainConfig(lr=1.0, epochs=6, batch_size=4, schedule="cosine", schedule_period=2.5,
+                         schedule_unit="epoch")
+    trainer = Trainer(nn.Linear(3, 2).double(), x, y, config=config)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=2.5)
+    for _ in range(6):
+        within = []
+        for _ in range(3):  # three steps per epoch
+            within.append(trainer.optimizer.param_groups[0]["lr"])
+            trainer.run_until((trainer.step + 1) / 3)
+        assert within[0] == within[1] == within[2]
+        assert abs(within[0] - opt.param_groups[0]["lr"]) < 1e-12
+        opt.step()
+        ref.step()
+    with pytest.raises(ConfigError, match="schedule_unit"):
+        TrainConfig(schedule_unit="batch").validate()
+
+
 def test_fork_reproducible_and_different():
     x = torch.randn(32, 4, dtype=torch.float64)
     y = (x.sum(1) > 0).long()
