@@ -152,8 +152,9 @@ def _structured_chunk(objective: Objective, model, params: dict[str, Tensor], bl
         return (u * patch_outputs(tc, bf)).sum() / n_patches
 
     grad_phi = grad(phi, argnums=(0, 1))
+    grad_theta = grad(phi, argnums=0)  # without a bias, differentiating by it would drag the encoding along
     R = torch.zeros(objective.n_params, objective.n_params, dtype=torch.float64)
-    h_theta = vmap(lambda v: jvp(lambda tc: grad_phi(tc, beta_flat)[0], (theta_c,), (v,))[1])(tangents)
+    h_theta = vmap(lambda v: jvp(lambda tc: grad_theta(tc, beta_flat), (theta_c,), (v,))[1])(tangents)
     # h_theta[j, k, i] = ∂²phi/∂θ_k,i ∂θ_k,j
     offsets = [circ.start + k * n_per for k in range(n_patches)]
     for k, off in enumerate(offsets):
