@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .lowering import Gather, Stack
+from .lowering import Gather, SignatureGather, Stack
 
 
 def group_sizes(n: int) -> tuple[int, ...]:
@@ -70,6 +70,28 @@ def constant(array: np.ndarray, device: torch.device, dtype: torch.dtype | None 
     return tensor
 
 
+_EYE = {True: np.eye(2), False: np.eye(2, dtype=complex)}
+
+
+def _signature_matrices(combined: SignatureGather, params: Tensor, features: Tensor, scale: float,
+                        dtype: torch.dtype) -> Tensor:
+    """Fused ``(*batch, F, W, 2, 2)`` matrices of one single-source signature: one gather, one cos and sin for
+    every gate, cos·I + sin·G per gate, then the product over the gate positions."""
+    if combined.source == "param":  # (*K, 1, P, F, W, G)
+        angle = angles(params, combined.gather).unsqueeze(-5)
+    else:  # (B, P, F, W, G)
+        angle = scale * angles(features, combined.gather)
+    half = 0.5 * angle
+    c, s = torch.cos(half)[..., None, None], torch.sin(half)[..., None, None]
+    real = not combined.generators.dtype.kind == "c"
+    u = c * constant(_EYE[real], angle.device, dtype) + s * constant(combined.generators, angle.device, dtype)
+    gates = u.unbind(-3)
+    m = gates[0]
+    for g in gates[1:]:  # later gates act after earlier ones
+        m = g @ m
+    return m
+
+
 def layer_matrices(stack: Stack, params: Tensor, features: Tensor, scale: float, cdtype: torch.dtype) -> Tensor:
     """Fused matrices ``(*batch, F, len(gated), 2, 2)`` of the F layers of a stack, in wire order.
 
@@ -79,7 +101,10 @@ def layer_matrices(stack: Stack, params: Tensor, features: Tensor, scale: float,
     if stack.real:
         cdtype = params.dtype
     blocks = []
-    for key, gathers in stack.signatures:
+    for (key, gathers), combined in zip(stack.signatures, stack.combined):
+        if combined is not None:
+            blocks.append(_signature_matrices(combined, params, features, scale, cdtype))
+            continue
         m = None
         for (name, source), gather in zip(key, gathers):
             if source == "param":  # (*K, 1, P, F, W): shared by every sample

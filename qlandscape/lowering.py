@@ -102,6 +102,21 @@ class Gather:
     shape: tuple[int, int]
 
 
+# R_P(a) = cos(a/2) I + sin(a/2) G_P with G_P = -iP: every rotation is two scaled constants
+GENERATORS = {"RX": np.array([[0, -1j], [-1j, 0]]), "RY": np.array([[0, -1], [1, 0]], dtype=complex),
+              "RZ": np.array([[-1j, 0], [0, 1j]])}
+
+
+@dataclass(frozen=True, eq=False)
+class SignatureGather:
+    """All angles of a signature whose gates share one source, in one gather: index ``(F, W, G)``, and the
+    ``(G, 2, 2)`` generators of its G gate positions (real when they are all RY)."""
+
+    source: str
+    gather: Gather
+    generators: np.ndarray
+
+
 @dataclass(frozen=True, eq=False)
 class Stack:
     """The angle gathers of F layers sharing one structure, so their matrices come out of one set of ops."""
@@ -110,6 +125,7 @@ class Stack:
     order: np.ndarray | None  # from concatenated signature groups to wire order (None: identity)
     gated: tuple[int, ...]
     real: bool  # every rotation is an RY: real matrices
+    combined: tuple[SignatureGather | None, ...]  # per signature; None when its gates mix sources
 
 
 def _gather(indices: list[np.ndarray]) -> Gather:
@@ -125,8 +141,16 @@ def make_stack(layers: list["Layer"]) -> Stack:
         (key, tuple(_gather([layer.signatures[s][2][k] for layer in layers]) for k in range(len(key))))
         for s, (key, _, _) in enumerate(first.signatures))
     real = all(name == "RY" for key, _, _ in first.signatures for name, _ in key)
-    order = first.order
-    return Stack(signatures=signatures, order=order, gated=first.gated, real=real)
+    combined = []
+    for s, (key, _, _) in enumerate(first.signatures):
+        if len({source for _, source in key}) > 1:
+            combined.append(None)
+            continue
+        per_layer = [np.stack([layer.signatures[s][2][k] for k in range(len(key))], axis=-1) for layer in layers]
+        generators = np.stack([GENERATORS[name] for name, _ in key])
+        combined.append(SignatureGather(source=key[0][1], gather=_gather(per_layer),
+                                        generators=generators.real.copy() if real else generators))
+    return Stack(signatures=signatures, order=first.order, gated=first.gated, real=real, combined=tuple(combined))
 
 
 @dataclass(frozen=True, eq=False)
