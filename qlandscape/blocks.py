@@ -2,6 +2,8 @@
 its application to every sample as one GEMM, with the Z readout fused in when the block is the last step."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -41,21 +43,24 @@ def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> 
     return mats.squeeze(-3)
 
 
-_WORKSPACE: dict[tuple, Tensor] = {}
+_LOCAL = threading.local()  # one workspace per thread: Dask workers may run several threads in one process
 
 
 def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
     """A reused output buffer for the block GEMM when nothing is differentiated (landscape grids).
 
     Fresh multi-MB temporaries cost more in page faults than the GEMM itself (measured in benchmarks/perf:
-    0.42 ms vs 0.17 ms per grid point), so the largest buffer of the last call is kept and reused.
+    0.42 ms vs 0.17 ms per grid point), so the largest buffer of the thread's last call is kept and reused.
     """
     key = (dtype, str(device))
-    buf = _WORKSPACE.get(key)
+    cache = getattr(_LOCAL, "buffers", None)
+    if cache is None:
+        cache = _LOCAL.buffers = {}
+    buf = cache.get(key)
     need = int(np.prod(shape))
     if buf is None or buf.numel() < need:
-        _WORKSPACE.clear()
-        buf = _WORKSPACE[key] = torch.empty(need, dtype=dtype, device=device)
+        cache.clear()
+        buf = cache[key] = torch.empty(need, dtype=dtype, device=device)
     return buf[:need].view(shape)
 
 

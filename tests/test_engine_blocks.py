@@ -64,6 +64,37 @@ def test_parameter_points_share_the_data(ansatz, monkeypatch):
     assert torch.allclose(fast[2, 1], engine.simulate(circuit, params[2, 1], features), atol=1e-12)
 
 
+def test_grid_readout_in_chunks_and_threads(monkeypatch):
+    """The no-grad grid path (chunks of points into a reused per-thread buffer) equals the differentiable path,
+    with one point per chunk and from two threads at once."""
+    import threading
+
+    from qlandscape import blocks
+
+    circuit = build_circuit("hea", 4, 2)
+    g = torch.Generator().manual_seed(3)
+    params = circuit.init_params((9, 3), g)
+    features = torch.rand(7, 3, circuit.n_features, generator=g, dtype=torch.float64)
+    reference = engine.simulate(circuit, params.clone().requires_grad_(True), features).detach()
+    monkeypatch.setattr(blocks, "_CHUNK_BYTES", 1)
+    with torch.no_grad():
+        assert torch.allclose(engine.simulate(circuit, params, features), reference, atol=1e-13)
+    results = {}
+
+    def run(i):
+        with torch.no_grad():
+            results[i] = [engine.simulate(circuit, params * (1 + i), features) for _ in range(20)]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        expected = engine.simulate(circuit, (params * (1 + i)).requires_grad_(True), features).detach()
+        assert all(torch.allclose(r, expected, atol=1e-13) for r in results[i])
+
+
 def test_torch_func_through_blocks(monkeypatch):
     """Hessian (forward-over-reverse), vmap over points and complex64 all run through the block path."""
     _force(monkeypatch, True)
