@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .gate_matrices import common_dtype, constant, kron, layer_matrices, per_wire, probabilities
+from .gate_matrices import common_dtype, constant, in_transform, kron, layer_matrices, per_wire, probabilities
 from .lowering import Block
 
 
@@ -66,7 +66,7 @@ def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
 
 def _nothing_differentiated(*tensors: Tensor) -> bool:
     """Whether in-place work and reused buffers are safe: no autograd graph and no torch.func transform."""
-    if torch._C._functorch.peek_interpreter_stack() is not None:
+    if in_transform():
         return False
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 

@@ -51,6 +51,13 @@ def angles(source: Tensor, gather: Gather) -> Tensor:
     return picked.reshape(*source.shape[:-1], *gather.shape)
 
 
+def in_transform() -> bool:
+    """Whether a torch.func transform (grad, vmap, jvp, ...) is active. torch has no public test for this; if the
+    private one ever disappears, assume a transform (the safe answer: nothing is cached or reused)."""
+    peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
+    return peek is None or peek() is not None
+
+
 _CONSTANTS: dict[tuple[int, str, torch.dtype | None], tuple[np.ndarray, Tensor]] = {}
 
 
@@ -58,14 +65,14 @@ def constant(array: np.ndarray, device: torch.device, dtype: torch.dtype | None 
     """A plan constant as a tensor, cached per device: index and sign tensors are not rebuilt on every call.
 
     Not cached inside a torch.func transform, where a new tensor belongs to the transform's level and must not
-    escape it (peek_interpreter_stack: torch has no public test for an active transform).
+    escape it.
     """
     key = (id(array), str(device), dtype)
     hit = _CONSTANTS.get(key)
     if hit is not None and hit[0] is array:
         return hit[1]
     tensor = torch.as_tensor(array, dtype=dtype, device=device)
-    if torch._C._functorch.peek_interpreter_stack() is None:
+    if not in_transform():
         _CONSTANTS[key] = (array, tensor)  # the array is kept alive, so its id is not reused
     return tensor
 
