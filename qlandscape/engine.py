@@ -106,12 +106,13 @@ def _basis_zero(n: int, rank: int, dtype: torch.dtype, device: torch.device) -> 
 
 
 def _plan_for(circuit: Circuit, features: Tensor, fold_readout: bool):
-    return plan(circuit, fold_readout=fold_readout, blocks=use_blocks(circuit, features.shape[0]))
+    return plan(circuit, fold_readout=fold_readout, blocks=use_blocks(circuit, features.shape[-3]))
 
 
 def simulate_state(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
                    dtype: torch.dtype = torch.complex128) -> Tensor:
-    """Final state vectors ``(*K, B, P, 2**n)`` for params ``(*K, P, n_params)`` and features ``(B, P, F)``."""
+    """Final state vectors ``(*K, B, P, 2**n)`` for params ``(*K, P, n_params)`` and features ``(B, P, F)`` or
+    ``(*K, B, P, F)``."""
     steps = _plan_for(circuit, features, fold_readout=False).steps
     state, batch = _run(circuit, steps, params, features, scale, dtype)
     return state.to(dtype).expand(*batch, 2 ** circuit.n_qubits)
@@ -125,7 +126,8 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
         circuit: the compiled circuit.
         params: trainable angles ``(*K, P, n_params)`` -- one block per patch, optional leading parameter-point
             dims ``K`` (landscape grids, random initialisations).
-        features: encoded inputs ``(B, P, n_features)``.
+        features: encoded inputs ``(B, P, n_features)``, or ``(*K, B, P, n_features)`` when they differ per
+            parameter point.
         scale: multiplies every data angle.
         dtype: ``torch.complex128`` (default, for metrics) or ``torch.complex64`` (training).
 
