@@ -1,7 +1,8 @@
 """Loss-landscape slices: L(θ + αδ) on a line and L(θ + αδ + βη) on a plane, on one or more data splits.
 
-Grid points are independent, so they are evaluated in batches through :meth:`Objective.losses` (``vmap`` over
-parameter points on models that support ``torch.func``), a chunk of points at a time so memory stays flat.
+Grid points are independent, so they are evaluated in batches through :meth:`Objective.losses` (a PatchQNN takes a
+whole group of points in one engine call that encodes the data once; other ``torch.func`` models go through
+``vmap`` over points), a chunk of points at a time so memory stays flat.
 
 Grid layout convention: 2-D grids have shape ``(len(betas), len(alphas))`` -- row i is β = betas[i], column j is
 α = alphas[j] -- the layout of ``np.meshgrid(alphas, betas)`` and of matplotlib's ``contour(alphas, betas, Z)``.
