@@ -14,6 +14,7 @@ builds it once per (parameter point, patch) and applies it to all samples as one
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -94,12 +95,13 @@ def lower(circuit: Circuit) -> tuple[object, ...]:
 # ------------------------------------------------------------------------------------------------ layers
 @dataclass(frozen=True, eq=False)
 class Gather:
-    """Where one gate's angles come from, for F stacked layers of W wires: ``source[..., index]`` reshaped to
-    ``shape = (F, W)``; ``start`` is set when the index is a contiguous range (a view, no copy)."""
+    """Where angles come from, for F stacked layers of W wires: ``source[..., index]`` reshaped to ``shape``,
+    ``(F, W)`` for one gate or ``(F, W, G)`` for G gates at once; ``start`` is set when the index is a contiguous
+    range (a view, no copy)."""
 
     index: np.ndarray
     start: int | None
-    shape: tuple[int, int]
+    shape: tuple[int, ...]
 
 
 # R_P(a) = cos(a/2) I + sin(a/2) G_P with G_P = -iP: every rotation is two scaled constants
@@ -191,7 +193,7 @@ def make_layer(steps: list[Fused]) -> Layer:
     sources = {g.source for s in steps for g in s.rotations}
     layer = Layer(signatures=tuple(signatures), order=None if identity else order,
                   gated=tuple(sorted(concatenated)), has_params="param" in sources, has_features="feature" in sources)
-    return Layer(**{**layer.__dict__, "stack": make_stack([layer])})
+    return dataclasses.replace(layer, stack=make_stack([layer]))
 
 
 def _split_at_data(steps: list[Fused]) -> list[list[Fused]]:

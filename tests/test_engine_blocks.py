@@ -122,3 +122,18 @@ def test_block_choice_follows_circuit_size_and_samples():
     small, large = build_circuit("hea", 4, 2), build_circuit("hea", 8, 2)
     assert engine.use_blocks(small, 64) and not engine.use_blocks(small, 1)
     assert not engine.use_blocks(large, 512)
+
+
+def test_per_point_features_and_bad_shapes():
+    """Features may carry the parameter-point dims; dims that do not broadcast fail naming both shapes."""
+    from qlandscape.errors import ConfigError
+
+    circuit = build_circuit("hea", 3, 2)
+    g = torch.Generator().manual_seed(4)
+    params = circuit.init_params((3, 2), g)
+    features = torch.rand(3, 5, 2, circuit.n_features, generator=g, dtype=torch.float64)
+    out = engine.simulate(circuit, params, features)
+    assert out.shape == (3, 5, 2, circuit.n_outputs)
+    assert torch.allclose(out[1], engine.simulate(circuit, params[1], features[1]), atol=1e-13)
+    with pytest.raises(ConfigError, match=r"\(4, 5, 2, 3\).*do not broadcast"):
+        engine.simulate(circuit, params, torch.rand(4, 5, 2, circuit.n_features, dtype=torch.float64))

@@ -22,7 +22,7 @@ def test_config_hash_is_stable_and_sensitive():
 
 @pytest.mark.parametrize("field,value", [("model", "transformer"), ("qubits", 0), ("patch_size", -1),
                                          ("lr", 0.0), ("test_fraction", 1.5), ("classes", [3]),
-                                         ("optimizer", "lbfgs"), ("colour", "red")])
+                                         ("optimizer", "lbfgs"), ("schedule_unit", "batch"), ("colour", "red")])
 def test_bad_config_names_value(field, value):
     with pytest.raises(ConfigError) as err:
         RunConfig.from_dict({field: value})
