@@ -106,6 +106,8 @@ def _transposed(z_signs: np.ndarray, pairs: bool) -> np.ndarray:
     key = (id(z_signs), pairs)
     hit = _TRANSPOSED.get(key)
     if hit is None or hit[0] is not z_signs:
+        if len(_TRANSPOSED) >= 256:  # bounded like the plan caches it shadows
+            _TRANSPOSED.clear()
         hit = _TRANSPOSED[key] = (z_signs, np.ascontiguousarray((np.repeat(z_signs, 2, axis=0) if pairs
                                                                  else z_signs).T))
     return hit[1]

@@ -58,6 +58,7 @@ def in_transform() -> bool:
     return peek is None or peek() is not None
 
 
+_MAX_CONSTANTS = 4096
 _CONSTANTS: dict[tuple[int, str, torch.dtype | None], tuple[np.ndarray, Tensor]] = {}
 
 
@@ -73,6 +74,8 @@ def constant(array: np.ndarray, device: torch.device, dtype: torch.dtype | None 
         return hit[1]
     tensor = torch.as_tensor(array, dtype=dtype, device=device)
     if not in_transform():
+        if len(_CONSTANTS) >= _MAX_CONSTANTS:  # a long sweep over many circuits: start over rather than grow
+            _CONSTANTS.clear()
         _CONSTANTS[key] = (array, tensor)  # the array is kept alive, so its id is not reused
     return tensor
 
