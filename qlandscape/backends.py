@@ -3,6 +3,10 @@
 A PennyLane backend builds a QNode from the very gate list our engine runs, so every backend computes the same
 function. Samples and patches go through PennyLane's parameter broadcasting (one broadcast circuit of B*P
 executions, mode ``"broadcast"``) or one QNode call per patch (mode ``"loop"``).
+
+Our engine can run its circuits on another torch device (``device="cuda"``): parameters and features are moved
+there, the state vectors live there, and the expectations come back to the caller's device. The moves are
+differentiable, so the model, its loss and every metric stay where they are and only the simulation moves.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class Backend:
     diff_method: str = "best"
     mode: str = "broadcast"
     dtype: torch.dtype = torch.complex128
+    device: str = "cpu"  # where our engine's state vectors live (see resolve_device)
 
     @property
     def is_engine(self) -> bool:
@@ -47,10 +52,17 @@ class Backend:
             return self.diff_method
         return "backprop" if self.name in _BACKPROP else "adjoint"
 
-    def expectations(self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0) -> Tensor:
-        """``(*K, B, P, n_outputs)`` expectations for params ``(*K, P, n_params)`` and features ``(B, P, F)``."""
+    def expectations(self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0,
+                     dtype: torch.dtype | None = None) -> Tensor:
+        """``(*K, B, P, n_outputs)`` expectations for params ``(*K, P, n_params)`` and features ``(B, P, F)``;
+        ``dtype`` overrides the engine's state dtype (metrics ask for complex128 whatever training used)."""
         if self.is_engine:
-            return simulate(circuit, params, features, scale=scale, dtype=self.dtype)
+            dtype = self.dtype if dtype is None else dtype
+            target = torch.device(self.device)
+            if params.device == target:
+                return simulate(circuit, params, features, scale=scale, dtype=dtype)
+            out = simulate(circuit, params.to(target), features.to(target), scale=scale, dtype=dtype)
+            return out.to(params.device)
         return _pennylane_expectations(self, circuit, params, features, scale)
 
 
@@ -66,9 +78,32 @@ def available_devices() -> list[str]:
     return names
 
 
+def resolve_device(device: str) -> str:
+    """A torch device name for our engine: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, or ``"auto"`` (CUDA when
+    available, else the CPU). Unavailable devices fail here, before any work starts."""
+    if not isinstance(device, str):
+        raise ConfigError("device", device, "expected 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ConfigError("device", device, "expected 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
+    if parsed.type == "cpu":
+        return "cpu"
+    if parsed.type != "cuda":
+        raise ConfigError("device", device, "expected 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    if not torch.cuda.is_available():
+        raise ConfigError("device", device, "CUDA is not available on this machine (torch.cuda.is_available() is "
+                          "False); use 'cpu' or 'auto'")
+    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ConfigError("device", device, f"this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return str(parsed)
+
+
 def make_backend(name: str = ENGINE, *, diff_method: str = "best", mode: str = "broadcast",
-                 dtype: torch.dtype = torch.complex128) -> Backend:
-    """Validate a backend name (``"torch"`` or a PennyLane device) before any work starts."""
+                 dtype: torch.dtype = torch.complex128, device: str = "cpu") -> Backend:
+    """Validate a backend name (``"torch"`` or a PennyLane device) and its settings before any work starts."""
     devices = available_devices()
     if name not in devices:
         raise ConfigError("backend", name, f"expected one of {devices}")
@@ -78,7 +113,11 @@ def make_backend(name: str = ENGINE, *, diff_method: str = "best", mode: str = "
         raise ConfigError("mode", mode, "expected 'broadcast' or 'loop'")
     if name == ENGINE and diff_method not in ("best", "backprop"):
         raise ConfigError("diff_method", diff_method, "our engine differentiates by autograd: use 'best'")
-    return Backend(name=name, diff_method=diff_method, mode=mode, dtype=dtype)
+    device = resolve_device(device)
+    if name != ENGINE and device != "cpu":
+        raise ConfigError("device", device, f"PennyLane's {name} runs on the CPU here; the device option moves "
+                          "our 'torch' engine")
+    return Backend(name=name, diff_method=diff_method, mode=mode, dtype=dtype, device=device)
 
 
 @lru_cache(maxsize=32)

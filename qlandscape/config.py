@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class RunConfig:
     stride: int | None = None
     patches: int | None = None
     backend: str = "torch"
+    device: str = "cpu"  # where the engine simulates: "cpu" | "cuda" | "cuda:N" | "auto"
     aggregation: str = "mean"
     output_scale: float = 5.0
     observables: tuple[str, ...] | None = None
@@ -123,6 +125,13 @@ class RunConfig:
         check_choice("schedule_unit", self.schedule_unit, ("step", "epoch"), source=source)
         check_choice("loss", self.loss, ("cross_entropy", "mse"), source=source)
         check_choice("aggregation", self.aggregation, ("mean", "linear"), source=source)
+        # syntax only: availability is checked where the model is built, on the machine that runs it (a sweep
+        # may be written on a CPU node for GPU workers)
+        if not (isinstance(self.device, str) and re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device)):
+            raise ConfigError("device", self.device, "expected 'cpu', 'cuda', 'cuda:N' or 'auto'", source=source)
+        if self.device != "cpu" and self.model != "qnn":
+            raise ConfigError("device", self.device, "the device option moves the QNN engine's simulation; "
+                              "classical models run on the CPU here", source=source)
         if not isinstance(self.metrics, dict):
             raise ConfigError("metrics", self.metrics, "expected a table of metric settings", source=source)
         return self
@@ -148,7 +157,7 @@ class RunConfig:
 
 
 _UNSET = object()
-LATER_FIELDS = {"schedule_unit": "step"}  # field -> default that the run id ignores
+LATER_FIELDS = {"schedule_unit": "step", "device": "cpu"}  # field -> default that the run id ignores
 
 
 def load_config(path: str | Path) -> RunConfig:

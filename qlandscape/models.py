@@ -14,7 +14,7 @@ def build_model(config: RunConfig, image_shape: tuple[int, int], n_classes: int)
 
         return PatchQNN(
             image_shape, n_classes, ansatz=config.ansatz, n_qubits=config.qubits, n_layers=config.layers,
-            patch_size=config.patch_size, stride=config.stride, n_patches=config.patches, backend=config.backend,
+            patch_size=config.patch_size, stride=config.stride, n_patches=config.patches, backend=config.backend, device=config.device,
             aggregation=config.aggregation, output_scale=config.output_scale, observables=config.observables,
             measure_qubits=config.measure_qubits, encoding_scale=config.encoding_scale,
             positional_bias=config.positional_bias, seed=config.seed,

@@ -50,6 +50,8 @@ class PatchQNN(nn.Module):
         n_qubits, n_layers: circuit size; the parameter count follows from (ansatz, qubits, layers).
         patch_size, stride, n_patches: the patch grid (see :func:`qlandscape.patches.patch_grid`).
         backend: ``"torch"`` (our engine) or a PennyLane device name.
+        device: where the engine simulates (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``); the parameters,
+            data and loss stay on the caller's device. Ignored when ``backend`` is a ready Backend.
         aggregation: ``"mean"`` (parameter-free) or ``"linear"`` (trainable head), see the module docs.
         output_scale: constant multiplying the patch mean in the ``"mean"`` rule.
         observables, measure_qubits: override the spec's readout (e.g. ``["X", "Z"]`` on qubits 0..4).
@@ -70,6 +72,7 @@ class PatchQNN(nn.Module):
         stride: int | Sequence[int] | None = None,
         n_patches: int | None = None,
         backend: str | Backend = "torch",
+        device: str = "cpu",
         aggregation: str = "mean",
         output_scale: float = 5.0,
         observables: Sequence[str] | None = None,
@@ -84,7 +87,7 @@ class PatchQNN(nn.Module):
             raise ConfigError("n_classes", n_classes, "expected an integer >= 2")
         if not math.isfinite(output_scale) or output_scale <= 0:
             raise ConfigError("output_scale", output_scale, "expected a finite positive number")
-        self.backend = backend if isinstance(backend, Backend) else make_backend(backend)
+        self.backend = backend if isinstance(backend, Backend) else make_backend(backend, device=device)
         self.circuit: Circuit = build_circuit(ansatz, n_qubits, n_layers, observables=observables,
                                               measure_qubits=measure_qubits)
         self.grid: PatchGrid = patch_grid(tuple(image_shape), patch_size, stride=stride, n_patches=n_patches)

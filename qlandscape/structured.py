@@ -24,7 +24,6 @@ import torch
 from torch import Tensor
 from torch.func import grad, hessian, jvp, vjp, vmap
 
-from .engine import simulate
 from .errors import ConfigError
 from .objective import Objective
 from .qnn import apply_feature_map
@@ -106,7 +105,7 @@ def _structured_chunk(objective: Objective, model, params: dict[str, Tensor], bl
 
     def patch_outputs(tc: Tensor, bf: Tensor) -> Tensor:  # (B, N, O), every patch in one engine call
         feats = apply_feature_map(x_flat + bf, amap)
-        return simulate(circuit, tc, feats, scale=scale)
+        return model.backend.expectations(circuit, tc, feats, scale=scale, dtype=torch.complex128)
 
     # Compressed tangents: tangent j moves parameter j of EVERY patch block at once. Patch k's outputs depend
     # only on block k, so one forward-mode pass yields column j of all N per-patch Jacobians (and, below, of all

@@ -1,0 +1,64 @@
+"""The engine's device option: validation before any work, and (on a machine with CUDA) the same numbers on the
+GPU as on the CPU. The GPU test is skipped where torch sees no CUDA device."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qlandscape.backends import make_backend, resolve_device
+from qlandscape.config import RunConfig
+from qlandscape.errors import ConfigError
+from qlandscape.objective import Objective
+from qlandscape.qnn import PatchQNN
+
+
+def _pretend_cuda(monkeypatch, available: bool, count: int = 1) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count if available else 0)
+
+
+def test_device_names_resolve_or_fail_naming_the_value(monkeypatch):
+    _pretend_cuda(monkeypatch, False)
+    assert resolve_device("cpu") == "cpu" and resolve_device("auto") == "cpu"
+    with pytest.raises(ConfigError, match=r"device = 'cuda'.*is_available\(\) is False"):
+        resolve_device("cuda")
+    for bad in ("tpu", "cuda:x", 3):
+        with pytest.raises(ConfigError, match="device"):
+            resolve_device(bad)
+    _pretend_cuda(monkeypatch, True, count=1)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:0") == "cuda:0"
+    with pytest.raises(ConfigError, match="1 CUDA device"):
+        resolve_device("cuda:3")
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        make_backend("default.qubit", device="cuda")
+    assert make_backend("torch", device="cuda").device == "cuda"
+
+
+def test_run_config_checks_device_syntax_and_keeps_old_ids():
+    for bad in ("gpu", "cuda:", 0):
+        with pytest.raises(ConfigError, match="device"):
+            RunConfig.from_dict({"device": bad})
+    with pytest.raises(ConfigError, match="classical models"):
+        RunConfig.from_dict({"device": "cuda", "model": "mlp"})
+    assert RunConfig(device="auto").run_id() != RunConfig().run_id() == "502ac814add8"
+
+
+def test_explicit_cpu_device_changes_nothing(tiny_images):
+    x, y = tiny_images
+    kw = dict(n_qubits=3, n_layers=2, patch_size=3, stride=3, seed=2)
+    plain, explicit = PatchQNN((6, 6), 2, **kw), PatchQNN((6, 6), 2, device="cpu", **kw)
+    assert explicit.backend.device == "cpu"
+    assert torch.equal(plain(x), explicit(x))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_engine_matches_cpu(tiny_images):
+    x, y = tiny_images
+    kw = dict(n_qubits=4, n_layers=2, patch_size=3, stride=3, seed=5, positional_bias=True, aggregation="linear")
+    cpu, gpu = PatchQNN((6, 6), 2, **kw), PatchQNN((6, 6), 2, device="cuda", **kw)
+    assert torch.allclose(cpu(x), gpu(x), atol=1e-12)
+    a, b = Objective(cpu, x, y), Objective(gpu, x, y)
+    assert torch.allclose(a.grad(), b.grad(), atol=1e-12)
+    assert torch.allclose(a.hessian(), b.hessian(), atol=1e-10)
+    thetas = a.theta0 + 0.1 * torch.randn(5, a.n_params, dtype=torch.float64)
+    assert torch.allclose(a.losses(thetas)[0], b.losses(thetas)[0], atol=1e-12)
