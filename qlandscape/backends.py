@@ -57,11 +57,9 @@ class Backend:
         """``(*K, B, P, n_outputs)`` expectations for params ``(*K, P, n_params)`` and features ``(B, P, F)``;
         ``dtype`` overrides the engine's state dtype (metrics ask for complex128 whatever training used)."""
         if self.is_engine:
-            dtype = self.dtype if dtype is None else dtype
-            target = torch.device(self.device)
-            if params.device == target:
-                return simulate(circuit, params, features, scale=scale, dtype=dtype)
-            out = simulate(circuit, params.to(target), features.to(target), scale=scale, dtype=dtype)
+            target = torch.device(self.device)  # .to() is a no-op (the same tensor) when already there
+            out = simulate(circuit, params.to(target), features.to(target), scale=scale,
+                           dtype=self.dtype if dtype is None else dtype)
             return out.to(params.device)
         return _pennylane_expectations(self, circuit, params, features, scale)
 

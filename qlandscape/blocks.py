@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .gate_matrices import common_dtype, constant, in_transform, kron, layer_matrices, per_wire, probabilities
-from .lowering import Block
+from .lowering import Block, Plan
 
 
 def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> Tensor:
@@ -90,27 +90,13 @@ def _read_in_chunks(state: Tensor, operand: Tensor, signs: Tensor) -> Tensor:
 
 
 class Readout:
-    """Z signs as ``(O, D)`` and, for squared (re, im) pairs, ``(O, 2D)``, each used as a GEMM's transposed
-    right operand: MKL's kernel for a skinny contiguous ``(D, O)`` operand is 1.6x slower (benchmarks/perf)."""
+    """A plan's Z signs on a device: ``(O, D)`` and, for squared (re, im) pairs, ``(O, 2D)``, both stored
+    transposed (see :class:`qlandscape.lowering.Plan`)."""
 
-    def __init__(self, z_signs: np.ndarray, device: torch.device, dtype: torch.dtype) -> None:
-        self.signs = constant(_transposed(z_signs, pairs=False), device, dtype)
-        self.pairs = constant(_transposed(z_signs, pairs=True), device, dtype)
-        self.n_outputs = z_signs.shape[1]
-
-
-_TRANSPOSED: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _transposed(z_signs: np.ndarray, pairs: bool) -> np.ndarray:
-    key = (id(z_signs), pairs)
-    hit = _TRANSPOSED.get(key)
-    if hit is None or hit[0] is not z_signs:
-        if len(_TRANSPOSED) >= 256:  # bounded like the plan caches it shadows
-            _TRANSPOSED.clear()
-        hit = _TRANSPOSED[key] = (z_signs, np.ascontiguousarray((np.repeat(z_signs, 2, axis=0) if pairs
-                                                                 else z_signs).T))
-    return hit[1]
+    def __init__(self, plan: Plan, device: torch.device, dtype: torch.dtype) -> None:
+        self.signs = constant(plan.z_read, device, dtype)
+        self.pairs = constant(plan.z_pairs_read, device, dtype)
+        self.n_outputs = plan.z_read.shape[0]
 
 
 def _read(squares: Tensor, signs_t: Tensor) -> Tensor:

@@ -141,7 +141,7 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
     if fused:  # the last block and the readout in one pass over the GEMM's output
         rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
         u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
-        out = apply_block(state, u, len(batch) - 2, Readout(chosen.z_signs, state.device, rdtype))
+        out = apply_block(state, u, len(batch) - 2, Readout(chosen, state.device, rdtype))
     elif chosen.z_signs is not None:
         probs = probabilities(state)
         out = probs @ constant(chosen.z_signs, probs.device, probs.dtype)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .errors import ConfigError, check_choice, check_positive_int, require
 from .objective import Objective
 from .operators import LinearOperator, as_operator, checked_theta, hessian_operator, to_dense
-from .eigensolvers import WHICH, EigenResult, matvecs_to_tolerance, power_iteration, top_eigenvalues  # noqa: F401
+from .eigensolvers import EigenResult, matvecs_to_tolerance, power_iteration, top_eigenvalues  # noqa: F401
 from .spectral_density import SpectralDensity, TraceResult, hutchinson_trace, spectral_density
 
 __all__ = ["DenseSpectrum", "EigenResult", "HessianSummary", "SpectralDensity", "TraceResult", "TrajectoryCurvature",

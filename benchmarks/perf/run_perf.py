@@ -255,9 +255,8 @@ def eigen_points(x2, y2, quick: bool):
     points = []
     for label, (x, y, classes, n) in {"demo 2-class N=4": (x2, y2, 2, 4),
                                        "10-class N=9": (x10, y10, 10, 9)}.items():
-        model = PatchQNN((8, 8), classes, ansatz="hea", n_qubits=4, n_layers=2, seed=0, aggregation="linear",
-                         **PATCH_ARGS[n]) if classes > 4 else \
-            PatchQNN((8, 8), classes, ansatz="hea", n_qubits=4, n_layers=2, seed=0, **PATCH_ARGS[n])
+        head = dict(aggregation="linear") if classes > 4 else {}  # the mean rule reads at most 4 Z outputs here
+        model = PatchQNN((8, 8), classes, ansatz="hea", n_qubits=4, n_layers=2, seed=0, **head, **PATCH_ARGS[n])
         points.append((f"{label}, init", Objective(model, x, y)))
         if not quick:
             trained, _ = train(model, x, y, config=TrainConfig(epochs=5, lr=0.05, batch_size=32, seed=0))
