@@ -104,6 +104,13 @@ def _read(squares: Tensor, signs_t: Tensor) -> Tensor:
     return squares @ signs_t.T
 
 
+def read_z(state: Tensor, readout: Readout) -> Tensor:
+    """Z expectations ``(..., O)`` of states ``(..., D)``: squared (re, im) pairs against the paired signs, whose
+    backward is one multiply (``|a|**2`` through ``.real``/``.imag`` costs two zero-filled complex gradients)."""
+    squares = _squares(state)
+    return _read(squares, readout.pairs if squares.shape[-1] != state.shape[-1] else readout.signs)
+
+
 def _squares(out: Tensor) -> Tensor:
     """Squared magnitudes with the (re, im) pairs of a complex tensor kept side by side: ``(..., 2D)``."""
     if out.is_complex():

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .blocks import Readout, apply_block, block_unitary
+from .blocks import Readout, apply_block, block_unitary, read_z
 from .circuits import Circuit
 from .errors import ConfigError
-from .gate_matrices import apply_layer, constant, layer_matrices, per_wire, probabilities, product_state
+from .gate_matrices import (SHARED_TWO_SIDED_MAX_QUBITS, apply_layer, apply_shared_layer, constant, layer_matrices,
+                            per_wire, probabilities, product_state)
 from .lowering import BLOCK_MAX_QUBITS, Block, Layer, bit, plan
 
 
@@ -80,6 +81,12 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
             target = nb if state is None else torch.broadcast_shapes(state.shape[:-1], nb)
             target = (1,) * (rank - len(target)) + tuple(target)
             m_total = int(np.prod(target))
+            if state is not None and n <= SHARED_TWO_SIDED_MAX_QUBITS and int(np.prod(nb)) < m_total:
+                # shared by several samples: build the Kronecker halves once per (point, patch)
+                lead = (1,) * (rank - len(nb)) + tuple(nb)
+                wires = per_wire(step.gated, mats.reshape(-1, *mats.shape[-3:]), n)
+                state = apply_shared_layer(state, [w.reshape(*lead, 2, 2) for w in wires], n)
+                continue
             flat = mats.expand(*target, *mats.shape[-3:]).reshape(m_total, *mats.shape[-3:])
             wires = per_wire(step.gated, flat, n)
             if state is None:
@@ -143,8 +150,7 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
         u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
         out = apply_block(state, u, len(batch) - 2, Readout(chosen, state.device, rdtype))
     elif chosen.z_signs is not None:
-        probs = probabilities(state)
-        out = probs @ constant(chosen.z_signs, probs.device, probs.dtype)
+        out = read_z(state, Readout(chosen, state.device, state.real.dtype))
     else:
         out = _expectations(circuit, state, circuit.n_qubits)
     return out.expand(*batch, circuit.n_outputs)

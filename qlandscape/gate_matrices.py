@@ -149,6 +149,14 @@ def per_wire(gated: tuple[int, ...], mats: Tensor, n: int) -> list[Tensor]:
 
 def kron(mats: list[Tensor]) -> Tensor:
     """Kronecker product ``(M, 2**g, 2**g)`` of per-wire ``(M, 2, 2)`` matrices, first wire most significant."""
+    if len(mats) >= 5 or (len(mats) == 4 and mats[0].shape[0] >= 32):
+        # Two halves joined by one outer-product GEMM: the broadcast multiply's backward is a strided reduction
+        # over the whole matrix per wire, 1.6x slower in all (benchmarks/perf, 6 wires) than the GEMM's.
+        half = len(mats) // 2
+        a, b = kron(mats[:half]), kron(mats[half:])
+        m, da, db = a.shape[0], a.shape[-1], b.shape[-1]
+        outer = a.reshape(m, -1, 1) @ b.reshape(m, 1, -1)  # (M, (ra, ca), (rb, cb))
+        return outer.reshape(m, da, da, db, db).transpose(2, 3).reshape(m, da * db, da * db)
     k = mats[0]
     for m in mats[1:]:  # (M, a, 1, a, 1) * (M, 1, 2, 1, 2) -> (M, 2a, 2a)
         size = k.shape[-1] * 2
@@ -158,6 +166,11 @@ def kron(mats: list[Tensor]) -> Tensor:
 
 def product_state(columns: list[Tensor]) -> Tensor:
     """Kronecker product ``(M, 2**n)`` of per-wire ``(M, 2)`` single-qubit states."""
+    if len(columns) >= 6:  # two halves joined by one outer-product GEMM (as in kron): 1.4-2x faster fwd+bwd
+        half = len(columns) // 2
+        a, b = product_state(columns[:half]), product_state(columns[half:])
+        a, b = common_dtype(a, b)
+        return (a[:, :, None] @ b[:, None, :]).reshape(a.shape[0], -1)
     v = columns[0]
     for u in columns[1:]:
         v = (v[:, :, None] * u[:, None, :]).reshape(v.shape[0], -1)
@@ -181,6 +194,31 @@ def apply_layer(state: Tensor, wires: list[Tensor], n: int) -> Tensor:
             state = torch.matmul(s.transpose(1, 2), u.transpose(1, 2)).reshape(m_total, -1)
         start += g
     return state
+
+
+SHARED_TWO_SIDED_MAX_QUBITS = 10
+
+
+def apply_shared_layer(state: Tensor, wires: list[Tensor], n: int) -> Tensor:
+    """Apply per-wire matrices that are shared by many rows of the state (a parameter-only layer on a batch of
+    samples): ``state`` ``(*S, 2**n)``, ``wires`` n tensors ``(*N, 2, 2)`` with N broadcasting to S.
+
+    The leading half of the wires is one Kronecker matrix multiplied from the left of the state viewed as a
+    ``(2**a, 2**b)`` matrix, the trailing half one multiplied from the right: two GEMMs, no transpose copies, and
+    the Kronecker matrices are built once per (point, patch) rather than per sample. Measured against
+    :func:`apply_layer` on such layers (benchmarks/perf): 1.6x faster forward+backward at 6-8 qubits, even at
+    10; slower at 12 qubits, where the halves' 2**6 multiply-adds per amplitude outweigh it.
+    """
+    lead = wires[0].shape[:-2]
+    rows = [w.reshape(-1, 2, 2) for w in wires]
+    half = n // 2
+    left = kron(rows[:half]).reshape(*lead, 2 ** half, 2 ** half)
+    right = kron(rows[half:]).reshape(*lead, 2 ** (n - half), 2 ** (n - half))
+    shape = state.shape[:-1]
+    s, left = common_dtype(state.reshape(*shape, 2 ** half, -1), left)
+    s = left @ s
+    s, right = common_dtype(s, right)
+    return (s @ right.transpose(-1, -2)).reshape(*shape, -1)
 
 
 def common_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
