@@ -9,37 +9,49 @@ import torch
 from torch import Tensor
 
 from .gate_matrices import common_dtype, constant, in_transform, kron, layer_matrices, per_wire, probabilities
-from .lowering import Block, Plan
+from .lowering import Block, Plan, kron_rows
 
 
 def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> Tensor:
-    """The block's unitary ``(*K, P, 2**n, 2**n)``: all layers' Kronecker matrices at once, entangler rows
-    gathered in, then a log-depth chain of products."""
+    """The block's unitary ``(*K, P, 2**n, 2**n)``: every factor ``perm_f @ K_f`` straight from the Kronecker
+    halves of its layer (rows gathered from the small halves, one broadcast product: no dense Kronecker matrix
+    to transpose or gather), then a log-depth chain of products."""
     device, dim = params.device, 2 ** n
-    factors = []
+    left, right = [], []
     for stack in block.stacks:
         mats = layer_matrices(stack, params, params, 1.0, cdtype).squeeze(-5)  # (*K, P, F, W, 2, 2)
         lead = mats.shape[:-3]
-        flat = mats.reshape(-1, *mats.shape[-3:])
-        factors.append(kron(per_wire(stack.gated, flat, n)).reshape(*lead, dim, dim))
-    if len({f.dtype for f in factors}) > 1:
-        factors = [f.to(cdtype) for f in factors]
-    mats = factors[0] if len(factors) == 1 else torch.cat(factors, dim=-3)
-    if block.order is not None:
-        mats = mats.index_select(-3, constant(block.order, device))
-    if block.rows is not None:  # rows of (perm after layer f) @ K_f: out[j, :] = K_f[source[j], :]
-        rows = constant(block.rows, device)
-        if rows.numel() == dim:  # one source for every layer
-            mats = mats.index_select(-2, rows)
-        else:  # per-layer sources, offset into the flattened (layer, row) axis: one index_select, not a gather
-            lead = mats.shape[:-3]
-            mats = mats.reshape(*lead, -1, dim).index_select(-2, rows).reshape(*lead, -1, dim, dim)
+        wires = per_wire(stack.gated, mats.reshape(-1, *mats.shape[-3:]), n)
+        first = kron(wires[:n // 2]) if n > 1 else wires[0].new_ones(wires[0].shape[0], 1, 1)
+        left.append(first.reshape(*lead, 2 ** (n // 2), -1))
+        right.append(kron(wires[n // 2:]).reshape(*lead, 2 ** (n - n // 2), -1))
+    halves = []
+    for parts in (left, right):
+        if len({p.dtype for p in left + right}) > 1:
+            parts = [p.to(cdtype) for p in parts]
+        half = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-3)  # (*K, P, F, d, d)
+        if block.order is not None:
+            half = half.index_select(-3, constant(block.order, device))
+        halves.append(half)
+    a, b = halves
+    lead = a.shape[:-2]  # (*K, P, F)
+    if block.rows is None:  # no entangler rows to pick: the plain Kronecker product
+        mats = a[..., :, None, :, None] * b[..., None, :, None, :]
+    else:
+        rows_a, rows_b = kron_rows(block, n)
+        a = a.flatten(-3, -2).index_select(-2, constant(rows_a, device))  # (*K, P, F * D, da)
+        b = b.flatten(-3, -2).index_select(-2, constant(rows_b, device))
+        mats = a.unsqueeze(-1) * b.unsqueeze(-2)
+    mats = mats.reshape(*lead, dim, dim)
     if block.signs is not None:
         mats = mats * constant(block.signs, device, mats.real.dtype if mats.is_complex() else mats.dtype)
     while mats.shape[-3] > 1:  # U = M_{F-1} ... M_1 M_0, pairwise
-        odd = mats.shape[-3] % 2
-        paired = mats[..., 1::2, :, :] @ mats[..., 0:mats.shape[-3] - odd:2, :, :]
-        mats = torch.cat((paired, mats[..., -1:, :, :]), dim=-3) if odd else paired
+        # split/unbind rather than strided slices: their backward is a cat/stack, a slice's a zero-filled copy
+        n_factors = mats.shape[-3]
+        head, tail = mats.split([n_factors - 1, 1], dim=-3) if n_factors % 2 else (mats, None)
+        first, second = head.unflatten(-3, (n_factors // 2, 2)).unbind(-3)
+        paired = second @ first
+        mats = paired if tail is None else torch.cat((paired, tail), dim=-3)
     return mats.squeeze(-3)
 
 
