@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .allocator import retain_freed_memory
 from .blocks import Readout, apply_block, block_unitary, read_z
 from .circuits import Circuit
 from .errors import ConfigError
@@ -120,6 +121,7 @@ def simulate_state(circuit: Circuit, params: Tensor, features: Tensor, *, scale:
                    dtype: torch.dtype = torch.complex128) -> Tensor:
     """Final state vectors ``(*K, B, P, 2**n)`` for params ``(*K, P, n_params)`` and features ``(B, P, F)`` or
     ``(*K, B, P, F)``."""
+    retain_freed_memory()
     steps = _plan_for(circuit, features, fold_readout=False).steps
     state, batch = _run(circuit, steps, params, features, scale, dtype)
     return state.to(dtype).expand(*batch, 2 ** circuit.n_qubits)
@@ -141,6 +143,7 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
     Returns:
         ``(*K, B, P, n_outputs)`` real expectations, in the circuit's observable order.
     """
+    retain_freed_memory()  # once per process: see qlandscape.allocator
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
     fused = chosen.z_signs is not None and bool(steps) and isinstance(steps[-1], Block) and len(steps) > 1

@@ -38,6 +38,7 @@ import torch  # noqa: E402
 torch.set_num_threads(THREADS)
 warnings.filterwarnings("ignore")
 
+from qlandscape.allocator import retain_freed_memory  # noqa: E402
 from qlandscape.data import load_dataset, to_torch  # noqa: E402
 from qlandscape.hessian import matvecs_to_tolerance, power_iteration, top_eigenvalues  # noqa: E402
 from qlandscape.landscape import slice_2d  # noqa: E402
@@ -310,6 +311,45 @@ def memory_rows(configs, backends):
     return rows
 
 
+def malloc_rows(configs):
+    """Engine forward+backward with malloc left alone (``QLANDSCAPE_MALLOC=system``) against the engine's own
+    setting, each in a fresh subprocess: the setting is process-wide and cannot be undone."""
+    rows = []
+    for cfg in configs:
+        times = {}
+        for setting in ("system", "retain"):
+            env = dict(os.environ, QLANDSCAPE_MALLOC=setting)
+            cmd = [sys.executable, __file__, "--malloc-probe", json.dumps(cfg)]
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+            try:
+                times[setting] = json.loads(out.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                times[setting] = dict(median=None, min=None, page_faults=None)
+            label = "engine (system malloc)" if setting == "system" else "engine"
+            row = dict(section="malloc", kind="forward+backward", backend=label, **cfg, **times[setting],
+                       status="ok" if times[setting]["min"] else "failed")
+            rows.append(row)
+            print(_fmt(row), flush=True)
+        if times["system"]["min"] and times["retain"]["min"]:
+            rows[-2]["ratio_to_engine"] = times["system"]["min"] / times["retain"]["min"]
+    return rows
+
+
+def _malloc_probe(spec: str) -> None:
+    import resource
+
+    cfg = json.loads(spec)
+    model = make_model(cfg["qubits"], cfg["patches"], cfg["layers"])
+    x, y = synthetic(cfg["batch"], qubits=cfg["qubits"])
+    _, fb = loss_fns(model, x, y)
+    fb()  # first-call costs (plans, heap growth) are not what this measures
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    res = timed(fb)
+    calls = res["reps"] + 1  # timed() warms up once more
+    res["page_faults"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / calls
+    print(json.dumps({k: res.get(k) for k in ("median", "min", "page_faults")}))
+
+
 def _memory_probe(spec: str) -> None:
     cfg = json.loads(spec)
     backend = cfg.pop("backend")
@@ -347,7 +387,7 @@ def _fmt(row) -> str:
     t = row.get("median")
     shown = f"{t * 1e3:10.2f} ms" if isinstance(t, float) and row["section"] != "memory" else f"{t}"
     extra = {k: row[k] for k in ("point", "hvps", "hvps_to_1e-6", "relative_error", "lambda2_over_lambda1",
-                                 "effective_bandwidth_GBs") if k in row}
+                                 "effective_bandwidth_GBs", "page_faults") if k in row}
     cfg = {k: row[k] for k in ("qubits", "patches", "layers", "batch") if k in row}
     return f"[{row['section']}] {row['kind']:<18} {row['backend']:<22} {cfg} {shown} {row['status']} {extra}"
 
@@ -386,17 +426,23 @@ def main() -> None:
     parser.add_argument("--max-seconds-demo", type=float, default=240.0,
                         help="the same for the demo-model Hessians (the N >= 16 targets need default.qubit measured)")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json / results.md")
-    parser.add_argument("--sections", default="circuit,hessian,demo,memory")
+    parser.add_argument("--sections", default="circuit,hessian,demo,memory,malloc")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    parser.add_argument("--malloc-probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_probe:
         _memory_probe(args.memory_probe)
         return
+    if args.malloc_probe:
+        _malloc_probe(args.malloc_probe)
+        return
+    # before any backend runs, so that PennyLane's baselines run under the same malloc setting as the engine
+    retains = retain_freed_memory()
     sections = set(args.sections.split(","))
     bandwidth = copy_bandwidth()
     meta = dict(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", threads=THREADS,
                 torch=torch.__version__, copy_bandwidth_GBs=bandwidth / 1e9, quick=args.quick,
-                max_seconds=args.max_seconds, base=BASE, axes=AXES)
+                max_seconds=args.max_seconds, base=BASE, axes=AXES, malloc_retains_freed_memory=retains)
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s, threads {THREADS}", flush=True)
     if args.quick:
         configs = [dict(BASE), dict(BASE, qubits=8)]
@@ -418,6 +464,8 @@ def main() -> None:
     if "memory" in sections:
         mem_cfgs = [dict(BASE)] if args.quick else [dict(BASE, qubits=q) for q in (4, 8, 12)]
         rows += memory_rows(mem_cfgs, ["engine", "dq-broadcast"])
+    if "malloc" in sections:
+        rows += malloc_rows([dict(BASE, qubits=8)] if args.quick else [dict(BASE, qubits=q) for q in (6, 8, 10)])
     args.out.mkdir(parents=True, exist_ok=True)
     name = "results_quick" if args.quick else "results"
     (args.out / f"{name}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1, default=str))

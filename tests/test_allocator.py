@@ -1,0 +1,49 @@
+"""The malloc setting the engine applies once per process (see qlandscape.allocator)."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+PROBE = ("import resource, torch\n"
+         "from qlandscape.allocator import retain_freed_memory\n"
+         "print(retain_freed_memory())\n"
+         "x = torch.ones(5 * 2 ** 20, dtype=torch.float64)\n"  # 40 MiB: always mmapped by default glibc
+         "for _ in range(3): (x * 2).sum()\n"
+         "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+         "for _ in range(10): (x * 2).sum()\n"
+         "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)\n")
+
+
+def _probe(env_value: str | None) -> tuple[str, int]:
+    env = dict(os.environ)
+    env.pop("QLANDSCAPE_MALLOC", None)
+    if env_value is not None:
+        env["QLANDSCAPE_MALLOC"] = env_value
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+    applied, faults = out.stdout.split()
+    return applied, int(faults)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_freed_tensors_are_reused_without_page_faults():
+    applied, faults = _probe(None)
+    assert applied == "True"
+    assert faults < 1000  # 10 fresh 40 MiB temporaries would fault about 10 * 10240 pages
+    applied, faults = _probe("system")
+    assert applied == "False"
+    assert faults > 50_000
+
+
+def test_opt_out_and_repeat_calls(monkeypatch):
+    from qlandscape import allocator
+
+    monkeypatch.setattr(allocator, "_state", {})
+    monkeypatch.setenv("QLANDSCAPE_MALLOC", "system")
+    assert allocator.retain_freed_memory() is False
+    monkeypatch.delenv("QLANDSCAPE_MALLOC")
+    assert allocator.retain_freed_memory() is False  # only the first call acts
+
