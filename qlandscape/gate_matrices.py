@@ -214,11 +214,11 @@ def apply_shared_layer(state: Tensor, wires: list[Tensor], n: int) -> Tensor:
     half = n // 2
     left = kron(rows[:half]).reshape(*lead, 2 ** half, 2 ** half)
     right = kron(rows[half:]).reshape(*lead, 2 ** (n - half), 2 ** (n - half))
-    shape = state.shape[:-1]
-    s, left = common_dtype(state.reshape(*shape, 2 ** half, -1), left)
+    s, left = common_dtype(state.reshape(*state.shape[:-1], 2 ** half, -1), left)
     s = left @ s
     s, right = common_dtype(s, right)
-    return (s @ right.transpose(-1, -2)).reshape(*shape, -1)
+    out = s @ right.transpose(-1, -2)  # batch: state's and the matrices' broadcast
+    return out.reshape(*out.shape[:-2], -1)
 
 
 def common_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:

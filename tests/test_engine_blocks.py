@@ -22,7 +22,7 @@ def _circuit(ansatz: str, n: int, layers: int, observables=None):
         pytest.skip(f"{ansatz} not buildable with {n} qubits")
 
 
-@pytest.mark.parametrize("n", [2, 3, 5])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
 @pytest.mark.parametrize("ansatz", sorted(catalogue()))
 def test_block_plan_matches_reference(ansatz, n, monkeypatch):
     circuit = _circuit(ansatz, n, 3, observables=["Z", "X", "Y"])
@@ -48,10 +48,12 @@ def test_blocks_exist_where_parameters_follow_data(ansatz):
     assert not any(isinstance(s, Block) for s in plan(circuit, blocks=False).steps)
 
 
-@pytest.mark.parametrize("ansatz", ["hea", "strongly_entangling", "reuploading"])
-def test_parameter_points_share_the_data(ansatz, monkeypatch):
+@pytest.mark.parametrize("observables", [["Z", "X"], None])
+@pytest.mark.parametrize("n", [4, 7])
+@pytest.mark.parametrize("ansatz", sorted(catalogue()))
+def test_parameter_points_share_the_data(ansatz, n, observables, monkeypatch):
     """A grid of parameter points (K dims) over shared samples: blocks vs layered vs one point at a time."""
-    circuit = _circuit(ansatz, 4, 2, observables=["Z", "X"])
+    circuit = _circuit(ansatz, n, 2, observables=observables)
     g = torch.Generator().manual_seed(7)
     params = circuit.init_params((3, 2, 5), g)  # (K1, K2, P, n)
     features = torch.rand(6, 5, circuit.n_features, generator=g, dtype=torch.float64)

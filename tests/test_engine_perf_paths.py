@@ -107,3 +107,35 @@ def test_torch_func_transforms_through_fast_paths():
     assert torch.allclose(batched[2], simulate(circuit, params, features), atol=1e-14)
     lo = simulate(circuit, params, features, dtype=torch.complex64)
     assert lo.dtype == torch.float32 and torch.allclose(lo.double(), simulate(circuit, params, features), atol=1e-5)
+
+
+@pytest.mark.parametrize("wires", [1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("rows", [1, 40])
+def test_kronecker_products_and_product_states_against_torch_kron(wires, rows):
+    from qlandscape.gate_matrices import kron, product_state
+
+    g = torch.Generator().manual_seed(wires * rows)
+    mats = [torch.randn(rows, 2, 2, dtype=torch.complex128, generator=g) for _ in range(wires)]
+    expected = mats[0]
+    for m in mats[1:]:
+        expected = torch.stack([torch.kron(a, b) for a, b in zip(expected, m)])
+    assert torch.allclose(kron(mats), expected, atol=1e-13)
+    columns = [m[:, :, 0] for m in mats]
+    assert torch.allclose(product_state(columns), expected[:, :, 0], atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [2, 3, 6, 8, 9, 10])
+@pytest.mark.parametrize("real_state", [False, True])
+def test_shared_layer_matches_per_row_layer(n, real_state):
+    from qlandscape.gate_matrices import apply_layer, apply_shared_layer
+
+    g = torch.Generator().manual_seed(n)
+    k, b, p = 2, 3, 2
+    wires = [torch.randn(k, 1, p, 2, 2, dtype=torch.complex128, generator=g) for _ in range(n)]  # per point, patch
+    dtype = torch.float64 if real_state else torch.complex128
+    state = torch.randn(1, b, p, 2 ** n, dtype=dtype, generator=g)  # shared by the points
+    shared = apply_shared_layer(state, wires, n)
+    rows = [w.expand(k, b, p, 2, 2).reshape(-1, 2, 2) for w in wires]
+    per_row = apply_layer(state.expand(k, b, p, -1).reshape(k * b * p, -1), rows, n).reshape(k, b, p, -1)
+    assert shared.shape == (k, b, p, 2 ** n)
+    assert torch.allclose(shared, per_row, atol=1e-11)
