@@ -30,8 +30,8 @@ from .allocator import retain_freed_memory
 from .blocks import Readout, apply_block, block_unitary, read_z
 from .circuits import Circuit
 from .errors import ConfigError
-from .gate_matrices import (SHARED_TWO_SIDED_MAX_QUBITS, apply_layer, apply_shared_layer, constant, layer_matrices,
-                            per_wire, probabilities, product_state)
+from .gate_matrices import (SHARED_TWO_SIDED_MAX_QUBITS, apply_layer, apply_shared_layer, constant, layer_columns,
+                            layer_matrices, per_wire, per_wire_columns, probabilities, product_state)
 from .lowering import BLOCK_MAX_QUBITS, Block, Layer, bit, plan
 
 
@@ -76,13 +76,18 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
                 state = state.reshape((1,) * (rank + 1 - state.ndim) + tuple(state.shape))
             else:
                 state = apply_block(state, u, n_k)
+        elif isinstance(step, Layer) and state is None:  # on |0...0>: a product of the matrices' first columns
+            cols = layer_columns(step.stack, params, features, scale, dtype).squeeze(-3)  # (*nb, W, 2)
+            nb = cols.shape[:-2]
+            columns = per_wire_columns(step.gated, cols.reshape(-1, *cols.shape[-2:]), n)
+            state = product_state(columns).reshape(*((1,) * (rank - len(nb))), *nb, 2 ** n)
         elif isinstance(step, Layer):
             mats = layer_matrices(step.stack, params, features, scale, dtype).squeeze(-4)  # (*nb, W, 2, 2)
             nb = mats.shape[:-3]
-            target = nb if state is None else torch.broadcast_shapes(state.shape[:-1], nb)
+            target = torch.broadcast_shapes(state.shape[:-1], nb)
             target = (1,) * (rank - len(target)) + tuple(target)
             m_total = int(np.prod(target))
-            if state is not None and n <= SHARED_TWO_SIDED_MAX_QUBITS and int(np.prod(nb)) < m_total:
+            if n <= SHARED_TWO_SIDED_MAX_QUBITS and int(np.prod(nb)) < m_total:
                 # shared by several samples: build the Kronecker halves once per (point, patch)
                 lead = (1,) * (rank - len(nb)) + tuple(nb)
                 wires = per_wire(step.gated, mats.reshape(-1, *mats.shape[-3:]), n)
@@ -90,10 +95,7 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
                 continue
             flat = mats.expand(*target, *mats.shape[-3:]).reshape(m_total, *mats.shape[-3:])
             wires = per_wire(step.gated, flat, n)
-            if state is None:
-                state = product_state([m[:, :, 0] for m in wires])  # U|0> is U's first column
-            else:
-                state = apply_layer(state.expand(*target, 2 ** n).reshape(m_total, -1), wires, n)
+            state = apply_layer(state.expand(*target, 2 ** n).reshape(m_total, -1), wires, n)
             state = state.reshape(*target, 2 ** n)
         else:
             if state is None:

@@ -102,6 +102,43 @@ def _signature_matrices(combined: SignatureGather, params: Tensor, features: Ten
     return m
 
 
+def layer_columns(stack: Stack, params: Tensor, features: Tensor, scale: float, cdtype: torch.dtype) -> Tensor:
+    """First columns ``(*batch, F, len(gated), 2)`` of a stack's fused matrices: the layer applied to |0>.
+
+    For one single-source signature (an angle encoding) they come straight from the angles: ``(cos, sin)`` for
+    an RY, ``cos·e0 + sin·G e0`` otherwise, then any later gates as 2x2 products; half the work of the matrices
+    and no per-wire column selects.
+    """
+    combined = stack.combined[0] if len(stack.signatures) == 1 else None
+    if combined is None:
+        return layer_matrices(stack, params, features, scale, cdtype)[..., 0]
+    if stack.real:
+        cdtype = params.dtype
+    if combined.source == "param":  # (*K, 1, P, F, W, G)
+        angle = angles(params, combined.gather).unsqueeze(-5)
+    else:  # (B, P, F, W, G)
+        angle = scale * angles(features, combined.gather)
+    half = 0.5 * angle
+    c, s = torch.cos(half), torch.sin(half)
+    if combined.generators.shape[0] == 1 and stack.real:  # RY|0> = (cos, sin)
+        columns = torch.stack((c[..., 0], s[..., 0]), dim=-1)
+    else:
+        first = constant(combined.first_column, angle.device, cdtype)
+        columns = c[..., 0, None] * constant(_E0[stack.real], angle.device, cdtype) + s[..., 0, None] * first
+        if combined.generators.shape[0] > 1:
+            real = stack.real
+            gen = constant(combined.generators, angle.device, cdtype)[1:]
+            later = c[..., 1:, None, None] * constant(_EYE[real], angle.device, cdtype) + s[..., 1:, None, None] * gen
+            for g in later.unbind(-3):
+                columns = (g @ columns.unsqueeze(-1)).squeeze(-1)
+    if stack.order is not None:
+        columns = columns.index_select(-2, constant(stack.order, columns.device))
+    return columns
+
+
+_E0 = {True: np.array([1.0, 0.0]), False: np.array([1.0, 0.0], dtype=complex)}
+
+
 def layer_matrices(stack: Stack, params: Tensor, features: Tensor, scale: float, cdtype: torch.dtype) -> Tensor:
     """Fused matrices ``(*batch, F, len(gated), 2, 2)`` of the F layers of a stack, in wire order.
 
@@ -144,6 +181,22 @@ def per_wire(gated: tuple[int, ...], mats: Tensor, n: int) -> list[Tensor]:
             if eye is None:
                 eye = torch.eye(2, dtype=mats.dtype, device=mats.device).expand(mats.shape[0], 2, 2)
             out.append(eye)
+    return out
+
+
+def per_wire_columns(gated: tuple[int, ...], columns: Tensor, n: int) -> list[Tensor]:
+    """Per-wire states ``(M, 2)`` for all n wires from the gated wires' ``(M, W, 2)`` (|0> where there is no gate)."""
+    out, zero = [], None
+    picked = iter(columns.unbind(1))
+    for w in range(n):
+        if w in gated:
+            out.append(next(picked))
+        else:
+            if zero is None:
+                zero = torch.zeros(2, dtype=columns.dtype, device=columns.device)
+                zero[0] = 1
+                zero = zero.expand(columns.shape[0], 2)
+            out.append(zero)
     return out
 
 

@@ -118,6 +118,9 @@ class SignatureGather:
     gather: Gather
     generators: np.ndarray
 
+    def __post_init__(self) -> None:  # G e0 of the first gate: what it adds to |0> (see layer_columns)
+        object.__setattr__(self, "first_column", np.ascontiguousarray(self.generators[0][:, 0]))
+
 
 @dataclass(frozen=True, eq=False)
 class Stack:

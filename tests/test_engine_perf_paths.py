@@ -139,3 +139,24 @@ def test_shared_layer_matches_per_row_layer(n, real_state):
     per_row = apply_layer(state.expand(k, b, p, -1).reshape(k * b * p, -1), rows, n).reshape(k, b, p, -1)
     assert shared.shape == (k, b, p, 2 ** n)
     assert torch.allclose(shared, per_row, atol=1e-11)
+
+
+@pytest.mark.parametrize("first_gates", [["RX", "RZ", "RY"], ["RY", "RY"], ["RZ"], ["RX"], ["x:RX", "x:RZ"], ["x:RY", "RY"]])
+def test_first_layer_on_zero_state_for_any_rotations(first_gates, tmp_path):
+    """The product-state start (first columns of the first layer) for multi-gate, complex, data and mixed layers."""
+    spec = tmp_path / "first.toml"
+    gates = ", ".join(f'"{g}"' for g in first_gates)
+    spec.write_text(f'name = "first"\ndescription = "test"\nobservables = ["Z"]\n'
+                    f'[[block]]\ntype = "layers"\nrepeat = 1\ngates = [{gates}]\nentangler = "CZ"\npattern = "chain"\n'
+                    f'[[block]]\ntype = "layers"\nrepeat = "layers"\ngates = ["RY"]\nentangler = "CNOT"\n'
+                    f'pattern = "ring"\n')
+    circuit = build_circuit(spec, 3, 2)
+    g = torch.Generator().manual_seed(5)
+    params = circuit.init_params((2,), g)
+    features = torch.rand(3, 2, max(1, circuit.n_features), generator=g, dtype=torch.float64)
+    states, outs = simulate_state(circuit, params, features), simulate(circuit, params, features)
+    for b in range(3):
+        for p in range(2):
+            ref = reference_state(circuit, params[p], features[b, p])
+            assert torch.allclose(states[b, p], ref, atol=1e-12)
+            assert torch.allclose(outs[b, p], reference_expectations(circuit, ref), atol=1e-12)
