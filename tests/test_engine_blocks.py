@@ -124,6 +124,8 @@ def test_block_choice_follows_circuit_size_and_samples():
     small, large = build_circuit("hea", 4, 2), build_circuit("hea", 8, 2)
     assert engine.use_blocks(small, 64) and not engine.use_blocks(small, 1)
     assert not engine.use_blocks(large, 512)
+    six = build_circuit("hea", 6, 2)
+    assert engine.use_blocks(six, 32) and not engine.use_blocks(six, 16)
 
 
 def test_per_point_features_and_bad_shapes():
