@@ -1,12 +1,11 @@
 """Earlier engines (loaded from git revisions) against the current one, interleaved in one process: forward and
 forward+backward of sum(outputs) for hea circuits, B=64 samples, 4 patches, one thread. Prints a Markdown table.
 
-    .venv/bin/python benchmarks/perf/before_after.py                      # first engine, end of session 1, now
+    .venv/bin/python benchmarks/perf/before_after.py                      # first engine, sessions 1 and 2, now
     .venv/bin/python benchmarks/perf/before_after.py --revs 9768672       # any revisions of qlandscape/engine.py
 
-A revision's engine.py is imported as a module of its own (its relative imports pointed at today's package), so
-no frozen copy of an old engine lives in the tree. Revisions whose engine needs modules that no longer exist
-cannot be loaded this way.
+A revision's whole package is exported from git to a temporary folder and imported under a name of its own, so
+no frozen copy of an old engine lives in the tree.
 """
 from __future__ import annotations
 
@@ -26,25 +25,27 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from qlandscape import engine  # noqa: E402
+from qlandscape.allocator import retain_freed_memory  # noqa: E402
 from qlandscape.circuits import build_circuit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_REVS = {"59376f9": "first engine", "9768672": "end of session 1"}
+DEFAULT_REVS = {"59376f9": "first engine", "9768672": "end of session 1", "02aa3cd": "end of session 2"}
 
 
 def engine_at(rev: str):
-    """Import qlandscape/engine.py as it was at ``rev``."""
-    source = subprocess.run(["git", "show", f"{rev}:qlandscape/engine.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
-    for name in ("circuits", "errors", "lowering"):
-        source = source.replace(f"from .{name} import", f"from qlandscape.{name} import")
-    path = Path(tempfile.mkdtemp()) / f"engine_{rev}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"engine_{rev}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    """Import qlandscape/engine.py as it was at ``rev``, with the package's other modules of that revision: the
+    whole package is exported to a temporary folder under the name ``qlandscape_<rev>``."""
+    name = f"qlandscape_{rev}"
+    root = Path(tempfile.mkdtemp())
+    archive = subprocess.run(["git", "archive", rev, "qlandscape"], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    (root / "qlandscape").rename(root / name)
+    for path in (root / name).rglob("*.py"):  # absolute self-imports point at the exported copy
+        text = path.read_text()
+        path.write_text(text.replace("from qlandscape.", f"from {name}.").replace("import qlandscape.",
+                                                                                  f"import {name}."))
+    sys.path.insert(0, str(root))
+    return importlib.import_module(f"{name}.engine")
 
 
 def best(fn, reps: int = 7) -> float:
@@ -61,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revs", nargs="+", default=list(DEFAULT_REVS), help="git revisions to compare")
     args = parser.parse_args()
+    retain_freed_memory()  # every revision under the same malloc setting (the current engine would set it)
     engines = [(DEFAULT_REVS.get(rev, rev), engine_at(rev)) for rev in args.revs] + [("now", engine)]
     head = " | ".join(f"{label} fwd / fwd+bwd (ms)" for label, _ in engines)
     print(f"| qubits | layers | {head} | fwd+bwd speed-up vs first |")
