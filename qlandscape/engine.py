@@ -7,14 +7,18 @@ The circuit is lowered and planned by :mod:`qlandscape.lowering`; see benchmarks
 behind each choice:
 
 * a layer's fused per-wire 2x2 matrices are applied as a few Kronecker-group GEMMs (one read of the state per
-  group, no permute copies); a first layer on |0...0> becomes a product state;
+  group, no permute copies); a layer shared by many samples as two Kronecker halves multiplied from the left and
+  the right of the state viewed as a matrix; a first layer on |0...0> becomes a product state built from the
+  gates' first columns;
 * every step runs at its own natural batch: parameter-only steps before the data once per (point, patch), data-only
   steps once per (sample, patch), so a landscape grid encodes the data once and a circuit's parameter-only
   prefix runs once for all samples;
 * on small circuits (``lowering.BLOCK_MAX_QUBITS``) with enough samples, the parameter-only layers after the
-  data form blocks: each block's unitary is built once per (point, patch) from all its layers at once (stacked
-  Kronecker products, a log-depth chain of matrix products) and applied to every sample as one GEMM;
-* with Z-only readout, the trailing entangler run folds into the readout matrix.
+  data form blocks: each block's unitary is built once per (point, patch) from all its layers at once (each
+  factor from its layer's Kronecker halves, a log-depth chain of matrix products) and applied to every sample
+  as one GEMM;
+* with Z-only readout, the trailing entangler run folds into the readout matrix;
+* the first call lets malloc keep freed memory (:mod:`qlandscape.allocator`), so temporaries do not page-fault.
 
 Expectations of Z come from probabilities, those of X and Y from the amplitudes of each qubit's pair.
 Everything is plain differentiable torch, so autograd and ``torch.func`` (``vmap``, ``jacrev``, ``hessian``)
@@ -38,8 +42,8 @@ from .lowering import BLOCK_MAX_QUBITS, Block, Layer, bit, plan
 def use_blocks(circuit: Circuit, n_samples: int) -> bool:
     """Whether the block plan pays: its unitaries are built per (point, patch) and shared by ``n_samples``.
 
-    Building costs ~8**n per layer, the layered plan ~n_samples * 4**n: measured crossovers (benchmarks/perf,
-    forward+backward) below 2 samples at 4 qubits and at ~24 at 6 qubits, hence 3 * 2**(2n - 9)."""
+    Measured forward+backward crossovers (benchmarks/perf): below 2 samples at 4 qubits, ~24 at 6 qubits;
+    3 * 2**(2n - 9) passes through both."""
     n = circuit.n_qubits
     return n <= BLOCK_MAX_QUBITS and n_samples >= max(2, 3 * 2 ** (2 * n - 9))
 

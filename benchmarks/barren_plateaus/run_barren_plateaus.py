@@ -13,7 +13,6 @@ timings, versions). One torch thread.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import time

@@ -149,7 +149,6 @@ def run_model(name: str, spec: dict, seed: int, out: Path, *, first: bool) -> di
     print(f"[{tag}] {len(curves)} kernel machines at {len(idx)} times in {t_km:.1f} s", flush=True)
 
     # ---- numbers
-    curve = next(iter(curves.values()))
     t_end = float(result.times[-1])
     vt, v = evo.velocity_times, evo.velocity
     vt4, v4 = lagged_velocity(evo, 4)

@@ -60,8 +60,13 @@ PATCH_ARGS = {1: dict(patch_size=8), 4: dict(patch_size=4, stride=4), 9: dict(pa
 
 
 # --------------------------------------------------------------------------------------------- timing
+MIN_SECONDS = 1.0  # fast calls repeat for at least this long (up to MAX_REPS): a min over 5 runs of a 1 ms call
+MAX_REPS = 200     # is at the mercy of one noisy neighbour
+
+
 def timed(fn, *, reps: int = 5, budget: float = 3.0, max_seconds: float = 60.0, estimate: float | None = None):
-    """Median/min seconds of ``fn()`` after one warm-up; skipped when the estimate or the warm-up is too long."""
+    """Median/min seconds of ``fn()`` after one warm-up: at least ``reps`` runs (3 when they exceed ``budget``)
+    and at least MIN_SECONDS of them (at most MAX_REPS); skipped when the estimate or the warm-up is too long."""
     if estimate is not None and estimate > max_seconds:
         return {"status": f"skipped (est. {estimate:.0f} s > {max_seconds:.0f} s)", "median": None, "min": None,
                 "estimate": estimate}
@@ -71,7 +76,8 @@ def timed(fn, *, reps: int = 5, budget: float = 3.0, max_seconds: float = 60.0, 
     times = [first]
     if first < max_seconds / 3:
         times = []
-        while not times or (len(times) < reps and (sum(times) < budget or len(times) < 3)):
+        while (not times or (len(times) < reps and (sum(times) < budget or len(times) < 3))
+               or (sum(times) < MIN_SECONDS and len(times) < MAX_REPS)):
             t0 = time.perf_counter()
             out = fn()
             times.append(time.perf_counter() - t0)

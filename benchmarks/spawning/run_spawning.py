@@ -10,7 +10,6 @@ Writes ``spawning.json`` (every per-seed curve plus mean and std over parent see
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
