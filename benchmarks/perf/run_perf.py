@@ -363,6 +363,11 @@ def _memory_probe(spec: str) -> None:
     x, y = synthetic(cfg["batch"], qubits=cfg["qubits"])
     _, fb = loss_fns(model, x, y)
     fb()  # warm caches, then the peak of a second call
+    # hand freed memory back to the OS first: malloc keeps it (qlandscape.allocator, and glibc's own dynamic
+    # thresholds), and a second call served from resident pages would show no increase at all
+    import ctypes
+
+    ctypes.CDLL(None).malloc_trim(0)
     # ru_maxrss survives fork+exec (it would report the parent's peak); VmHWM belongs to this address space and
     # can be reset through clear_refs, so it measures exactly the call below.
     with open("/proc/self/clear_refs", "w") as f:
