@@ -406,6 +406,8 @@ def _fmt(row) -> str:
 def markdown(rows, meta) -> str:
     lines = [f"Machine: {meta['machine']}; torch {meta['torch']}, threads={meta['threads']}, float64/complex128; "
              f"copy bandwidth {meta['copy_bandwidth_GBs']:.1f} GB/s. Times in ms; ratios use the min over repeats.", ""]
+    if meta.get("note"):
+        lines[-1:-1] = ["", meta["note"]]
     lines += ["| section | kind | backend | q | N | L | B | median (ms) | min (ms) | x engine | notes |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
