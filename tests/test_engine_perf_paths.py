@@ -160,3 +160,40 @@ def test_first_layer_on_zero_state_for_any_rotations(first_gates, tmp_path):
             ref = reference_state(circuit, params[p], features[b, p])
             assert torch.allclose(states[b, p], ref, atol=1e-12)
             assert torch.allclose(outs[b, p], reference_expectations(circuit, ref), atol=1e-12)
+
+
+@pytest.mark.parametrize("ansatz", ["hea", "strongly_entangling"])
+def test_phases_before_a_z_readout_are_dropped_exactly(ansatz):
+    """The last RZ of every wire cannot change a Z-basis probability: the Z plan drops it, the state plan keeps it,
+    and the outputs, gradients (exact zeros for those parameters) and Hessians are unchanged."""
+    from qlandscape.lowering import Layer
+
+    circuit = _circuit_or_skip(ansatz, 5, 2)
+    last = [s for s in plan(circuit, fold_readout=True).steps if isinstance(s, Layer)][-1]
+    assert all(key[-1][0] != "RZ" for key, _, _ in last.signatures)  # no wire ends in a phase
+    kept = [s for s in plan(circuit, fold_readout=False).steps if isinstance(s, Layer)][-1]
+    assert all(key[-1][0] == "RZ" for key, _, _ in kept.signatures)
+    g = torch.Generator().manual_seed(11)
+    params = circuit.init_params((2,), g).requires_grad_(True)
+    features = torch.rand(1, 2, circuit.n_features, generator=g, dtype=torch.float64)  # 1 sample: layered path
+    ref = torch.stack([reference_expectations(circuit, reference_state(circuit, params[p], features[0, p]))
+                       for p in range(2)])
+    out = simulate(circuit, params, features)
+    assert torch.allclose(out[0], ref, atol=1e-12)
+    (g_out,) = torch.autograd.grad(out.sum(), params)
+    (g_ref,) = torch.autograd.grad(ref.sum(), params)
+    assert torch.allclose(g_out, g_ref, atol=1e-12)
+    last_on_wire = {gate.wires[0]: gate for gate in circuit.gates if gate.source == "param"}
+    dropped = [gate.index for gate in last_on_wire.values() if gate.name == "RZ"]
+    assert len(dropped) == 5 and torch.count_nonzero(g_out[:, dropped]) == 0
+    h = torch.func.hessian(lambda p: simulate(circuit, p, features).sum())(params.detach())
+    h_ref = torch.func.hessian(lambda p: torch.stack([reference_expectations(
+        circuit, reference_state(circuit, p[k], features[0, k])) for k in range(2)]).sum())(params.detach())
+    assert torch.allclose(h, h_ref, atol=1e-10)
+
+
+def _circuit_or_skip(ansatz, n, layers):
+    try:
+        return build_circuit(ansatz, n, layers)
+    except Exception:
+        pytest.skip(f"{ansatz} not buildable with {n} qubits")
