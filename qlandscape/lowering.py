@@ -7,7 +7,8 @@
   (a gather and a multiply, never a dense 2**n x 2**n matrix).
 
 :func:`plan` then groups the fused steps between two entangler runs into one :class:`Layer` (all wires at once)
-and, with Z-only readout, folds the trailing entangler run into the readout matrix. With ``blocks=True`` it also
+and, with Z-only readout, folds the trailing entangler run into the readout matrix and drops the phases that
+cannot reach it (:func:`drop_phases_before_z`). With ``blocks=True`` it also
 splits every wire's rotations at the data/parameter boundary and gathers the parameter-only layers and entanglers
 that follow data into :class:`Block` steps: a block is the same unitary for every sample of a patch, so the engine
 builds it once per (parameter point, patch) and applies it to all samples as one GEMM.
