@@ -34,8 +34,8 @@ from .allocator import retain_freed_memory
 from .blocks import Readout, apply_block, block_unitary, read_z
 from .circuits import Circuit
 from .errors import ConfigError
-from .gate_matrices import (SHARED_TWO_SIDED_MAX_QUBITS, apply_layer, apply_shared_layer, constant, layer_columns,
-                            layer_matrices, per_wire, per_wire_columns, probabilities, product_state)
+from .gate_matrices import (SHARED_TWO_SIDED_MAX_QUBITS, apply_layer, apply_shared_layer, broadcast_shapes, constant,
+                            layer_columns, layer_matrices, per_wire, per_wire_columns, probabilities, product_state)
 from .lowering import BLOCK_MAX_QUBITS, Block, Layer, bit, plan
 
 
@@ -59,7 +59,7 @@ def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtyp
                           f"expected (B, P, {circuit.n_features}) or (*K, B, P, {circuit.n_features}) for "
                           f"{circuit.name}")
     try:
-        return torch.broadcast_shapes(params.shape[:-2] + (1, params.shape[-2]), features.shape[:-1])
+        return broadcast_shapes(params.shape[:-2] + (1, params.shape[-2]), features.shape[:-1])
     except RuntimeError:
         raise ConfigError("features", tuple(features.shape),
                           f"leading dims do not broadcast with params {tuple(params.shape)}") from None
@@ -92,7 +92,7 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
         elif isinstance(step, Layer):
             mats = layer_matrices(step.stack, params, features, scale, dtype).squeeze(-4)  # (*nb, W, 2, 2)
             nb = mats.shape[:-3]
-            target = torch.broadcast_shapes(state.shape[:-1], nb)
+            target = broadcast_shapes(state.shape[:-1], nb)
             target = (1,) * (rank - len(target)) + tuple(target)
             m_total = int(np.prod(target))
             if n <= SHARED_TWO_SIDED_MAX_QUBITS and int(np.prod(nb)) < m_total:

@@ -197,3 +197,21 @@ def _circuit_or_skip(ansatz, n, layers):
         return build_circuit(ansatz, n, layers)
     except Exception:
         pytest.skip(f"{ansatz} not buildable with {n} qubits")
+
+
+def test_broadcast_shapes_and_circuit_hash():
+    import copy
+    import pickle
+
+    from qlandscape.gate_matrices import broadcast_shapes
+
+    assert broadcast_shapes((1, 4), (64, 4)) == tuple(torch.broadcast_shapes((1, 4), (64, 4)))
+    assert broadcast_shapes((3, 1, 2, 5), (7, 1, 5), (1,)) == (3, 7, 2, 5)
+    with pytest.raises(RuntimeError):
+        broadcast_shapes((2, 3), (4, 3))
+    circuit = build_circuit("hea", 3, 2)
+    twin = build_circuit("hea", 3, 2)
+    assert hash(circuit) == hash(twin) and circuit == twin
+    restored = pickle.loads(pickle.dumps(circuit))
+    assert "_hash" not in restored.__dict__ and restored == circuit and hash(restored) == hash(circuit)
+    assert hash(copy.deepcopy(circuit)) == hash(circuit)
