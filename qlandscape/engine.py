@@ -95,7 +95,7 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
             target = broadcast_shapes(state.shape[:-1], nb)
             target = (1,) * (rank - len(target)) + tuple(target)
             m_total = int(np.prod(target))
-            if n <= SHARED_TWO_SIDED_MAX_QUBITS and int(np.prod(nb)) < m_total:
+            if 2 <= n <= SHARED_TWO_SIDED_MAX_QUBITS and int(np.prod(nb)) < m_total:
                 # shared by several samples: build the Kronecker halves once per (point, patch)
                 lead = (1,) * (rank - len(nb)) + tuple(nb)
                 wires = per_wire(step.gated, mats.reshape(-1, *mats.shape[-3:]), n)

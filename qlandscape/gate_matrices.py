@@ -216,8 +216,8 @@ def per_wire_columns(gated: tuple[int, ...], columns: Tensor, n: int) -> list[Te
 def kron(mats: list[Tensor]) -> Tensor:
     """Kronecker product ``(M, 2**g, 2**g)`` of per-wire ``(M, 2, 2)`` matrices, first wire most significant."""
     if len(mats) >= 5 or (len(mats) == 4 and mats[0].shape[0] >= 32):
-        # Two halves joined by one outer-product GEMM: the broadcast multiply's backward is a strided reduction
-        # over the whole matrix per wire, 1.6x slower in all (benchmarks/perf, 6 wires) than the GEMM's.
+        # Two halves joined by one outer-product GEMM: the chain of broadcast multiplies below has a backward of
+        # strided reductions over the whole matrix, one per wire (6 wires: 1.6x slower forward+backward).
         half = len(mats) // 2
         a, b = kron(mats[:half]), kron(mats[half:])
         m, da, db = a.shape[0], a.shape[-1], b.shape[-1]
