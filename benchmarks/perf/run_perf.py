@@ -52,6 +52,7 @@ BACKENDS = {  # label -> (device, mode, diff_method)
     "dq-broadcast": ("default.qubit", "broadcast", "best"),
     "dq-loop": ("default.qubit", "loop", "best"),
     "lightning-adjoint": ("lightning.qubit", "broadcast", "adjoint"),
+    "engine-cuda": ("torch", "broadcast", "best"),  # only where torch sees a GPU (ratios: CPU engine / this)
 }
 BASE = dict(qubits=4, patches=4, layers=2, batch=64)
 AXES = dict(qubits=(4, 6, 8, 10, 12), patches=(1, 4, 9, 16), layers=(1, 4, 16), batch=(64, 512))
@@ -107,11 +108,20 @@ def make_model(qubits: int, patches: int, layers: int, backend: str = "engine") 
     else:
         model = PatchQNN((8, 8), 2, ansatz="hea", n_qubits=qubits, n_layers=layers, seed=0,
                          **PATCH_ARGS[patches])
-    if backend != "engine":
+    if backend == "engine-cuda":
+        from qlandscape.backends import make_backend
+
+        model = model.with_backend(make_backend(device, device="cuda"))
+    elif backend != "engine":
         from qlandscape.backends import make_backend
 
         model = model.with_backend(make_backend(device, mode=mode, diff_method=diff))
     return model
+
+
+def available_backends() -> list[str]:
+    """The suite's backends, the CUDA engine only where torch sees a GPU."""
+    return [b for b in BACKENDS if b != "engine-cuda" or torch.cuda.is_available()]
 
 
 def synthetic(batch: int, seed: int = 0, qubits: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
@@ -455,6 +465,7 @@ def main() -> None:
     bandwidth = copy_bandwidth()
     meta = dict(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", threads=THREADS,
                 torch=torch.__version__, copy_bandwidth_GBs=bandwidth / 1e9, quick=args.quick,
+                gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 max_seconds=args.max_seconds, base=BASE, axes=AXES, malloc_retains_freed_memory=retains)
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s, threads {THREADS}", flush=True)
     if args.quick:
@@ -464,7 +475,7 @@ def main() -> None:
                                   if v != BASE[axis]]
     rows = []
     if "circuit" in sections:
-        rows += circuit_rows(configs, list(BACKENDS), args.max_seconds, bandwidth)
+        rows += circuit_rows(configs, available_backends(), args.max_seconds, bandwidth)
     if "hessian" in sections:
         h_cfgs = [dict(BASE)] if args.quick else [dict(BASE, qubits=2, patches=1, layers=1, batch=8), dict(BASE),
                                                   dict(BASE, qubits=8), dict(BASE, patches=16)]
