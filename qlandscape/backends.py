@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .circuits import Circuit
-from .engine import simulate
+from .engine import simulate, simulate_patch_mean
 from .errors import ConfigError
 
 ENGINE = "torch"
@@ -62,6 +62,17 @@ class Backend:
                            dtype=self.dtype if dtype is None else dtype)
             return out.to(params.device)
         return _pennylane_expectations(self, circuit, params, features, scale)
+
+    def patch_mean(self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0,
+                   n_outputs: int | None = None) -> Tensor:
+        """``(*K, B, n_outputs)``: the mean over patches of the first ``n_outputs`` expectations (all by default)."""
+        if self.is_engine:
+            target = torch.device(self.device)
+            out = simulate_patch_mean(circuit, params.to(target), features.to(target), scale=scale,
+                                      dtype=self.dtype, n_outputs=n_outputs)
+            return out.to(params.device)
+        out = _pennylane_expectations(self, circuit, params, features, scale)
+        return out[..., :circuit.n_outputs if n_outputs is None else n_outputs].mean(dim=-2)
 
 
 def available_devices() -> list[str]:

@@ -3,6 +3,7 @@ its application to every sample as one GEMM, with the Z readout fused in when th
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -108,7 +109,7 @@ def _workspace(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device)
     return buf[:need].view(shape)
 
 
-def _nothing_differentiated(*tensors: Tensor) -> bool:
+def nothing_differentiated(*tensors: Tensor) -> bool:
     """Whether in-place work and reused buffers are safe: no autograd graph and no torch.func transform."""
     if in_transform():
         return False
@@ -131,6 +132,37 @@ def _read_in_chunks(state: Tensor, operand: Tensor, signs: Tensor) -> Tensor:
         out = torch.bmm(state, part, out=_workspace((n_patches, batch, part.shape[-1]), state.dtype, state.device))
         values[:, :, start:stop] = _read(out.square_().reshape(n_patches, batch, stop - start, width), signs)
     return values
+
+
+@lru_cache(maxsize=8)
+def _upper_triangle(dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns, flat indices and weights (1 on the diagonal, 2 off it) of a symmetric matrix's upper
+    triangle: a quadratic form φᵀMφ as a dot product of packed vectors."""
+    rows, cols = np.triu_indices(dim)
+    return rows, cols, rows * dim + cols, np.where(rows == cols, 1.0, 2.0)
+
+
+def patch_mean_z(state: Tensor, unitary: Tensor, signs: Tensor) -> Tensor:
+    """Patch-mean Z expectations ``(K, B, O)`` after a last block, as quadratic forms (nothing differentiated).
+
+    With a real state φ ``(B, P, D)`` shared by the K points and U ``(K, P, D, D)``, ``<Z_o> = φᵀ M_o φ`` with
+    ``M_o = Re(U† Z_o U)``. The mean over patches is then one GEMM: the packed products φ_i φ_l (i <= l, off the
+    diagonal counted twice) of all patches against all points' packed M. It replaces squaring a (B, K·2D) GEMM
+    output and reading it out, and the separate mean over patches: a landscape grid's readout (benchmarks/perf).
+    """
+    n_points, n_patches, dim = unitary.shape[0], unitary.shape[1], unitary.shape[-1]
+    rows, cols, flat_tri, weight = (constant(a, state.device) for a in _upper_triangle(dim))
+    quad = state.index_select(-1, rows) * state.index_select(-1, cols) * weight.to(state.dtype)
+    quad = quad.reshape(state.shape[0], -1)  # (B, P * T)
+    row_signs = signs.T.to(state.dtype)  # (O, D)
+    if unitary.is_complex():  # the rows of [Re U; Im U], (j, re/im) interleaved
+        unitary = torch.view_as_real(unitary).transpose(-1, -2).reshape(n_points, n_patches, 2 * dim, dim)
+        row_signs = row_signs.repeat_interleave(2, dim=-1)
+    signed = unitary.unsqueeze(2) * row_signs[:, :, None]  # (K, P, O, rows, D)
+    forms = unitary.unsqueeze(2).transpose(-1, -2) @ signed  # (K, P, O, D, D): Re(U† Z_o U)
+    packed = forms.reshape(*forms.shape[:3], -1).index_select(-1, flat_tri)  # (K, P, O, T)
+    packed = packed.permute(1, 3, 0, 2).reshape(n_patches * flat_tri.numel(), -1)  # (P * T, K * O)
+    return (quad @ packed).reshape(-1, n_points, signs.shape[1]).transpose(0, 1) / n_patches
 
 
 class Readout:
@@ -179,7 +211,7 @@ def apply_block(state: Tensor, unitary: Tensor, n_k: int, readout: Readout | Non
         stacked = u.permute(1, 3, 0, 2).reshape(n_patches, dim, k_total * dim)
         if stacked.is_complex() and not s.is_complex():  # real state: one real GEMM on U's (re, im) pairs
             operand = torch.view_as_real(stacked.contiguous()).flatten(-2)  # (P, D, K * 2D)
-            if readout is not None and _nothing_differentiated(s, operand):
+            if readout is not None and nothing_differentiated(s, operand):
                 values = _read_in_chunks(s, operand.reshape(n_patches, dim, k_total, 2 * dim),
                                          readout.pairs).permute(2, 1, 0, 3)
                 return values.reshape(*k_shape, -1, n_patches, readout.n_outputs)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .allocator import retain_freed_memory
-from .blocks import Readout, apply_block, block_unitary, read_z
+from .blocks import Readout, apply_block, block_unitary, nothing_differentiated, patch_mean_z, read_z
 from .circuits import Circuit
 from .errors import ConfigError
 from .gate_matrices import (SHARED_TWO_SIDED_MAX_QUBITS, apply_layer, apply_shared_layer, broadcast_shapes, constant,
@@ -167,6 +167,32 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
     else:
         out = _expectations(circuit, state, circuit.n_qubits)
     return out.expand(*batch, circuit.n_outputs)
+
+
+def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
+                        dtype: torch.dtype = torch.complex128, n_outputs: int | None = None) -> Tensor:
+    """The mean over patches of the first ``n_outputs`` expectations (all by default): ``(*K, B, n_outputs)``,
+    what a patch-mean aggregation reads.
+
+    A landscape grid (points ``(K, P, n_params)`` sharing their samples, nothing differentiated, a Z readout after
+    a last block on a real encoded state) goes through :func:`qlandscape.blocks.patch_mean_z`; anything else is
+    :func:`simulate` followed by the mean.
+    """
+    retain_freed_memory()
+    n_outputs = circuit.n_outputs if n_outputs is None else n_outputs
+    chosen = _plan_for(circuit, features, fold_readout=True)
+    steps = chosen.steps
+    if (chosen.z_signs is not None and len(steps) > 1 and isinstance(steps[-1], Block) and params.ndim == 3
+            and features.ndim == 3 and nothing_differentiated(params, features)):
+        state, batch = _run(circuit, steps[:-1], params, features, scale, dtype)
+        if state.shape[0] == 1 and not state.is_complex():
+            n_points, n_patches, dim = params.shape[0], params.shape[1], 2 ** circuit.n_qubits
+            rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
+            u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
+            signs = constant(chosen.z_signs, state.device, rdtype)[:, :n_outputs]
+            state = state.expand(1, *batch[1:], dim).reshape(-1, n_patches, dim)
+            return patch_mean_z(state, u.reshape(n_points, n_patches, dim, dim), signs)
+    return simulate(circuit, params, features, scale=scale, dtype=dtype)[..., :n_outputs].mean(dim=-2)
 
 
 def _expectations(circuit: Circuit, state: Tensor, n: int) -> Tensor:

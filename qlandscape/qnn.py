@@ -176,10 +176,11 @@ class PatchQNN(nn.Module):
         feats = apply_feature_map(flat, self.patch_map)
         if bias is not None:
             feats = feats.reshape(bias.shape[0], x.shape[0], *feats.shape[1:])
-        pooled = self.backend.expectations(self.circuit, theta, feats, scale=self.encoding_scale).mean(dim=-2)
+        n_read = None if self.head is not None else self.n_classes  # the mean rule reads the first C outputs
+        pooled = self.backend.patch_mean(self.circuit, theta, feats, scale=self.encoding_scale, n_outputs=n_read)
         if self.head is not None:
             return torch.einsum("kbo,kco->kbc", pooled, params["head.weight"]) + params["head.bias"][:, None, :]
-        return self.output_scale * pooled[..., : self.n_classes]
+        return self.output_scale * pooled
 
     def extra_repr(self) -> str:
         return (f"ansatz={self.circuit.name}, qubits={self.circuit.n_qubits}, layers={self.circuit.n_layers}, "

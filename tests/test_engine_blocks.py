@@ -141,3 +141,21 @@ def test_per_point_features_and_bad_shapes():
     assert torch.allclose(out[1], engine.simulate(circuit, params[1], features[1]), atol=1e-13)
     with pytest.raises(ConfigError, match=r"\(4, 5, 2, 3\).*do not broadcast"):
         engine.simulate(circuit, params, torch.rand(4, 5, 2, circuit.n_features, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("n_outputs", [None, 2])
+def test_patch_mean_as_quadratic_forms(layers, n_outputs):
+    """The grid readout (Re(U†ZU) quadratic forms, patch mean in one GEMM) against simulate's outputs averaged,
+    for a complex block (2 layers) and a real one (1 layer: RY only once the trailing phases are dropped)."""
+    circuit = _circuit("hea", 4, layers)
+    g = torch.Generator().manual_seed(layers)
+    params = circuit.init_params((5, 3), g)  # (K, P, n)
+    features = torch.rand(7, 3, circuit.n_features, generator=g, dtype=torch.float64)
+    want = engine.simulate(circuit, params, features)[..., :n_outputs or circuit.n_outputs].mean(dim=-2)
+    got = engine.simulate_patch_mean(circuit, params, features, n_outputs=n_outputs)
+    assert got.shape == want.shape == (5, 7, n_outputs or circuit.n_outputs)
+    assert torch.allclose(got, want, atol=1e-12)
+    p = params.clone().requires_grad_(True)  # differentiated: the ordinary path, with its gradient
+    out = engine.simulate_patch_mean(circuit, p, features, n_outputs=n_outputs)
+    assert torch.allclose(out, want, atol=1e-12) and out.requires_grad
