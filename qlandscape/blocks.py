@@ -142,27 +142,42 @@ def _upper_triangle(dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return rows, cols, rows * dim + cols, np.where(rows == cols, 1.0, 2.0)
 
 
-def patch_mean_z(state: Tensor, unitary: Tensor, signs: Tensor) -> Tensor:
-    """Patch-mean Z expectations ``(K, B, O)`` after a last block, as quadratic forms (nothing differentiated).
+@lru_cache(maxsize=64)
+def _negative_rows(plan: Plan, n_outputs: int, pairs: bool) -> tuple[np.ndarray, int]:
+    """Per output, the basis states where its Z string reads -1 (each as its (re, im) rows for ``pairs``): exactly
+    half of them, since a Z string on at least one wire has parity -1 on half the basis, in any order."""
+    rows = np.stack([np.flatnonzero(column < 0) for column in plan.z_signs[:, :n_outputs].T])
+    if pairs:
+        rows = np.stack([rows * 2, rows * 2 + 1], axis=-1).reshape(rows.shape[0], -1)
+    return np.ascontiguousarray(rows.reshape(-1)), rows.shape[1]  # flat, so constant() caches one array
 
-    With a real state φ ``(B, P, D)`` shared by the K points and U ``(K, P, D, D)``, ``<Z_o> = φᵀ M_o φ`` with
-    ``M_o = Re(U† Z_o U)``. The mean over patches is then one GEMM: the packed products φ_i φ_l (i <= l, off the
-    diagonal counted twice) of all patches against all points' packed M. It replaces squaring a (B, K·2D) GEMM
-    output and reading it out, and the separate mean over patches: a landscape grid's readout (benchmarks/perf).
+
+def patch_mean_z(state: Tensor, unitary: Tensor, plan: Plan, n_outputs: int) -> Tensor:
+    """Patch-mean expectations ``(K, B, O)`` of the plan's first O Z observables after a last block, as quadratic
+    forms (nothing differentiated).
+
+    With a real state φ ``(B, P, D)`` shared by the K points and U ``(K, P, D, D)``, ``<Z_o> = 1 - 2 φᵀ M_o φ``
+    with ``M_o = Re(U† P_o U)`` and P_o the projector onto the basis states where Z_o reads -1. The mean over
+    patches is then one GEMM: the packed products φ_i φ_l (i <= l, off the diagonal counted twice) of all patches
+    against all points' packed M. It replaces squaring a (B, K·2D) GEMM output and reading it out, and the separate
+    mean over patches: a landscape grid's readout (benchmarks/perf).
     """
     n_points, n_patches, dim = unitary.shape[0], unitary.shape[1], unitary.shape[-1]
     rows, cols, flat_tri, weight = (constant(a, state.device) for a in _upper_triangle(dim))
     quad = state.index_select(-1, rows) * state.index_select(-1, cols) * weight.to(state.dtype)
     quad = quad.reshape(state.shape[0], -1)  # (B, P * T)
-    row_signs = signs.T.to(state.dtype)  # (O, D)
+    # Z_o = I - 2 P_o with P_o the projector on the basis states where Z_o reads -1, and φ has norm 1 (a unitary
+    # image of |0...0>), so <Z_o> = 1 - 2 φᵀ Re(U† P_o U) φ: half the rows of U per output
+    negative, per_output = _negative_rows(plan, n_outputs, unitary.is_complex())
     if unitary.is_complex():  # the rows of [Re U; Im U], (j, re/im) interleaved
         unitary = torch.view_as_real(unitary).transpose(-1, -2).reshape(n_points, n_patches, 2 * dim, dim)
-        row_signs = row_signs.repeat_interleave(2, dim=-1)
-    signed = unitary.unsqueeze(2) * row_signs[:, :, None]  # (K, P, O, rows, D)
-    forms = unitary.unsqueeze(2).transpose(-1, -2) @ signed  # (K, P, O, D, D): Re(U† Z_o U)
+    picked = unitary.index_select(-2, constant(negative, state.device))
+    picked = picked.reshape(n_points, n_patches, n_outputs, per_output, dim)  # (K, P, O, rows / 2, D)
+    forms = picked.transpose(-1, -2) @ picked  # (K, P, O, D, D): Re(U† P_o U)
     packed = forms.reshape(*forms.shape[:3], -1).index_select(-1, flat_tri)  # (K, P, O, T)
     packed = packed.permute(1, 3, 0, 2).reshape(n_patches * flat_tri.numel(), -1)  # (P * T, K * O)
-    return (quad @ packed).reshape(-1, n_points, signs.shape[1]).transpose(0, 1) / n_patches
+    projected = (quad @ packed).reshape(-1, n_points, n_outputs).transpose(0, 1) / n_patches
+    return 1.0 - 2.0 * projected
 
 
 class Readout:

@@ -189,9 +189,8 @@ def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, s
             n_points, n_patches, dim = params.shape[0], params.shape[1], 2 ** circuit.n_qubits
             rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
             u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
-            signs = constant(chosen.z_signs, state.device, rdtype)[:, :n_outputs]
             state = state.expand(1, *batch[1:], dim).reshape(-1, n_patches, dim)
-            return patch_mean_z(state, u.reshape(n_points, n_patches, dim, dim), signs)
+            return patch_mean_z(state, u.reshape(n_points, n_patches, dim, dim), chosen, n_outputs)
     return simulate(circuit, params, features, scale=scale, dtype=dtype)[..., :n_outputs].mean(dim=-2)
 
 
