@@ -182,16 +182,19 @@ def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, s
     n_outputs = circuit.n_outputs if n_outputs is None else n_outputs
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
-    if (chosen.z_signs is not None and len(steps) > 1 and isinstance(steps[-1], Block) and params.ndim == 3
+    if not (chosen.z_signs is not None and len(steps) > 1 and isinstance(steps[-1], Block) and params.ndim == 3
             and features.ndim == 3 and nothing_differentiated(params, features)):
-        state, batch = _run(circuit, steps[:-1], params, features, scale, dtype)
-        if state.shape[0] == 1 and not state.is_complex():
-            n_points, n_patches, dim = params.shape[0], params.shape[1], 2 ** circuit.n_qubits
-            rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
-            u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
-            state = state.expand(1, *batch[1:], dim).reshape(-1, n_patches, dim)
-            return patch_mean_z(state, u.reshape(n_points, n_patches, dim, dim), chosen, n_outputs)
-    return simulate(circuit, params, features, scale=scale, dtype=dtype)[..., :n_outputs].mean(dim=-2)
+        return simulate(circuit, params, features, scale=scale, dtype=dtype)[..., :n_outputs].mean(dim=-2)
+    state, batch = _run(circuit, steps[:-1], params, features, scale, dtype)
+    n_points, n_patches, dim = params.shape[0], params.shape[1], 2 ** circuit.n_qubits
+    rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
+    u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
+    if state.shape[0] == 1 and not state.is_complex():
+        state = state.expand(1, *batch[1:], dim).reshape(-1, n_patches, dim)
+        return patch_mean_z(state, u.reshape(n_points, n_patches, dim, dim), chosen, n_outputs)
+    # a complex or per-point state: simulate's fused readout on what has been computed
+    out = apply_block(state, u, len(batch) - 2, Readout(chosen, state.device, rdtype))
+    return out.expand(*batch, circuit.n_outputs)[..., :n_outputs].mean(dim=-2)
 
 
 def _expectations(circuit: Circuit, state: Tensor, n: int) -> Tensor:

@@ -185,31 +185,26 @@ def layer_matrices(stack: Stack, params: Tensor, features: Tensor, scale: float,
 
 def per_wire(gated: tuple[int, ...], mats: Tensor, n: int) -> list[Tensor]:
     """Per-wire matrices ``(M, 2, 2)`` for all n wires (identity where the layer has no gate)."""
-    out, eye = [], None
-    columns = iter(mats.unbind(1))  # one UnbindBackward (a stack) instead of a zero-fill per selected wire
-    for w in range(n):
-        if w in gated:
-            out.append(next(columns))
-        else:
-            if eye is None:
-                eye = torch.eye(2, dtype=mats.dtype, device=mats.device).expand(mats.shape[0], 2, 2)
-            out.append(eye)
-    return out
+    return _fill_wires(gated, mats, n, lambda: torch.eye(2, dtype=mats.dtype, device=mats.device))
 
 
 def per_wire_columns(gated: tuple[int, ...], columns: Tensor, n: int) -> list[Tensor]:
     """Per-wire states ``(M, 2)`` for all n wires from the gated wires' ``(M, W, 2)`` (|0> where there is no gate)."""
-    out, zero = [], None
-    picked = iter(columns.unbind(1))
+    return _fill_wires(gated, columns, n, lambda: torch.eye(2, dtype=columns.dtype, device=columns.device)[0])
+
+
+def _fill_wires(gated: tuple[int, ...], per_gated: Tensor, n: int, fill) -> list[Tensor]:
+    """The gated wires' slices of ``per_gated`` ``(M, W, ...)``, ``fill()`` expanded to M rows elsewhere."""
+    out, filler = [], None
+    picked = iter(per_gated.unbind(1))  # one UnbindBackward (a stack) instead of a zero-fill per selected wire
     for w in range(n):
         if w in gated:
             out.append(next(picked))
         else:
-            if zero is None:
-                zero = torch.zeros(2, dtype=columns.dtype, device=columns.device)
-                zero[0] = 1
-                zero = zero.expand(columns.shape[0], 2)
-            out.append(zero)
+            if filler is None:
+                one = fill()
+                filler = one.expand(per_gated.shape[0], *one.shape)
+            out.append(filler)
     return out
 
 

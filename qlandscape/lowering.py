@@ -377,11 +377,12 @@ def plan(circuit: Circuit, *, fold_readout: bool = True, blocks: bool = False) -
     n = circuit.n_qubits
     z_only = fold_readout and bool(circuit.observables) and all(p == "Z" for p, _ in circuit.observables)
     steps = _layer_steps(circuit, split=blocks, z_readout=z_only)
-    if z_only and blocks and n <= BLOCK_MAX_QUBITS and _stacks_in_last_block(steps) > _stacks_in_last_block(
-            _layer_steps(circuit, split=True)):
-        # a last layer without its phases would be a second structure in its block: one more stack to build
-        # (measured slower at 4 and 6 qubits, 2 layers); keep the phases there
-        steps = _layer_steps(circuit, split=True)
+    if z_only and blocks and n <= BLOCK_MAX_QUBITS:
+        kept = _layer_steps(circuit, split=True)
+        if _stacks_in_last_block(steps) > _stacks_in_last_block(kept):
+            # a last layer without its phases would be a second structure in its block: one more stack to build
+            # (measured slower at 4 and 6 qubits, 2 layers); keep the phases there
+            steps = kept
     z_signs = None
     if z_only:
         basis = np.arange(2 ** n)

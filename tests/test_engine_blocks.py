@@ -159,3 +159,17 @@ def test_patch_mean_as_quadratic_forms(layers, n_outputs):
     p = params.clone().requires_grad_(True)  # differentiated: the ordinary path, with its gradient
     out = engine.simulate_patch_mean(circuit, p, features, n_outputs=n_outputs)
     assert torch.allclose(out, want, atol=1e-12) and out.requires_grad
+
+
+def test_patch_mean_with_a_complex_encoding(tmp_path):
+    """An RX encoding leaves a complex state before the last block: the patch mean takes the fused readout."""
+    spec = tmp_path / "rx.toml"
+    spec.write_text('name = "rx"\ndescription = "test"\nobservables = ["Z"]\n[[block]]\ntype = "encode"\n'
+                    'gates = ["x:RX"]\n[[block]]\ntype = "layers"\nrepeat = "layers"\ngates = ["RY", "RZ"]\n'
+                    'entangler = "CNOT"\npattern = "ring"\n')
+    circuit = build_circuit(spec, 3, 2)
+    g = torch.Generator().manual_seed(9)
+    params = circuit.init_params((4, 2), g)
+    features = torch.rand(5, 2, circuit.n_features, generator=g, dtype=torch.float64)
+    want = engine.simulate(circuit, params, features)[..., :2].mean(dim=-2)
+    assert torch.allclose(engine.simulate_patch_mean(circuit, params, features, n_outputs=2), want, atol=1e-12)
