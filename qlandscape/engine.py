@@ -180,6 +180,8 @@ def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, s
     """
     retain_freed_memory()
     n_outputs = circuit.n_outputs if n_outputs is None else n_outputs
+    if not 1 <= n_outputs <= circuit.n_outputs:
+        raise ConfigError("n_outputs", n_outputs, f"expected 1..{circuit.n_outputs} for {circuit.name}")
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
     if not (chosen.z_signs is not None and len(steps) > 1 and isinstance(steps[-1], Block) and params.ndim == 3

@@ -173,3 +173,19 @@ def test_patch_mean_with_a_complex_encoding(tmp_path):
     features = torch.rand(5, 2, circuit.n_features, generator=g, dtype=torch.float64)
     want = engine.simulate(circuit, params, features)[..., :2].mean(dim=-2)
     assert torch.allclose(engine.simulate_patch_mean(circuit, params, features, n_outputs=2), want, atol=1e-12)
+
+
+def test_patch_mean_on_pennylane_and_bad_output_counts():
+    from qlandscape.backends import make_backend
+    from qlandscape.errors import ConfigError
+
+    circuit = _circuit("hea", 3, 1)
+    g = torch.Generator().manual_seed(4)
+    params = circuit.init_params((2,), g)
+    features = torch.rand(3, 2, circuit.n_features, generator=g, dtype=torch.float64)
+    ours = make_backend("torch").patch_mean(circuit, params, features, n_outputs=2)
+    theirs = make_backend("default.qubit").patch_mean(circuit, params, features, n_outputs=2)
+    assert ours.shape == theirs.shape == (3, 2) and torch.allclose(ours, theirs, atol=1e-10)
+    for bad in (0, circuit.n_outputs + 1):
+        with pytest.raises(ConfigError, match="n_outputs"):
+            engine.simulate_patch_mean(circuit, params, features, n_outputs=bad)
