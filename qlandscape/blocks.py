@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .gate_matrices import common_dtype, constant, in_transform, kron, layer_matrices, per_wire, probabilities
+from .gate_matrices import (common_dtype, constant, in_transform, kron, layer_matrices, per_wire, probabilities,
+                            real_dtype)
 from .lowering import Block, Plan, kron_rows
 
 
@@ -26,9 +27,10 @@ def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> 
         first = kron(wires[:n // 2]) if n > 1 else wires[0].new_ones(wires[0].shape[0], 1, 1)
         left.append(first.reshape(*lead, 2 ** (n // 2), -1))
         right.append(kron(wires[n // 2:]).reshape(*lead, 2 ** (n - n // 2), -1))
+    mixed = len({p.dtype for p in left + right}) > 1  # real (RY-only) and complex stacks in one block
     halves = []
     for parts in (left, right):
-        if len({p.dtype for p in left + right}) > 1:
+        if mixed:
             parts = [p.to(cdtype) for p in parts]
         half = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-3)  # (*K, P, F, d, d)
         if block.order is not None:
@@ -41,13 +43,13 @@ def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> 
     if block.rows is None:  # no entangler rows to pick: the plain Kronecker product
         mats = a[..., :, None, :, None] * b[..., None, :, None, :]
     else:
-        rows_a, rows_b = kron_rows(block, n)
+        rows_a, rows_b, _, _ = kron_rows(block, n)
         a = a.flatten(-3, -2).index_select(-2, constant(rows_a, device))  # (*K, P, F * D, da)
         b = b.flatten(-3, -2).index_select(-2, constant(rows_b, device))
         mats = a.unsqueeze(-1) * b.unsqueeze(-2)
     mats = mats.reshape(*lead, dim, dim)
     if block.signs is not None:
-        mats = mats * constant(block.signs, device, mats.real.dtype if mats.is_complex() else mats.dtype)
+        mats = mats * constant(block.signs, device, real_dtype(mats.dtype))
     while mats.shape[-3] > 1:  # U = M_{F-1} ... M_1 M_0, pairwise
         # split/unbind rather than strided slices: their backward is a cat/stack, a slice's a zero-filled copy
         n_factors = mats.shape[-3]
@@ -67,11 +69,11 @@ def _sequential_unitary(block: Block, a: Tensor, b: Tensor, n: int) -> Tensor:
     column instead of the dense product's 4**n (4x fewer at 6 qubits)."""
     dim, da, db = 2 ** n, a.shape[-1], b.shape[-1]
     device = a.device
-    rows_a, rows_b = kron_rows(block, n)
-    first_a = a[..., 0, :, :].index_select(-2, constant(rows_a[:dim], device))  # rows of perm_0 (A_0 ⊗ B_0)
-    first_b = b[..., 0, :, :].index_select(-2, constant(rows_b[:dim], device))
+    _, _, rows_a, rows_b = kron_rows(block, n)
+    first_a = a[..., 0, :, :].index_select(-2, constant(rows_a, device))  # rows of perm_0 (A_0 ⊗ B_0)
+    first_b = b[..., 0, :, :].index_select(-2, constant(rows_b, device))
     u = (first_a.unsqueeze(-1) * first_b.unsqueeze(-2)).reshape(*a.shape[:-3], dim, dim)
-    signs = None if block.signs is None else constant(block.signs, device, u.real.dtype if u.is_complex() else u.dtype)
+    signs = None if block.signs is None else constant(block.signs, device, real_dtype(u.dtype))
     if signs is not None:
         u = u * signs[0]
     for f in range(1, a.shape[-3]):
@@ -163,8 +165,10 @@ def patch_mean_z(state: Tensor, unitary: Tensor, plan: Plan, n_outputs: int) -> 
     mean over patches: a landscape grid's readout (benchmarks/perf).
     """
     n_points, n_patches, dim = unitary.shape[0], unitary.shape[1], unitary.shape[-1]
-    rows, cols, flat_tri, weight = (constant(a, state.device) for a in _upper_triangle(dim))
-    quad = state.index_select(-1, rows) * state.index_select(-1, cols) * weight.to(state.dtype)
+    triangle = _upper_triangle(dim)
+    rows, cols, flat_tri = (constant(a, state.device) for a in triangle[:3])
+    quad = state.index_select(-1, rows) * state.index_select(-1, cols) * constant(triangle[3], state.device,
+                                                                                   state.dtype)
     quad = quad.reshape(state.shape[0], -1)  # (B, P * T)
     # Z_o = I - 2 P_o with P_o the projector on the basis states where Z_o reads -1, and φ has norm 1 (a unitary
     # image of |0...0>), so <Z_o> = 1 - 2 φᵀ Re(U† P_o U) φ: half the rows of U per output

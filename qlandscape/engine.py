@@ -35,7 +35,8 @@ from .blocks import Readout, apply_block, block_unitary, nothing_differentiated,
 from .circuits import Circuit
 from .errors import ConfigError
 from .gate_matrices import (SHARED_TWO_SIDED_MAX_QUBITS, apply_layer, apply_shared_layer, broadcast_shapes, constant,
-                            layer_columns, layer_matrices, per_wire, per_wire_columns, probabilities, product_state)
+                            layer_columns, layer_matrices, per_wire, per_wire_columns, probabilities, product_state,
+                            real_dtype)
 from .lowering import BLOCK_MAX_QUBITS, Block, Layer, bit, plan
 
 
@@ -72,7 +73,7 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
     batch = _check(circuit, params, features, dtype)
     n, rank = circuit.n_qubits, len(batch)
     n_k = rank - 2
-    rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
+    rdtype = real_dtype(dtype)
     params, features = params.to(rdtype), features.to(rdtype)
     device = params.device
     state = None
@@ -123,6 +124,11 @@ def _basis_zero(n: int, rank: int, dtype: torch.dtype, device: torch.device) -> 
     return state
 
 
+def _fuses_last_block(chosen) -> bool:
+    """Whether a plan ends in a block after other steps with a Z readout: its GEMM and readout run as one."""
+    return chosen.z_signs is not None and len(chosen.steps) > 1 and isinstance(chosen.steps[-1], Block)
+
+
 def _plan_for(circuit: Circuit, features: Tensor, fold_readout: bool):
     return plan(circuit, fold_readout=fold_readout, blocks=use_blocks(circuit, features.shape[-3]))
 
@@ -156,10 +162,10 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
     retain_freed_memory()  # once per process: see qlandscape.allocator
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
-    fused = chosen.z_signs is not None and bool(steps) and isinstance(steps[-1], Block) and len(steps) > 1
+    fused = _fuses_last_block(chosen)
     state, batch = _run(circuit, steps[:-1] if fused else steps, params, features, scale, dtype)
     if fused:  # the last block and the readout in one pass over the GEMM's output
-        rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
+        rdtype = real_dtype(dtype)
         u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
         out = apply_block(state, u, len(batch) - 2, Readout(chosen, state.device, rdtype))
     elif chosen.z_signs is not None:
@@ -184,12 +190,12 @@ def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, s
         raise ConfigError("n_outputs", n_outputs, f"expected 1..{circuit.n_outputs} for {circuit.name}")
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
-    if not (chosen.z_signs is not None and len(steps) > 1 and isinstance(steps[-1], Block) and params.ndim == 3
-            and features.ndim == 3 and nothing_differentiated(params, features)):
+    if not (_fuses_last_block(chosen) and params.ndim == 3 and features.ndim == 3
+            and nothing_differentiated(params, features)):
         return simulate(circuit, params, features, scale=scale, dtype=dtype)[..., :n_outputs].mean(dim=-2)
     state, batch = _run(circuit, steps[:-1], params, features, scale, dtype)
     n_points, n_patches, dim = params.shape[0], params.shape[1], 2 ** circuit.n_qubits
-    rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
+    rdtype = real_dtype(dtype)
     u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
     if state.shape[0] == 1 and not state.is_complex():
         state = state.expand(1, *batch[1:], dim).reshape(-1, n_patches, dim)

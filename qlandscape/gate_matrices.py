@@ -282,6 +282,11 @@ def apply_shared_layer(state: Tensor, wires: list[Tensor], n: int) -> Tensor:
     return out.reshape(*out.shape[:-2], -1)
 
 
+def real_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The real dtype of a state or matrix dtype: float64 for complex128, float32 for complex64, real ones as is."""
+    return {torch.complex128: torch.float64, torch.complex64: torch.float32}.get(dtype, dtype)
+
+
 def common_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Promote a real operand to the other's complex dtype (real states and RY-only matrices stay real)."""
     if a.dtype == b.dtype:

@@ -260,12 +260,13 @@ class Block:
 
 
 @lru_cache(maxsize=256)
-def kron_rows(block: Block, n: int) -> tuple[np.ndarray, np.ndarray]:
+def kron_rows(block: Block, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Row indices that build each ``perm_f @ (A_f ⊗ B_f)`` of a block from its Kronecker halves.
 
     Row j of ``A ⊗ B`` is ``A[j >> b] ⊗ B[j & (2**b - 1)]`` (b = the right half's wires), and a permutation of
     rows only changes which ones: row j of factor f is ``A_f[ra] ⊗ B_f[rb]`` with ``(ra, rb)`` the halves of
-    ``source_f[j]``. Returned as indices into the flattened ``(F * 2**a)`` and ``(F * 2**b)`` rows.
+    ``source_f[j]``. Returned as indices into the flattened ``(F * 2**a)`` and ``(F * 2**b)`` rows, then the
+    first factor's alone (arrays of their own, which the engine caches as tensors by identity).
     """
     right = n - n // 2
     dim = 2 ** n
@@ -274,7 +275,7 @@ def kron_rows(block: Block, n: int) -> tuple[np.ndarray, np.ndarray]:
         source = np.arange(dim) if perm is None else perm.source
         idx_a.append(f * 2 ** (n // 2) + (source >> right))
         idx_b.append(f * 2 ** right + (source & (2 ** right - 1)))
-    return np.concatenate(idx_a), np.concatenate(idx_b)
+    return np.concatenate(idx_a), np.concatenate(idx_b), idx_a[0].copy(), idx_b[0].copy()
 
 
 @dataclass(frozen=True, eq=False)
