@@ -57,22 +57,25 @@ class Backend:
         """``(*K, B, P, n_outputs)`` expectations for params ``(*K, P, n_params)`` and features ``(B, P, F)``;
         ``dtype`` overrides the engine's state dtype (metrics ask for complex128 whatever training used)."""
         if self.is_engine:
-            target = torch.device(self.device)  # .to() is a no-op (the same tensor) when already there
-            out = simulate(circuit, params.to(target), features.to(target), scale=scale,
-                           dtype=self.dtype if dtype is None else dtype)
-            return out.to(params.device)
+            return self._on_device(lambda p, f: simulate(circuit, p, f, scale=scale,
+                                                         dtype=self.dtype if dtype is None else dtype),
+                                   params, features)
         return _pennylane_expectations(self, circuit, params, features, scale)
 
     def patch_mean(self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0,
                    n_outputs: int | None = None) -> Tensor:
         """``(*K, B, n_outputs)``: the mean over patches of the first ``n_outputs`` expectations (all by default)."""
         if self.is_engine:
-            target = torch.device(self.device)
-            out = simulate_patch_mean(circuit, params.to(target), features.to(target), scale=scale,
-                                      dtype=self.dtype, n_outputs=n_outputs)
-            return out.to(params.device)
+            return self._on_device(lambda p, f: simulate_patch_mean(circuit, p, f, scale=scale, dtype=self.dtype,
+                                                                    n_outputs=n_outputs), params, features)
         out = _pennylane_expectations(self, circuit, params, features, scale)
         return out[..., :circuit.n_outputs if n_outputs is None else n_outputs].mean(dim=-2)
+
+    def _on_device(self, run, params: Tensor, features: Tensor) -> Tensor:
+        """``run(params, features)`` on the engine's device, the result back on the caller's (differentiable
+        moves; ``.to()`` is a no-op, the same tensor, when already there)."""
+        target = torch.device(self.device)
+        return run(params.to(target), features.to(target)).to(params.device)
 
 
 def available_devices() -> list[str]:

@@ -96,18 +96,26 @@ def constant(array: np.ndarray, device: torch.device, dtype: torch.dtype | None 
 _EYE = {True: np.eye(2), False: np.eye(2, dtype=complex)}
 
 
+def _half_angle_cos_sin(combined: SignatureGather, params: Tensor, features: Tensor,
+                        scale: float) -> tuple[Tensor, Tensor]:
+    """cos and sin of half of every angle of a single-source signature, from one gather: ``(*K, 1, P, F, W, G)``
+    for parameters, ``(B, P, F, W, G)`` for data."""
+    if combined.source == "param":
+        angle = angles(params, combined.gather).unsqueeze(-5)
+    else:
+        angle = scale * angles(features, combined.gather)
+    half = 0.5 * angle
+    return torch.cos(half), torch.sin(half)
+
+
 def _signature_matrices(combined: SignatureGather, params: Tensor, features: Tensor, scale: float,
                         dtype: torch.dtype) -> Tensor:
     """Fused ``(*batch, F, W, 2, 2)`` matrices of one single-source signature: one gather, one cos and sin for
     every gate, cos·I + sin·G per gate, then the product over the gate positions."""
-    if combined.source == "param":  # (*K, 1, P, F, W, G)
-        angle = angles(params, combined.gather).unsqueeze(-5)
-    else:  # (B, P, F, W, G)
-        angle = scale * angles(features, combined.gather)
-    half = 0.5 * angle
-    c, s = torch.cos(half)[..., None, None], torch.sin(half)[..., None, None]
+    c, s = _half_angle_cos_sin(combined, params, features, scale)
+    c, s = c[..., None, None], s[..., None, None]
     real = not combined.generators.dtype.kind == "c"
-    u = c * constant(_EYE[real], angle.device, dtype) + s * constant(combined.generators, angle.device, dtype)
+    u = c * constant(_EYE[real], c.device, dtype) + s * constant(combined.generators, c.device, dtype)
     gates = u.unbind(-3)
     m = gates[0]
     for g in gates[1:]:  # later gates act after earlier ones
@@ -127,21 +135,16 @@ def layer_columns(stack: Stack, params: Tensor, features: Tensor, scale: float, 
         return layer_matrices(stack, params, features, scale, cdtype)[..., 0]
     if stack.real:
         cdtype = params.dtype
-    if combined.source == "param":  # (*K, 1, P, F, W, G)
-        angle = angles(params, combined.gather).unsqueeze(-5)
-    else:  # (B, P, F, W, G)
-        angle = scale * angles(features, combined.gather)
-    half = 0.5 * angle
-    c, s = torch.cos(half), torch.sin(half)
+    c, s = _half_angle_cos_sin(combined, params, features, scale)
     if combined.generators.shape[0] == 1 and stack.real:  # RY|0> = (cos, sin)
         columns = torch.stack((c[..., 0], s[..., 0]), dim=-1)
     else:
-        first = constant(combined.first_column, angle.device, cdtype)
-        columns = c[..., 0, None] * constant(_E0[stack.real], angle.device, cdtype) + s[..., 0, None] * first
+        first = constant(combined.first_column, c.device, cdtype)
+        columns = c[..., 0, None] * constant(_E0[stack.real], c.device, cdtype) + s[..., 0, None] * first
         if combined.generators.shape[0] > 1:
             real = stack.real
-            gen = constant(combined.generators, angle.device, cdtype)[1:]
-            later = c[..., 1:, None, None] * constant(_EYE[real], angle.device, cdtype) + s[..., 1:, None, None] * gen
+            gen = constant(combined.generators, c.device, cdtype)[1:]
+            later = c[..., 1:, None, None] * constant(_EYE[real], c.device, cdtype) + s[..., 1:, None, None] * gen
             for g in later.unbind(-3):
                 columns = (g @ columns.unsqueeze(-1)).squeeze(-1)
     if stack.order is not None:
