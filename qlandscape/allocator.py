@@ -7,7 +7,8 @@ them on free, so every multi-hundred-KB temporary of a forward or backward pass 
 of the same size: what ``MALLOC_MMAP_MAX_=0`` in the environment did, without the environment.
 
 The engine calls :func:`retain_freed_memory` once, the first time it simulates. The cost is a resident size that
-stays at its peak instead of shrinking between steps. Set ``QLANDSCAPE_MALLOC=system`` to leave malloc alone.
+stays at its peak instead of shrinking between steps. Set ``QLANDSCAPE_MALLOC=system`` to leave malloc alone
+(``retain``, the default, keeps the setting; anything else is an error).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import ctypes
 import logging
 import os
 import platform
+
+from .errors import ConfigError
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -31,8 +34,13 @@ def retain_freed_memory(limit_bytes: int = 2 ** 30) -> bool:
     """
     if "applied" in _state:
         return _state["applied"]
+    setting = os.environ.get("QLANDSCAPE_MALLOC", "retain").lower() or "retain"
+    if setting not in ("retain", "system"):
+        raise ConfigError("QLANDSCAPE_MALLOC", setting, "expected 'retain' (the default) or 'system'")
+    if not isinstance(limit_bytes, int) or limit_bytes <= 0:
+        raise ConfigError("limit_bytes", limit_bytes, "expected a positive number of bytes")
     applied = False
-    if os.environ.get("QLANDSCAPE_MALLOC", "").lower() != "system" and platform.libc_ver()[0] == "glibc":
+    if setting == "retain" and platform.libc_ver()[0] == "glibc":
         try:
             libc = ctypes.CDLL(None)
             mmap_ok = libc.mallopt(_M_MMAP_THRESHOLD, limit_bytes) or libc.mallopt(

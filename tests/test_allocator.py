@@ -49,3 +49,16 @@ def test_opt_out_and_repeat_calls(monkeypatch):
     monkeypatch.delenv("QLANDSCAPE_MALLOC")
     assert allocator.retain_freed_memory() is False  # only the first call acts
 
+
+
+def test_bad_settings_are_named(monkeypatch):
+    from qlandscape import allocator
+    from qlandscape.errors import ConfigError
+
+    monkeypatch.setattr(allocator, "_state", {})
+    monkeypatch.setenv("QLANDSCAPE_MALLOC", "sytem")
+    with pytest.raises(ConfigError, match="sytem"):
+        allocator.retain_freed_memory()
+    monkeypatch.setenv("QLANDSCAPE_MALLOC", "system")
+    with pytest.raises(ConfigError, match="limit_bytes"):
+        allocator.retain_freed_memory(0)

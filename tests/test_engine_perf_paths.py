@@ -203,7 +203,10 @@ def test_broadcast_shapes_and_circuit_hash():
     import copy
     import pickle
 
-    from qlandscape.gate_matrices import broadcast_shapes
+    from qlandscape.gate_matrices import broadcast_shapes, real_dtype
+
+    for dtype in (torch.complex128, torch.complex64, torch.float64, torch.float32):
+        assert real_dtype(dtype) == torch.zeros(1, dtype=dtype).real.dtype
 
     assert broadcast_shapes((1, 4), (64, 4)) == tuple(torch.broadcast_shapes((1, 4), (64, 4)))
     assert broadcast_shapes((3, 1, 2, 5), (7, 1, 5), (1,)) == (3, 7, 2, 5)
