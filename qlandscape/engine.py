@@ -172,6 +172,10 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
         out = read_z(state, Readout(chosen, state.device, state.real.dtype))
     else:
         out = _expectations(circuit, state, circuit.n_qubits)
+    if params.requires_grad and torch.is_grad_enabled() and not out.requires_grad:
+        # every parameter was a phase dropped before the Z readout: keep autograd's zero gradient, as PennyLane
+        # gives, rather than a loss that cannot be backpropagated
+        out = out + 0 * params.sum()
     return out.expand(*batch, circuit.n_outputs)
 
 
