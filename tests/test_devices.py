@@ -1,12 +1,17 @@
-"""The engine's device option: validation before any work, and (on a machine with CUDA) the same numbers on the
-GPU as on the CPU. The GPU test is skipped where torch sees no CUDA device."""
+"""The engine's device option: validation before any work, every engine op on the inputs' device (checked on
+torch's "meta" device, so it runs without a GPU), and (on a machine with CUDA) the same numbers on the GPU as on
+the CPU. The GPU test is skipped where torch sees no CUDA device."""
 from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from qlandscape.backends import make_backend, resolve_device
+from qlandscape.circuits import build_circuit, catalogue
 from qlandscape.config import RunConfig
+from qlandscape.engine import simulate, simulate_patch_mean, simulate_state
 from qlandscape.errors import ConfigError
 from qlandscape.objective import Objective
 from qlandscape.qnn import PatchQNN
@@ -62,3 +67,46 @@ def test_cuda_engine_matches_cpu(tiny_images):
     assert torch.allclose(a.hessian(), b.hessian(), atol=1e-10)
     thetas = a.theta0 + 0.1 * torch.randn(5, a.n_params, dtype=torch.float64)
     assert torch.allclose(a.losses(thetas)[0], b.losses(thetas)[0], atol=1e-12)
+
+
+class _OffDeviceOps(TorchDispatchMode):
+    """Records every op that gets a non-scalar tensor off ``device``, as CUDA would refuse. Moving a constant
+    there (``as_tensor(..., device=)``: lift_fresh, _to_copy) is the one allowed crossing."""
+
+    _TRANSFERS = (torch.ops.aten.lift_fresh.default, torch.ops.aten._to_copy.default)
+
+    def __init__(self, device: str) -> None:
+        super().__init__()
+        self.device, self.found = torch.device(device), []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func not in self._TRANSFERS:
+            self.found += [(str(func), tuple(t.shape)) for t in tree_flatten((args, kwargs or {}))[0]
+                           if isinstance(t, torch.Tensor) and t.device != self.device and t.dim() > 0]
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("ansatz", sorted(catalogue()))
+def test_every_engine_op_stays_on_the_inputs_device(ansatz):
+    """Run every engine path (layered and block plans, forward and backward, states, grids of points, the
+    quadratic patch-mean readout) on torch's shape-only "meta" device: an op that mixed in a CPU tensor would
+    fail on CUDA, and is caught here without a GPU."""
+    checked = 0
+    for n in (2, 4, 6):
+        try:
+            circuit = build_circuit(ansatz, n, 2)
+        except Exception:  # an ansatz that cannot be built at this width is not this test's business
+            continue
+        for n_samples in (1, 3, 40):
+            params = circuit.init_params((2,)).to("meta").requires_grad_(True)
+            feats = torch.rand(n_samples, 2, max(1, circuit.n_features), dtype=torch.float64).to("meta")
+            points = params.detach()[None].expand(3, -1, -1).contiguous()
+            with _OffDeviceOps("meta") as mode:
+                simulate(circuit, params, feats).sum().backward()
+                simulate_state(circuit, params.detach(), feats)
+                simulate(circuit, points, feats[None].expand(3, -1, -1, -1))
+                with torch.no_grad():
+                    simulate_patch_mean(circuit, points, feats, n_outputs=1)
+            assert mode.found == [], (n, n_samples, mode.found[:3])
+            checked += 1
+    assert checked >= 3
