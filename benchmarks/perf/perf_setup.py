@@ -80,6 +80,8 @@ def once(fn) -> float:
 # --------------------------------------------------------------------------------------------- models
 def make_model(qubits: int, patches: int, layers: int, backend: str = "engine") -> PatchQNN:
     device, mode, diff = BACKENDS[backend]
+    if qubits == 10 and patches != 4:
+        raise ValueError("10 qubits are built only with 4 patches (8x10 images cut into four 4x5 patches)")
     if qubits == 10:  # 10 features average-pool as 2 x 5: 8x10 images cut into four 4x5 patches
         model = PatchQNN((8, 10), 2, ansatz="hea", n_qubits=10, n_layers=layers, seed=0, patch_size=(4, 5))
     else:

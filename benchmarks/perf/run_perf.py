@@ -5,8 +5,10 @@ One command writes ``results.json`` and ``results.md`` next to this file (``--ou
     .venv/bin/python benchmarks/perf/run_perf.py            # full subset (~40 min on 2 shared cores)
     .venv/bin/python benchmarks/perf/run_perf.py --quick    # a few rows (~3 min)
 
-Grid: not the full product. A base point (hea, 4 qubits, 4 patches, 2 layers, batch 64) and one axis varied at a
-time: qubits {4, 6, 8, 10, 12}, patches {1, 4, 9, 16}, layers {1, 4, 16}, batch {64, 512}. Every timing is the
+Grid: by default not the full product. A base point (hea, 4 qubits, 4 patches, 2 layers, batch 64) and one axis
+varied at a time: qubits {4, 6, 8, 10, 12}, patches {1, 4, 9, 16}, layers {1, 4, 16}, batch {64, 512}.
+``--grid product`` times the circuit section on the full product (120 configs, written to ``results_product.*``;
+points the suite's images cannot be cut into are rows marked ``not built``). Every timing is the
 median (and min) of repeated runs in this process with ``torch.set_num_threads(THREADS)``; every row carries the
 ratio to our engine from the same run. A measurement whose estimate (from the previous, smaller size of the same
 axis, scaled by the work ratio, or from one timed repetition) exceeds ``--max-seconds`` is skipped and marked
@@ -21,6 +23,7 @@ from perf_setup import (AXES, BASE, PATCH_ARGS, THREADS, available_backends, cop
                         make_model, n_gates, once, synthetic, timed, work)
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -40,6 +43,7 @@ from qlandscape.qnn import PatchQNN  # noqa: E402
 from qlandscape.train import TrainConfig, train  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+SECTIONS = ("circuit", "hessian", "demo", "memory", "malloc")
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -50,7 +54,14 @@ def circuit_rows(configs, backends, max_seconds, bandwidth):
         x, y = synthetic(cfg["batch"], qubits=cfg["qubits"])
         w = work(**cfg)
         for backend in backends:
-            model = make_model(cfg["qubits"], cfg["patches"], cfg["layers"], backend)
+            try:
+                model = make_model(cfg["qubits"], cfg["patches"], cfg["layers"], backend)
+            except ValueError as err:  # a product-grid point the suite's images cannot be cut into
+                row = dict(section="circuit", kind="forward+backward", backend=backend, **cfg, median=None,
+                           min=None, status=f"not built: {err}")
+                rows.append(row)
+                print(fmt_row(row), flush=True)
+                continue
             fwd, fb = loss_fns(model, x, y)
             for kind, fn in (("forward", fwd), ("forward+backward", fb)):
                 prev = last.get((backend, kind))
@@ -198,19 +209,27 @@ def main() -> None:
     parser.add_argument("--max-seconds-demo", type=float, default=240.0,
                         help="the same for the demo-model Hessians (the N >= 16 targets need default.qubit measured)")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json / results.md")
-    parser.add_argument("--sections", default="circuit,hessian,demo,memory,malloc")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated, among %(default)s")
+    parser.add_argument("--grid", choices=("axes", "product"), default="axes",
+                        help="circuit configs: the base point and one axis varied at a time (default), or the full "
+                             "product of the axes (120 configs; hours, sizes over --max-seconds skipped)")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if not sections <= set(SECTIONS):
+        parser.error(f"--sections: unknown {sorted(sections - set(SECTIONS))}; expected among {SECTIONS}")
     # before any backend runs, so that PennyLane's baselines run under the same malloc setting as the engine
     retains = retain_freed_memory()
-    sections = set(args.sections.split(","))
     bandwidth = copy_bandwidth()
     meta = dict(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", threads=THREADS,
                 torch=torch.__version__, copy_bandwidth_GBs=bandwidth / 1e9, quick=args.quick,
                 gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                max_seconds=args.max_seconds, base=BASE, axes=AXES, malloc_retains_freed_memory=retains)
+                max_seconds=args.max_seconds, base=BASE, axes=AXES, grid=args.grid,
+                malloc_retains_freed_memory=retains)
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s, threads {THREADS}", flush=True)
     if args.quick:
         configs = [dict(BASE), dict(BASE, qubits=8)]
+    elif args.grid == "product":
+        configs = [dict(zip(AXES, values)) for values in itertools.product(*AXES.values())]
     else:
         configs = [dict(BASE)] + [dict(BASE, **{axis: v}) for axis, values in AXES.items() for v in values
                                   if v != BASE[axis]]
@@ -232,7 +251,7 @@ def main() -> None:
     if "malloc" in sections:
         rows += malloc_rows([dict(BASE, qubits=8)] if args.quick else [dict(BASE, qubits=q) for q in (6, 8, 10)])
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "results_quick" if args.quick else "results"
+    name = "results_quick" if args.quick else "results_product" if args.grid == "product" else "results"
     (args.out / f"{name}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1, default=str))
     (args.out / f"{name}.md").write_text(markdown(rows, meta))
     print(f"wrote {args.out / name}.json and .md")
