@@ -8,7 +8,7 @@ One command writes ``results.json`` and ``results.md`` next to this file (``--ou
 Grid: by default not the full product. A base point (hea, 4 qubits, 4 patches, 2 layers, batch 64) and one axis
 varied at a time: qubits {4, 6, 8, 10, 12}, patches {1, 4, 9, 16}, layers {1, 4, 16}, batch {64, 512}.
 ``--grid product`` times the circuit section on the full product (120 configs, written to ``results_product.*``;
-points the suite's images cannot be cut into are rows marked ``not built``). Every timing is the
+points the suite's images cannot be cut into are rows marked ``not built``); ``--backends`` picks the backends. Every timing is the
 median (and min) of repeated runs in this process with ``torch.set_num_threads(THREADS)``; every row carries the
 ratio to our engine from the same run. A measurement whose estimate (from the previous, smaller size of the same
 axis, scaled by the work ratio, or from one timed repetition) exceeds ``--max-seconds`` is skipped and marked
@@ -213,7 +213,12 @@ def main() -> None:
     parser.add_argument("--grid", choices=("axes", "product"), default="axes",
                         help="circuit configs: the base point and one axis varied at a time (default), or the full "
                              "product of the axes (120 configs; hours, sizes over --max-seconds skipped)")
+    parser.add_argument("--backends", default=",".join(available_backends()),
+                        help="comma-separated backends of the circuit section, among %(default)s")
     args = parser.parse_args()
+    backends = args.backends.split(",")
+    if "engine" not in backends or not set(backends) <= set(available_backends()):
+        parser.error(f"--backends: {backends}; expected 'engine' and others among {available_backends()}")
     sections = set(args.sections.split(","))
     if not sections <= set(SECTIONS):
         parser.error(f"--sections: unknown {sorted(sections - set(SECTIONS))}; expected among {SECTIONS}")
@@ -235,7 +240,7 @@ def main() -> None:
                                   if v != BASE[axis]]
     rows = []
     if "circuit" in sections:
-        rows += circuit_rows(configs, available_backends(), args.max_seconds, bandwidth)
+        rows += circuit_rows(configs, backends, args.max_seconds, bandwidth)
     if "hessian" in sections:
         h_cfgs = [dict(BASE)] if args.quick else [dict(BASE, qubits=2, patches=1, layers=1, batch=8), dict(BASE),
                                                   dict(BASE, qubits=8), dict(BASE, patches=16)]
