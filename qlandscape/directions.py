@@ -173,8 +173,9 @@ class PCADirections:
     """Top-2 principal directions of a trajectory around its final point (Li et al. 2018, Kawase 2025).
 
     ``directions`` (2, P) orthonormal rows; ``singular_values`` (2,) and ``explained_variance_ratio`` (2,) from the
-    SVD of the matrix of θ_t − θ_final (not mean-centred, as in Li et al.); ``coordinates`` (T, 2) the trajectory
-    projected on the plane (dot products, the directions being orthonormal); ``center`` (P,) = θ_final.
+    SVD of the matrix of θ_t − θ_final centred on its mean (a PCA, as Li et al.'s code fits scikit-learn's ``PCA``
+    to these rows); ``coordinates`` (T, 2) the uncentred θ_t − θ_final projected on the plane (dot products, the
+    directions being orthonormal), so θ_final is the origin; ``center`` (P,) = θ_final.
     """
 
     directions: np.ndarray
@@ -201,10 +202,12 @@ def pca_directions(trajectory: np.ndarray | torch.Tensor, final: np.ndarray | to
         if center.shape != (traj.shape[1],) or not np.all(np.isfinite(center)):
             raise ConfigError("final", center.shape, f"expected a finite vector of shape ({traj.shape[1]},)")
     diffs = traj - center
-    _, s, vt = np.linalg.svd(diffs, full_matrices=False)
+    # principal components are those of the mean-centred rows (Li et al. 2018 fit sklearn's PCA, which centres);
+    # the uncentred SVD would mostly pick up the direction from θ_final to the trajectory's mean
+    _, s, vt = np.linalg.svd(diffs - diffs.mean(axis=0), full_matrices=False)
     total = float(np.sum(s ** 2))
     if total == 0.0 or not math.isfinite(total):
-        raise ConfigError("trajectory", "constant", "the trajectory never leaves its final point; nothing to PCA")
+        raise ConfigError("trajectory", "constant", "the trajectory points do not vary; nothing to PCA")
     directions = _fix_signs(vt[:2].copy())
     return PCADirections(directions=directions, explained_variance_ratio=s[:2] ** 2 / total,
                          singular_values=s[:2].copy(), coordinates=diffs @ directions.T, center=center,

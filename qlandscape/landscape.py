@@ -252,6 +252,8 @@ def slice_2d(objective: Objective, d1: np.ndarray, d2: np.ndarray, *, center: np
     if traj.ndim != 2 or traj.shape[1] != 2 or not np.all(np.isfinite(traj)):
         raise ConfigError("trajectory", traj.shape, "expected finite (α, β) coordinates of shape (T, 2)")
     evr = np.full(2, np.nan) if explained_variance_ratio is None else np.asarray(explained_variance_ratio, float)
+    if evr.shape != (2,):  # the plots label the axes with PC1 and PC2's shares
+        raise ConfigError("explained_variance_ratio", evr.tolist(), "expected two fractions (PC1, PC2) or None")
     objs = _objectives(objective, eval_objectives, split)
     a_flat = np.tile(alphas, len(betas))
     b_flat = np.repeat(betas, len(alphas))

@@ -202,7 +202,9 @@ def kernel_distance(k1: np.ndarray, k2: np.ndarray) -> float:
     require(k1.shape == k2.shape, "kernel shapes", (k1.shape, k2.shape), "expected two kernels of the same shape")
     n1, n2 = np.linalg.norm(k1), np.linalg.norm(k2)
     require(n1 > 0 and n2 > 0, "kernel norms", (float(n1), float(n2)), "expected non-zero kernels")
-    return float(np.clip(1.0 - np.vdot(k1, k2) / (n1 * n2), 0.0, 1.0))
+    # 1 − ⟨u, v⟩ = ½‖u − v‖² for unit u, v: the subtraction 1 − cos cancels catastrophically for nearby kernels
+    # (all digits lost below S ≈ 1e-16, which the velocity between close recorded times reaches)
+    return float(np.clip(0.5 * np.sum((k1 / n1 - k2 / n2) ** 2), 0.0, 1.0))
 
 
 def one_hot(y: np.ndarray | Tensor, n_classes: int) -> np.ndarray:
@@ -307,6 +309,9 @@ def resolve_subset(objective: Objective, x_subset: Tensor | np.ndarray | int | S
                 f"expected {x.shape[0]} labels")
         require(y is None or y.min() >= 0, "y_subset", "negative label", "expected labels >= 0")
         return x, y
+    # labels passed next to a size or indices would otherwise be silently replaced by the evaluation set's
+    require(y_subset is None, "y_subset", "given", "labels come from the Objective's evaluation set when x_subset "
+            "is a size or indices; pass y_subset only with explicit inputs")
     return objective.x[torch.as_tensor(idx)], objective.y.numpy()[idx]
 
 
@@ -341,6 +346,11 @@ def kernel_evolution(
     x, y = resolve_subset(objective, x_subset, y_subset)
     chunk_size = check_positive_int("chunk_size", chunk_size)
     store_kernels = pairwise if store_kernels is None else bool(store_kernels)
+    # checked here, not at the first kernel: centring leaves nothing of YYᵀ when all labels are equal
+    require(y is None or not centered_alignment or np.unique(y).size >= 2, "labels of x_subset",
+            None if y is None else np.unique(y).tolist(),
+            "the centred alignment needs at least two classes among the subset's labels; use a subset with "
+            "several classes or centered_alignment=False")
     require(pairwise or not store_kernels, "store_kernels", store_kernels,
             "expected store_kernels=False with pairwise=False (storing kernels keeps them all anyway)")
 

@@ -97,17 +97,20 @@ def spawn_experiment(model: nn.Module, x_train: Tensor, y_train: Tensor, x_test:
         child_seeds: two seeds for the children's data orders after the spawn.
         n_points: points on the interpolation line (including both ends).
         bn_reset: recompute batch-norm statistics on the training inputs at every interpolation point, the two
-            children included (default: when the model has batch norm). Without it, every point uses child 1's
-            running statistics.
+            children and the parent's accuracy included (default: when the model has batch norm). Without it,
+            every point uses child 1's running statistics.
         progress: show a progress bar over spawn times.
 
     The global torch RNG state is the same after the call as before it.
     """
     config = replace(train_config, seed=int(parent_seed)).validate()
     times = check_spawn_epochs(spawn_epochs, config.epochs)
-    child_seeds = tuple(int(s) for s in child_seeds)
-    if len(child_seeds) != 2:
-        raise ConfigError("child_seeds", child_seeds, "expected exactly two seeds")
+    seeds = tuple(child_seeds)
+    if len(seeds) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in seeds):
+        raise ConfigError("child_seeds", seeds, "expected exactly two integer seeds")
+    child_seeds = tuple(int(s) for s in seeds)
+    if child_seeds[0] == child_seeds[1]:  # equal seeds give identical children: a barrier of 0 by construction
+        raise ConfigError("child_seeds", child_seeds, "expected two different seeds (the children's data orders)")
     if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 3:
         raise ConfigError("n_points", n_points, "expected an integer >= 3")
     if x_test.shape[0] == 0 or y_test.shape[0] != x_test.shape[0]:
@@ -130,6 +133,10 @@ def spawn_experiment(model: nn.Module, x_train: Tensor, y_train: Tensor, x_test:
             rows[-1]["spawn_step"] = parent.step
         parent.run_until(config.epochs)
     parent_theta = flat_parameters(parent.model)
+    parent_accuracy = float(parent.history["test_accuracy"][-1])
+    if use_bn_reset:  # measured as the children's ends are, so a child equal to the parent has its accuracy
+        parent_accuracy = Objective(recompute_bn_statistics(parent.model, None, x_train), x_test, y_test,
+                                    config.loss).accuracy()
     for row in rows:
         row["parent_child_distance"] = [float(torch.linalg.norm(t - parent_theta)) for t in row.pop("thetas")]
     stack = lambda key: np.asarray([row[key] for row in rows], dtype=np.float64)  # noqa: E731
@@ -140,7 +147,7 @@ def spawn_experiment(model: nn.Module, x_train: Tensor, y_train: Tensor, x_test:
         child_test_loss=stack("child_test_loss"), parameter_distance=stack("parameter_distance"),
         parent_child_distance=stack("parent_child_distance"), ts=rows[0]["ts"],
         test_losses=stack("losses"), test_errors=stack("errors"),
-        parent_test_accuracy=float(parent.history["test_accuracy"][-1]), parent_seed=int(parent_seed),
+        parent_test_accuracy=parent_accuracy, parent_seed=int(parent_seed),
         child_seeds=child_seeds, n_points=n_points, bn_reset=use_bn_reset, model=type(model).__name__,
         n_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
         seconds=time.perf_counter() - start, train_config=dict(vars(config)),

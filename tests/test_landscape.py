@@ -176,7 +176,7 @@ def test_pca_matches_numpy_svd():
     traj = np.cumsum(g.standard_normal((12, 30)) * np.linspace(3, 0.1, 30), axis=0)
     pca = pca_directions(traj)
     diffs = traj - traj[-1]
-    _, s, vt = np.linalg.svd(diffs, full_matrices=False)
+    _, s, vt = np.linalg.svd(diffs - diffs.mean(axis=0), full_matrices=False)  # a PCA centres the rows
     for i in range(2):
         assert abs(abs(pca.directions[i] @ vt[i]) - 1) < 1e-12
     np.testing.assert_allclose(pca.singular_values, s[:2], rtol=1e-12)
@@ -185,8 +185,12 @@ def test_pca_matches_numpy_svd():
     np.testing.assert_allclose(pca.coordinates, diffs @ pca.directions.T, atol=1e-12)
     np.testing.assert_allclose(pca.coordinates[-1], 0.0, atol=1e-15)
     np.testing.assert_allclose(project_onto_plane(traj, traj[-1], *pca.directions), pca.coordinates, atol=1e-10)
+    # an explicit final point not among the rows: the same PCA as of those rows' differences to it
     other = pca_directions(traj[:-1], final=traj[-1])
-    np.testing.assert_allclose(np.abs(other.coordinates), np.abs(pca.coordinates[:-1]), atol=1e-10)
+    rest = diffs[:-1] - diffs[:-1].mean(axis=0)
+    _, _, vt_rest = np.linalg.svd(rest, full_matrices=False)
+    assert abs(abs(other.directions[0] @ vt_rest[0]) - 1) < 1e-12
+    np.testing.assert_allclose(other.coordinates, diffs[:-1] @ other.directions.T, atol=1e-12)
     alphas, betas = pca_plane_grid(pca, resolution=7, padding=5.0)
     assert len(alphas) == 7 and len(betas) == 7
     assert alphas[0] == pytest.approx(pca.coordinates[:, 0].min() - 5.0)
