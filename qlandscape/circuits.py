@@ -23,6 +23,7 @@ Wire 0 is the most significant qubit, as in PennyLane.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,6 +44,7 @@ _BLOCK_KEYS = {
     "layers": {"type", "repeat", "gates", "entangler", "pattern", "reupload", "skip_last_entangler"},
 }
 _SPEC_KEYS = {"name", "description", "observables", "measure_qubits", "init", "block"}
+_INIT_KEYS = {"uniform": {"distribution", "low", "high"}, "normal": {"distribution", "std"}}
 
 
 @dataclass(frozen=True)
@@ -113,19 +115,23 @@ class CircuitSpec:
     def build(self, n_qubits: int, n_layers: int, observables: Iterable[str] | None = None,
               measure_qubits: Iterable[int] | None = None) -> Circuit:
         """Compile the spec into a :class:`Circuit` for ``n_qubits`` qubits and ``n_layers`` layers."""
-        if isinstance(n_qubits, bool) or not isinstance(n_qubits, int) or n_qubits < 1:
-            raise ConfigError("qubits", n_qubits, "expected an integer >= 1", source=self.source)
-        if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
-            raise ConfigError("layers", n_layers, "expected an integer >= 0", source=self.source)
+        n_qubits = _as_int("qubits", n_qubits, 1, self.source)
+        n_layers = _as_int("layers", n_layers, 0, self.source)
+        if isinstance(observables, str):  # tuple("XZ") would silently read as ["X", "Z"]
+            raise ConfigError("observables", observables, "expected a list of Paulis such as ['X', 'Z']",
+                              source=self.source)
         obs = tuple(observables) if observables is not None else self.observables
         for p in obs:
             if p not in PAULIS:
                 raise ConfigError("observables", p, f"expected Paulis among {PAULIS}", source=self.source)
-        qubits = tuple(measure_qubits) if measure_qubits is not None else (self.measure_qubits or
-                                                                          tuple(range(n_qubits)))
+        qubits = (_qubit_list(measure_qubits, self.source) if measure_qubits is not None
+                  else self.measure_qubits if self.measure_qubits is not None else tuple(range(n_qubits)))
         for q in qubits:
             if not 0 <= q < n_qubits:
                 raise ConfigError("measure_qubits", q, f"expected qubits in 0..{n_qubits - 1}", source=self.source)
+        if not obs or not qubits:
+            raise ConfigError("observables" if not obs else "measure_qubits", obs if not obs else qubits,
+                              "expected at least one measured observable", source=self.source)
         builder = _Builder(n_qubits)
         for block in self.blocks:
             if block["type"] == "encode":
@@ -206,6 +212,50 @@ class _Builder:
                 self._entangle(block.get("entangler", "none"), block.get("pattern", "ring"), rep)
 
 
+def _as_int(field_name: str, value: Any, minimum: int, source: str) -> int:
+    """``value`` as an int (numpy integers included), or ConfigError unless it is an integer >= ``minimum``."""
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        raise ConfigError(field_name, value, f"expected an integer >= {minimum}", source=source)
+    return number
+
+
+def _qubit_list(value: Any, source: str) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ConfigError("measure_qubits", value, "expected a list of qubit indices", source=source)
+    return tuple(_as_int("measure_qubits", q, 0, source) for q in value)
+
+
+def _validate_init(init: Any, source: str) -> dict:
+    if not isinstance(init, dict):
+        raise ConfigError("init", init, "expected a table such as {distribution = 'uniform', low = 0.0, high = 6.28}",
+                          source=source)
+    dist = init.get("distribution", "uniform")
+    if dist not in _INIT_KEYS:
+        raise ConfigError("init.distribution", dist, "expected 'uniform' or 'normal'", source=source)
+    # a misspelt or foreign key (lo, mean) would otherwise silently leave the default in place
+    extra = set(init) - _INIT_KEYS[dist]
+    if extra:
+        key = sorted(extra)[0]
+        raise ConfigError(f"init.{key}", init[key], f"is not a field of a {dist!r} init (allowed: "
+                          f"{sorted(_INIT_KEYS[dist])})", source=source)
+    values = {}
+    for key in sorted(_INIT_KEYS[dist] - {"distribution"}):
+        if key in init:
+            v = init[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"init.{key}", v, "expected a finite number", source=source)
+            values[key] = float(v)
+    if dist == "normal" and values.get("std", 1.0) <= 0:
+        raise ConfigError("init.std", values["std"], "expected a positive standard deviation", source=source)
+    if dist == "uniform" and not values.get("low", 0.0) < values.get("high", 2 * math.pi):
+        raise ConfigError("init", init, "expected low < high", source=source)
+    return dict(init)
+
+
 def _validate_tokens(tokens: Any, where: str, source: str) -> None:
     if not isinstance(tokens, list) or not tokens:
         raise ConfigError(where, tokens, "expected a non-empty list of gate names like 'RY' or 'x:RX'", source=source)
@@ -229,6 +279,8 @@ def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
         raise ConfigError("block", blocks, "expected at least one [[block]] table", source=source)
     for i, block in enumerate(blocks):
         where = f"block[{i}]"
+        if not isinstance(block, dict):
+            raise ConfigError(where, block, "expected a [[block]] table", source=source)
         kind = block.get("type")
         if kind not in BLOCK_TYPES:
             raise ConfigError(f"{where}.type", kind, f"expected one of {BLOCK_TYPES}", source=source)
@@ -241,12 +293,20 @@ def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
             if not isinstance(block["alternate"], list) or not block["alternate"]:
                 raise ConfigError(f"{where}.alternate", block["alternate"], "expected a list of gate sequences",
                                   source=source)
-            for j, seq in enumerate(block["alternate"]):
-                _validate_tokens(seq, f"{where}.alternate[{j}]", source)
+            sequences = [(f"{where}.alternate[{j}]", seq) for j, seq in enumerate(block["alternate"])]
         else:
             if "gates" not in block:
                 raise ConfigError(f"{where}.gates", None, "is required", source=source)
-            _validate_tokens(block["gates"], f"{where}.gates", source)
+            sequences = [(f"{where}.gates", block["gates"])]
+        for name, seq in sequences:
+            _validate_tokens(seq, name, source)
+            # an encode sequence without data would still use up its features, which then reach no gate
+            if kind == "encode" and not any(t.startswith("x:") for t in seq):
+                raise ConfigError(name, seq, "an encode block's sequence needs a data gate ('x:RY', ...)",
+                                  source=source)
+        for flag in ("reupload", "skip_last_entangler"):
+            if flag in block and not isinstance(block[flag], bool):  # "false" is a true-ish string
+                raise ConfigError(f"{where}.{flag}", block[flag], "expected true or false", source=source)
         if block.get("entangler", "none") not in ENTANGLERS:
             raise ConfigError(f"{where}.entangler", block["entangler"], f"expected one of {ENTANGLERS}", source=source)
         if block.get("pattern", "ring") not in PATTERNS:
@@ -262,15 +322,16 @@ def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
     observables = data.get("observables", ["Z"])
     if not isinstance(observables, list) or not observables or any(p not in PAULIS for p in observables):
         raise ConfigError("observables", observables, f"expected a non-empty list of {PAULIS}", source=source)
-    init = data.get("init", {"distribution": "uniform", "low": 0.0, "high": 2 * math.pi})
-    if init.get("distribution", "uniform") not in ("uniform", "normal"):
-        raise ConfigError("init.distribution", init.get("distribution"), "expected 'uniform' or 'normal'",
-                          source=source)
+    init = _validate_init(data.get("init", {"distribution": "uniform", "low": 0.0, "high": 2 * math.pi}), source)
     mq = data.get("measure_qubits")
+    if mq is not None:
+        mq = _qubit_list(mq, source)
+        if not mq:  # an empty list would silently mean "every qubit"
+            raise ConfigError("measure_qubits", [], "expected at least one qubit (omit the field for all)",
+                              source=source)
     return CircuitSpec(
         name=str(data["name"]), description=str(data.get("description", "")), blocks=tuple(blocks),
-        observables=tuple(observables), measure_qubits=tuple(mq) if mq is not None else None, init=dict(init),
-        source=source,
+        observables=tuple(observables), measure_qubits=mq, init=init, source=source,
     )
 
 

@@ -241,6 +241,8 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
                           f"{path}: expected (N, H, W) grey-scale images; (N, H, W, C) channels are not supported")
     if y.ndim != 1 or len(y) != len(x):
         raise ConfigError("npz y shape", y.shape, f"{path}: expected (N,) labels with N = {len(x)}")
+    if len(x) == 0 or 0 in x.shape[1:]:
+        raise ConfigError("npz x shape", x.shape, f"{path}: expected at least one non-empty image")
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise ConfigError("npz x dtype", str(x.dtype), f"{path}: expected real numbers")
     x = x.astype(np.float64)

@@ -74,6 +74,11 @@ def _check_samples(samples: int) -> int:
     return check_positive_int("samples", samples, minimum=2)
 
 
+def _check_max_batch(max_batch: int | None) -> int | None:
+    # 0 would silently mean "automatic" and a negative size would return no gradients at all
+    return None if max_batch is None else check_positive_int("max_batch", max_batch)
+
+
 def sample_parameters(circuit: Circuit, samples: int, *, init: str = "uniform", seed: int = 0,
                       n_patches: int = 1) -> Tensor:
     """``samples`` random initialisations ``(samples, n_patches, n_params)`` (float64), reproducible by seed."""
@@ -103,6 +108,7 @@ def circuit_gradients(circuit: Circuit, params: Tensor, *, cost: str = "global",
                       max_batch: int | None = None) -> tuple[Tensor, Tensor]:
     """Per-sample costs ``(K,)`` and gradients ``(K, n_params)`` for params ``(K, n_params)`` (one patch)."""
     diag = cost_diagonal(cost, circuit.n_qubits)
+    max_batch = _check_max_batch(max_batch)
     features = circuit_features(circuit) if features is None else features
     params = torch.as_tensor(params, dtype=torch.float64).reshape(-1, 1, circuit.n_params)
     size = max_batch or _auto_batch(circuit)
@@ -161,7 +167,14 @@ def _resolve_circuit(circuit: Circuit | CircuitSpec | str | Path, n_qubits: int 
     spec = circuit if isinstance(circuit, CircuitSpec) else load_spec(circuit)
     if n_qubits is None or n_layers is None:
         raise ConfigError("qubits/layers", (n_qubits, n_layers), "both are required with an ansatz name or spec")
-    return spec.build(n_qubits, n_layers)
+    return _bare_circuit(spec, n_qubits, n_layers)
+
+
+def _bare_circuit(spec: CircuitSpec, n_qubits: int, n_layers: int) -> Circuit:
+    # The costs read the final state, not the spec's readout, so a readout on qubits beyond n_qubits (kawase
+    # measures qubits 0..4) must not stop a sweep over small circuits.
+    n_qubits = check_positive_int("qubits", n_qubits)
+    return spec.build(n_qubits, n_layers, measure_qubits=range(n_qubits))
 
 
 def gradient_variance(circuit: Circuit | CircuitSpec | str | Path, n_qubits: int | None = None,
@@ -174,6 +187,7 @@ def gradient_variance(circuit: Circuit | CircuitSpec | str | Path, n_qubits: int
     with ``n_qubits`` and ``n_layers``.
     """
     samples = _check_samples(samples)
+    max_batch = _check_max_batch(max_batch)
     check_choice("cost", cost, COSTS)
     check_choice("init", init, INITS)
     check_choice("inputs", inputs, INPUTS)
@@ -197,6 +211,7 @@ def qnn_gradient_variance(model: nn.Module, x: Tensor, y: Tensor, *, samples: in
     """Gradient variance of a PatchQNN's training loss on the fixed batch ``(x, y)`` over random circuit
     parameters (every patch re-drawn; other parameters kept). Components: the circuit parameters, flattened."""
     samples = _check_samples(samples)
+    max_batch = check_positive_int("max_batch", max_batch)
     check_choice("init", init, INITS)
     circuit = getattr(model, "circuit", None)
     if circuit is None or not hasattr(model, "circuit_params"):
@@ -277,6 +292,7 @@ def variance_curve(ansatz: str | Path | CircuitSpec = "hea", qubits: Iterable[in
     qubit_list = _int_list("qubits", qubits, 1)
     layer_list = _int_list("layers", layers, 1)
     samples = _check_samples(samples)
+    max_batch = _check_max_batch(max_batch)
     check_choice("cost", cost, COSTS)
     check_choice("init", init, INITS)
     check_choice("inputs", inputs, INPUTS)
@@ -288,8 +304,9 @@ def variance_curve(ansatz: str | Path | CircuitSpec = "hea", qubits: Iterable[in
     mean_var, se, n_params, seconds = (np.zeros(shape) for _ in range(4))
     cells = [(i, j) for i in range(shape[0]) for j in range(shape[1])]
     for i, j in tqdm(cells, desc=f"gradvar {spec.name} {cost}", disable=not progress):
-        result = gradient_variance(spec.build(qubit_list[j], layer_list[i]), samples=samples, cost=cost, init=init,
-                                   inputs=inputs, seed=seed + 7919 * (i * shape[1] + j), max_batch=max_batch)
+        result = gradient_variance(_bare_circuit(spec, qubit_list[j], layer_list[i]), samples=samples, cost=cost,
+                                   init=init, inputs=inputs, seed=seed + 7919 * (i * shape[1] + j),
+                                   max_batch=max_batch)
         mean_var[i, j], se[i, j] = result.mean_variance, result.standard_error
         n_params[i, j], seconds[i, j] = result.n_params, result.seconds
     q = np.asarray(qubit_list)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import operator
 from typing import Sequence
 
 import numpy as np
@@ -38,6 +39,22 @@ def apply_feature_map(flat_images: Tensor, patch_map: Tensor) -> Tensor:
     # One GEMM: einsum("bj,pfj->bpf") pays for permute copies that dwarf this tiny product.
     out = flat_images.to(patch_map.dtype) @ patch_map.reshape(n_patches * n_features, pixels).T
     return out.reshape(-1, n_patches, n_features)
+
+
+def _integer(field: str, value: object, minimum: int) -> int:
+    """``value`` as an int (numpy and torch integers included), or ConfigError naming it."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        raise ConfigError(field, value, f"expected an integer >= {minimum}")
+    return number
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 class PatchQNN(nn.Module):
@@ -83,10 +100,13 @@ class PatchQNN(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("aggregation", aggregation, AGGREGATIONS)
-        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-            raise ConfigError("n_classes", n_classes, "expected an integer >= 2")
-        if not math.isfinite(output_scale) or output_scale <= 0:
+        n_classes = _integer("n_classes", n_classes, 2)
+        seed = _integer("seed", seed, 0)
+        if not _finite_number(output_scale) or output_scale <= 0:
             raise ConfigError("output_scale", output_scale, "expected a finite positive number")
+        # a NaN or infinite scale would turn every output into NaN without an error
+        if not _finite_number(encoding_scale):
+            raise ConfigError("encoding_scale", encoding_scale, "expected a finite number")
         self.backend = backend if isinstance(backend, Backend) else make_backend(backend, device=device)
         self.circuit: Circuit = build_circuit(ansatz, n_qubits, n_layers, observables=observables,
                                               measure_qubits=measure_qubits)
@@ -147,8 +167,10 @@ class PatchQNN(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Per-patch circuit inputs ``(B, P, n_features)`` for images ``x (B, H, W)``."""
-        if x.shape[-2:] != self.image_shape:
-            raise ConfigError("image shape", tuple(x.shape[-2:]), f"expected {self.image_shape}")
+        # (B, 1, H, W) is one channel; anything else would be mis-flattened into the pixel axis
+        if not (x.ndim == 3 or x.ndim == 4 and x.shape[1] == 1) or x.shape[-2:] != self.image_shape:
+            raise ConfigError("images shape", tuple(x.shape), f"expected (B, {self.image_shape[0]}, "
+                                                              f"{self.image_shape[1]}) or (B, 1, H, W)")
         if self.position_bias is not None:
             x = x + self.position_bias
         return apply_feature_map(x.reshape(x.shape[0], -1), self.patch_map)

@@ -51,19 +51,33 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        if not (_is_number(self.lr) and self.lr > 0):
             raise ConfigError("lr", self.lr, "expected a finite positive learning rate")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+        if not _is_int(self.epochs) or self.epochs < 0:
             raise ConfigError("epochs", self.epochs, "expected an integer >= 0")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not _is_int(self.batch_size) or self.batch_size < 1:
             raise ConfigError("batch_size", self.batch_size, "expected an integer >= 1")
-        if self.weight_decay < 0 or self.momentum < 0:
-            raise ConfigError("weight_decay/momentum", (self.weight_decay, self.momentum), "expected values >= 0")
-        if self.record_every is not None and self.record_every < 1:
+        for name in ("weight_decay", "momentum"):
+            value = getattr(self, name)
+            if not (_is_number(value) and value >= 0):
+                raise ConfigError(name, value, "expected a finite number >= 0")
+        # a fractional count would record only at the steps that happen to be its multiples
+        if self.record_every is not None and (not _is_int(self.record_every) or self.record_every < 1):
             raise ConfigError("record_every", self.record_every, "expected a positive number of steps or None")
-        if self.schedule_period is not None and self.schedule_period <= 0:
+        if self.schedule_period is not None and not (_is_number(self.schedule_period) and self.schedule_period > 0):
             raise ConfigError("schedule_period", self.schedule_period, "expected a positive number of epochs")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ConfigError("seed", self.seed, "expected an integer >= 0")
         return self
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,14 @@ class Trainer:
         self.config = config.validate()
         if x_train.shape[0] == 0:
             raise ConfigError("training set", tuple(x_train.shape), "expected at least one sample")
+        if y_train.shape[0] != x_train.shape[0]:
+            raise ConfigError("y_train", tuple(y_train.shape), f"expected {x_train.shape[0]} labels, one per input")
+        # one without the other would score the test inputs against the training labels
+        if (x_test is None) != (y_test is None):
+            raise ConfigError("y_test" if y_test is None else "x_test", None,
+                              "give both x_test and y_test, or neither (then the training set is evaluated)")
+        if x_test is not None and y_test.shape[0] != x_test.shape[0]:
+            raise ConfigError("y_test", tuple(y_test.shape), f"expected {x_test.shape[0]} labels, one per input")
         self.model = copy.deepcopy(model)
         self.model.train()
         self.x_train, self.y_train = x_train, y_train.long()
@@ -242,9 +264,12 @@ class Trainer:
         child.model = copy.deepcopy(self.model)
         params = [p for p in child.model.parameters() if p.requires_grad]
         child.optimizer = type(self.optimizer)(params, **self.optimizer.defaults)
+        if self.scheduler is not None:
+            # Built before the optimiser state is loaded: the constructor resets the lr to the schedule's start
+            # value, and the scheduler's own load_state_dict does not put the current lr back.
+            child.scheduler = torch.optim.lr_scheduler.LambdaLR(child.optimizer, self.scheduler.lr_lambdas[0])
         child.optimizer.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))
         if self.scheduler is not None:
-            child.scheduler = torch.optim.lr_scheduler.LambdaLR(child.optimizer, self.scheduler.lr_lambdas[0])
             child.scheduler.load_state_dict(self.scheduler.state_dict())
         child.generator = torch.Generator().manual_seed(seed)
         within = self.step % self.steps_per_epoch
