@@ -58,11 +58,27 @@ def _pick(vals: np.ndarray, vecs: np.ndarray, k: int, which: str) -> tuple[np.nd
     return vals[idx], vecs[:, idx]
 
 
+def _wanted(theta: np.ndarray, k: int, which: str) -> np.ndarray:
+    # eigh_tridiagonal returns ascending Ritz values, so the wanted ends are column ranges
+    m = theta.size
+    if which == "largest":
+        return np.arange(m - k, m)
+    if which == "smallest":
+        return np.arange(k)
+    return np.unique(np.concatenate([np.arange(k), np.arange(m - k, m)]))
+
+
 def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str, tol: float, max_basis: int,
-                      history: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+                      history: list[float], rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Lanczos with full reorthogonalisation until the wanted Ritz pairs converge; None if they do not within
     ``max_basis`` vectors. Residual norms come from the Lanczos relation, ‖Hy − θy‖ = |β_m s_m|. Appends the
-    leading wanted Ritz value of every step to ``history``."""
+    leading wanted Ritz value of every step to ``history``.
+
+    When the Krylov space closes (an invariant subspace) its Ritz pairs are exact, but one start vector sees only
+    one direction of each eigenspace: further copies of those eigenvalues (a null space, say) lie in the
+    orthogonal complement. Lanczos then restarts there from a random vector (a new block, coupled by β = 0) until
+    a closed block holds no value beyond the current wanted ends, since only copies of its values remain."""
     n = op.size
     m_max = min(n, max_basis)
     need = 2 * k if which == "both" else k
@@ -71,10 +87,11 @@ def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str,
     alpha: list[float] = []
     beta: list[float] = []
     rel_tol = max(tol, 1e-14)
+    block = 0  # index of the first vector of the current Krylov block
     for j in range(m_max):
         w = op.matvec(basis[j])
         alpha.append(float(w @ basis[j]))
-        w -= alpha[-1] * basis[j] + (beta[-1] * basis[j - 1] if j > 0 else 0.0)
+        w -= alpha[-1] * basis[j] + (beta[-1] * basis[j - 1] if j > block else 0.0)
         for _ in range(2):  # twice is enough (Kahan–Parlett)
             w -= basis[:j + 1].T @ (basis[:j + 1] @ w)
         b = float(np.linalg.norm(w))
@@ -83,19 +100,94 @@ def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str,
         else:
             theta, ritz = np.array(alpha), np.ones((1, 1))
         history.append(float(theta[0] if which == "smallest" else theta[-1]))
-        if j + 1 >= need:
-            # eigh_tridiagonal returns ascending Ritz values, so the wanted ends are column ranges
-            sel = (np.arange(j + 1 - k, j + 1) if which == "largest" else np.arange(k) if which == "smallest"
-                   else np.unique(np.concatenate([np.arange(k), np.arange(j + 1 - k, j + 1)])))
+        scale = max(float(np.abs(theta).max()), np.finfo(float).tiny)
+        # b below the tolerance bounds every Ritz residual: the space is invariant to the accuracy asked for
+        closed = b <= max(rel_tol, 1e-12) * scale
+        sel = _wanted(theta, k, which) if j + 1 >= need else None
+        if sel is not None and j + 1 == n:  # the basis spans everything: the Ritz pairs are exact
+            return theta[sel], basis[:j + 1].T @ ritz[:, sel], np.abs(b * ritz[-1, sel])
+        if closed:
+            if sel is not None and not _copies_matter(theta, _block_values(alpha, beta, block), k, which,
+                                                      max(rel_tol, 1e-12) * scale):
+                return theta[sel], basis[:j + 1].T @ ritz[:, sel], np.abs(b * ritz[-1, sel])
+            if j + 1 < m_max:
+                restart = rng.standard_normal(n)
+                for _ in range(2):
+                    restart -= basis[:j + 1].T @ (basis[:j + 1] @ restart)
+                beta.append(0.0)
+                basis[j + 1] = restart / np.linalg.norm(restart)
+                block = j + 1
+            continue
+        if sel is not None:
             residuals = np.abs(b * ritz[-1, sel])
-            scale = max(float(np.abs(theta).max()), np.finfo(float).tiny)
-            closed = b <= 1e-12 * scale or j + 1 == n  # the Krylov space is invariant: the Ritz pairs are exact
-            if closed or bool((residuals <= rel_tol * scale).all()):
+            if bool((residuals <= rel_tol * scale).all()):
                 return theta[sel], basis[:j + 1].T @ ritz[:, sel], residuals
         if j + 1 < m_max:
             beta.append(b)
             basis[j + 1] = w / b
     return None
+
+
+def _complete_ends(op: LinearOperator, found: tuple[np.ndarray, np.ndarray, np.ndarray], k: int, which: str,
+                   tol: float, max_basis: int, steps: int, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Check converged wanted pairs against the rest of the space; None if a check does not converge.
+
+    Small residuals prove eigenpairs, not the k most extreme ones: one start vector sees one direction of each
+    eigenspace, so further copies of a repeated eigenvalue (a null space, say) can be missing while an interior
+    eigenvalue has converged in their place. For k >= 2 each wanted end is therefore searched by Lanczos (k = 1,
+    where copies cannot matter) on H deflated by the found vectors, and an eigenvalue beyond the end replaces the
+    innermost found one until none is left. The search first runs for the ``steps`` the main run needed: a copy
+    is as extreme in the deflated space as the value it copies was in the whole one, and its Ritz value passes
+    the end long before it converges; only a detected copy is then converged to ``tol``."""
+    if k == 1:
+        return found
+    vals, vecs, residuals = (a.copy() for a in found)
+    n = op.size
+    slack = max(tol, 1e-14) * max(float(np.abs(vals).max()), np.finfo(float).tiny)
+    for end in (("smallest", "largest") if which == "both" else (which,)):
+        while True:
+            x = vecs
+
+            def apply(v: np.ndarray, x: np.ndarray = x) -> np.ndarray:
+                hv = op.matvec(v - x @ (x.T @ v))
+                return hv - x @ (x.T @ hv)
+
+            deflated = LinearOperator(n, apply, name="deflated")
+            start = rng.standard_normal(n)
+            for _ in range(2):
+                start -= x @ (x.T @ start)
+            if np.linalg.norm(start) <= 1e-8 * np.sqrt(n):  # the found vectors span the space
+                break
+            order = np.argsort(vals)
+            inner = order[-k] if end == "largest" else order[k - 1]
+            sign = 1.0 if end == "largest" else -1.0
+            seen: list[float] = []
+            extra = _lanczos_extremes(deflated, start, 1, end, tol, max(steps, 2), seen, rng)
+            if extra is None:
+                if not any(sign * (value - vals[inner]) > slack for value in seen):
+                    break
+                extra = _lanczos_extremes(deflated, start, 1, end, tol, max_basis, [], rng)
+                if extra is None:
+                    return None
+            value = float(extra[0][0])
+            if sign * (value - vals[inner]) <= slack:
+                break
+            vals[inner], vecs[:, inner], residuals[inner] = value, extra[1][:, 0], extra[2][0]
+    order = np.argsort(vals)
+    return vals[order], vecs[:, order], residuals[order]
+
+
+def _block_values(alpha: list[float], beta: list[float], block: int) -> np.ndarray:
+    a = np.array(alpha[block:])
+    return a if a.size == 1 else scipy.linalg.eigvalsh_tridiagonal(a, np.array(beta[block:len(alpha) - 1]))
+
+
+def _copies_matter(theta: np.ndarray, values: np.ndarray, k: int, which: str, slack: float) -> bool:
+    """Whether another copy of one of a closed block's ``values`` would change the wanted ends of ``theta``."""
+    beyond_top = which != "smallest" and bool((values > theta[-k] + slack).any())
+    beyond_bottom = which != "largest" and bool((values < theta[k - 1] - slack).any())
+    return beyond_top or beyond_bottom
 
 
 def top_eigenvalues(source: Objective | LinearOperator, k: int = 1, *,
@@ -109,13 +201,16 @@ def top_eigenvalues(source: Objective | LinearOperator, k: int = 1, *,
     ``solver="lanczos"`` (default): plain Lanczos with full reorthogonalisation that stops as soon as every wanted
     Ritz pair has a residual ‖Hy − θy‖ = |β_m s_m| below ``tol``·max|θ| (tol 0: 1e-14), so a well separated top
     eigenvalue costs a handful of HVPs; if the Krylov basis reaches ``max_iter`` vectors (default
-    max(100, 20k)) without converging it hands over to ARPACK. ``solver="arpack"``: SciPy ``eigsh`` (implicitly
+    max(100, 20k)) without converging it hands over to ARPACK. For k >= 2 each wanted end is then searched once
+    more in the space orthogonal to the found vectors, so a repeated eigenvalue (a null space) is counted as often
+    as it occurs (about twice the HVPs of the first run). ``solver="arpack"``: SciPy ``eigsh`` (implicitly
     restarted Lanczos, at least ``ncv`` ≥ 20 HVPs; ``tol`` its relative accuracy, ``max_iter`` its restart limit).
     Residuals are then checked with k explicit matvecs. When k (2k for "both") reaches P − 1 the operator is
     applied to the identity (P matvecs) and diagonalised densely instead. On non-convergence the converged pairs
     are returned with ``converged=False`` and a warning is logged.
     """
     check_choice("which", which, WHICH)
+    check_choice("solver", solver, ("lanczos", "arpack"))
     k = check_positive_int("k", k)
     require(np.isfinite(tol) and tol >= 0, "tol", tol, "expected a finite tolerance >= 0")
     if max_iter is not None:
@@ -125,6 +220,9 @@ def top_eigenvalues(source: Objective | LinearOperator, k: int = 1, *,
         need = 2 * k if which == "both" else k
         require(need <= n, "k", k, f"expected {'2k' if which == 'both' else 'k'} <= {n}, the parameter count "
                 f"(which={which!r})")
+        if ncv is not None:
+            ncv = check_positive_int("ncv", ncv)
+            require(need < ncv <= n, "ncv", ncv, f"expected {need} < ncv <= {n} (ARPACK's Krylov basis size)")
     op = as_operator(source, theta)
     start = op.n_matvecs
     need = 2 * k if which == "both" else k
@@ -134,11 +232,14 @@ def top_eigenvalues(source: Objective | LinearOperator, k: int = 1, *,
         vals, vecs = _pick(vals, vecs, k, which)
         method = "dense"
     else:
-        check_choice("solver", solver, ("lanczos", "arpack"))
-        v0 = np.random.default_rng(seed).standard_normal(op.size)
+        rng = np.random.default_rng(seed)
+        v0 = rng.standard_normal(op.size)
         if solver == "lanczos":
             history: list[float] = []
-            found = _lanczos_extremes(op, v0, k, which, tol, max_iter or max(100, 20 * need), history)
+            basis_limit = max_iter or max(100, 20 * need)
+            found = _lanczos_extremes(op, v0, k, which, tol, basis_limit, history, rng)
+            if found is not None:
+                found = _complete_ends(op, found, k, which, tol, basis_limit, len(history), rng)
             if found is not None:
                 vals, vecs, residuals = found
                 return EigenResult(eigenvalues=vals, eigenvectors=vecs, residual_norms=residuals,

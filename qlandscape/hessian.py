@@ -168,6 +168,8 @@ def hessian_summary(source: Objective | LinearOperator, theta: np.ndarray | torc
     max_params = check_positive_int("max_params", max_params)
     require(np.isfinite(negative_tol) and negative_tol >= 0, "negative_tol", negative_tol, "expected >= 0")
     method = _resolve_method(method, _size(source), max_params)
+    require(method == "dense" or _size(source) >= 2, "method", method,
+            "λ_min and λ_max by Lanczos need at least 2 parameters; use method='dense'")
     if method == "dense":
         spec = dense_spectrum(source, theta, max_params=max_params, keep_eigenvectors=False)
         return summary_from_spectrum(spec, negative_tol=negative_tol,

@@ -15,6 +15,7 @@ Large evaluation sets are processed in chunks of ``chunk_size`` samples and accu
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 from typing import Any, Callable, Iterator, Literal, Sequence
@@ -24,42 +25,12 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .backends import default_dtype
-from .errors import ConfigError, check_choice
+from .backends import Backend, default_dtype
+from .errors import ConfigError, check_choice, check_positive_int
+from .losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
 
-LossFn = Callable[[Tensor, Tensor], Tensor]
-LOSSES = ("cross_entropy", "mse")
 # Below this many patches the plain torch.func Hessian beats the per-patch assembly (benchmarks/perf).
 STRUCTURED_MIN_PATCHES = 2
-
-
-def _cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
-    return nn.functional.cross_entropy(logits, y)
-
-
-def _mse(outputs: Tensor, y: Tensor) -> Tensor:
-    target = nn.functional.one_hot(y, outputs.shape[-1]).to(outputs.dtype)
-    return ((outputs - target) ** 2).sum(-1).mean() / 2
-
-
-def per_point_losses(loss_fn: LossFn, outputs: Tensor, y: Tensor) -> Tensor:
-    """``loss_fn`` at each of K points: outputs ``(K, B, C)`` -> ``(K,)``; one call for the built-in losses."""
-    k, b, c = outputs.shape
-    if loss_fn is _cross_entropy:
-        flat = nn.functional.cross_entropy(outputs.reshape(k * b, c), y.repeat(k), reduction="none")
-        return flat.view(k, b).mean(1)
-    if loss_fn is _mse:
-        target = nn.functional.one_hot(y, c).to(outputs.dtype)
-        return ((outputs - target) ** 2).sum(-1).mean(-1) / 2
-    return torch.stack([loss_fn(o, y) for o in outputs])
-
-
-def resolve_loss(loss: str | LossFn) -> LossFn:
-    """Turn a loss name (``cross_entropy`` or ``mse`` on one-hot targets) or a callable into a mean-loss callable."""
-    if callable(loss):
-        return loss
-    check_choice("loss", loss, LOSSES)
-    return {"cross_entropy": _cross_entropy, "mse": _mse}[loss]
 
 
 def _float64_defaults(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -70,6 +41,15 @@ def _float64_defaults(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(*args, **kwargs)
 
     return wrapped
+
+
+def _complex128_engines(model: nn.Module) -> None:
+    # A model trained with complex64 states keeps that engine dtype through .to(float64), which would leave every
+    # metric at single precision (and the structured Hessian, which asks for complex128, inconsistent with hvp).
+    for module in model.modules():
+        backend = getattr(module, "backend", None)
+        if isinstance(backend, Backend) and backend.is_engine and backend.dtype != torch.complex128:
+            module.backend = dataclasses.replace(backend, dtype=torch.complex128)
 
 
 def uses_torch_func(model: nn.Module) -> bool:
@@ -84,6 +64,7 @@ class Objective:
         model: any ``nn.Module`` mapping a batch of inputs to outputs (class logits). It is copied, not changed.
         x, y: the fixed evaluation set (the whole training set by default in the metrics).
         loss: ``"cross_entropy"``, ``"mse"`` (on one-hot targets) or a callable ``(outputs, y) -> mean loss``.
+            The built-in losses take integer class labels; a callable gets real-valued ``y`` as float64.
         chunk_size: evaluate and differentiate in chunks of this many samples (None: all at once).
         train_mode: evaluate with ``model.train()`` semantics (dropout on, batch-norm batch statistics). Default
             off: metrics see the network in eval mode, with batch-norm running statistics as recorded.
@@ -112,17 +93,18 @@ class Objective:
             raise ConfigError("evaluation set", tuple(x.shape), "expected at least one sample")
         if y.shape[0] != x.shape[0]:
             raise ConfigError("labels", tuple(y.shape), f"expected {x.shape[0]} labels, one per input")
-        if chunk_size is not None and chunk_size < 1:
-            raise ConfigError("chunk_size", chunk_size, "expected a positive integer or None")
+        if chunk_size is not None:
+            chunk_size = check_positive_int("chunk_size", chunk_size)
         check_choice("hessian_method", hessian_method, ("autograd", "parameter-shift"))
         self.model = copy.deepcopy(model).to(torch.float64)
+        _complex128_engines(self.model)
         self.model.train(train_mode)
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.x = x.to(torch.float64) if x.is_floating_point() else x
-        self.y = y.long()
         self.loss_fn = resolve_loss(loss)
-        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
+        self.y = loss_targets(y, self.loss_fn)
+        self.loss_name = loss_name(loss)
         self.chunk_size = chunk_size
         self.hessian_method = hessian_method
         self.progress = progress
@@ -228,6 +210,7 @@ class Objective:
         Models with a ``forward_points(params, x)`` method (PatchQNN on our engine) take each group of ``batch``
         points in one call; other models that compose with ``torch.func`` go through ``vmap``; the rest loop.
         """
+        batch = check_positive_int("batch", batch)
         thetas = torch.as_tensor(thetas, dtype=torch.float64)
         if thetas.ndim != 2 or thetas.shape[1] != self.n_params:
             raise ConfigError("thetas", tuple(thetas.shape), f"expected shape (K, {self.n_params})")
@@ -360,6 +343,7 @@ class Objective:
     @_float64_defaults
     def jacobian(self, theta: Tensor | None = None, x: Tensor | None = None, *, chunk_size: int = 64) -> Tensor:
         """Jacobian of the outputs with respect to θ: (n_inputs, n_outputs, P)."""
+        chunk_size = check_positive_int("chunk_size", chunk_size)
         theta = self.as_theta(theta)
         x = self.x if x is None else torch.as_tensor(x, dtype=torch.float64)
         parts = []

@@ -194,6 +194,8 @@ def density_from_eigenvalues(eigenvalues: np.ndarray, *, sigma: float | None = N
     """The exact spectral density of a dense spectrum, broadened like SLQ's: one "start" whose nodes are all P
     eigenvalues with weight 1/P each (what SLQ converges to). No matvecs."""
     grid_size = check_positive_int("grid_size", grid_size, minimum=2)
+    if sigma is not None:
+        require(np.isfinite(sigma) and sigma > 0, "sigma", sigma, "expected a positive width or None")
     eig = np.asarray(eigenvalues, dtype=np.float64).reshape(1, -1)
     require(eig.size > 0 and bool(np.isfinite(eig).all()), "eigenvalues", eig.size, "expected finite eigenvalues")
     weights = np.full_like(eig, 1.0 / eig.size)

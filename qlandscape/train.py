@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .backends import default_dtype
 from .errors import ConfigError, check_choice
-from .objective import resolve_loss
+from .losses import resolve_loss
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine_restarts")
