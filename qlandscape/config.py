@@ -107,14 +107,41 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(name, value, "expected a positive integer or nothing", source=source)
+        # Types first, so that a string or a boolean where a number belongs is named here rather than surfacing
+        # as a TypeError (or, for booleans, as a silently truthy "false") once data and model are built.
+        for name in ("test_fraction", "output_scale", "encoding_scale", "dropout", "weight_decay", "momentum",
+                     "lr") + (("schedule_period",) if self.schedule_period is not None else ()):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value):
+                raise ConfigError(name, value, "expected a finite number", source=source)
+        for name in ("positional_bias", "batch_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, getattr(self, name), "expected true or false", source=source)
+        for name in ("dataset", "ansatz", "backend", "activation"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(name, getattr(self, name), "expected a string", source=source)
+        for name, kind, what in (("angle_range", _is_number, "numbers"), ("classes", _is_int, "integers"),
+                                 ("channels", _is_int, "integers"), ("measure_qubits", _is_int, "integers"),
+                                 ("observables", lambda v: isinstance(v, str), "strings")):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (list, tuple)) and all(kind(v) for v in value)):
+                raise ConfigError(name, value, f"expected a list of {what}", source=source)
         if self.stride is not None and self.patches is not None:
             raise ConfigError("patches", self.patches, "give either stride or patches, not both", source=source)
         if not 0 < self.test_fraction < 1:
             raise ConfigError("test_fraction", self.test_fraction, "expected a number in (0, 1)", source=source)
         if len(self.angle_range) != 2 or not self.angle_range[0] < self.angle_range[1]:
             raise ConfigError("angle_range", self.angle_range, "expected [low, high] with low < high", source=source)
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+        if not self.lr > 0:
             raise ConfigError("lr", self.lr, "expected a finite positive number", source=source)
+        if not self.output_scale > 0:
+            raise ConfigError("output_scale", self.output_scale, "expected a finite positive number", source=source)
+        for name in ("weight_decay", "momentum"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, getattr(self, name), "expected a finite number >= 0", source=source)
+        if self.schedule_period is not None and not self.schedule_period > 0:
+            raise ConfigError("schedule_period", self.schedule_period, "expected a positive number of epochs",
+                              source=source)
         if self.classes is not None and len(self.classes) < 2:
             raise ConfigError("classes", self.classes, "expected at least two classes (or nothing for all)",
                               source=source)
@@ -154,6 +181,14 @@ class RunConfig:
         fields = {k: v for k, v in self.to_dict().items() if LATER_FIELDS.get(k, _UNSET) != v}
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 _UNSET = object()

@@ -101,8 +101,34 @@ def update_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Non
     write_npz(path, existing)
 
 
-def result_to_dicts(result: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Split a result dataclass into (JSON-able fields, array fields). Nested dataclasses are flattened with '.'."""
+_FLOAT_TAG = "__float__"  # a non-finite float in a saved result: {"__float__": "nan" | "inf" | "-inf"}
+
+
+def _tag_nonfinite(value: Any) -> Any:
+    # Plain JSON has no NaN or infinity and _jsonable writes None / "inf" for them, which a result would load back
+    # as None or a string; a saved result must load back equal, so its non-finite floats are tagged instead.
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return {_FLOAT_TAG: "nan" if np.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, (list, tuple)):
+        return [_tag_nonfinite(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _tag_nonfinite(v) for k, v in value.items()}
+    return value
+
+
+def _untag(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {_FLOAT_TAG}:
+            return float(value[_FLOAT_TAG])
+        return {k: _untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untag(v) for v in value]
+    return value
+
+
+def result_to_dicts(result: Any, *, exact: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Split a result dataclass into (JSON-able fields, array fields). Nested dataclasses are flattened with '.'.
+    ``exact``: non-finite floats tagged so that :func:`load_result` restores them (else None / "inf")."""
     scalars: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {}
 
@@ -115,7 +141,7 @@ def result_to_dicts(result: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]
             elif isinstance(value, np.ndarray):
                 arrays[key] = value
             else:
-                scalars[key] = _jsonable(value)
+                scalars[key] = _jsonable(_tag_nonfinite(value) if exact else value)
 
     visit("", result)
     return scalars, arrays
@@ -130,7 +156,7 @@ def _with_suffix(path: Path, suffix: str) -> Path:
 def save_result(result: Any, path: str | os.PathLike) -> None:
     """Save a result dataclass as ``path.json`` + ``path.npz`` (``path`` without suffix)."""
     path = Path(path)
-    scalars, arrays = result_to_dicts(result)
+    scalars, arrays = result_to_dicts(result, exact=True)
     scalars["__type__"] = type(result).__name__
     write_npz(_with_suffix(path, ".npz"), arrays)
     write_json(_with_suffix(path, ".json"), scalars)
@@ -147,6 +173,6 @@ def load_result(cls: type[T], path: str | os.PathLike) -> T:
         if field.name in arrays:
             kwargs[field.name] = arrays[field.name]
         elif field.name in scalars:
-            value = scalars[field.name]
+            value = _untag(scalars[field.name])
             kwargs[field.name] = tuple(value) if isinstance(value, list) else value
     return cls(**kwargs)

@@ -7,8 +7,9 @@ arrays into ``arrays.npz`` (prefixed ``<metric>.``), and draws its figures into 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import matplotlib
 
@@ -18,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import io  # noqa: E402
-from .errors import ConfigError  # noqa: E402
+from .errors import ConfigError, check_choice  # noqa: E402
 from .runs import LoadedRun, register_metric  # noqa: E402
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -39,6 +40,85 @@ def settings_for(metric: str, given: dict[str, Any]) -> dict[str, Any]:
         if key not in allowed:
             raise ConfigError(f"metrics.{metric}.{key}", given[key], f"expected settings among {sorted(allowed)}")
     return {**allowed, **given}
+
+
+# Settings with a fixed set of values, checked up front so that a typo fails before hours of training.
+METRIC_CHOICES = {("hessian", "point"): ("final", "best", "init"), ("landscape", "point"): ("final", "best", "init"),
+                  ("landscape", "directions"): ("random", "hessian", "pca"), ("ntk", "form"): ("trace", "full"),
+                  ("hessian", "method"): ("auto", "dense", "lanczos"), ("hessian", "split"): ("train", "test"),
+                  ("landscape", "normalization"): ("filter", "patch", "layer", "none")}
+# Integer settings and their minimum (None allowed where the default is None).
+METRIC_INTS = {("hessian", "top_k"): 0, ("hessian", "max_params"): 1, ("hessian", "n_probes"): 1,
+               ("hessian", "chunk_size"): 1, ("hessian", "seed"): 0, ("landscape", "grid"): 2,
+               ("landscape", "chunk_size"): 1, ("landscape", "batch"): 1, ("landscape", "seed"): 0,
+               ("ntk", "subset"): 1, ("ntk", "every"): 1, ("ntk", "seed"): 0}
+
+
+def check_metrics(metrics: Any, source: str | None = None) -> None:
+    """Metric names against the registered hooks and each metric's settings (unknown keys, fixed choices)."""
+    from .runs import METRIC_HOOKS
+
+    if not isinstance(metrics, Mapping):
+        raise ConfigError("metrics", metrics, "expected a table of metric settings", source=source)
+    for name, given in metrics.items():
+        if name not in METRIC_HOOKS:
+            raise ConfigError("metrics", name, f"expected metric tables among {sorted(METRIC_HOOKS)}", source=source)
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"metrics.{name}", given, "expected a table of settings", source=source)
+        if name not in DEFAULTS:  # a hook registered by the user: its settings are its own business
+            continue
+        try:
+            settings = settings_for(name, dict(given))
+        except ConfigError as exc:
+            raise ConfigError(exc.field, exc.value, exc.allowed, source=source) from None
+        for (metric, key), choices in METRIC_CHOICES.items():
+            if metric == name:
+                check_choice(f"metrics.{name}.{key}", settings[key], choices, source=source)
+        _check_setting_types(name, settings, DEFAULTS[name], source)
+
+
+def _check_setting_types(name: str, settings: dict, defaults: dict, source: str | None) -> None:
+    def bad(key: str, allowed: str) -> ConfigError:
+        return ConfigError(f"metrics.{name}.{key}", settings[key], allowed, source=source)
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    for key, default in defaults.items():
+        value = settings[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise bad(key, "expected true or false")
+        low = METRIC_INTS.get((name, key))
+        if low is not None and not (value is None and default is None) \
+                and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise bad(key, f"expected an integer >= {low}" + (" or nothing" if default is None else ""))
+    if name == "landscape":
+        span = settings["range"]
+        if not ((number(span) and span > 0) or (isinstance(span, (list, tuple)) and len(span) == 2
+                                                and all(map(number, span)) and span[0] < span[1])):
+            raise bad("range", "expected a positive half-width or [low, high] with low < high")
+        if not (number(settings["padding"]) and settings["padding"] >= 0):
+            raise bad("padding", "expected a finite number >= 0")
+        splits = settings["splits"]
+        if not (isinstance(splits, (list, tuple)) and splits and all(sp in ("train", "test") for sp in splits)):
+            raise bad("splits", "expected a non-empty list of 'train' and/or 'test'")
+    if name == "ntk" and not (number(settings["ridge"]) and settings["ridge"] >= 0):
+        raise bad("ridge", "expected a finite number >= 0")
+
+
+def check_against_run(metrics: dict[str, Any], *, n_train: int, n_params: int) -> None:
+    """Settings that depend on the data or the model (known before training), so they fail before it."""
+    ntk = metrics.get("ntk")
+    if isinstance(ntk, dict):
+        subset = int(settings_for("ntk", dict(ntk))["subset"])
+        if subset > n_train:
+            raise ConfigError("metrics.ntk.subset", subset, f"expected at most the {n_train} training samples")
+    hessian = metrics.get("hessian")
+    if isinstance(hessian, dict):
+        s = settings_for("hessian", dict(hessian))
+        if s["method"] == "dense" and n_params > s["max_params"]:
+            raise ConfigError("metrics.hessian.method", "dense", f"the model has {n_params} parameters, above "
+                              f"max_params = {s['max_params']}; raise max_params or use 'lanczos' or 'auto'")
 
 
 def _point(run: LoadedRun, point: str) -> tuple[int, np.ndarray]:
@@ -218,7 +298,32 @@ def run_metric(path: str | Path, metric: str, settings: dict[str, Any]) -> dict[
     """Compute one metric on an existing run directory and save it there; returns the scalars."""
     from .runs import METRIC_HOOKS, load_run
 
+    check_metrics({metric: settings})
     run = load_run(path)
+    earlier = _metric_files(run.path, metric)
     scalars, arrays = METRIC_HOOKS[metric](run, settings)
+    _forget_metric(run, metric, earlier)
     run.save_metrics(scalars, arrays)
     return scalars
+
+
+def _metric_files(path: Path, metric: str) -> dict[Path, int]:
+    """The files a metric wrote under ``results/`` and ``figures/``, with their inode numbers."""
+    return {f: f.stat().st_ino for folder in ("results", "figures") for pattern in (f"{metric}.*", f"{metric}_*")
+            for f in (path / folder).glob(pattern)}
+
+
+def _forget_metric(run: LoadedRun, metric: str, earlier: dict[Path, int]) -> None:
+    # A metric computed again replaces the earlier one as a whole: merging would leave, e.g., the G + R split or
+    # the density of an earlier point beside a "hessian.point" that names the new one (and the report reads both).
+    from .runs import ARRAYS_FILE
+
+    prefix = f"{metric}."
+    run.info["metrics"] = {k: v for k, v in run.info.get("metrics", {}).items() if not k.startswith(prefix)}
+    arrays = io.read_npz(run.path / ARRAYS_FILE)
+    if any(k.startswith(prefix) for k in arrays):
+        io.write_npz(run.path / ARRAYS_FILE, {k: v for k, v in arrays.items() if not k.startswith(prefix)})
+    now = _metric_files(run.path, metric)
+    for stale, inode in earlier.items():
+        if now.get(stale) == inode:  # every write is a rename onto the name, so a rewritten file has a new inode
+            stale.unlink()

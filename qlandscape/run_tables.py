@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import io
+from .config import LATER_FIELDS
 from .errors import ConfigError
 
 
@@ -29,6 +30,11 @@ def run_row(path: Path, root: Path | None = None) -> dict[str, Any] | None:
                            "path": str(path.relative_to(root)) if root else str(path),
                            "error": info.get("error")}
     config = info.get("config", {})
+    if config:
+        # A run written before a field existed keeps its id (the id leaves such fields out at their default), so
+        # a resumed sweep mixes old and new run.json files: fill the default in, or the report would split the
+        # seeds of one group on a field that does not vary.
+        row.update(LATER_FIELDS)
     row.update(config)
     model = info.get("model", {})
     for key in MODEL_FACTS:

@@ -126,11 +126,10 @@ def execute_run(config: RunConfig, out: str | Path, *, force: bool = False, prog
 
     A run that raises is recorded as ``failed`` with the message, and the exception propagates.
     """
+    from .run_metrics import check_against_run, check_metrics
+
     config.validate()
-    _load_metric_hooks()
-    for name in config.metrics:
-        if name not in METRIC_HOOKS:
-            raise ConfigError("metrics", name, f"expected metric tables among {sorted(METRIC_HOOKS)}")
+    check_metrics(config.metrics)  # a typo in a metric setting must not surface only after training
     path = Path(out) / config.run_id()
     if is_complete(path) and not force:
         log.info("run %s is complete; skipping", path)
@@ -144,6 +143,7 @@ def execute_run(config: RunConfig, out: str | Path, *, force: bool = False, prog
         data = dataset_for(config)
         model = build_model(config, data.image_shape, data.n_classes)
         x_train, y_train, x_test, y_test = to_torch(data)
+        check_against_run(config.metrics, n_train=x_train.shape[0], n_params=count_parameters(model))
         trained, result = train(model, x_train, y_train, x_test, y_test, train_config(config), progress=progress)
         info["timings"]["train_seconds"] = result.seconds
         info["model"] = {"n_params": count_parameters(trained), **_model_facts(trained)}

@@ -26,14 +26,11 @@ from typing import Any, Mapping
 
 from . import io
 from .config import RunConfig
-from .errors import ConfigError, check_choice
+from .errors import ConfigError
 from .run_tables import _rows_for, load_runs, run_row, write_csv  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 MANIFEST = "sweep.json"
-# Settings with a fixed set of values, checked up front so that a typo fails before hours of training.
-METRIC_CHOICES = {("hessian", "point"): ("final", "best", "init"), ("landscape", "point"): ("final", "best", "init"),
-                  ("landscape", "directions"): ("random", "hessian", "pca"), ("ntk", "form"): ("trace", "full")}
 
 
 @dataclass(frozen=True)
@@ -57,27 +54,11 @@ class Sweep:
 
 
 def check_metrics(metrics: Any, source: str | None = None) -> None:
-    """Metric names against the registered hooks and each metric's settings (unknown keys, fixed choices)."""
-    from .runs import METRIC_HOOKS, _load_metric_hooks
-    from .run_metrics import DEFAULTS, settings_for
+    """Metric names against the registered hooks and each metric's settings (see
+    :func:`qlandscape.run_metrics.check_metrics`)."""
+    from .run_metrics import check_metrics as check
 
-    _load_metric_hooks()
-    if not isinstance(metrics, Mapping):
-        raise ConfigError("metrics", metrics, "expected a table of metric settings", source=source)
-    for name, given in metrics.items():
-        if name not in METRIC_HOOKS:
-            raise ConfigError("metrics", name, f"expected metric tables among {sorted(METRIC_HOOKS)}", source=source)
-        if not isinstance(given, Mapping):
-            raise ConfigError(f"metrics.{name}", given, "expected a table of settings", source=source)
-        if name not in DEFAULTS:  # a hook registered by the user: its settings are its own business
-            continue
-        try:
-            settings = settings_for(name, dict(given))
-        except ConfigError as exc:
-            raise ConfigError(exc.field, exc.value, exc.allowed, source=source) from None
-        for (metric, key), choices in METRIC_CHOICES.items():
-            if metric == name:
-                check_choice(f"metrics.{name}.{key}", settings[key], choices, source=source)
+    check(metrics, source)
 
 
 def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep:
@@ -129,7 +110,32 @@ def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
         ids.add(config.run_id())
         runs.append(config)
         points.append(point)
+    _check_circuits(runs, points, where)
     return Sweep(base=base, grid=grid, runs=tuple(runs), points=tuple(points), source=source, zipped=zipped)
+
+
+def _check_circuits(runs: list[RunConfig], points: list[dict], where: str) -> None:
+    # The ansatz (with its qubits, layers and readout) and the backend name are otherwise only checked when a
+    # run builds its model, so a typo in one grid value would fail that run after the others had trained.
+    from .backends import available_devices
+    from .circuits import build_circuit
+
+    seen: set[str] = set()
+    devices = available_devices()
+    for config, point in zip(runs, points):
+        key = json.dumps([config.ansatz, config.qubits, config.layers, config.observables, config.measure_qubits,
+                          config.backend])
+        if config.model != "qnn" or key in seen:
+            continue
+        seen.add(key)
+        label = ", ".join(f"{k}={json.dumps(v)}" for k, v in point.items())
+        try:
+            build_circuit(config.ansatz, config.qubits, config.layers, observables=config.observables,
+                          measure_qubits=config.measure_qubits)
+            if config.backend not in devices:
+                raise ConfigError("backend", config.backend, f"expected one of {devices}")
+        except ConfigError as exc:
+            raise ConfigError(exc.field, exc.value, exc.allowed, source=f"{where} [grid point {label}]") from None
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -153,6 +159,23 @@ def _init_worker(threads: int = 1) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _init_local_worker(threads: int = 1) -> None:
+    """Initializer of the local process pool: one torch thread, and exit when the sweep process is gone."""
+    import threading
+
+    _init_worker(threads)
+    parent = os.getppid()
+
+    def watch() -> None:
+        # A sweep killed with SIGKILL cannot stop its pool: the workers would go on with the runs already queued
+        # and then wait forever. What they leave half done stays "running" and is redone on the next sweep.
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="qlandscape-parent-watch", daemon=True).start()
 
 
 def run_one(config: dict, out: str, threads: int | None = None) -> dict[str, Any]:
@@ -261,7 +284,7 @@ def _run_processes(todo: list[RunConfig], out: Path, workers: int, finished) -> 
     while pending:
         started = time.time()
         pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
-                                   initializer=_init_worker, initargs=(1,))
+                                   initializer=_init_local_worker, initargs=(1,))
         futures: dict[Future, RunConfig] = {pool.submit(run_one, c.to_dict(), str(out)): c for c in pending}
         broken: list[RunConfig] = []
         try:
