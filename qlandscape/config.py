@@ -74,6 +74,17 @@ class RunConfig:
     # metrics to compute after training, e.g. {"hessian": {"top_k": 3}, "landscape": {...}}
     metrics: dict = field(default_factory=dict, hash=False)
 
+    def __post_init__(self) -> None:
+        # A whole number in a float field is the same setting as its float (lr = 1 is lr = 1.0): store it as a
+        # float so that both spellings give one run id. Booleans are left for validate() to reject.
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
+        if isinstance(self.angle_range, (list, tuple)):
+            object.__setattr__(self, "angle_range", tuple(
+                float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in self.angle_range))
+
     @classmethod
     def fields(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
@@ -191,6 +202,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_FLOAT_FIELDS = ("test_fraction", "output_scale", "encoding_scale", "dropout", "lr", "weight_decay", "momentum",
+                 "schedule_period")
 _UNSET = object()
 LATER_FIELDS = {"schedule_unit": "step", "device": "cpu"}  # field -> default that the run id ignores
 

@@ -81,3 +81,14 @@ def test_run_ids_survive_fields_added_later():
     assert RunConfig().run_id() == "502ac814add8"
     assert RunConfig(model="mlp", seed=3).run_id() == "a6fed072fbbf"
     assert RunConfig(schedule_unit="epoch").run_id() != RunConfig().run_id()
+
+
+def test_whole_numbers_in_float_fields_give_one_run_id():
+    """lr = 1 and lr = 1.0 are the same setting, so the same run (a sweep's grid [1, 1.0] is one run)."""
+    from qlandscape.config import RunConfig
+
+    assert RunConfig(lr=1).run_id() == RunConfig(lr=1.0).run_id()
+    assert RunConfig.from_dict({"angle_range": [0, 3], "output_scale": 5}).run_id() == \
+        RunConfig.from_dict({"angle_range": [0.0, 3.0], "output_scale": 5.0}).run_id()
+    assert RunConfig(lr=1).lr == 1.0 and isinstance(RunConfig(lr=1).lr, float)
+    assert RunConfig().run_id() == "502ac814add8"  # defaults are floats already: old ids are kept
