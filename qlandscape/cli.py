@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -51,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished work is saved", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`qlandscape sweep ... --dry-run | head`); point stdout at devnull so that the
+        # interpreter's final flush does not raise again (the recipe of Python's signal module docs)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

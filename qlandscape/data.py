@@ -352,8 +352,11 @@ def load_dataset(
     if presplit is not None:
         x_train, y_train = prepare(presplit["x_train"], presplit["y_train"])
         x_test, y_test = prepare(presplit["x_test"], presplit["y_test"])
-        require(len(y_train) > 0 and len(y_test) > 0, "classes", classes,
-                "the MNIST train and test files must both contain the selected classes")
+        for part, labels in (("train", y_train), ("test", y_test)):
+            missing = sorted(set(range(len(classes))) - set(np.unique(labels).tolist()))
+            # a class absent from one file would quietly skew that split's accuracy and every metric on it
+            require(not missing, "classes", tuple(classes[k] for k in missing),
+                    f"not present in the MNIST {part} file; both files must contain every selected class")
     else:
         x_sel, y_sel = prepare(x_all, y_all)
         x_train, x_test, y_train, y_test = _split(x_sel, y_sel, float(test_fraction), int(seed))

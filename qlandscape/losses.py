@@ -28,15 +28,16 @@ def _mse(outputs: Tensor, y: Tensor) -> Tensor:
 
 
 def per_point_losses(loss_fn: LossFn, outputs: Tensor, y: Tensor) -> Tensor:
-    """``loss_fn`` at each of K points: outputs ``(K, B, C)`` -> ``(K,)``; one call for the built-in losses."""
+    """``loss_fn`` at each of K points: outputs ``(K, B, C)`` (or ``(K, B)`` for a one-output model with a loss
+    of its own) -> ``(K,)``; one call for the built-in losses."""
+    if loss_fn not in (_cross_entropy, _mse):
+        return torch.stack([loss_fn(o, y) for o in outputs])
     k, b, c = outputs.shape
     if loss_fn is _cross_entropy:
         flat = nn.functional.cross_entropy(outputs.reshape(k * b, c), y.repeat(k), reduction="none")
         return flat.view(k, b).mean(1)
-    if loss_fn is _mse:
-        target = _one_hot(y, c, outputs.dtype)
-        return ((outputs - target) ** 2).sum(-1).mean(-1) / 2
-    return torch.stack([loss_fn(o, y) for o in outputs])
+    target = _one_hot(y, c, outputs.dtype)
+    return ((outputs - target) ** 2).sum(-1).mean(-1) / 2
 
 
 def resolve_loss(loss: str | LossFn) -> LossFn:

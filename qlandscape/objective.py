@@ -196,9 +196,12 @@ class Objective:
             return sum(w * self._chunk_loss(theta, xc, yc) for xc, yc, w in self.chunks())
 
     def error(self, theta: Tensor | None = None) -> float:
-        """Fraction of misclassified samples at θ (argmax of the outputs)."""
-        pred = self.outputs(theta).argmax(-1)
-        return float((pred != self.y).double().mean())
+        """Fraction of misclassified samples at θ (argmax of the outputs); NaN for a model with one output per
+        sample (a regression: no classes to confuse)."""
+        outputs = self.outputs(theta)
+        if outputs.ndim < 2:
+            return float("nan")
+        return float((outputs.argmax(-1) != self.y).double().mean())
 
     def accuracy(self, theta: Tensor | None = None) -> float:
         """Fraction of correctly classified samples at θ."""
@@ -229,7 +232,8 @@ class Objective:
                         out = torch.stack([self._outputs(t, xc) for t in group])
                     per_point = per_point_losses(self.loss_fn, out, yc)
                     losses[start:start + batch] += w * per_point
-                    errors[start:start + batch] += w * (out.argmax(-1) != yc).double().mean(-1)
+                    errors[start:start + batch] += w * ((out.argmax(-1) != yc).double().mean(-1) if out.ndim == 3
+                                                        else float("nan"))  # one output per sample: no classes
         return losses, errors
 
     # ------------------------------------------------------------ derivatives

@@ -274,3 +274,14 @@ def test_write_idx_rejects_int64(tmp_path):
     with pytest.raises(ConfigError) as e:
         write_idx(tmp_path / "x.idx", np.zeros(3, np.int64))
     assert "int64" in _message(e)
+
+
+def test_mnist_class_missing_from_one_file_is_named(tmp_path):
+    """Every selected class must be in both MNIST files: a test file without class 3 is an error naming 3."""
+    files = _fake_mnist(tmp_path, gz=False)
+    keep = files["y_test"] != 3
+    write_idx(tmp_path / MNIST_FILES["x_test"], files["x_test"][keep])
+    write_idx(tmp_path / MNIST_FILES["y_test"], files["y_test"][keep])
+    assert load_dataset(f"mnist:{tmp_path}", classes=[0, 1]).classes == (0, 1)
+    with pytest.raises(ConfigError, match=r"classes = \(3,\).*MNIST test file"):
+        load_dataset(f"mnist:{tmp_path}", classes=[1, 3])

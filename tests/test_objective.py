@@ -1,6 +1,7 @@
 """The Objective: derivatives against independent methods, chunking, no mutation, bad input."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -95,3 +96,22 @@ def test_bad_inputs(mlp_problem):
     diverged = Objective(model, x, y, loss=lambda out, labels: out.sum() * float("inf"))
     with pytest.raises(ValueError, match="finite loss"):
         check_finite_loss(diverged)
+
+
+def test_one_output_regression_model_in_slices_and_interpolation():
+    """A model with one output per sample and a loss of its own: grids equal point-by-point losses, and the
+    classification error is NaN (undefined) rather than a crash or an argmax over one column."""
+    from qlandscape.connectivity import interpolate
+    from qlandscape.landscape import slice_1d
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 1), nn.Flatten(0)).double()
+    x, y = torch.randn(20, 4, 4, dtype=torch.float64), torch.randn(20, dtype=torch.float64)
+    obj = Objective(model, x, y, lambda out, target: ((out - target) ** 2).mean())
+    d = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    alphas = np.linspace(-1, 1, 5)
+    s = slice_1d(obj, d.numpy(), alphas=alphas)
+    np.testing.assert_allclose(s.losses[0], [float(obj.loss(obj.theta0 + a * d)) for a in alphas], rtol=1e-13)
+    assert np.isnan(s.errors).all() and np.isnan(obj.error())
+    path = interpolate(obj, obj.theta0, obj.theta0 + d, n_points=5)
+    assert path.losses.shape == (1, 5) and np.isnan(path.error_barriers).all()
