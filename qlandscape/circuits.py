@@ -23,7 +23,6 @@ Wire 0 is the most significant qubit, as in PennyLane.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any, Iterable
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, check_positive_int
 from .io import read_toml
 
 ROTATIONS = ("RX", "RY", "RZ")
@@ -115,8 +114,8 @@ class CircuitSpec:
     def build(self, n_qubits: int, n_layers: int, observables: Iterable[str] | None = None,
               measure_qubits: Iterable[int] | None = None) -> Circuit:
         """Compile the spec into a :class:`Circuit` for ``n_qubits`` qubits and ``n_layers`` layers."""
-        n_qubits = _as_int("qubits", n_qubits, 1, self.source)
-        n_layers = _as_int("layers", n_layers, 0, self.source)
+        n_qubits = check_positive_int("qubits", n_qubits, source=self.source)
+        n_layers = check_positive_int("layers", n_layers, minimum=0, source=self.source)
         if isinstance(observables, str):  # tuple("XZ") would silently read as ["X", "Z"]
             raise ConfigError("observables", observables, "expected a list of Paulis such as ['X', 'Z']",
                               source=self.source)
@@ -212,21 +211,10 @@ class _Builder:
                 self._entangle(block.get("entangler", "none"), block.get("pattern", "ring"), rep)
 
 
-def _as_int(field_name: str, value: Any, minimum: int, source: str) -> int:
-    """``value`` as an int (numpy integers included), or ConfigError unless it is an integer >= ``minimum``."""
-    try:
-        number = operator.index(value) if not isinstance(value, bool) else None
-    except TypeError:
-        number = None
-    if number is None or number < minimum:
-        raise ConfigError(field_name, value, f"expected an integer >= {minimum}", source=source)
-    return number
-
-
 def _qubit_list(value: Any, source: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise ConfigError("measure_qubits", value, "expected a list of qubit indices", source=source)
-    return tuple(_as_int("measure_qubits", q, 0, source) for q in value)
+    return tuple(check_positive_int("measure_qubits", q, minimum=0, source=source) for q in value)
 
 
 def _validate_init(init: Any, source: str) -> dict:

@@ -194,6 +194,8 @@ class RunConfig:
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+# Stricter than errors.is_integer / is_finite_number: a config is hashed as JSON (run_id) and written to run.json,
+# which numpy scalars are not, so only Python numbers are allowed here.
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

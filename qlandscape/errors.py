@@ -1,6 +1,8 @@
 """The one exception type for bad configuration or input."""
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 
@@ -40,3 +42,13 @@ def check_positive_int(field: str, value: Any, *, minimum: int = 1, source: str 
     if value < minimum:
         raise ConfigError(field, value, f"expected an integer >= {minimum}", source=source)
     return value
+
+
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or numpy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (Python or numpy, integers included), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import operator
 from typing import Sequence
 
 import numpy as np
@@ -27,7 +26,7 @@ from torch import Tensor, nn
 
 from .backends import Backend, make_backend
 from .circuits import Circuit, build_circuit
-from .errors import ConfigError, check_choice
+from .errors import ConfigError, check_choice, check_positive_int, is_finite_number
 from .patches import PatchGrid, feature_map, patch_grid
 
 AGGREGATIONS = ("mean", "linear")
@@ -39,22 +38,6 @@ def apply_feature_map(flat_images: Tensor, patch_map: Tensor) -> Tensor:
     # One GEMM: einsum("bj,pfj->bpf") pays for permute copies that dwarf this tiny product.
     out = flat_images.to(patch_map.dtype) @ patch_map.reshape(n_patches * n_features, pixels).T
     return out.reshape(-1, n_patches, n_features)
-
-
-def _integer(field: str, value: object, minimum: int) -> int:
-    """``value`` as an int (numpy and torch integers included), or ConfigError naming it."""
-    try:
-        number = None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or number < minimum:
-        raise ConfigError(field, value, f"expected an integer >= {minimum}")
-    return number
-
-
-def _finite_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(value)
 
 
 class PatchQNN(nn.Module):
@@ -100,12 +83,12 @@ class PatchQNN(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("aggregation", aggregation, AGGREGATIONS)
-        n_classes = _integer("n_classes", n_classes, 2)
-        seed = _integer("seed", seed, 0)
-        if not _finite_number(output_scale) or output_scale <= 0:
+        n_classes = check_positive_int("n_classes", n_classes, minimum=2)
+        seed = check_positive_int("seed", seed, minimum=0)
+        if not is_finite_number(output_scale) or output_scale <= 0:
             raise ConfigError("output_scale", output_scale, "expected a finite positive number")
         # a NaN or infinite scale would turn every output into NaN without an error
-        if not _finite_number(encoding_scale):
+        if not is_finite_number(encoding_scale):
             raise ConfigError("encoding_scale", encoding_scale, "expected a finite number")
         self.backend = backend if isinstance(backend, Backend) else make_backend(backend, device=device)
         self.circuit: Circuit = build_circuit(ansatz, n_qubits, n_layers, observables=observables,

@@ -7,7 +7,6 @@ arrays into ``arrays.npz`` (prefixed ``<metric>.``), and draws its figures into 
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -19,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import io  # noqa: E402
-from .errors import ConfigError, check_choice  # noqa: E402
+from .errors import ConfigError, check_choice, is_finite_number, is_integer  # noqa: E402
 from .runs import LoadedRun, register_metric  # noqa: E402
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -81,28 +80,25 @@ def _check_setting_types(name: str, settings: dict, defaults: dict, source: str 
     def bad(key: str, allowed: str) -> ConfigError:
         return ConfigError(f"metrics.{name}.{key}", settings[key], allowed, source=source)
 
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
     for key, default in defaults.items():
         value = settings[key]
         if isinstance(default, bool) and not isinstance(value, bool):
             raise bad(key, "expected true or false")
         low = METRIC_INTS.get((name, key))
         if low is not None and not (value is None and default is None) \
-                and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                and (not is_integer(value) or value < low):
             raise bad(key, f"expected an integer >= {low}" + (" or nothing" if default is None else ""))
     if name == "landscape":
         span = settings["range"]
-        if not ((number(span) and span > 0) or (isinstance(span, (list, tuple)) and len(span) == 2
-                                                and all(map(number, span)) and span[0] < span[1])):
+        if not ((is_finite_number(span) and span > 0) or (isinstance(span, (list, tuple)) and len(span) == 2
+                                                and all(map(is_finite_number, span)) and span[0] < span[1])):
             raise bad("range", "expected a positive half-width or [low, high] with low < high")
-        if not (number(settings["padding"]) and settings["padding"] >= 0):
+        if not (is_finite_number(settings["padding"]) and settings["padding"] >= 0):
             raise bad("padding", "expected a finite number >= 0")
         splits = settings["splits"]
         if not (isinstance(splits, (list, tuple)) and splits and all(sp in ("train", "test") for sp in splits)):
             raise bad("splits", "expected a non-empty list of 'train' and/or 'test'")
-    if name == "ntk" and not (number(settings["ridge"]) and settings["ridge"] >= 0):
+    if name == "ntk" and not (is_finite_number(settings["ridge"]) and settings["ridge"] >= 0):
         raise bad("ridge", "expected a finite number >= 0")
 
 

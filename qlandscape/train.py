@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .backends import default_dtype
-from .errors import ConfigError, check_choice
+from .errors import ConfigError, check_choice, is_finite_number, is_integer
 from .losses import resolve_loss
 
 OPTIMIZERS = ("adam", "sgd")
@@ -51,33 +51,24 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
-        if not (_is_number(self.lr) and self.lr > 0):
+        if not (is_finite_number(self.lr) and self.lr > 0):
             raise ConfigError("lr", self.lr, "expected a finite positive learning rate")
-        if not _is_int(self.epochs) or self.epochs < 0:
+        if not is_integer(self.epochs) or self.epochs < 0:
             raise ConfigError("epochs", self.epochs, "expected an integer >= 0")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
+        if not is_integer(self.batch_size) or self.batch_size < 1:
             raise ConfigError("batch_size", self.batch_size, "expected an integer >= 1")
         for name in ("weight_decay", "momentum"):
             value = getattr(self, name)
-            if not (_is_number(value) and value >= 0):
+            if not (is_finite_number(value) and value >= 0):
                 raise ConfigError(name, value, "expected a finite number >= 0")
         # a fractional count would record only at the steps that happen to be its multiples
-        if self.record_every is not None and (not _is_int(self.record_every) or self.record_every < 1):
+        if self.record_every is not None and (not is_integer(self.record_every) or self.record_every < 1):
             raise ConfigError("record_every", self.record_every, "expected a positive number of steps or None")
-        if self.schedule_period is not None and not (_is_number(self.schedule_period) and self.schedule_period > 0):
+        if self.schedule_period is not None and not (is_finite_number(self.schedule_period) and self.schedule_period > 0):
             raise ConfigError("schedule_period", self.schedule_period, "expected a positive number of epochs")
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_integer(self.seed) or self.seed < 0:
             raise ConfigError("seed", self.seed, "expected an integer >= 0")
         return self
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(value)
 
 
 @dataclass(frozen=True)
