@@ -86,14 +86,14 @@ class Interpolation(SplitResults):
 
 def interpolate(objective: Objective, theta_a: np.ndarray | torch.Tensor, theta_b: np.ndarray | torch.Tensor, *,
                 n_points: int = 25, eval_objectives: Mapping[str, Objective] | None = None, split: str = "train",
-                batch: int = 64, progress: bool = False, label_a: str = "θ_a", label_b: str = "θ_b"
+                batch: int | None = None, progress: bool = False, label_a: str = "θ_a", label_b: str = "θ_b"
                 ) -> Interpolation:
     """Loss and error at (1 − t) θ_a + t θ_b for ``n_points`` evenly spaced t in [0, 1], with barriers."""
     shape_a, shape_b = tuple(np.shape(theta_a)), tuple(np.shape(theta_b))
     if shape_a != shape_b:
         raise ConfigError("theta_a, theta_b", (shape_a, shape_b), "the two endpoints must have the same shape")
     n_points = check_positive_int("n_points", n_points, minimum=3)
-    batch = check_positive_int("batch", batch)
+    batch = None if batch is None else check_positive_int("batch", batch)
     a = as_center(objective, theta_a, "theta_a")
     b = as_center(objective, theta_b, "theta_b")
     ts = np.linspace(0.0, 1.0, n_points)

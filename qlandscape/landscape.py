@@ -179,10 +179,13 @@ def _objectives(objective: Objective, eval_objectives: Mapping[str, Objective] |
 
 
 def _evaluate(objectives: Mapping[str, Objective], make_points: Callable[[int, int], np.ndarray], n_points: int,
-              batch: int, progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:
-    """Loss and error (n_splits, n_points) at points built ``batch`` at a time by ``make_points(start, stop)``."""
+              batch: int | None, progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """Loss and error (n_splits, n_points) at points built ``batch`` at a time by ``make_points(start, stop)``
+    (default: as many as the first objective evaluates per model call, :meth:`Objective.points_per_call`)."""
     from tqdm.auto import tqdm
 
+    if batch is None:
+        batch = next(iter(objectives.values())).points_per_call()
     losses = np.zeros((len(objectives), n_points))
     errors = np.zeros((len(objectives), n_points))
     starts = range(0, n_points, batch)
@@ -207,7 +210,7 @@ def _check_labels(direction_kind: str, normalization: str) -> None:
 
 def slice_1d(objective: Objective, direction: np.ndarray, *, center: np.ndarray | None = None,
              alphas: np.ndarray | Sequence[float] | None = None,
-             eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int = 64,
+             eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int | None = None,
              progress: bool = False, direction_kind: str = "custom", normalization: str = "none") -> Slice1D:
     """Loss and error at ``center + α·direction`` for each α (default ``linspace(-1, 1, 51)``).
 
@@ -215,7 +218,7 @@ def slice_1d(objective: Objective, direction: np.ndarray, *, center: np.ndarray 
     ``direction_kind`` and ``normalization`` only label the result (titles, reports).
     """
     _check_labels(direction_kind, normalization)
-    batch = check_positive_int("batch", batch)
+    batch = None if batch is None else check_positive_int("batch", batch)
     theta = as_center(objective, center)
     d = as_direction(objective, direction)
     alphas = _check_values("alphas", alphas, grid_from_range(1.0, 51))
@@ -229,7 +232,7 @@ def slice_1d(objective: Objective, direction: np.ndarray, *, center: np.ndarray 
 
 def slice_2d(objective: Objective, d1: np.ndarray, d2: np.ndarray, *, center: np.ndarray | None = None,
              alphas: np.ndarray | Sequence[float] | None = None, betas: np.ndarray | Sequence[float] | None = None,
-             eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int = 64,
+             eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int | None = None,
              progress: bool = False, orthogonal: bool = False, trajectory: np.ndarray | None = None,
              direction_kind: str = "custom", normalization: str = "none",
              explained_variance_ratio: Sequence[float] | None = None) -> Slice2D:
@@ -240,7 +243,7 @@ def slice_2d(objective: Objective, d1: np.ndarray, d2: np.ndarray, *, center: np
     parameter points with :func:`project_onto_plane`). The label arguments only annotate the result.
     """
     _check_labels(direction_kind, normalization)
-    batch = check_positive_int("batch", batch)
+    batch = None if batch is None else check_positive_int("batch", batch)
     theta = as_center(objective, center)
     d1 = as_direction(objective, d1, "d1")
     d2 = as_direction(objective, d2, "d2")
@@ -272,7 +275,7 @@ def slice_2d(objective: Objective, d1: np.ndarray, d2: np.ndarray, *, center: np
 
 
 def slice_pca(objective: Objective, pca: PCADirections, *, resolution: int = 20, padding: float = 5.0,
-              eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int = 64,
+              eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int | None = None,
               progress: bool = False) -> Slice2D:
     """The landscape on the PCA plane of a trajectory (Li et al. 2018; Kawase 2025's 20×20 grid padded by 5 rad),
     centred on the final point, with the projected trajectory attached for overlay."""

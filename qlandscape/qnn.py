@@ -135,6 +135,12 @@ class PatchQNN(nn.Module):
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def point_state_bytes(self, n_samples: int) -> int:
+        """Bytes of state vectors that one parameter point costs :meth:`forward_points` on ``n_samples`` images:
+        one 2**n-amplitude state per (sample, patch) in the engine's dtype (what sizes groups of grid points)."""
+        itemsize = torch.empty((), dtype=self.backend.dtype).element_size()
+        return int(n_samples) * self.n_patches * 2 ** self.circuit.n_qubits * itemsize
+
     def with_backend(self, backend: str | Backend) -> "PatchQNN":
         """A copy of this model (same parameters) running on another backend."""
         clone = copy.deepcopy(self)

@@ -27,7 +27,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                 "structure": False, "figures": True, "summary": True, "progress": False},
     "landscape": {"directions": "random", "normalization": "filter", "grid": 21, "range": 1.0, "point": "final",
                   "splits": ["train"], "seed": 0, "chunk_size": None, "padding": 5.0, "log_scale": False,
-                  "batch": 64, "figures": True, "progress": False},
+                  "batch": None, "figures": True, "progress": False},
     "ntk": {"subset": 100, "every": 1, "form": "trace", "ridge": 1e-6, "seed": 0, "figures": True},
 }
 
@@ -234,7 +234,7 @@ def landscape_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
     if s["directions"] == "pca":
         result = slice_pca(obj, pca_directions(run.result.trajectory[: index + 1]), resolution=int(s["grid"]),
                            padding=float(s["padding"]), eval_objectives=others, split=splits[0],
-                           batch=int(s["batch"]))
+                           batch=s["batch"])
     else:
         if s["directions"] == "random":
             d1 = random_direction(obj, normalization=s["normalization"], seed=s["seed"], center=theta)
@@ -249,7 +249,7 @@ def landscape_metric(run: LoadedRun, given: dict) -> tuple[dict, dict]:
         trajectory = project_onto_plane(run.result.trajectory, theta, d1, d2)
         result = slice_2d(obj, d1, d2, center=theta, alphas=grid, betas=grid, eval_objectives=others,
                           split=splits[0], trajectory=trajectory, direction_kind=s["directions"],
-                          normalization=normalization, batch=int(s["batch"]))
+                          normalization=normalization, batch=s["batch"])
     arrays = _save(run, "landscape", result, "landscape")
     _figure(run, s, "landscape_contour", lambda: lplots.plot_contour(result, log_scale=bool(s["log_scale"])))
     _figure(run, s, "landscape_surface", lambda: lplots.plot_surface(result, log_scale=bool(s["log_scale"])))

@@ -115,3 +115,26 @@ def test_one_output_regression_model_in_slices_and_interpolation():
     assert np.isnan(s.errors).all() and np.isnan(obj.error())
     path = interpolate(obj, obj.theta0, obj.theta0 + d, n_points=5)
     assert path.losses.shape == (1, 5) and np.isnan(path.error_barriers).all()
+
+
+def test_points_per_call_follows_the_state_memory(tiny_images):
+    """Grid points per engine call: as many as fit the state budget (a 4-qubit model takes large groups, more
+    qubits or samples fewer), 64 for models without an estimate; every grouping gives the same losses."""
+    from qlandscape import objective as objective_module
+
+    x, y = tiny_images
+    small = PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3, seed=0)
+    obj = Objective(small, x, y)
+    per_point = small.point_state_bytes(x.shape[0])
+    assert per_point == x.shape[0] * small.n_patches * 2 ** 3 * 16
+    expected = min(objective_module.MAX_POINTS_PER_CALL, objective_module.POINTS_STATE_BYTES // (4 * per_point))
+    assert obj.points_per_call() == expected
+    assert Objective(small, x, y, chunk_size=2).points_per_call() >= obj.points_per_call()
+    wide = PatchQNN((6, 6), 2, n_qubits=9, n_layers=1, patch_size=3, stride=3, seed=0)
+    assert 1 <= Objective(wide, x, y).points_per_call() < obj.points_per_call()
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(36, 2)).double()
+    assert Objective(mlp, x, y).points_per_call() == objective_module.DEFAULT_POINTS_PER_CALL
+    thetas = obj.theta0 + 0.3 * torch.randn(9, obj.n_params, dtype=torch.float64,
+                                            generator=torch.Generator().manual_seed(0))
+    default, grouped = obj.losses(thetas), obj.losses(thetas, batch=4)
+    assert torch.allclose(default[0], grouped[0], atol=1e-13) and torch.equal(default[1], grouped[1])
