@@ -17,7 +17,8 @@ behind each choice:
   data form blocks: each block's unitary is built once per (point, patch) from all its layers at once (each
   factor from its layer's Kronecker halves, a log-depth chain of matrix products) and applied to every sample
   as one GEMM;
-* with Z-only readout, the trailing entangler run folds into the readout matrix;
+* with Z-only readout, the trailing entangler run folds into the readout matrix, and when nothing but that run
+  follows the first layer the outputs are parities of a product state (:mod:`qlandscape.product_readout`);
 * the first call lets malloc keep freed memory (:mod:`qlandscape.allocator`), so temporaries do not page-fault.
 
 Expectations of Z come from probabilities, those of X and Y from the amplitudes of each qubit's pair.
@@ -38,6 +39,7 @@ from .gate_matrices import (SHARED_TWO_SIDED_MAX_QUBITS, apply_layer, apply_shar
                             layer_columns, layer_matrices, per_wire, per_wire_columns, probabilities, product_state,
                             real_dtype)
 from .lowering import BLOCK_MAX_QUBITS, Block, Layer, bit, plan
+from .product_readout import product_plan, product_z
 
 
 def use_blocks(circuit: Circuit, n_samples: int) -> bool:
@@ -160,6 +162,11 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
         ``(*K, B, P, n_outputs)`` real expectations, in the circuit's observable order.
     """
     retain_freed_memory()  # once per process: see qlandscape.allocator
+    product = product_plan(circuit)
+    if product is not None:  # Z parities of a product state: no state vector at all
+        batch = _check(circuit, params, features, dtype)
+        return _connected(product_z(circuit, product, params, features, scale, dtype, len(batch)),
+                          params).expand(*batch, circuit.n_outputs)
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
     fused = _fuses_last_block(chosen)
@@ -172,11 +179,16 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
         out = read_z(state, Readout(chosen, state.device, state.real.dtype))
     else:
         out = _expectations(circuit, state, circuit.n_qubits)
+    return _connected(out, params).expand(*batch, circuit.n_outputs)
+
+
+def _connected(out: Tensor, params: Tensor) -> Tensor:
+    """``out``, still attached to ``params`` when they require grad but no parameter reached the readout (all
+    were phases dropped before a Z readout): autograd then gives zero gradients, as PennyLane does, rather than a
+    loss that cannot be backpropagated."""
     if params.requires_grad and torch.is_grad_enabled() and not out.requires_grad:
-        # every parameter was a phase dropped before the Z readout: keep autograd's zero gradient, as PennyLane
-        # gives, rather than a loss that cannot be backpropagated
-        out = out + 0 * params.sum()
-    return out.expand(*batch, circuit.n_outputs)
+        return out + 0 * params.sum()
+    return out
 
 
 def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
@@ -194,7 +206,7 @@ def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, s
         raise ConfigError("n_outputs", n_outputs, f"expected 1..{circuit.n_outputs} for {circuit.name}")
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
-    if not (_fuses_last_block(chosen) and params.ndim == 3 and features.ndim == 3
+    if not (product_plan(circuit) is None and _fuses_last_block(chosen) and params.ndim == 3 and features.ndim == 3
             and nothing_differentiated(params, features)):
         return simulate(circuit, params, features, scale=scale, dtype=dtype)[..., :n_outputs].mean(dim=-2)
     state, batch = _run(circuit, steps[:-1], params, features, scale, dtype)

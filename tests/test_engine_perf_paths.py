@@ -218,3 +218,39 @@ def test_broadcast_shapes_and_circuit_hash():
     restored = pickle.loads(pickle.dumps(circuit))
     assert "_hash" not in restored.__dict__ and restored == circuit and hash(restored) == hash(circuit)
     assert hash(copy.deepcopy(circuit)) == hash(circuit)
+
+
+@pytest.mark.parametrize("spec_text", [
+    None,  # hea: RY encoding, one RY RZ layer, CNOT ring
+    'gates = ["x:RX", "RZ", "RY"]\nentangler = "CZ"\npattern = "all-to-all"',
+    'gates = ["RY", "x:RX"]\nentangler = "CNOT"\npattern = "strong"',
+])
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_product_state_readout_matches_the_state_vector(spec_text, n, tmp_path):
+    """Rotations only before the entanglers and a Z readout: outputs are parities of a product state, computed
+    without the state vector; they must equal the state-vector readout, gradients included."""
+    from qlandscape.product_readout import product_plan
+
+    if spec_text is None:
+        circuit = build_circuit("hea", n, 1)
+    else:
+        spec = tmp_path / "one.toml"
+        spec.write_text(f'name = "one"\ndescription = "t"\nobservables = ["Z"]\n[[block]]\ntype = "encode"\n'
+                        f'{spec_text}\n')
+        circuit = build_circuit(spec, n, 1, measure_qubits=[n - 1, 0] if n > 1 else None)
+    assert product_plan(circuit) is not None
+    g = torch.Generator().manual_seed(n)
+    params = circuit.init_params((3, 2), g).requires_grad_(circuit.n_params > 0)  # 3 parameter points
+    features = torch.rand(4, 2, circuit.n_features, generator=g, dtype=torch.float64)
+    outs = simulate(circuit, params, features)
+    assert outs.shape == (3, 4, 2, circuit.n_outputs)
+    ref_params = params.detach().clone().requires_grad_(circuit.n_params > 0)
+    ref = torch.stack([torch.stack([torch.stack([reference_expectations(circuit, reference_state(
+        circuit, ref_params[k, p], features[b, p])) for p in range(2)]) for b in range(4)]) for k in range(3)])
+    assert torch.allclose(outs, ref, atol=1e-13)
+    if circuit.n_params:
+        w = torch.randn(outs.shape, generator=g, dtype=torch.float64)
+        (grad,) = torch.autograd.grad((outs * w).sum(), params)
+        (ref_grad,) = torch.autograd.grad((ref * w).sum(), ref_params)
+        assert torch.allclose(grad, ref_grad, atol=1e-12)
+    assert product_plan(build_circuit("hea", max(n, 2), 2)) is None  # a second layer entangles first
