@@ -2,7 +2,7 @@
 
 One command writes ``results.json`` and ``results.md`` next to this file (``--out`` to change):
 
-    .venv/bin/python benchmarks/perf/run_perf.py            # full subset (~40 min on 2 shared cores)
+    .venv/bin/python benchmarks/perf/run_perf.py            # full subset (~10 min on 2 shared cores)
     .venv/bin/python benchmarks/perf/run_perf.py --quick    # a few rows (~3 min)
 
 Grid: by default not the full product. A base point (hea, 4 qubits, 4 patches, 2 layers, batch 64) and one axis
