@@ -254,3 +254,26 @@ def test_product_state_readout_matches_the_state_vector(spec_text, n, tmp_path):
         (ref_grad,) = torch.autograd.grad((ref * w).sum(), ref_params)
         assert torch.allclose(grad, ref_grad, atol=1e-12)
     assert product_plan(build_circuit("hea", max(n, 2), 2)) is None  # a second layer entangles first
+
+
+@pytest.mark.parametrize("n", [2, 5, 8])
+@pytest.mark.parametrize("real_state, real_halves", [(False, False), (True, False), (False, True), (True, True)])
+def test_shared_layer_on_a_training_batch_matches_per_row_layer(n, real_state, real_halves):
+    """State (B, P, 2**n) with per-patch halves: the patch-major path, values and gradients, against the per-row
+    layer."""
+    from qlandscape.gate_matrices import apply_layer, apply_shared_layer
+
+    g = torch.Generator().manual_seed(n)
+    b, p = 5, 3
+    mdtype = torch.float64 if real_halves else torch.complex128
+    wires = [torch.randn(1, p, 2, 2, dtype=mdtype, generator=g).requires_grad_(True) for _ in range(n)]
+    state = torch.randn(b, p, 2 ** n, dtype=torch.float64 if real_state else torch.complex128,
+                        generator=g).requires_grad_(True)
+    shared = apply_shared_layer(state, wires, n)
+    rows = [w.expand(b, p, 2, 2).reshape(-1, 2, 2) for w in wires]
+    per_row = apply_layer(state.reshape(b * p, -1), rows, n).reshape(b, p, -1)
+    assert shared.shape == (b, p, 2 ** n) and torch.allclose(shared, per_row, atol=1e-11)
+    weights = torch.randn(shared.shape, dtype=shared.dtype, generator=g)
+    grads = torch.autograd.grad((shared * weights.conj()).real.sum(), [state, *wires])
+    ref = torch.autograd.grad((per_row * weights.conj()).real.sum(), [state, *wires])
+    assert all(torch.allclose(x, y, atol=1e-10) for x, y in zip(grads, ref))
