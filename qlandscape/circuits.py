@@ -30,7 +30,7 @@ from typing import Any, Iterable
 
 import torch
 
-from .errors import ConfigError, check_positive_int
+from .errors import ConfigError, check_positive_int, is_finite_number
 from .io import read_toml
 
 ROTATIONS = ("RX", "RY", "RZ")
@@ -234,7 +234,7 @@ def _validate_init(init: Any, source: str) -> dict:
     for key in sorted(_INIT_KEYS[dist] - {"distribution"}):
         if key in init:
             v = init[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if not is_finite_number(v):
                 raise ConfigError(f"init.{key}", v, "expected a finite number", source=source)
             values[key] = float(v)
     if dist == "normal" and values.get("std", 1.0) <= 0:

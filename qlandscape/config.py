@@ -78,12 +78,10 @@ class RunConfig:
         # A whole number in a float field is the same setting as its float (lr = 1 is lr = 1.0): store it as a
         # float so that both spellings give one run id. Booleans are left for validate() to reject.
         for name in _FLOAT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, name, float(value))
+            if _is_int(getattr(self, name)):
+                object.__setattr__(self, name, float(getattr(self, name)))
         if isinstance(self.angle_range, (list, tuple)):
-            object.__setattr__(self, "angle_range", tuple(
-                float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in self.angle_range))
+            object.__setattr__(self, "angle_range", tuple(float(v) if _is_int(v) else v for v in self.angle_range))
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
@@ -120,9 +118,10 @@ class RunConfig:
                 raise ConfigError(name, value, "expected a positive integer or nothing", source=source)
         # Types first, so that a string or a boolean where a number belongs is named here rather than surfacing
         # as a TypeError (or, for booleans, as a silently truthy "false") once data and model are built.
-        for name in ("test_fraction", "output_scale", "encoding_scale", "dropout", "weight_decay", "momentum",
-                     "lr") + (("schedule_period",) if self.schedule_period is not None else ()):
+        for name in _FLOAT_FIELDS:
             value = getattr(self, name)
+            if name == "schedule_period" and value is None:
+                continue
             if not _is_number(value) or not math.isfinite(value):
                 raise ConfigError(name, value, "expected a finite number", source=source)
         for name in ("positional_bias", "batch_norm"):

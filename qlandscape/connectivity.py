@@ -93,7 +93,6 @@ def interpolate(objective: Objective, theta_a: np.ndarray | torch.Tensor, theta_
     if shape_a != shape_b:
         raise ConfigError("theta_a, theta_b", (shape_a, shape_b), "the two endpoints must have the same shape")
     n_points = check_positive_int("n_points", n_points, minimum=3)
-    batch = None if batch is None else check_positive_int("batch", batch)
     a = as_center(objective, theta_a, "theta_a")
     b = as_center(objective, theta_b, "theta_b")
     ts = np.linspace(0.0, 1.0, n_points)

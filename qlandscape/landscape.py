@@ -184,8 +184,8 @@ def _evaluate(objectives: Mapping[str, Objective], make_points: Callable[[int, i
     (default: as many as the first objective evaluates per model call, :meth:`Objective.points_per_call`)."""
     from tqdm.auto import tqdm
 
-    if batch is None:
-        batch = next(iter(objectives.values())).points_per_call()
+    first = next(iter(objectives.values()))
+    batch = first.points_per_call() if batch is None else check_positive_int("batch", batch)
     losses = np.zeros((len(objectives), n_points))
     errors = np.zeros((len(objectives), n_points))
     starts = range(0, n_points, batch)
@@ -218,7 +218,6 @@ def slice_1d(objective: Objective, direction: np.ndarray, *, center: np.ndarray 
     ``direction_kind`` and ``normalization`` only label the result (titles, reports).
     """
     _check_labels(direction_kind, normalization)
-    batch = None if batch is None else check_positive_int("batch", batch)
     theta = as_center(objective, center)
     d = as_direction(objective, direction)
     alphas = _check_values("alphas", alphas, grid_from_range(1.0, 51))
@@ -243,7 +242,6 @@ def slice_2d(objective: Objective, d1: np.ndarray, d2: np.ndarray, *, center: np
     parameter points with :func:`project_onto_plane`). The label arguments only annotate the result.
     """
     _check_labels(direction_kind, normalization)
-    batch = None if batch is None else check_positive_int("batch", batch)
     theta = as_center(objective, center)
     d1 = as_direction(objective, d1, "d1")
     d2 = as_direction(objective, d2, "d2")

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .classical import has_batch_norm, interpolate_with_bn_reset, recompute_bn_statistics
 from .connectivity import function_space_distance, interpolate
-from .errors import ConfigError
+from .errors import ConfigError, is_integer
 from .objective import Objective
 from .train import TrainConfig, Trainer, flat_parameters
 
@@ -106,7 +106,7 @@ def spawn_experiment(model: nn.Module, x_train: Tensor, y_train: Tensor, x_test:
     config = replace(train_config, seed=int(parent_seed)).validate()
     times = check_spawn_epochs(spawn_epochs, config.epochs)
     seeds = tuple(child_seeds)
-    if len(seeds) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in seeds):
+    if len(seeds) != 2 or not all(is_integer(s) for s in seeds):
         raise ConfigError("child_seeds", seeds, "expected exactly two integer seeds")
     child_seeds = tuple(int(s) for s in seeds)
     if child_seeds[0] == child_seeds[1]:  # equal seeds give identical children: a barrier of 0 by construction

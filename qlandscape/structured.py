@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.func import grad, hessian, jvp, vjp, vmap
 
-from .errors import ConfigError
+from .errors import ConfigError, is_finite_number
 from .objective import Objective
 from .qnn import apply_feature_map
 
@@ -293,7 +293,7 @@ def fit_power_law(ns: np.ndarray, values: np.ndarray, confidence: float = 0.95) 
     """Least-squares fit of log(value) = log(prefactor) + exponent · log(N)."""
     from scipy import stats
 
-    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+    if not (is_finite_number(confidence) and 0 < confidence < 1):
         raise ConfigError("confidence", confidence, "expected a level strictly between 0 and 1 (e.g. 0.95)")
     ns, values = np.asarray(ns, dtype=float), np.asarray(values, dtype=float)
     keep = (ns > 0) & (values > 0) & np.isfinite(values)

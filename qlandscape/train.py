@@ -64,7 +64,8 @@ class TrainConfig:
         # a fractional count would record only at the steps that happen to be its multiples
         if self.record_every is not None and (not is_integer(self.record_every) or self.record_every < 1):
             raise ConfigError("record_every", self.record_every, "expected a positive number of steps or None")
-        if self.schedule_period is not None and not (is_finite_number(self.schedule_period) and self.schedule_period > 0):
+        period = self.schedule_period
+        if period is not None and not (is_finite_number(period) and period > 0):
             raise ConfigError("schedule_period", self.schedule_period, "expected a positive number of epochs")
         if not is_integer(self.seed) or self.seed < 0:
             raise ConfigError("seed", self.seed, "expected an integer >= 0")
