@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 
-from qlandscape.report import complete_rows, scaling_fit
-from qlandscape.sweep import load_runs
+from qlandscape.runs.report import complete_rows, scaling_fit
+from qlandscape.runs.tables import load_runs
 
 
 def cell(values: list[float]) -> str:

@@ -1,4 +1,4 @@
-"""The malloc setting the engine applies once per process (see qlandscape.allocator)."""
+"""The malloc setting the engine applies once per process (see qlandscape.sim.allocator)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 PROBE = ("import resource, torch\n"
-         "from qlandscape.allocator import retain_freed_memory\n"
+         "from qlandscape.sim.allocator import retain_freed_memory\n"
          "print(retain_freed_memory())\n"
          "x = torch.ones(5 * 2 ** 20, dtype=torch.float64)\n"  # 40 MiB: always mmapped by default glibc
          "for _ in range(3): (x * 2).sum()\n"
@@ -41,7 +41,7 @@ def test_freed_tensors_are_reused_without_page_faults():
 
 
 def test_opt_out_and_repeat_calls(monkeypatch):
-    from qlandscape import allocator
+    from qlandscape.sim import allocator
 
     monkeypatch.setattr(allocator, "_state", {})
     monkeypatch.setenv("QLANDSCAPE_MALLOC", "system")
@@ -52,8 +52,8 @@ def test_opt_out_and_repeat_calls(monkeypatch):
 
 
 def test_bad_settings_are_named(monkeypatch):
-    from qlandscape import allocator
-    from qlandscape.errors import ConfigError
+    from qlandscape.sim import allocator
+    from qlandscape.core.errors import ConfigError
 
     monkeypatch.setattr(allocator, "_state", {})
     monkeypatch.setenv("QLANDSCAPE_MALLOC", "sytem")

@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.backends import make_backend
-from qlandscape.classical import MLP
-from qlandscape.errors import ConfigError
-from qlandscape.hessian import top_eigenvalues
-from qlandscape.objective import Objective
-from qlandscape.operators import matrix_operator
-from qlandscape.qnn import PatchQNN
+from qlandscape.sim.backends import make_backend
+from qlandscape.models.classical import MLP
+from qlandscape.core.errors import ConfigError
+from qlandscape.metrics.curvature.eigensolvers import top_eigenvalues
+from qlandscape.core.objective import Objective
+from qlandscape.core.operators import matrix_operator
+from qlandscape.models.qnn import PatchQNN
 
 
 def _qnn(**kwargs) -> PatchQNN:
@@ -115,9 +115,9 @@ def test_lanczos_top3_of_a_triple_eigenvalue():
 
 
 def test_options_are_validated_before_any_work():
-    from qlandscape.hessian import hessian_summary
-    from qlandscape.spectral_density import density_from_eigenvalues
-    from qlandscape.structured import fit_power_law
+    from qlandscape.metrics.curvature.hessian import hessian_summary
+    from qlandscape.metrics.curvature.spectral_density import density_from_eigenvalues
+    from qlandscape.metrics.curvature.structured import fit_power_law
 
     op = matrix_operator(np.diag(np.arange(30.0)))
     with pytest.raises(ConfigError, match="solver"):

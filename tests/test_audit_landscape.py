@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from qlandscape import ntk
-from qlandscape.classical import MLP
-from qlandscape.errors import ConfigError
-from qlandscape.landscape import pca_directions, random_direction, slice_2d
-from qlandscape.objective import Objective
-from qlandscape.train import TrainConfig
+from qlandscape.metrics.ntk import kernels as ntk
+from qlandscape.models.classical import MLP
+from qlandscape.core.errors import ConfigError
+from qlandscape.metrics.landscape.directions import pca_directions, random_direction
+from qlandscape.metrics.landscape.slices import slice_2d
+from qlandscape.core.objective import Objective
+from qlandscape.train.trainer import TrainConfig
 
 
 def _objective(n: int = 10, labels: torch.Tensor | None = None) -> Objective:
@@ -87,7 +88,7 @@ def test_labels_next_to_a_size_or_indices_are_not_silently_dropped(subset):
 
 @pytest.mark.parametrize("seeds", [(1, 1), (1.5, 2), (True, 2)])
 def test_spawn_child_seeds_must_be_two_different_integers(monkeypatch, seeds):
-    from qlandscape import spawning
+    from qlandscape.metrics.landscape import spawning
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started before the seeds were checked")
@@ -109,8 +110,8 @@ def test_slice_2d_rejects_an_explained_variance_that_is_not_two_fractions():
 
 
 def test_batch_norm_parent_accuracy_is_measured_like_the_children():
-    from qlandscape.classical import CNN
-    from qlandscape.spawning import spawn_experiment
+    from qlandscape.models.classical import CNN
+    from qlandscape.metrics.landscape.spawning import spawn_experiment
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(60, 6, 6, generator=g, dtype=torch.float64)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.circuits import build_circuit, parse_spec
-from qlandscape.errors import ConfigError
-from qlandscape.gradients import circuit_gradients, gradient_variance, qnn_gradient_variance, sample_parameters
-from qlandscape.qnn import PatchQNN
-from qlandscape.train import TrainConfig, Trainer, train
+from qlandscape.sim.circuits import build_circuit, parse_spec
+from qlandscape.core.errors import ConfigError
+from qlandscape.metrics.gradients import circuit_gradients, gradient_variance, qnn_gradient_variance, sample_parameters
+from qlandscape.models.qnn import PatchQNN
+from qlandscape.train.trainer import TrainConfig, Trainer, train
 
 
 def _linear_problem():
@@ -177,7 +177,7 @@ def test_train_config_numbers_are_validated(field, value):
 
 # ------------------------------------------------------------------------------------------------ data
 def test_empty_npz_is_a_config_error(tmp_path):
-    from qlandscape.data import load_dataset
+    from qlandscape.data.datasets import load_dataset
 
     path = tmp_path / "empty.npz"
     np.savez(path, x=np.zeros((0, 4, 4)), y=np.zeros(0, dtype=np.int64))
@@ -189,7 +189,7 @@ def test_gradient_variance_ignores_a_readout_beyond_the_circuit():
     # kawase measures qubits 0..4; the bare-circuit costs read the state, so 2..4 qubits must work
     result = gradient_variance("kawase", 3, 1, samples=4, seed=2)
     assert result.n_qubits == 3 and np.isfinite(result.mean_variance)
-    from qlandscape.gradients import variance_curve
+    from qlandscape.metrics.gradients import variance_curve
 
     curve = variance_curve("kawase", qubits=[2, 3], layers=[1], samples=4)
     assert np.all(curve.mean_variance > 0)

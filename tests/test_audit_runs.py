@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qlandscape import io
-from qlandscape.config import RunConfig
-from qlandscape.errors import ConfigError
-from qlandscape.report import summary_table
-from qlandscape.run_metrics import run_metric
-from qlandscape.run_tables import load_runs
-from qlandscape.runs import execute_run
-from qlandscape.sweep import sweep_from_dict
+from qlandscape.core import io
+from qlandscape.runs.config import RunConfig
+from qlandscape.core.errors import ConfigError
+from qlandscape.runs.report import summary_table
+from qlandscape.runs.metric_hooks import run_metric
+from qlandscape.runs.tables import load_runs
+from qlandscape.runs.run import execute_run
+from qlandscape.runs.sweep import sweep_from_dict
 
 TINY = dict(classes=[0, 1], max_train=30, max_test=20, qubits=2, layers=1, patch_size=4, patches=2, epochs=1,
             batch_size=10)
@@ -54,7 +54,7 @@ def test_run_checks_metric_settings_before_training(tmp_path, monkeypatch, metri
     def no_training(*args, **kwargs):
         raise AssertionError("trained before the metric settings were checked")
 
-    monkeypatch.setattr("qlandscape.runs.train", no_training)
+    monkeypatch.setattr("qlandscape.runs.run.train", no_training)
     with pytest.raises(ConfigError) as err:
         execute_run(RunConfig.from_dict({**TINY, "metrics": metrics}), tmp_path)
     assert needle in str(err.value)

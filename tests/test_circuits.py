@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from qlandscape.circuits import build_circuit, catalogue, load_spec, parse_spec
-from qlandscape.errors import ConfigError
+from qlandscape.sim.circuits import build_circuit, catalogue, load_spec, parse_spec
+from qlandscape.core.errors import ConfigError
 
 
 def test_catalogue_ships_required_ansatze():

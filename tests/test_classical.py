@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qlandscape.classical import CNN, MLP, build_classical, interpolate_with_bn_reset, recompute_bn_statistics
-from qlandscape.config import RunConfig
-from qlandscape.connectivity import Interpolation, interpolate
-from qlandscape.errors import ConfigError
-from qlandscape.models import build_model, count_parameters
-from qlandscape.objective import Objective
+from qlandscape.models.classical import CNN, MLP, build_classical, interpolate_with_bn_reset, recompute_bn_statistics
+from qlandscape.runs.config import RunConfig
+from qlandscape.metrics.landscape.connectivity import Interpolation, interpolate
+from qlandscape.core.errors import ConfigError
+from qlandscape.runs.build import build_model, count_parameters
+from qlandscape.core.objective import Objective
 
 
 def _data(n=12, shape=(4, 4), classes=3, seed=0):

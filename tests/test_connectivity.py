@@ -11,13 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.connectivity import (Interpolation, barrier_location, function_space_distance, interpolate,
-                                     loss_barrier)
-from qlandscape.errors import ConfigError
-from qlandscape.io import load_result, save_result
-from qlandscape.objective import Objective
+from qlandscape.metrics.landscape.connectivity import Interpolation, barrier_location, function_space_distance, interpolate, loss_barrier
+from qlandscape.core.errors import ConfigError
+from qlandscape.core.io import load_result, save_result
+from qlandscape.core.objective import Objective
 from qlandscape.plots.connectivity import plot_interpolation
-from qlandscape.plots.landscape import save_figure
+from qlandscape.plots import save_figure
 
 
 def _data(n=20, d=4, classes=3, seed=0):

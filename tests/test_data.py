@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from qlandscape.data import MNIST_FILES, Dataset, load_dataset, read_idx, to_torch, write_idx
-from qlandscape.errors import ConfigError
+from qlandscape.data.datasets import MNIST_FILES, Dataset, load_dataset, read_idx, to_torch, write_idx
+from qlandscape.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from qlandscape.backends import make_backend, resolve_device
-from qlandscape.circuits import build_circuit, catalogue
-from qlandscape.config import RunConfig
-from qlandscape.engine import simulate, simulate_patch_mean, simulate_state
-from qlandscape.errors import ConfigError
-from qlandscape.objective import Objective
-from qlandscape.qnn import PatchQNN
+from qlandscape.sim.backends import make_backend, resolve_device
+from qlandscape.sim.circuits import build_circuit, catalogue
+from qlandscape.runs.config import RunConfig
+from qlandscape.sim.engine import simulate, simulate_patch_mean, simulate_state
+from qlandscape.core.errors import ConfigError
+from qlandscape.core.objective import Objective
+from qlandscape.models.qnn import PatchQNN
 
 
 def _pretend_cuda(monkeypatch, available: bool, count: int = 1) -> None:

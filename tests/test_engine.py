@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from qlandscape.backends import make_backend
-from qlandscape.circuits import build_circuit, catalogue
-from qlandscape.engine import simulate
-from qlandscape.errors import ConfigError
-from qlandscape.objective import Objective
-from qlandscape.qnn import PatchQNN
+from qlandscape.sim.backends import make_backend
+from qlandscape.sim.circuits import build_circuit, catalogue
+from qlandscape.sim.engine import simulate
+from qlandscape.core.errors import ConfigError
+from qlandscape.core.objective import Objective
+from qlandscape.models.qnn import PatchQNN
 
 # kawase needs >= 5 qubits and 32 features per block: it has its own checks (test_kawase.py and the slow test below)
 ANSATZE = sorted(set(catalogue()) - {"kawase"})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qlandscape import engine
-from qlandscape.circuits import build_circuit, catalogue
-from qlandscape.lowering import Block, plan
+from qlandscape.sim import engine
+from qlandscape.sim.circuits import build_circuit, catalogue
+from qlandscape.sim.lowering import Block, plan
 from test_engine_perf_paths import reference_expectations, reference_state
 
 
@@ -71,7 +71,7 @@ def test_grid_readout_in_chunks_and_threads(monkeypatch):
     with one point per chunk and from two threads at once."""
     import threading
 
-    from qlandscape import blocks
+    from qlandscape.sim import blocks
 
     circuit = build_circuit("hea", 4, 2)
     g = torch.Generator().manual_seed(3)
@@ -130,7 +130,7 @@ def test_block_choice_follows_circuit_size_and_samples():
 
 def test_per_point_features_and_bad_shapes():
     """Features may carry the parameter-point dims; dims that do not broadcast fail naming both shapes."""
-    from qlandscape.errors import ConfigError
+    from qlandscape.core.errors import ConfigError
 
     circuit = build_circuit("hea", 3, 2)
     g = torch.Generator().manual_seed(4)
@@ -176,8 +176,8 @@ def test_patch_mean_with_a_complex_encoding(tmp_path):
 
 
 def test_patch_mean_on_pennylane_and_bad_output_counts():
-    from qlandscape.backends import make_backend
-    from qlandscape.errors import ConfigError
+    from qlandscape.sim.backends import make_backend
+    from qlandscape.core.errors import ConfigError
 
     circuit = _circuit("hea", 3, 1)
     g = torch.Generator().manual_seed(4)

@@ -8,9 +8,9 @@ import random
 import pytest
 import torch
 
-from qlandscape.circuits import PAULIS, build_circuit
-from qlandscape.engine import simulate, simulate_patch_mean, simulate_state
-from qlandscape.errors import ConfigError
+from qlandscape.sim.circuits import PAULIS, build_circuit
+from qlandscape.sim.engine import simulate, simulate_patch_mean, simulate_state
+from qlandscape.core.errors import ConfigError
 
 from test_engine_perf_paths import reference_expectations, reference_state
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qlandscape.circuits import build_circuit, catalogue
-from qlandscape.engine import simulate, simulate_state
-from qlandscape.gate_matrices import group_sizes as _group_sizes
-from qlandscape.lowering import plan
+from qlandscape.sim.circuits import build_circuit, catalogue
+from qlandscape.sim.engine import simulate, simulate_state
+from qlandscape.sim.gate_matrices import group_sizes as _group_sizes
+from qlandscape.sim.lowering import plan
 
 
 def reference_state(circuit, params, features, scale=1.0):
@@ -112,7 +112,7 @@ def test_torch_func_transforms_through_fast_paths():
 @pytest.mark.parametrize("wires", [1, 2, 3, 4, 5, 6, 7])
 @pytest.mark.parametrize("rows", [1, 40])
 def test_kronecker_products_and_product_states_against_torch_kron(wires, rows):
-    from qlandscape.gate_matrices import kron, product_state
+    from qlandscape.sim.gate_matrices import kron, product_state
 
     g = torch.Generator().manual_seed(wires * rows)
     mats = [torch.randn(rows, 2, 2, dtype=torch.complex128, generator=g) for _ in range(wires)]
@@ -127,7 +127,7 @@ def test_kronecker_products_and_product_states_against_torch_kron(wires, rows):
 @pytest.mark.parametrize("n", [2, 3, 6, 8, 9, 10])
 @pytest.mark.parametrize("real_state", [False, True])
 def test_shared_layer_matches_per_row_layer(n, real_state):
-    from qlandscape.gate_matrices import apply_layer, apply_shared_layer
+    from qlandscape.sim.gate_matrices import apply_layer, apply_shared_layer
 
     g = torch.Generator().manual_seed(n)
     k, b, p = 2, 3, 2
@@ -166,7 +166,7 @@ def test_first_layer_on_zero_state_for_any_rotations(first_gates, tmp_path):
 def test_phases_before_a_z_readout_are_dropped_exactly(ansatz):
     """The last RZ of every wire cannot change a Z-basis probability: the Z plan drops it, the state plan keeps it,
     and the outputs, gradients (exact zeros for those parameters) and Hessians are unchanged."""
-    from qlandscape.lowering import Layer
+    from qlandscape.sim.lowering import Layer
 
     circuit = _circuit_or_skip(ansatz, 5, 2)
     last = [s for s in plan(circuit, fold_readout=True).steps if isinstance(s, Layer)][-1]
@@ -203,7 +203,7 @@ def test_broadcast_shapes_and_circuit_hash():
     import copy
     import pickle
 
-    from qlandscape.gate_matrices import broadcast_shapes, real_dtype
+    from qlandscape.sim.gate_matrices import broadcast_shapes, real_dtype
 
     for dtype in (torch.complex128, torch.complex64, torch.float64, torch.float32):
         assert real_dtype(dtype) == torch.zeros(1, dtype=dtype).real.dtype
@@ -229,7 +229,7 @@ def test_broadcast_shapes_and_circuit_hash():
 def test_product_state_readout_matches_the_state_vector(spec_text, n, tmp_path):
     """Rotations only before the entanglers and a Z readout: outputs are parities of a product state, computed
     without the state vector; they must equal the state-vector readout, gradients included."""
-    from qlandscape.product_readout import product_plan
+    from qlandscape.sim.product_readout import product_plan
 
     if spec_text is None:
         circuit = build_circuit("hea", n, 1)
@@ -261,7 +261,7 @@ def test_product_state_readout_matches_the_state_vector(spec_text, n, tmp_path):
 def test_shared_layer_on_a_training_batch_matches_per_row_layer(n, real_state, real_halves):
     """State (B, P, 2**n) with per-patch halves: the patch-major path, values and gradients, against the per-row
     layer."""
-    from qlandscape.gate_matrices import apply_layer, apply_shared_layer
+    from qlandscape.sim.gate_matrices import apply_layer, apply_shared_layer
 
     g = torch.Generator().manual_seed(n)
     b, p = 5, 3

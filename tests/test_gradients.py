@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from qlandscape.circuits import build_circuit, parse_spec
-from qlandscape.errors import ConfigError
-from qlandscape.gradients import (
-    PatchVarianceCurve, VarianceCurve, circuit_features, circuit_gradients, fit_decay, gradient_variance,
-    patch_variance, qnn_gradient_variance, sample_parameters, variance_curve, variance_statistics,
-)
-from qlandscape.io import load_result, save_result
+from qlandscape.sim.circuits import build_circuit, parse_spec
+from qlandscape.core.errors import ConfigError
+from qlandscape.metrics.gradients import PatchVarianceCurve, VarianceCurve, circuit_features, circuit_gradients, gradient_variance, patch_variance, qnn_gradient_variance, sample_parameters, variance_curve, variance_statistics
+from qlandscape.metrics.fits import fit_decay
+from qlandscape.core.io import load_result, save_result
 
 SINGLE_RY = parse_spec({"name": "single_ry", "block": [{"type": "layers", "repeat": 1, "gates": ["RY"]}]})
 
@@ -157,7 +155,7 @@ def test_variance_curve_decays_and_round_trips(tmp_path):
 
 
 def test_qnn_loss_variance_engine_matches_default_qubit(tiny_images):
-    from qlandscape.qnn import PatchQNN
+    from qlandscape.models.qnn import PatchQNN
 
     x, y = tiny_images
     model = PatchQNN((6, 6), 2, ansatz="hea", n_qubits=2, n_layers=1, patch_size=3, stride=3, seed=0)
@@ -180,7 +178,7 @@ def test_patch_variance_and_plot(tiny_images):
 
 
 def test_cli_writes_results_and_figure(tmp_path, capsys):
-    from qlandscape.commands import gradvar
+    from qlandscape.cli import gradvar
 
     parser = __import__("argparse").ArgumentParser()
     gradvar.add_parser(parser.add_subparsers())

@@ -6,15 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.errors import ConfigError
-from qlandscape.hessian import (DenseSpectrum, EigenResult, TrajectoryCurvature, dense_spectrum,
-                                hessian_along_trajectory, hessian_summary, hutchinson_trace, power_iteration,
-                                spectral_density, top_eigenvalues)
-from qlandscape.io import load_result, save_result
-from qlandscape.objective import Objective
-from qlandscape.operators import (gradient_difference_operator, hessian_operator, matrix_operator, to_dense,
-                                  to_scipy)
-from qlandscape.spectral_density import SpectralDensity
+from qlandscape.core.errors import ConfigError
+from qlandscape.metrics.curvature.hessian import DenseSpectrum, TrajectoryCurvature, dense_spectrum, hessian_along_trajectory, hessian_summary
+from qlandscape.metrics.curvature.eigensolvers import EigenResult, power_iteration, top_eigenvalues
+from qlandscape.metrics.curvature.spectral_density import hutchinson_trace, spectral_density
+from qlandscape.core.io import load_result, save_result
+from qlandscape.core.objective import Objective
+from qlandscape.core.operators import gradient_difference_operator, hessian_operator, matrix_operator, to_dense, to_scipy
+from qlandscape.metrics.curvature.spectral_density import SpectralDensity
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -310,8 +309,8 @@ def test_plots_render(tmp_path, mlp_objective, mlp_dense):
 
 
 def test_density_from_dense_eigenvalues_is_exact_and_normalised():
-    from qlandscape.spectral_density import density_from_eigenvalues, spectral_density
-    from qlandscape.operators import matrix_operator
+    from qlandscape.metrics.curvature.spectral_density import density_from_eigenvalues, spectral_density
+    from qlandscape.core.operators import matrix_operator
 
     eig = np.array([-1.0, 0.5, 2.0, 3.0])
     exact = density_from_eigenvalues(eig, sigma=0.1)
@@ -324,7 +323,7 @@ def test_density_from_dense_eigenvalues_is_exact_and_normalised():
 
 
 def test_converging_lanczos_matches_arpack_with_fewer_matvecs():
-    from qlandscape.operators import matrix_operator
+    from qlandscape.core.operators import matrix_operator
 
     rng = np.random.default_rng(3)
     q, _ = np.linalg.qr(rng.standard_normal((150, 150)))
@@ -345,8 +344,8 @@ def test_converging_lanczos_matches_arpack_with_fewer_matvecs():
 def test_histories_give_the_cost_to_an_accuracy():
     """Cost to relative accuracy 1e-6, read from the histories: on a clustered top (λ₂/λ₁ = 0.95, the shape of
     a many-class Hessian's outliers) Lanczos needs well under a third of power iteration's matvecs."""
-    from qlandscape.hessian import matvecs_to_tolerance
-    from qlandscape.operators import matrix_operator
+    from qlandscape.metrics.curvature.eigensolvers import matvecs_to_tolerance
+    from qlandscape.core.operators import matrix_operator
 
     rng = np.random.default_rng(5)
     eig = np.concatenate([[1.0, 0.95, 0.9, 0.85], rng.uniform(-0.05, 0.2, 196)])

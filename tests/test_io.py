@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qlandscape import io
+from qlandscape.core import io
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import pennylane as qml
 import pytest
 import torch
 
-from qlandscape.circuits import build_circuit
-from qlandscape.engine import simulate
+from qlandscape.sim.circuits import build_circuit
+from qlandscape.sim.engine import simulate
 
 
 def kawase_by_hand(n_layers: int):

@@ -11,14 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.errors import ConfigError
-from qlandscape.io import load_result, save_result
-from qlandscape.landscape import (Slice1D, Slice2D, grid_from_range, hessian_directions, normalize_direction,
-                                  orthogonalize, pca_directions, pca_plane_grid, project_onto_plane,
-                                  random_direction, slice_1d, slice_2d, slice_pca)
-from qlandscape.objective import Objective
-from qlandscape.plots.landscape import (describe_directions, plot_contour, plot_slice_1d, plot_surface,
-                                        plot_trajectory, save_figure)
+from qlandscape.core.errors import ConfigError
+from qlandscape.core.io import load_result, save_result
+from qlandscape.metrics.landscape.slices import Slice1D, Slice2D, grid_from_range, pca_plane_grid, project_onto_plane, slice_1d, slice_2d, slice_pca
+from qlandscape.metrics.landscape.directions import hessian_directions, normalize_direction, orthogonalize, pca_directions, random_direction
+from qlandscape.core.objective import Objective
+from qlandscape.plots.landscape import describe_directions, plot_contour, plot_slice_1d, plot_surface, plot_trajectory
+from qlandscape.plots import save_figure
 
 P_QUAD = 8
 
@@ -120,7 +119,7 @@ def test_filter_normalisation_keep_1d_and_layer_and_none(mlp_objective):
 
 
 def test_patch_normalisation_on_patch_qnn():
-    from qlandscape.qnn import PatchQNN
+    from qlandscape.models.qnn import PatchQNN
 
     model = PatchQNN((6, 6), 2, n_qubits=2, n_layers=1, patch_size=3, stride=3)
     x = torch.rand(4, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))

@@ -12,13 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.errors import ConfigError
-from qlandscape.io import load_result, save_result
-from qlandscape.kernel_regression import (KernelMachineCurve, kernel_machine_curve, kernel_regression_accuracy,
-                                          kernel_ridge_predict)
-from qlandscape.ntk import (NTK, KernelEvolution, empirical_ntk, kernel_alignment, kernel_distance,
-                            kernel_evolution, kernel_matrix, one_hot, trace_form)
-from qlandscape.objective import Objective
+from qlandscape.core.errors import ConfigError
+from qlandscape.core.io import load_result, save_result
+from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve, kernel_machine_curve, kernel_regression_accuracy, kernel_ridge_predict
+from qlandscape.metrics.ntk.kernels import NTK, KernelEvolution, empirical_ntk, kernel_alignment, kernel_distance, kernel_evolution, kernel_matrix, one_hot, trace_form
+from qlandscape.core.objective import Objective
 
 N_IN, N_OUT = 4, 3
 
@@ -216,9 +214,7 @@ def test_kernel_machine_curve_and_roundtrip(tmp_path) -> None:
 def test_plots_write_pngs(tmp_path) -> None:
     import matplotlib.pyplot as plt
 
-    from qlandscape.plots.ntk import (plot_kernel_alignment, plot_kernel_distance_from_init,
-                                      plot_kernel_distance_matrix, plot_kernel_machine_accuracy,
-                                      plot_kernel_velocity)
+    from qlandscape.plots.ntk import plot_kernel_alignment, plot_kernel_distance_from_init, plot_kernel_distance_matrix, plot_kernel_machine_accuracy, plot_kernel_velocity
 
     x, y = _data(20)
     objective = Objective(_mlp(), x, y)
@@ -282,7 +278,7 @@ def test_subset_by_indices_and_forms_share_alignment() -> None:
 
 
 def test_patch_qnn_ntk_engine_equals_default_qubit():
-    from qlandscape.qnn import PatchQNN
+    from qlandscape.models.qnn import PatchQNN
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(4, 6, 6, generator=g, dtype=torch.float64) * np.pi

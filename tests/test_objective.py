@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.errors import ConfigError
-from qlandscape.objective import Objective, check_finite_loss
-from qlandscape.qnn import PatchQNN
+from qlandscape.core.errors import ConfigError
+from qlandscape.core.objective import Objective, check_finite_loss
+from qlandscape.models.qnn import PatchQNN
 
 
 @pytest.fixture
@@ -101,8 +101,8 @@ def test_bad_inputs(mlp_problem):
 def test_one_output_regression_model_in_slices_and_interpolation():
     """A model with one output per sample and a loss of its own: grids equal point-by-point losses, and the
     classification error is NaN (undefined) rather than a crash or an argmax over one column."""
-    from qlandscape.connectivity import interpolate
-    from qlandscape.landscape import slice_1d
+    from qlandscape.metrics.landscape.connectivity import interpolate
+    from qlandscape.metrics.landscape.slices import slice_1d
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 1), nn.Flatten(0)).double()
@@ -120,7 +120,7 @@ def test_one_output_regression_model_in_slices_and_interpolation():
 def test_points_per_call_follows_the_state_memory(tiny_images):
     """Grid points per engine call: as many as fit the state budget (a 4-qubit model takes large groups, more
     qubits or samples fewer), 64 for models without an estimate; every grouping gives the same losses."""
-    from qlandscape import objective as objective_module
+    from qlandscape.core import objective as objective_module
 
     x, y = tiny_images
     small = PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3, seed=0)

@@ -9,9 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qlandscape.errors import ConfigError
-from qlandscape.patches import (PatchGrid, coverage, extract_patches, feature_map, patch_features, patch_grid,
-                                pooling_shape)
+from qlandscape.core.errors import ConfigError
+from qlandscape.models.patches import PatchGrid, coverage, extract_patches, feature_map, patch_features, patch_grid, pooling_shape
 
 FAST = settings(max_examples=60, deadline=None)
 

@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from qlandscape import cli, io
-from qlandscape.config import RunConfig
-from qlandscape.errors import ConfigError
-from qlandscape.report import scaling_fit, series, split_axes, summary_table, write_report
-from qlandscape.runs import execute_run
-from qlandscape.sweep import run_sweep
+from qlandscape import cli
+from qlandscape.core import io
+from qlandscape.runs.config import RunConfig
+from qlandscape.core.errors import ConfigError
+from qlandscape.runs.report import scaling_fit, series, split_axes, summary_table, write_report
+from qlandscape.runs.run import execute_run
+from qlandscape.runs.sweep import run_sweep
 
 BASE = dict(classes=[0, 1], max_train=30, max_test=20, qubits=2, patch_size=4, epochs=2, batch_size=10)
 
@@ -20,7 +21,7 @@ BASE = dict(classes=[0, 1], max_train=30, max_test=20, qubits=2, patch_size=4, e
 @pytest.fixture
 def no_run_figures(monkeypatch):
     # Per-run figures (drawn by the metric hooks) are not what this file tests, and cost ~1 s each.
-    monkeypatch.setattr("qlandscape.run_metrics._figure", lambda *args, **kwargs: None)
+    monkeypatch.setattr("qlandscape.runs.metric_hooks._figure", lambda *args, **kwargs: None)
 
 
 def fake_rows():

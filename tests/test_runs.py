@@ -6,9 +6,9 @@ import json
 import pytest
 
 from qlandscape import cli
-from qlandscape.config import RunConfig, load_config, parse_override
-from qlandscape.errors import ConfigError
-from qlandscape.runs import execute_run, is_complete, load_run
+from qlandscape.runs.config import RunConfig, load_config, parse_override
+from qlandscape.core.errors import ConfigError
+from qlandscape.runs.run import execute_run, is_complete, load_run
 
 TINY = dict(classes=[0, 1], max_train=40, max_test=20, qubits=2, layers=1, patch_size=4, stride=4, epochs=1,
             batch_size=10)
@@ -85,7 +85,7 @@ def test_run_ids_survive_fields_added_later():
 
 def test_whole_numbers_in_float_fields_give_one_run_id():
     """lr = 1 and lr = 1.0 are the same setting, so the same run (a sweep's grid [1, 1.0] is one run)."""
-    from qlandscape.config import RunConfig
+    from qlandscape.runs.config import RunConfig
 
     assert RunConfig(lr=1).run_id() == RunConfig(lr=1.0).run_id()
     assert RunConfig.from_dict({"angle_range": [0, 3], "output_scale": 5}).run_id() == \

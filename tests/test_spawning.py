@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from qlandscape import io
-from qlandscape.classical import CNN, MLP
-from qlandscape.errors import ConfigError
-from qlandscape.spawning import SpawnResult, spawn_experiment
-from qlandscape.train import TrainConfig
+from qlandscape.core import io
+from qlandscape.models.classical import CNN, MLP
+from qlandscape.core.errors import ConfigError
+from qlandscape.metrics.landscape.spawning import SpawnResult, spawn_experiment
+from qlandscape.train.trainer import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_batch_norm_model_uses_recomputed_statistics(data):
 
 
 def test_patch_qnn_spawns(data):
-    from qlandscape.qnn import PatchQNN
+    from qlandscape.models.qnn import PatchQNN
 
     x_train, y_train, x_test, y_test = data
     model = PatchQNN((6, 6), 2, n_qubits=2, n_layers=1, patch_size=3, stride=3)

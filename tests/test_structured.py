@@ -6,11 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.errors import ConfigError
-from qlandscape.objective import Objective
-from qlandscape.qnn import PatchQNN
-from qlandscape.structured import (decompose, gauss_newton, gauss_newton_vector_product, residual_vector_product,
-                                   structured_hessian)
+from qlandscape.core.errors import ConfigError
+from qlandscape.core.objective import Objective
+from qlandscape.models.qnn import PatchQNN
+from qlandscape.metrics.curvature.structured import decompose, gauss_newton, gauss_newton_vector_product, residual_vector_product, structured_hessian
 
 
 def images(n=6, size=6, seed=0):
@@ -79,7 +78,7 @@ def test_classical_decomposition_and_errors():
 
 
 def test_structure_summary_and_power_law():
-    from qlandscape.structured import count_outliers, fit_power_law, structure_summary
+    from qlandscape.metrics.curvature.structured import count_outliers, fit_power_law, structure_summary
 
     x, y = images(6)
     model = PatchQNN((6, 6), 3, n_qubits=3, n_layers=1, patch_size=3, stride=3, seed=2, output_scale=4.0)

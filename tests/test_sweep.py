@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qlandscape import cli, io
-from qlandscape.errors import ConfigError
-from qlandscape.runs import METRIC_HOOKS, _load_metric_hooks, is_complete
-from qlandscape.sweep import load_runs, load_sweep, run_sweep, sweep_from_dict, write_csv
+from qlandscape import cli
+from qlandscape.core import io
+from qlandscape.core.errors import ConfigError
+from qlandscape.runs.run import METRIC_HOOKS, _load_metric_hooks, is_complete
+from qlandscape.runs.tables import load_runs, write_csv
+from qlandscape.runs.sweep import load_sweep, run_sweep, sweep_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """[base]

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.errors import ConfigError
-from qlandscape.qnn import PatchQNN
-from qlandscape.train import TrainConfig, Trainer, flat_parameters, train
+from qlandscape.core.errors import ConfigError
+from qlandscape.models.qnn import PatchQNN
+from qlandscape.train.trainer import TrainConfig, Trainer, flat_parameters, train
 
 
 def test_same_seed_same_trajectory_qnn(tiny_images):

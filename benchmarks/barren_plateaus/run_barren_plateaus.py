@@ -25,10 +25,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from qlandscape import io
-from qlandscape.commands.gradvar import format_table, parse_int_range
-from qlandscape.data import load_dataset, to_torch
-from qlandscape.gradients import DIGITS_GRIDS, fit_decay, patch_variance, variance_curve
+from qlandscape.core import io
+from qlandscape.cli.gradvar import format_table, parse_int_range
+from qlandscape.data.datasets import load_dataset, to_torch
+from qlandscape.metrics.gradients import DIGITS_GRIDS, patch_variance, variance_curve
+from qlandscape.metrics.fits import fit_decay
 from qlandscape.plots.gradients import plot_patch_variance, plot_variance_curve
 
 

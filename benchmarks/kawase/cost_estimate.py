@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from qlandscape.hessian import power_iteration, top_eigenvalues
-from qlandscape.objective import Objective
-from qlandscape.operators import hessian_operator
-from qlandscape.qnn import PatchQNN
+from qlandscape.metrics.curvature.eigensolvers import power_iteration, top_eigenvalues
+from qlandscape.core.objective import Objective
+from qlandscape.core.operators import hessian_operator
+from qlandscape.models.qnn import PatchQNN
 
 
 def kawase_model(layers: int, n_patches_stride: int = 6) -> PatchQNN:

@@ -36,16 +36,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from qlandscape import io
-from qlandscape.classical import CNN
-from qlandscape.data import load_dataset, to_torch
-from qlandscape.kernel_regression import KernelMachineCurve, kernel_machine_curve
-from qlandscape.ntk import KernelEvolution, kernel_evolution
-from qlandscape.objective import Objective
-from qlandscape.plots.ntk import (plot_kernel_alignment, plot_kernel_distance_from_init,
-                                  plot_kernel_distance_matrix, plot_kernel_machine_accuracy, plot_kernel_velocity)
-from qlandscape.qnn import PatchQNN
-from qlandscape.train import TrainConfig, train
+from qlandscape.core import io
+from qlandscape.models.classical import CNN
+from qlandscape.data.datasets import load_dataset, to_torch
+from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve, kernel_machine_curve
+from qlandscape.metrics.ntk.kernels import KernelEvolution, kernel_evolution
+from qlandscape.core.objective import Objective
+from qlandscape.plots.ntk import plot_kernel_alignment, plot_kernel_distance_from_init, plot_kernel_distance_matrix, plot_kernel_machine_accuracy, plot_kernel_velocity
+from qlandscape.models.qnn import PatchQNN
+from qlandscape.train.trainer import TrainConfig, train
 
 # Epochs at which the kernel machine is built (snapped to the nearest recorded step).
 MACHINE_EPOCHS = (0, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 10)

@@ -24,9 +24,9 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from qlandscape import engine  # noqa: E402
-from qlandscape.allocator import retain_freed_memory  # noqa: E402
-from qlandscape.circuits import build_circuit  # noqa: E402
+from qlandscape.sim import engine  # noqa: E402
+from qlandscape.sim.allocator import retain_freed_memory  # noqa: E402
+from qlandscape.sim.circuits import build_circuit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REVS = {"59376f9": "first engine", "9768672": "end of session 1", "02aa3cd": "end of session 2"}

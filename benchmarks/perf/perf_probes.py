@@ -84,7 +84,7 @@ def _memory_probe(spec: str) -> None:
     x, y = synthetic(cfg["batch"], qubits=cfg["qubits"])
     _, fb = loss_fns(model, x, y)
     fb()  # warm caches, then the peak of a second call
-    # hand freed memory back to the OS first: malloc keeps it (qlandscape.allocator, and glibc's own dynamic
+    # hand freed memory back to the OS first: malloc keeps it (qlandscape.sim.allocator, and glibc's own dynamic
     # thresholds), and a second call served from resident pages would show no increase at all
     import ctypes
 

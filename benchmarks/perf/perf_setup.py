@@ -21,8 +21,8 @@ import torch  # noqa: E402
 torch.set_num_threads(THREADS)
 warnings.filterwarnings("ignore")
 
-from qlandscape.data import load_dataset, to_torch  # noqa: E402
-from qlandscape.qnn import PatchQNN  # noqa: E402
+from qlandscape.data.datasets import load_dataset, to_torch  # noqa: E402
+from qlandscape.models.qnn import PatchQNN  # noqa: E402
 
 BACKENDS = {  # label -> (device, mode, diff_method)
     "engine": ("torch", "broadcast", "best"),
@@ -88,11 +88,11 @@ def make_model(qubits: int, patches: int, layers: int, backend: str = "engine") 
         model = PatchQNN((8, 8), 2, ansatz="hea", n_qubits=qubits, n_layers=layers, seed=0,
                          **PATCH_ARGS[patches])
     if backend == "engine-cuda":
-        from qlandscape.backends import make_backend
+        from qlandscape.sim.backends import make_backend
 
         model = model.with_backend(make_backend(device, device="cuda"))
     elif backend != "engine":
-        from qlandscape.backends import make_backend
+        from qlandscape.sim.backends import make_backend
 
         model = model.with_backend(make_backend(device, mode=mode, diff_method=diff))
     return model

@@ -35,12 +35,12 @@ import torch  # noqa: E402
 from perf_probes import malloc_rows, memory_rows  # noqa: E402
 from perf_tables import add_ratios, fmt_row, markdown  # noqa: E402
 
-from qlandscape.allocator import retain_freed_memory  # noqa: E402
-from qlandscape.hessian import matvecs_to_tolerance, power_iteration, top_eigenvalues  # noqa: E402
-from qlandscape.landscape import slice_2d  # noqa: E402
-from qlandscape.objective import Objective  # noqa: E402
-from qlandscape.qnn import PatchQNN  # noqa: E402
-from qlandscape.train import TrainConfig, train  # noqa: E402
+from qlandscape.sim.allocator import retain_freed_memory  # noqa: E402
+from qlandscape.metrics.curvature.eigensolvers import matvecs_to_tolerance, power_iteration, top_eigenvalues  # noqa: E402
+from qlandscape.metrics.landscape.slices import slice_2d  # noqa: E402
+from qlandscape.core.objective import Objective  # noqa: E402
+from qlandscape.models.qnn import PatchQNN  # noqa: E402
+from qlandscape.train.trainer import TrainConfig, train  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("circuit", "hessian", "demo", "memory", "malloc")

@@ -20,12 +20,12 @@ matplotlib.use("Agg")
 import numpy as np
 import torch
 
-from qlandscape import io
-from qlandscape.classical import CNN
-from qlandscape.data import load_dataset, to_torch
+from qlandscape.core import io
+from qlandscape.models.classical import CNN
+from qlandscape.data.datasets import load_dataset, to_torch
 from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
-from qlandscape.spawning import SpawnResult, spawn_experiment
-from qlandscape.train import TrainConfig
+from qlandscape.metrics.landscape.spawning import SpawnResult, spawn_experiment
+from qlandscape.train.trainer import TrainConfig
 
 # Effective step lr / (1 - momentum): 0.5, 0.1, 0.5, 0.05. Settings 1 vs 2: a large vs a small step with
 # momentum; 1 vs 3: momentum vs none at the same effective step. Setting 4 (setting 1 without momentum) was the

@@ -38,13 +38,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from qlandscape import io
-from qlandscape.classical import MLP
-from qlandscape.data import load_dataset, to_torch
-from qlandscape.objective import Objective
-from qlandscape.qnn import PatchQNN
-from qlandscape.structured import StructureSummary, decompose, fit_power_law, structure_summary
-from qlandscape.train import TrainConfig, train
+from qlandscape.core import io
+from qlandscape.models.classical import MLP
+from qlandscape.data.datasets import load_dataset, to_torch
+from qlandscape.core.objective import Objective
+from qlandscape.models.qnn import PatchQNN
+from qlandscape.metrics.curvature.structured import StructureSummary, decompose, fit_power_law, structure_summary
+from qlandscape.train.trainer import TrainConfig, train
 
 CLASS_COUNTS = (2, 4, 10)
 PATCH_COUNTS = (1, 4, 9, 16, 25)

@@ -8,9 +8,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from . import axes_or_new
+from qlandscape.plots import axes_or_new
 
-from ..gradients import PatchVarianceCurve, VarianceCurve
+from qlandscape.metrics.gradients import PatchVarianceCurve, VarianceCurve
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (5.5, 4.2)) -> Axes:

@@ -8,10 +8,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from . import axes_or_new as _axes
+from qlandscape.plots import axes_or_new as _axes
 
-from ..hessian import DenseSpectrum, EigenResult, TrajectoryCurvature
-from ..spectral_density import SpectralDensity
+from qlandscape.metrics.curvature.hessian import DenseSpectrum, TrajectoryCurvature
+from qlandscape.metrics.curvature.eigensolvers import EigenResult
+from qlandscape.metrics.curvature.spectral_density import SpectralDensity
 
 
 

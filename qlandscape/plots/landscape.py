@@ -15,9 +15,9 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 
-from ..errors import ConfigError, check_choice
-from ..landscape import Slice1D, Slice2D, _split_index
-from . import save_figure  # noqa: F401  (re-exported: figures are saved from here too)
+from qlandscape.core.errors import ConfigError, check_choice
+from qlandscape.metrics.landscape.slices import Slice1D, Slice2D, _split_index
+from qlandscape.plots import save_figure  # noqa: F401  (re-exported: figures are saved from here too)
 
 __all__ = ["describe_directions", "plot_contour", "plot_slice_1d", "plot_surface", "plot_trajectory",
            "save_figure"]

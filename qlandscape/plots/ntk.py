@@ -8,10 +8,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from . import axes_or_new as _axes
+from qlandscape.plots import axes_or_new as _axes
 
-from ..kernel_regression import KernelMachineCurve
-from ..ntk import KernelEvolution
+from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve
+from qlandscape.metrics.ntk.kernels import KernelEvolution
 
 
 

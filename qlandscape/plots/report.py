@@ -15,10 +15,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..report import (AXIS_LABELS, REPLICATE_AXES, SUMMARY_METRICS, KernelCurves, ResultGrid, ScalingFit,
-                      SweepSeries, complete_rows, varying_axes)
-from . import axes_or_new
-from .landscape import describe_directions, loss_label
+from qlandscape.runs.report import AXIS_LABELS, REPLICATE_AXES, SUMMARY_METRICS, KernelCurves, ResultGrid, ScalingFit, SweepSeries, complete_rows, varying_axes
+from qlandscape.plots import axes_or_new
+from qlandscape.plots.landscape import describe_directions, loss_label
 
 SHORT = {"hessian.lambda_max": "λ_max", "hessian.trace": "tr H", "test_accuracy": "test accuracy",
          "hessian.structure.lambda_max_normalised": "λ_max / (c²/N)"}

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..spawning import SpawnResult
+from qlandscape.metrics.landscape.spawning import SpawnResult
 
 
 def _groups(results: SpawnResult | Sequence[SpawnResult],

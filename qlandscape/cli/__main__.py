@@ -1,0 +1,6 @@
+"""``python -m qlandscape.cli``: the ``qlandscape`` command."""
+import sys
+
+from qlandscape.cli.app import main
+
+sys.exit(main())

@@ -1,0 +1,32 @@
+"""``qlandscape circuits``: list the ansatz catalogue with parameter counts."""
+from __future__ import annotations
+
+import argparse
+
+from qlandscape.sim.circuits import catalogue, load_spec
+from qlandscape.core.errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("circuits", help="list the ansatz catalogue with parameter counts")
+    p.add_argument("--qubits", type=int, default=4, help="qubits for the counts (default 4)")
+    p.add_argument("--layers", type=int, nargs="+", default=[1, 2, 4], help="layer counts to tabulate")
+    p.add_argument("--spec", help="also show a user's spec file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = list(catalogue()) + ([args.spec] if args.spec else [])
+    header = f"{'ansatz':<22} {'features':>8} " + " ".join(f"{'L=' + str(L):>7}" for L in args.layers)
+    print(f"parameters per circuit at {args.qubits} qubits")
+    print(header)
+    for name in names:
+        spec = load_spec(name)
+        try:
+            circuits = [spec.build(args.qubits, L) for L in args.layers]
+        except ConfigError as exc:  # e.g. a readout on qubits this size does not have
+            print(f"{spec.name:<22} {'-':>8} (not buildable at {args.qubits} qubits: {exc.field} = {exc.value})")
+            continue
+        counts = " ".join(f"{c.n_params:>7}" for c in circuits)
+        print(f"{spec.name:<22} {circuits[0].n_features:>8} {counts}   {spec.description}")
+    return 0

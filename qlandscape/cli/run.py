@@ -1,0 +1,60 @@
+"""``qlandscape run CONFIG.toml``: train one model and write its run directory."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from qlandscape.runs.config import RunConfig, load_config, parse_override
+
+# Common fields with their own flags; any other field goes through --set key=value.
+FLAGS = {"model": str, "ansatz": str, "qubits": int, "layers": int, "patch_size": int, "stride": int,
+         "patches": int, "backend": str, "epochs": int, "lr": float, "batch_size": int, "seed": int}
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The optional CONFIG.toml plus the override flags that :func:`config_from_args` reads."""
+    p.add_argument("config", nargs="?", help="run config (TOML); defaults are used when omitted")
+    for name, kind in FLAGS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=f"override '{name}'")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field (value read as TOML, e.g. classes=[0,1])")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train one model from a config and write its run directory")
+    add_config_arguments(p)
+    p.add_argument("--out", default="runs", help="parent folder of run directories (default: runs)")
+    p.add_argument("--force", action="store_true", help="rerun even if the run is complete")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run config from a file (optional) plus command-line overrides, validated."""
+    base = load_config(args.config) if args.config else RunConfig()
+    changes = {name: getattr(args, name) for name in FLAGS if getattr(args, name, None) is not None}
+    changes.update(dict(parse_override(item) for item in args.set))
+    return base.replace(**changes) if changes else base
+
+
+def run(args: argparse.Namespace) -> int:
+    from qlandscape.runs.run import execute_run, load_run
+
+    config = config_from_args(args)
+    path = execute_run(config, args.out, force=args.force, progress=not args.quiet and sys.stderr.isatty())
+    info = load_run(path).info
+    m = info["metrics"]
+    print(f"run directory: {path}")
+    print(f"model: {config.model} ({info['model']['n_params']} parameters)")
+    print(f"train accuracy: {m['train_accuracy']:.4f}   test accuracy: {m['test_accuracy']:.4f}   "
+          f"test loss: {m['test_loss']:.4f}   training time: {info['timings']['train_seconds']:.1f} s")
+    if "hessian.lambda_max" in m:
+        parts = [f"{key} {m[f'hessian.{key}']:.5g}" for key in ("lambda_max", "lambda_min", "trace",
+                                                                "fraction_negative") if f"hessian.{key}" in m]
+        print(f"Hessian at the {m['hessian.point']} point ({m['hessian.method']}): " + ", ".join(parts))
+    if "landscape.center_loss" in m:
+        print(f"landscape: {m['landscape.grid']}x{m['landscape.grid']} {m['landscape.directions']} slice, loss "
+              f"{m['landscape.min_loss']:.4g} .. {m['landscape.max_loss']:.4g}")
+    if (path / "figures").exists():
+        print(f"figures: {path / 'figures'}")
+    return 0

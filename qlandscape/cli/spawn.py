@@ -1,0 +1,88 @@
+"""``qlandscape spawn CONFIG.toml --spawn-epochs 0,0.5,1,2``: parent-child spawning for one run config."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qlandscape.core.errors import ConfigError
+from qlandscape.cli.run import add_config_arguments, config_from_args
+
+DEFAULT_SPAWN_EPOCHS = "0,0.25,0.5,1,2,4,8"
+
+
+def parse_numbers(option: str, text: str, kind: type = float) -> list:
+    """Comma-separated numbers from the command line; a bad item raises :class:`ConfigError` naming it."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ConfigError(option, text, "expected comma-separated numbers, e.g. 0,0.5,1")
+    out = []
+    for item in items:
+        try:
+            out.append(kind(item))
+        except ValueError:
+            raise ConfigError(option, item, f"expected {'an integer' if kind is int else 'a number'}") from None
+    return out
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("spawn", help="parent-child spawning: error barrier between children vs spawn time")
+    add_config_arguments(p)
+    p.add_argument("--spawn-epochs", default=DEFAULT_SPAWN_EPOCHS,
+                   help=f"comma-separated spawn times in epochs, each <= epochs (default: {DEFAULT_SPAWN_EPOCHS})")
+    p.add_argument("--child-seeds", default="1,2", help="two seeds for the children's data order (default: 1,2)")
+    p.add_argument("--parent-seed", type=int, default=None, help="parent seed (default: the config's seed)")
+    p.add_argument("--n-points", type=int, default=11, help="points on each interpolation line (default: 11)")
+    p.add_argument("--out", default="runs", help="parent folder of the output directory (default: runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from qlandscape.core import io
+    from qlandscape.data.datasets import to_torch
+    from qlandscape.runs.build import build_model
+    from qlandscape.runs.run import dataset_for, train_config
+    from qlandscape.metrics.landscape.spawning import check_spawn_epochs, spawn_experiment
+
+    config = config_from_args(args)
+    spawn_epochs = parse_numbers("--spawn-epochs", args.spawn_epochs)
+    child_seeds = parse_numbers("--child-seeds", args.child_seeds, int)
+    if len(child_seeds) != 2:
+        raise ConfigError("--child-seeds", args.child_seeds, "expected exactly two seeds, e.g. 1,2")
+    check_spawn_epochs(spawn_epochs, config.epochs)  # fail before loading data or training
+    parent_seed = config.seed if args.parent_seed is None else args.parent_seed
+
+    data = dataset_for(config)
+    model = build_model(config, data.image_shape, data.n_classes)
+    x_train, y_train, x_test, y_test = to_torch(data)
+    result = spawn_experiment(model, x_train, y_train, x_test, y_test, train_config(config), spawn_epochs,
+                              parent_seed=parent_seed, child_seeds=child_seeds, n_points=args.n_points,
+                              progress=not args.quiet and sys.stderr.isatty())
+
+    out = Path(args.out) / f"spawn-{config.run_id()}"
+    out.mkdir(parents=True, exist_ok=True)
+    io.save_result(result, out / "spawn")
+    io.write_json(out / "config.json", config.to_dict())
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
+
+    fig = plot_barrier_vs_spawn_time(result, [f"{config.model}, parent seed {parent_seed}"])
+    for suffix in ("png", "pdf"):
+        fig.savefig(out / f"spawn.{suffix}", dpi=150)
+    plt.close(fig)
+
+    print(f"spawn directory: {out}")
+    print(f"model: {config.model} ({result.n_params} parameters), {config.epochs} epochs, parent seed "
+          f"{parent_seed}, child seeds {child_seeds[0]},{child_seeds[1]}; parent test accuracy "
+          f"{result.parent_test_accuracy:.4f}; {result.seconds:.1f} s")
+    print(f"{'t_s':>7} {'error barrier':>14} {'loss barrier':>13} {'fn distance':>12} {'child acc':>15}")
+    for i, t_s in enumerate(result.spawn_epochs):
+        acc = result.child_test_accuracy[i]
+        print(f"{t_s:7.3g} {result.error_barrier[i]:14.4f} {result.loss_barrier[i]:13.4f} "
+              f"{result.function_distance[i]:12.4f} {acc[0]:7.4f} {acc[1]:7.4f}")
+    return 0

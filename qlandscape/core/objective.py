@@ -1,0 +1,389 @@
+"""The Objective: a model, a fixed evaluation set and a loss, seen as a function of one flat float64 vector.
+
+Every metric in qlandscape takes an :class:`Objective`, so quantum and classical models share all metric code.
+The caller's model is never mutated: the Objective keeps its own float64 copy in evaluation mode and evaluates
+it at other parameters through :func:`torch.func.functional_call`.
+
+Two differentiation paths:
+
+* ``torch.func`` (our engine, any plain ``nn.Module``): ``grad``, forward-over-reverse ``hvp``, ``hessian``.
+* plain autograd (PennyLane QNodes, which do not compose with ``torch.func``): double backward; on devices without
+  backprop the QNode differentiates by parameter shift, so the Hessian is the hardware-faithful one.
+
+Large evaluation sets are processed in chunks of ``chunk_size`` samples and accumulated, so memory stays flat.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import math
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from qlandscape.sim.backends import Backend, default_dtype
+from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
+from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
+
+# Below this many patches the plain torch.func Hessian beats the per-patch assembly (benchmarks/perf).
+STRUCTURED_MIN_PATCHES = 2
+# losses() groups as many parameter points per forward_points call as keep about this much state memory (with the
+# engine's temporaries counted as 3 more states), up to MAX_POINTS_PER_CALL: per-call work (encoding, building
+# the blocks) is shared by the group, so larger groups are faster (benchmarks/perf: 51x51 demo grid 1.15x from
+# 64 to ~250 points) while an 8-qubit model stays at a few hundred MB.
+POINTS_STATE_BYTES = 2 ** 28
+MAX_POINTS_PER_CALL = 1024
+DEFAULT_POINTS_PER_CALL = 64  # models without a state-size estimate
+
+
+def _float64_defaults(method: Callable[..., Any]) -> Callable[..., Any]:
+    # Backward passes of PennyLane devices run inside these methods; see backends.default_dtype.
+    @functools.wraps(method)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with default_dtype(torch.float64):
+            return method(*args, **kwargs)
+
+    return wrapped
+
+
+def _complex128_engines(model: nn.Module) -> None:
+    # A model trained with complex64 states keeps that engine dtype through .to(float64), which would leave every
+    # metric at single precision (and the structured Hessian, which asks for complex128, inconsistent with hvp).
+    for module in model.modules():
+        backend = getattr(module, "backend", None)
+        if isinstance(backend, Backend) and backend.is_engine and backend.dtype != torch.complex128:
+            module.backend = dataclasses.replace(backend, dtype=torch.complex128)
+
+
+def uses_torch_func(model: nn.Module) -> bool:
+    """Whether ``model`` composes with ``torch.func`` transforms (PennyLane QNodes do not)."""
+    return bool(getattr(model, "supports_torch_func", True))
+
+
+class Objective:
+    """Mean loss of ``model`` over the evaluation set ``(x, y)`` as a function of a flat float64 vector θ.
+
+    Args:
+        model: any ``nn.Module`` mapping a batch of inputs to outputs (class logits). It is copied, not changed.
+        x, y: the fixed evaluation set (the whole training set by default in the metrics).
+        loss: ``"cross_entropy"``, ``"mse"`` (on one-hot targets) or a callable ``(outputs, y) -> mean loss``.
+            The built-in losses take integer class labels; a callable gets real-valued ``y`` as float64.
+        chunk_size: evaluate and differentiate in chunks of this many samples (None: all at once).
+        train_mode: evaluate with ``model.train()`` semantics (dropout on, batch-norm batch statistics). Default
+            off: metrics see the network in eval mode, with batch-norm running statistics as recorded.
+        hessian_method: how a model without ``torch.func`` support is differentiated twice:
+            ``"autograd"`` (double backward through the model) or ``"parameter-shift"`` (ask the model for a
+            parameter-shift differentiable copy; PennyLane backends support it). Devices that differentiate by
+            adjoint (``lightning.qubit``) always use parameter shift for second derivatives.
+        progress: show a progress bar over the chunks of every evaluation (large evaluation sets).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        loss: str | LossFn = "cross_entropy",
+        *,
+        chunk_size: int | None = None,
+        train_mode: bool = False,
+        hessian_method: Literal["autograd", "parameter-shift"] = "autograd",
+        progress: bool = False,
+    ) -> None:
+        x = torch.as_tensor(x)
+        y = torch.as_tensor(y)
+        if x.shape[0] == 0:
+            raise ConfigError("evaluation set", tuple(x.shape), "expected at least one sample")
+        if y.shape[0] != x.shape[0]:
+            raise ConfigError("labels", tuple(y.shape), f"expected {x.shape[0]} labels, one per input")
+        if chunk_size is not None:
+            chunk_size = check_positive_int("chunk_size", chunk_size)
+        check_choice("hessian_method", hessian_method, ("autograd", "parameter-shift"))
+        self.model = copy.deepcopy(model).to(torch.float64)
+        _complex128_engines(self.model)
+        self.model.train(train_mode)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.x = x.to(torch.float64) if x.is_floating_point() else x
+        self.loss_fn = resolve_loss(loss)
+        self.y = loss_targets(y, self.loss_fn)
+        self.loss_name = loss_name(loss)
+        self.chunk_size = chunk_size
+        self.hessian_method = hessian_method
+        self.progress = progress
+        self.functorch = uses_torch_func(self.model)
+        named = [(n, p) for n, p in self.model.named_parameters()]
+        self.names: tuple[str, ...] = tuple(n for n, _ in named)
+        self.shapes: tuple[torch.Size, ...] = tuple(p.shape for _, p in named)
+        self.numels: tuple[int, ...] = tuple(p.numel() for _, p in named)
+        self.buffers = {n: b for n, b in self.model.named_buffers()}
+        self.theta0: Tensor = torch.cat([p.detach().reshape(-1) for _, p in named]).clone()
+        self.n_params = int(self.theta0.numel())
+
+    # ----------------------------------------------------------------- layout
+    def __repr__(self) -> str:
+        return (f"Objective({type(self.model).__name__}, n_params={self.n_params}, n_samples={self.n_samples}, "
+                f"loss={self.loss_name!r})")
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.x.shape[0])
+
+    def with_data(self, x: Tensor, y: Tensor) -> "Objective":
+        """The same model and loss on another evaluation set (e.g. the test split)."""
+        return Objective(self.model, x, y, self.loss_fn, chunk_size=self.chunk_size,
+                         train_mode=self.model.training, hessian_method=self.hessian_method,
+                         progress=self.progress)
+
+    def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
+        """Split a flat vector into the model's named parameter tensors (views)."""
+        parts = torch.split(theta, self.numels, dim=-1)
+        lead = theta.shape[:-1]
+        return {n: p.reshape(*lead, *s) for n, p, s in zip(self.names, parts, self.shapes)}
+
+    def flatten(self, params: dict[str, Tensor]) -> Tensor:
+        """Concatenate named parameter tensors into one flat vector, in the Objective's order."""
+        return torch.cat([params[n].reshape(-1) for n in self.names])
+
+    def parameter_blocks(self) -> dict[str, slice]:
+        """Where each named parameter lives in the flat vector."""
+        out, start = {}, 0
+        for n, k in zip(self.names, self.numels):
+            out[n] = slice(start, start + k)
+            start += k
+        return out
+
+    def as_theta(self, theta: Tensor | Sequence[float] | None) -> Tensor:
+        """Validate and convert a parameter vector (None: the model's own parameters)."""
+        if theta is None:
+            return self.theta0
+        theta = torch.as_tensor(theta, dtype=torch.float64)
+        if theta.shape != (self.n_params,):
+            raise ConfigError("theta", tuple(theta.shape), f"expected a flat vector of shape ({self.n_params},)")
+        if not torch.isfinite(theta).all():
+            bad = int((~torch.isfinite(theta)).nonzero()[0, 0])
+            raise ConfigError(f"theta[{bad}]", float(theta[bad]), "parameters must be finite")
+        return theta
+
+    def chunks(self, x: Tensor | None = None, y: Tensor | None = None) -> Iterator[tuple[Tensor, Tensor, float]]:
+        """Yield (x_chunk, y_chunk, weight) with weights summing to 1 over the evaluation set."""
+        x = self.x if x is None else x
+        y = self.y if y is None else y
+        n = x.shape[0]
+        size = n if self.chunk_size is None else self.chunk_size
+        starts = range(0, n, size)
+        for start in tqdm(starts, desc="chunks", unit="chunk", leave=False,
+                          disable=not self.progress or len(starts) < 2):
+            stop = min(n, start + size)
+            yield x[start:stop], y[start:stop], (stop - start) / n
+
+    # ------------------------------------------------------------ evaluation
+    def _outputs(self, theta: Tensor, x: Tensor) -> Tensor:
+        return functional_call(self.model, (self.unflatten(theta), self.buffers), (x,))
+
+    def _chunk_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return self.loss_fn(self._outputs(theta, x), y)
+
+    def outputs(self, theta: Tensor | None = None, x: Tensor | None = None) -> Tensor:
+        """Model outputs (logits) at θ for inputs ``x`` (default: the evaluation set), without gradients."""
+        theta = self.as_theta(theta)
+        x = self.x if x is None else torch.as_tensor(x, dtype=torch.float64)
+        with torch.no_grad():
+            outs = [self._outputs(theta, xc) for xc, _, _ in self.chunks(x, torch.zeros(x.shape[0]))]
+        return torch.cat(outs)
+
+    def loss(self, theta: Tensor | None = None) -> Tensor:
+        """Mean loss over the evaluation set at θ (a 0-d float64 tensor)."""
+        theta = self.as_theta(theta)
+        with torch.no_grad():
+            return sum(w * self._chunk_loss(theta, xc, yc) for xc, yc, w in self.chunks())
+
+    def error(self, theta: Tensor | None = None) -> float:
+        """Fraction of misclassified samples at θ (argmax of the outputs); NaN for a model with one output per
+        sample (a regression: no classes to confuse)."""
+        outputs = self.outputs(theta)
+        if outputs.ndim < 2:
+            return float("nan")
+        return float((outputs.argmax(-1) != self.y).double().mean())
+
+    def accuracy(self, theta: Tensor | None = None) -> float:
+        """Fraction of correctly classified samples at θ."""
+        return 1.0 - self.error(theta)
+
+    def points_per_call(self) -> int:
+        """How many parameter points :meth:`losses` evaluates per model call by default: for a model that estimates
+        its state memory per point (``PatchQNN.point_state_bytes``), as many as fit ``POINTS_STATE_BYTES`` with
+        room for temporaries (1 to ``MAX_POINTS_PER_CALL``); else ``DEFAULT_POINTS_PER_CALL``."""
+        estimate = getattr(self.model, "point_state_bytes", None)
+        if estimate is None or not self.functorch:
+            return DEFAULT_POINTS_PER_CALL
+        n = self.x.shape[0] if self.chunk_size is None else min(self.chunk_size, self.x.shape[0])
+        return max(1, min(MAX_POINTS_PER_CALL, POINTS_STATE_BYTES // max(1, 4 * estimate(n))))
+
+    def losses(self, thetas: Tensor, *, batch: int | None = None) -> Tensor:
+        """Loss and error at many parameter points: ``thetas`` (K, P) -> (losses (K,), errors (K,)).
+
+        Models with a ``forward_points(params, x)`` method (PatchQNN on our engine) take each group of ``batch``
+        points (default: :meth:`points_per_call`) in one call; other models that compose with ``torch.func`` go
+        through ``vmap``; the rest loop.
+        """
+        batch = self.points_per_call() if batch is None else check_positive_int("batch", batch)
+        thetas = torch.as_tensor(thetas, dtype=torch.float64)
+        if thetas.ndim != 2 or thetas.shape[1] != self.n_params:
+            raise ConfigError("thetas", tuple(thetas.shape), f"expected shape (K, {self.n_params})")
+        losses = torch.zeros(thetas.shape[0], dtype=torch.float64)
+        errors = torch.zeros(thetas.shape[0], dtype=torch.float64)
+        points_call = getattr(self.model, "forward_points", None)
+        with torch.no_grad():
+            for start in range(0, thetas.shape[0], batch):
+                group = thetas[start:start + batch]
+                for xc, yc, w in self.chunks():
+                    if self.functorch and points_call is not None:
+                        out = points_call(self.unflatten(group), xc)
+                    elif self.functorch:
+                        out = torch.func.vmap(self._outputs, in_dims=(0, None))(group, xc)
+                    else:
+                        out = torch.stack([self._outputs(t, xc) for t in group])
+                    per_point = per_point_losses(self.loss_fn, out, yc)
+                    losses[start:start + batch] += w * per_point
+                    errors[start:start + batch] += w * ((out.argmax(-1) != yc).double().mean(-1) if out.ndim == 3
+                                                        else float("nan"))  # one output per sample: no classes
+        return losses, errors
+
+    # ------------------------------------------------------------ derivatives
+    def _model_for_second_order(self) -> nn.Module:
+        # PennyLane's adjoint method is first order only (it can return an incomplete Hessian without an error),
+        # so a device that differentiates by adjoint gets parameter-shift rules for second derivatives.
+        backend = getattr(self.model, "backend", None)
+        adjoint = backend is not None and not backend.is_engine and backend.resolved_diff_method() == "adjoint"
+        if (self.hessian_method == "parameter-shift" or adjoint) and hasattr(self.model, "with_diff_method"):
+            return self.model.with_diff_method("parameter-shift")
+        return self.model
+
+    @_float64_defaults
+    def grad(self, theta: Tensor | None = None) -> Tensor:
+        """Gradient of the mean loss at θ."""
+        theta = self.as_theta(theta)
+        total = torch.zeros_like(theta)
+        for xc, yc, w in self.chunks():
+            if self.functorch:
+                g = torch.func.grad(self._chunk_loss)(theta, xc, yc)
+            else:
+                t = theta.clone().requires_grad_(True)
+                (g,) = torch.autograd.grad(self._chunk_loss(t, xc, yc), t)
+            total += w * g.detach()
+        return total
+
+    @_float64_defaults
+    def value_and_grad(self, theta: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Mean loss and its gradient at θ in one pass."""
+        theta = self.as_theta(theta)
+        value, total = torch.zeros((), dtype=torch.float64), torch.zeros_like(theta)
+        for xc, yc, w in self.chunks():
+            t = theta.clone().requires_grad_(True)
+            with torch.enable_grad():
+                val = self._chunk_loss(t, xc, yc)
+                (g,) = torch.autograd.grad(val, t)
+            value += w * val.detach()
+            total += w * g
+        return value, total
+
+    @_float64_defaults
+    def hvp(self, theta: Tensor | None, v: Tensor) -> Tensor:
+        """Hessian-vector product H(θ) v of the mean loss, accumulated over chunks."""
+        theta = self.as_theta(theta)
+        v = torch.as_tensor(v, dtype=torch.float64)
+        if v.shape != theta.shape:
+            raise ConfigError("v", tuple(v.shape), f"expected shape ({self.n_params},)")
+        total = torch.zeros_like(theta)
+        for xc, yc, w in self.chunks():
+            total += w * self._chunk_hvp(theta, v, xc, yc)
+        return total
+
+    def _chunk_hvp(self, theta: Tensor, v: Tensor, xc: Tensor, yc: Tensor) -> Tensor:
+        if self.functorch:
+            grad_fn = torch.func.grad(self._chunk_loss)
+            _, hv = torch.func.jvp(lambda t: grad_fn(t, xc, yc), (theta,), (v,))
+            return hv.detach()
+        model = self._model_for_second_order()
+        t = theta.clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = functional_call(model, (self.unflatten(t), self.buffers), (xc,))
+            (g,) = torch.autograd.grad(self.loss_fn(out, yc), t, create_graph=True)
+            (hv,) = torch.autograd.grad(g, t, grad_outputs=v)
+        return hv.detach()
+
+    @_float64_defaults
+    def hessian(self, theta: Tensor | None = None, *, method: str = "auto") -> Tensor:
+        """Dense Hessian (P, P) of the mean loss at θ, symmetrised to remove round-off asymmetry.
+
+        ``method``: ``"autograd"`` (``torch.func.hessian`` or double backward), ``"structured"`` (per-patch
+        assembly for a PatchQNN on our engine, :mod:`qlandscape.structured`), or ``"auto"``: structured for patch
+        models with at least ``STRUCTURED_MIN_PATCHES`` patches, where it is measured to be faster.
+        """
+        check_choice("method", method, ("auto", "autograd", "structured"))
+        if method != "autograd":
+            from qlandscape.metrics.curvature.structured import is_patch_model, structured_hessian
+
+            patch_model = is_patch_model(self)
+            if method == "structured" or (patch_model and self.model.n_patches >= STRUCTURED_MIN_PATCHES):
+                return torch.from_numpy(structured_hessian(self, theta).hessian)
+        theta = self.as_theta(theta)
+        total = torch.zeros(self.n_params, self.n_params, dtype=torch.float64)
+        for xc, yc, w in self.chunks():
+            if self.functorch:
+                h = torch.func.hessian(self._chunk_loss)(theta, xc, yc)
+            else:
+                model = self._model_for_second_order()
+
+                def f(t: Tensor, xc=xc, yc=yc, model=model) -> Tensor:
+                    return self.loss_fn(functional_call(model, (self.unflatten(t), self.buffers), (xc,)), yc)
+
+                h = torch.autograd.functional.hessian(f, theta.clone())
+            total += w * h.detach()
+        return (total + total.T) / 2
+
+    def _per_sample_jacobian(self, theta: Tensor, xc: Tensor) -> Tensor | None:
+        # In eval mode each output depends on its own input only, so the Jacobian is taken per sample under vmap:
+        # jacrev of the whole batch would pull every output cotangent back through all m samples (m times the
+        # work; 5-7x slower on the patch QNN). Train-mode batch norm couples samples, so it is not used there.
+        if not self.functorch or self.model.training:
+            return None
+
+        def one(t: Tensor, xi: Tensor) -> Tensor:
+            return self._outputs(t, xi.unsqueeze(0))[0]
+
+        try:
+            return torch.func.vmap(torch.func.jacrev(one), in_dims=(None, 0))(theta, xc)
+        except (RuntimeError, NotImplementedError):  # a model whose ops have no batching rule
+            return None
+
+    @_float64_defaults
+    def jacobian(self, theta: Tensor | None = None, x: Tensor | None = None, *, chunk_size: int = 64) -> Tensor:
+        """Jacobian of the outputs with respect to θ: (n_inputs, n_outputs, P)."""
+        chunk_size = check_positive_int("chunk_size", chunk_size)
+        theta = self.as_theta(theta)
+        x = self.x if x is None else torch.as_tensor(x, dtype=torch.float64)
+        parts = []
+        for start in range(0, x.shape[0], chunk_size):
+            xc = x[start:start + chunk_size]
+            j = self._per_sample_jacobian(theta, xc)
+            if j is None and self.functorch:
+                j = torch.func.jacrev(self._outputs)(theta, xc)
+            elif j is None:
+                j = torch.autograd.functional.jacobian(lambda t: self._outputs(t, xc), theta.clone())
+            parts.append(j.detach())
+        return torch.cat(parts)
+
+
+def check_finite_loss(objective: Objective, theta: Tensor | None = None) -> float:
+    """Return the loss at θ, raising a clear error when it is NaN or infinite (never plot a NaN)."""
+    value = float(objective.loss(theta))
+    if not math.isfinite(value):
+        raise ValueError(f"the loss at this parameter vector is {value}; curvature metrics need a finite loss "
+                         "(check the learning rate, the data scaling and the parameters)")
+    return value

@@ -1,0 +1,282 @@
+"""Loss-landscape slices: L(θ + αδ) on a line and L(θ + αδ + βη) on a plane, on one or more data splits.
+
+Grid points are independent, so they are evaluated in batches through :meth:`Objective.losses` (a PatchQNN takes a
+whole group of points in one engine call that encodes the data once; other ``torch.func`` models go through
+``vmap`` over points), a chunk of points at a time so memory stays flat.
+
+Grid layout convention: 2-D grids have shape ``(len(betas), len(alphas))`` -- row i is β = betas[i], column j is
+α = alphas[j] -- the layout of ``np.meshgrid(alphas, betas)`` and of matplotlib's ``contour(alphas, betas, Z)``.
+Multi-split results stack splits first: ``losses[s]`` is split ``splits[s]``.
+
+The directions themselves live in :mod:`qlandscape.directions` and are re-exported here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from qlandscape.metrics.landscape.directions import DIRECTION_KINDS, NORMALIZATIONS, HessianDirections, PCADirections, as_center, as_direction, hessian_directions, normalize_direction, orthogonalize, pca_directions, random_direction
+from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
+from qlandscape.core.objective import Objective
+
+__all__ = [
+    "HessianDirections", "PCADirections", "Slice1D", "Slice2D", "grid_from_range", "hessian_directions",
+    "normalize_direction", "orthogonalize", "pca_directions", "pca_plane_grid", "project_onto_plane",
+    "random_direction", "slice_1d", "slice_2d", "slice_pca",
+]
+
+
+class SplitResults:
+    """Accessors shared by results that hold ``losses``/``errors`` stacked over ``splits`` (first axis)."""
+
+    splits: tuple[str, ...]
+    losses: np.ndarray
+    errors: np.ndarray
+
+    @property
+    def accuracies(self) -> np.ndarray:
+        """1 − error, same shape as ``errors``."""
+        return 1.0 - self.errors
+
+    def loss(self, split: str | None = None) -> np.ndarray:
+        """The losses of one split (default: the first, the objective's own data)."""
+        return self.losses[_split_index(self.splits, split)]
+
+    def error(self, split: str | None = None) -> np.ndarray:
+        """The error rates of one split."""
+        return self.errors[_split_index(self.splits, split)]
+
+
+@dataclass(frozen=True)
+class Slice1D(SplitResults):
+    """Loss and error along ``center + α·direction``.
+
+    ``losses``/``errors`` have shape (n_splits, len(alphas)); ``center_losses`` (n_splits,) is L(center) computed
+    on its own, a check on the α = 0 grid point. ``direction_kind`` is one of random/hessian/pca/custom and
+    ``normalization`` one of filter/patch/layer/none.
+    """
+
+    alphas: np.ndarray
+    losses: np.ndarray
+    errors: np.ndarray
+    center_losses: np.ndarray
+    splits: tuple[str, ...]
+    direction_kind: str
+    normalization: str
+    direction_norm: float
+    loss_name: str
+
+
+@dataclass(frozen=True)
+class Slice2D(SplitResults):
+    """Loss and error on the plane ``center + α·d1 + β·d2``.
+
+    ``losses``/``errors``: (n_splits, len(betas), len(alphas)) -- rows are β, columns α (see the module docs).
+    ``trajectory``: (T, 2) (α, β) coordinates of a path to overlay, or shape (0, 2) when there is none.
+    ``explained_variance_ratio``: (2,) for a PCA plane, NaN otherwise. ``direction_cosine``: cos∠(d1, d2).
+    """
+
+    alphas: np.ndarray
+    betas: np.ndarray
+    losses: np.ndarray
+    errors: np.ndarray
+    center_losses: np.ndarray
+    splits: tuple[str, ...]
+    direction_kind: str
+    normalization: str
+    direction_norms: np.ndarray
+    direction_cosine: float
+    trajectory: np.ndarray
+    explained_variance_ratio: np.ndarray
+    loss_name: str
+
+    @property
+    def has_trajectory(self) -> bool:
+        """Whether a projected trajectory is attached for overlay."""
+        return self.trajectory.shape[0] > 0
+
+
+
+def _split_index(splits: Sequence[str], split: str | None) -> int:
+    if split is None:
+        return 0
+    if split not in splits:
+        raise ConfigError("split", split, f"expected one of {', '.join(map(repr, splits))}")
+    return list(splits).index(split)
+
+
+# ------------------------------------------------------------------------------------------------ grids
+def grid_from_range(range_: float | Sequence[float], resolution: int) -> np.ndarray:
+    """``resolution`` evenly spaced values over ``range_`` (a number r means [−r, r], else a pair (lo, hi)).
+
+    A value within round-off of zero is set to exactly 0, so the centre of a symmetric odd grid is the centre point.
+    """
+    resolution = check_positive_int("resolution", resolution, minimum=2)
+    if np.ndim(range_) == 0:
+        r = float(range_)
+        if not np.isfinite(r) or r <= 0:
+            raise ConfigError("range", range_, "expected a finite positive half-width or a pair (lo, hi)")
+        lo, hi = -r, r
+    else:
+        pair = np.asarray(range_, dtype=np.float64)
+        if pair.shape != (2,) or not np.all(np.isfinite(pair)) or not pair[0] < pair[1]:
+            raise ConfigError("range", tuple(np.ravel(range_).tolist()), "expected a finite pair (lo, hi), lo < hi")
+        lo, hi = float(pair[0]), float(pair[1])
+    grid = np.linspace(lo, hi, resolution)
+    grid[np.abs(grid) < 1e-12 * (hi - lo)] = 0.0
+    return grid
+
+
+def pca_plane_grid(pca: PCADirections, resolution: int = 20, padding: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """(alphas, betas) covering the projected trajectory and the centre, plus ``padding`` on every side
+    (Kawase 2025 padded by 5 radians)."""
+    if not np.isfinite(padding) or padding < 0:
+        raise ConfigError("padding", padding, "expected a finite number >= 0")
+    coords = np.vstack([pca.coordinates, np.zeros((1, 2))])
+    lo, hi = coords.min(axis=0) - padding, coords.max(axis=0) + padding
+    span = np.maximum(hi - lo, 1e-12)
+    hi = lo + span
+    return grid_from_range((lo[0], hi[0]), resolution), grid_from_range((lo[1], hi[1]), resolution)
+
+
+def project_onto_plane(points: np.ndarray, center: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """(α, β) coordinates (T, 2) of parameter points (T, P) relative to ``center``, by least squares in the plane
+    spanned by d1, d2 (exact dot products when the directions are orthonormal)."""
+    pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
+    basis = np.stack([np.asarray(d1, dtype=np.float64), np.asarray(d2, dtype=np.float64)])
+    if pts.shape[1] != basis.shape[1] or np.shape(center) != (basis.shape[1],):
+        raise ConfigError("points", pts.shape, f"expected (T, {basis.shape[1]}) points and a matching center")
+    gram = basis @ basis.T
+    return np.linalg.solve(gram, basis @ (pts - center).T).T
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+def _check_values(field: str, values: np.ndarray | Sequence[float] | None, default: np.ndarray) -> np.ndarray:
+    arr = default if values is None else np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] < 2:
+        raise ConfigError(field, arr.shape, "expected a 1-D array of at least 2 values")
+    if not np.all(np.isfinite(arr)):
+        raise ConfigError(field, arr.tolist(), "every value must be finite")
+    return arr
+
+
+def _objectives(objective: Objective, eval_objectives: Mapping[str, Objective] | None,
+                split: str) -> dict[str, Objective]:
+    out = {split: objective}
+    for name, obj in (eval_objectives or {}).items():
+        if name in out:
+            raise ConfigError("eval_objectives", name, f"split names must be unique and differ from {split!r}")
+        if not isinstance(obj, Objective) or obj.n_params != objective.n_params:
+            raise ConfigError(f"eval_objectives[{name!r}]", obj,
+                              f"expected an Objective over the same {objective.n_params} parameters")
+        out[name] = obj
+    return out
+
+
+def _evaluate(objectives: Mapping[str, Objective], make_points: Callable[[int, int], np.ndarray], n_points: int,
+              batch: int | None, progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """Loss and error (n_splits, n_points) at points built ``batch`` at a time by ``make_points(start, stop)``
+    (default: as many as the first objective evaluates per model call, :meth:`Objective.points_per_call`)."""
+    from tqdm.auto import tqdm
+
+    first = next(iter(objectives.values()))
+    batch = first.points_per_call() if batch is None else check_positive_int("batch", batch)
+    losses = np.zeros((len(objectives), n_points))
+    errors = np.zeros((len(objectives), n_points))
+    starts = range(0, n_points, batch)
+    for start in tqdm(starts, desc=desc, disable=not progress, total=len(starts)):
+        stop = min(n_points, start + batch)
+        thetas = torch.as_tensor(make_points(start, stop))
+        for s, obj in enumerate(objectives.values()):
+            loss, err = obj.losses(thetas, batch=batch)
+            losses[s, start:stop] = loss.numpy()
+            errors[s, start:stop] = err.numpy()
+    return losses, errors
+
+
+def _center_losses(objectives: Mapping[str, Objective], center: np.ndarray) -> np.ndarray:
+    return np.array([float(obj.loss(torch.as_tensor(center))) for obj in objectives.values()])
+
+
+def _check_labels(direction_kind: str, normalization: str) -> None:
+    check_choice("direction_kind", direction_kind, DIRECTION_KINDS)
+    check_choice("normalization", normalization, NORMALIZATIONS)
+
+
+def slice_1d(objective: Objective, direction: np.ndarray, *, center: np.ndarray | None = None,
+             alphas: np.ndarray | Sequence[float] | None = None,
+             eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int | None = None,
+             progress: bool = False, direction_kind: str = "custom", normalization: str = "none") -> Slice1D:
+    """Loss and error at ``center + α·direction`` for each α (default ``linspace(-1, 1, 51)``).
+
+    ``objective``'s data is the split named ``split``; ``eval_objectives`` adds others, e.g. ``{"test": obj}``.
+    ``direction_kind`` and ``normalization`` only label the result (titles, reports).
+    """
+    _check_labels(direction_kind, normalization)
+    theta = as_center(objective, center)
+    d = as_direction(objective, direction)
+    alphas = _check_values("alphas", alphas, grid_from_range(1.0, 51))
+    objs = _objectives(objective, eval_objectives, split)
+    losses, errors = _evaluate(objs, lambda a, b: theta + alphas[a:b, None] * d, len(alphas), batch, progress,
+                               "1-D slice")
+    return Slice1D(alphas=alphas, losses=losses, errors=errors, center_losses=_center_losses(objs, theta),
+                   splits=tuple(objs), direction_kind=direction_kind, normalization=normalization,
+                   direction_norm=float(np.linalg.norm(d)), loss_name=str(objective.loss_name))
+
+
+def slice_2d(objective: Objective, d1: np.ndarray, d2: np.ndarray, *, center: np.ndarray | None = None,
+             alphas: np.ndarray | Sequence[float] | None = None, betas: np.ndarray | Sequence[float] | None = None,
+             eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int | None = None,
+             progress: bool = False, orthogonal: bool = False, trajectory: np.ndarray | None = None,
+             direction_kind: str = "custom", normalization: str = "none",
+             explained_variance_ratio: Sequence[float] | None = None) -> Slice2D:
+    """Loss and error on the grid ``center + α·d1 + β·d2``; grids are (len(betas), len(alphas)).
+
+    ``alphas``/``betas`` default to ``linspace(-1, 1, 21)``. ``orthogonal=True`` first Gram-Schmidts d2 against
+    d1 (keeping d2's norm). ``trajectory`` is an optional (T, 2) array of (α, β) coordinates to overlay (project
+    parameter points with :func:`project_onto_plane`). The label arguments only annotate the result.
+    """
+    _check_labels(direction_kind, normalization)
+    theta = as_center(objective, center)
+    d1 = as_direction(objective, d1, "d1")
+    d2 = as_direction(objective, d2, "d2")
+    if orthogonal:
+        d1, d2 = orthogonalize(d1, d2)
+    alphas = _check_values("alphas", alphas, grid_from_range(1.0, 21))
+    betas = _check_values("betas", betas, grid_from_range(1.0, 21))
+    traj = np.zeros((0, 2)) if trajectory is None else np.asarray(trajectory, dtype=np.float64)
+    if traj.ndim != 2 or traj.shape[1] != 2 or not np.all(np.isfinite(traj)):
+        raise ConfigError("trajectory", traj.shape, "expected finite (α, β) coordinates of shape (T, 2)")
+    evr = np.full(2, np.nan) if explained_variance_ratio is None else np.asarray(explained_variance_ratio, float)
+    if evr.shape != (2,):  # the plots label the axes with PC1 and PC2's shares
+        raise ConfigError("explained_variance_ratio", evr.tolist(), "expected two fractions (PC1, PC2) or None")
+    objs = _objectives(objective, eval_objectives, split)
+    a_flat = np.tile(alphas, len(betas))
+    b_flat = np.repeat(betas, len(alphas))
+
+    def points(start: int, stop: int) -> np.ndarray:
+        return theta + a_flat[start:stop, None] * d1 + b_flat[start:stop, None] * d2
+
+    losses, errors = _evaluate(objs, points, len(a_flat), batch, progress, "2-D slice")
+    shape = (len(objs), len(betas), len(alphas))
+    norms = np.array([np.linalg.norm(d1), np.linalg.norm(d2)])
+    return Slice2D(alphas=alphas, betas=betas, losses=losses.reshape(shape), errors=errors.reshape(shape),
+                   center_losses=_center_losses(objs, theta), splits=tuple(objs), direction_kind=direction_kind,
+                   normalization=normalization, direction_norms=norms,
+                   direction_cosine=float(d1 @ d2 / (norms[0] * norms[1])), trajectory=traj,
+                   explained_variance_ratio=evr, loss_name=str(objective.loss_name))
+
+
+def slice_pca(objective: Objective, pca: PCADirections, *, resolution: int = 20, padding: float = 5.0,
+              eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int | None = None,
+              progress: bool = False) -> Slice2D:
+    """The landscape on the PCA plane of a trajectory (Li et al. 2018; Kawase 2025's 20×20 grid padded by 5 rad),
+    centred on the final point, with the projected trajectory attached for overlay."""
+    alphas, betas = pca_plane_grid(pca, resolution, padding)
+    return slice_2d(objective, pca.directions[0], pca.directions[1], center=pca.center, alphas=alphas, betas=betas,
+                    eval_objectives=eval_objectives, split=split, batch=batch, progress=progress,
+                    trajectory=pca.coordinates, direction_kind="pca", normalization="none",
+                    explained_variance_ratio=pca.explained_variance_ratio)

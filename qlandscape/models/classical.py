@@ -1,0 +1,270 @@
+"""Classical baselines: a fully connected :class:`MLP` and a small :class:`CNN`, float64 and seeded.
+
+Both take images ``(B, H, W)`` (or ``(B, C, H, W)``) and return class logits, so every metric that works for the
+patch QNN works for them unchanged.
+
+Batch norm and metrics: an :class:`~qlandscape.objective.Objective` evaluates in eval mode, i.e. with the batch-norm
+running statistics recorded during training. Those statistics belong to one parameter vector; at any other point
+(an interpolated point between two networks, a point of a landscape slice) they are stale, which inflates the
+measured loss. :func:`recompute_bn_statistics` gives a copy of the model whose statistics are recomputed at θ on
+some inputs, and :func:`interpolate_with_bn_reset` uses it at every point of a straight line.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+def _activation(name: str) -> nn.Module:
+    check_choice("activation", name, ACTIVATIONS)
+    return ACTIVATIONS[name]()
+
+
+def _in_shape(in_shape: Sequence[int]) -> tuple[int, int, int]:
+    """(C, H, W) from (H, W) or (C, H, W)."""
+    shape = tuple(int(s) for s in in_shape)
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise ConfigError("image_shape", tuple(in_shape), "expected (H, W) or (C, H, W) with positive sizes")
+    return (1, *shape) if len(shape) == 2 else shape  # type: ignore[return-value]
+
+
+def _check_dropout(dropout: float) -> None:
+    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise ConfigError("dropout", dropout, "expected a probability in [0, 1)")
+
+
+def _check_classes(n_classes: int) -> None:
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ConfigError("n_classes", n_classes, "expected an integer >= 2")
+
+
+class _Seeded(nn.Module):
+    """Shared helpers: parameter count and the input-shape check."""
+
+    in_shape: tuple[int, int, int]
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _as_chw(self, x: Tensor) -> Tensor:
+        c, h, w = self.in_shape
+        if x.ndim == 3 and c == 1:
+            x = x.unsqueeze(1)
+        if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
+            expected = f"(B, {h}, {w}) or (B, 1, {h}, {w})" if c == 1 else f"(B, {c}, {h}, {w})"
+            raise ConfigError("input shape", tuple(x.shape), f"expected {expected}")
+        return x
+
+
+class MLP(_Seeded):
+    """Flatten the image, ``depth`` hidden layers of ``width`` units with ``activation``, then a linear head.
+
+    Args:
+        in_shape: (H, W) or (C, H, W) of one input.
+        n_classes: number of outputs (logits).
+        width, depth: hidden layer size and count (depth 0: a linear classifier).
+        activation: ``"relu"``, ``"tanh"`` or ``"gelu"``.
+        dropout: dropout probability after every hidden activation (active only in train mode).
+        seed: seeds the initialisation through a local RNG context (the global RNG state is left as it was).
+    """
+
+    def __init__(self, in_shape: Sequence[int], n_classes: int, width: int = 32, depth: int = 2,
+                 activation: str = "relu", dropout: float = 0.0, *, seed: int = 0) -> None:
+        super().__init__()
+        self.in_shape = _in_shape(in_shape)
+        _check_classes(n_classes)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ConfigError("width", width, "expected an integer >= 1")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ConfigError("depth", depth, "expected an integer >= 0")
+        check_choice("activation", activation, ACTIVATIONS)
+        _check_dropout(dropout)
+        self.width, self.depth, self.activation, self.dropout = width, depth, activation, float(dropout)
+        n_in = math.prod(self.in_shape)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            layers: list[nn.Module] = []
+            for _ in range(depth):
+                layers += [nn.Linear(n_in, width, dtype=torch.float64), _activation(activation)]
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
+                n_in = width
+            layers.append(nn.Linear(n_in, n_classes, dtype=torch.float64))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self._as_chw(x)
+        return self.net(x.reshape(x.shape[0], -1))
+
+
+class CNN(_Seeded):
+    """Conv blocks (3x3 conv, padding 1 -> optional BatchNorm2d -> activation -> 2x2 max pool while the spatial
+    size is at least 2x2), then dropout and a linear head on the flattened feature map.
+
+    Args:
+        in_shape: (H, W) or (C, H, W); inputs ``(B, H, W)`` get a channel axis when C = 1.
+        n_classes: number of outputs (logits).
+        channels: output channels of each conv block (at least one block).
+        batch_norm: add ``BatchNorm2d`` after each convolution.
+        dropout: dropout before the head (active only in train mode).
+        activation: ``"relu"``, ``"tanh"`` or ``"gelu"``.
+        seed: seeds the initialisation through a local RNG context.
+    """
+
+    def __init__(self, in_shape: Sequence[int], n_classes: int, channels: Sequence[int] = (8, 16),
+                 batch_norm: bool = False, dropout: float = 0.0, activation: str = "relu", *,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.in_shape = _in_shape(in_shape)
+        _check_classes(n_classes)
+        channels = tuple(channels)
+        if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
+            raise ConfigError("channels", channels, "expected a non-empty list of positive integers")
+        check_choice("activation", activation, ACTIVATIONS)
+        _check_dropout(dropout)
+        self.channels, self.batch_norm = channels, bool(batch_norm)
+        self.dropout, self.activation = float(dropout), activation
+        c_in, h, w = self.in_shape
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            blocks: list[nn.Module] = []
+            for c in channels:
+                blocks.append(nn.Conv2d(c_in, c, 3, padding=1, dtype=torch.float64))
+                if batch_norm:
+                    blocks.append(nn.BatchNorm2d(c, dtype=torch.float64))
+                blocks.append(_activation(activation))
+                if h >= 2 and w >= 2:  # pool only while there is something left to pool
+                    blocks.append(nn.MaxPool2d(2))
+                    h, w = h // 2, w // 2
+                c_in = c
+            self.features = nn.Sequential(*blocks)
+            self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+                                      nn.Linear(c_in * h * w, n_classes, dtype=torch.float64))
+        self.feature_shape = (c_in, h, w)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(self._as_chw(x)))
+
+
+def build_classical(config: Any, image_shape: Sequence[int], n_classes: int) -> nn.Module:
+    """The MLP or CNN a :class:`~qlandscape.config.RunConfig` describes (``model = "mlp"`` or ``"cnn"``)."""
+    check_choice("model", config.model, ("mlp", "cnn"))
+    if config.model == "mlp":
+        return MLP(image_shape, n_classes, width=config.width, depth=config.depth, activation=config.activation,
+                   dropout=config.dropout, seed=config.seed)
+    return CNN(image_shape, n_classes, channels=tuple(config.channels), batch_norm=config.batch_norm,
+               dropout=config.dropout, activation=config.activation, seed=config.seed)
+
+
+# ------------------------------------------------------------------------------------------------- batch norm
+def batch_norm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The model's batch-norm layers that track running statistics."""
+    return [m for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` has batch-norm layers with running statistics."""
+    return bool(batch_norm_layers(model))
+
+
+def recompute_bn_statistics(model: nn.Module, theta: Tensor | np.ndarray | None, x: Tensor, *,
+                            batch_size: int | None = None) -> nn.Module:
+    """A float64 copy of ``model`` with parameters θ and batch-norm running statistics recomputed on ``x``.
+
+    The statistics are reset and accumulated in one pass over ``x`` without gradients, as the average of the
+    batches' statistics weighted by batch size (one batch: exactly the batch statistics of ``x``; the variance
+    is the unbiased batch variance, as ``BatchNorm`` records it). Only the batch-norm layers are put in
+    train mode, so dropout stays off while the statistics are gathered. The copy is returned in eval mode with the
+    original momenta restored; the caller's model is not touched. ``theta=None`` keeps the model's parameters.
+    """
+    x = torch.as_tensor(x)
+    if x.shape[0] == 0:
+        raise ConfigError("x", tuple(x.shape), "expected at least one input for the statistics")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ConfigError("batch_size", batch_size, "expected a positive integer or None")
+    out = copy.deepcopy(model).to(torch.float64)
+    if theta is not None:
+        theta = torch.as_tensor(theta, dtype=torch.float64)
+        params = list(out.parameters())
+        n = sum(p.numel() for p in params)
+        if theta.shape != (n,):
+            raise ConfigError("theta", tuple(theta.shape), f"expected a flat vector of shape ({n},)")
+        with torch.no_grad():
+            for p, value in zip(params, torch.split(theta, [p.numel() for p in params])):
+                p.copy_(value.reshape(p.shape))
+    out.eval()
+    layers = batch_norm_layers(out)
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.train()
+    x = x.to(torch.float64) if x.is_floating_point() else x
+    size = x.shape[0] if batch_size is None else batch_size
+    seen = 0
+    with torch.no_grad():
+        for start in range(0, x.shape[0], size):
+            batch = x[start:start + size]
+            # momentum b / (seen + b) makes the running values the sample-weighted mean of the batch statistics
+            for m in layers:
+                m.momentum = batch.shape[0] / (seen + batch.shape[0])
+            out(batch)
+            seen += batch.shape[0]
+    for m, momentum in zip(layers, momenta):
+        m.momentum = momentum
+    return out.eval()
+
+
+def interpolate_with_bn_reset(objective: Any, theta_a: Tensor | np.ndarray, theta_b: Tensor | np.ndarray,
+                              x_stats: Tensor, n_points: int = 25, *, batch_size: int | None = None,
+                              eval_objectives: Mapping[str, Any] | None = None, split: str = "train",
+                              progress: bool = False) -> Any:
+    """Straight-line interpolation where each point's batch-norm statistics are recomputed on ``x_stats``.
+
+    Each point θ(t) = θ_a + t (θ_b − θ_a) is evaluated on the Objective's data (and on each of
+    ``eval_objectives``, as in :func:`qlandscape.connectivity.interpolate`) by a copy of the model whose running
+    statistics come from :func:`recompute_bn_statistics` at θ(t) on ``x_stats``. Without batch norm this equals
+    the ordinary interpolation. Returns a :class:`qlandscape.connectivity.Interpolation`.
+    """
+    from tqdm.auto import tqdm
+
+    from qlandscape.metrics.landscape.connectivity import Interpolation, barrier_location, loss_barrier
+    from qlandscape.core.objective import Objective
+
+    n_points = check_positive_int("n_points", n_points, minimum=3)
+    splits = {split: objective, **dict(eval_objectives or {})}
+    for name, obj in splits.items():
+        if not isinstance(obj, Objective) or obj.n_params != objective.n_params:
+            raise ConfigError(f"eval_objectives[{name!r}]", obj,
+                              f"expected an Objective over the same {objective.n_params} parameters")
+    theta_a, theta_b = objective.as_theta(theta_a), objective.as_theta(theta_b)
+    ts = np.linspace(0.0, 1.0, n_points)
+    losses, errors = np.zeros((len(splits), n_points)), np.zeros((len(splits), n_points))
+    for i, t in enumerate(tqdm(ts, desc="interpolation (BN reset)", disable=not progress)):
+        theta = theta_b if i == n_points - 1 else theta_a + float(t) * (theta_b - theta_a)
+        model_t = recompute_bn_statistics(objective.model, theta, x_stats, batch_size=batch_size)
+        for s, obj in enumerate(splits.values()):
+            point = Objective(model_t, obj.x, obj.y, obj.loss_fn, chunk_size=obj.chunk_size)
+            losses[s, i] = float(point.loss(theta))
+            errors[s, i] = point.error(theta)
+    return Interpolation(
+        ts=ts, losses=losses, errors=errors,
+        loss_barriers=np.array([loss_barrier(ts, row) for row in losses]),
+        error_barriers=np.array([loss_barrier(ts, row) for row in errors]),
+        loss_barrier_ts=np.array([barrier_location(ts, row) for row in losses]),
+        error_barrier_ts=np.array([barrier_location(ts, row) for row in errors]),
+        splits=tuple(splits), distance=float(torch.linalg.norm(theta_b - theta_a)),
+        loss_name=str(objective.loss_name), label_a="θ_a (BN reset)", label_b="θ_b (BN reset)",
+    )

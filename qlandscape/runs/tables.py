@@ -1,0 +1,90 @@
+"""Run tables: one flat row per run directory (config fields, model facts, scalar metrics, timings) and CSV."""
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from qlandscape.core import io
+from qlandscape.runs.config import LATER_FIELDS
+from qlandscape.core.errors import ConfigError
+
+
+MODEL_FACTS = ("n_params", "n_patches", "params_per_circuit", "kind")
+
+
+def run_row(path: Path, root: Path | None = None) -> dict[str, Any] | None:
+    """One flat row for a run directory: id, status, config fields, model facts, scalar metrics, timings."""
+    from qlandscape.runs.run import ARRAYS_FILE, RUN_FILE
+
+    try:
+        info = io.read_json(path / RUN_FILE)
+    except (OSError, ValueError):
+        return None
+    status = info.get("status", "unknown")
+    if status == "complete" and not (path / ARRAYS_FILE).exists():
+        status = "incomplete"
+    row: dict[str, Any] = {"id": info.get("id", path.name), "status": status,
+                           "path": str(path.relative_to(root)) if root else str(path),
+                           "error": info.get("error")}
+    config = info.get("config", {})
+    if config:
+        # A run written before a field existed keeps its id (the id leaves such fields out at their default), so
+        # a resumed sweep mixes old and new run.json files: fill the default in, or the report would split the
+        # seeds of one group on a field that does not vary.
+        row.update(LATER_FIELDS)
+    row.update(config)
+    model = info.get("model", {})
+    for key in MODEL_FACTS:
+        row["model_kind" if key == "kind" else key] = model.get(key)
+    for key, value in info.get("metrics", {}).items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            row[f"metric.{key}" if key in row else key] = value
+    for key, value in info.get("timings", {}).items():
+        row[f"time.{key}"] = value
+    return row
+
+
+def load_runs(directory: str | Path) -> list[dict[str, Any]]:
+    """One flat row per run directory below ``directory`` (any depth), sorted by path."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError("directory", str(root), "no such folder")
+    rows = [run_row(p.parent, root) for p in sorted(root.rglob("run.json"))
+            if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    return [row for row in rows if row is not None]
+
+
+def _rows_for(out: Path, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+    rows = []
+    for rid in run_ids:
+        row = run_row(out / rid, out)
+        rows.append(row if row is not None else {"id": rid, "status": "missing", "path": rid})
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write rows as CSV (columns: the union of keys in first-seen order; lists and tables as JSON), atomically."""
+    rows = list(rows)
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    buffer = _io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    io.atomic_write_bytes(path, buffer.getvalue().encode())
+    return Path(path)

@@ -1,0 +1,401 @@
+"""Lowering a compiled circuit into the engine's execution plan.
+
+:func:`lower` turns the gate list into two instructions:
+
+* ``fused``: all single-qubit rotations on one wire between two entangling steps (a batched 2x2 matrix later);
+* ``permute``: a run of consecutive CNOT/CZ gates composed into one basis permutation and one sign vector
+  (a gather and a multiply, never a dense 2**n x 2**n matrix).
+
+:func:`plan` then groups the fused steps between two entangler runs into one :class:`Layer` (all wires at once)
+and, with Z-only readout, folds the trailing entangler run into the readout matrix and drops the phases that
+cannot reach it (:func:`drop_phases_before_z`). With ``blocks=True`` it also
+splits every wire's rotations at the data/parameter boundary and gathers the parameter-only layers and entanglers
+that follow data into :class:`Block` steps: a block is the same unitary for every sample of a patch, so the engine
+builds it once per (parameter point, patch) and applies it to all samples as one GEMM.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from qlandscape.sim.circuits import Circuit, Gate
+
+BLOCK_MAX_QUBITS = 6  # a block is a dense (2**n)^2 matrix per (point, patch): worth it only for small circuits
+
+
+@dataclass(frozen=True)
+class Fused:
+    wire: int
+    rotations: tuple[Gate, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Permute:
+    source: np.ndarray  # new_state[j] = sign[j] * state[source[j]]
+    sign: np.ndarray
+    identity: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sign_vector", None if (self.sign == 1).all() else self.sign)
+
+    @property
+    def trivial(self) -> bool:
+        return self.identity and bool((self.sign == 1).all())
+
+
+def bit(indices: np.ndarray, wire: int, n: int) -> np.ndarray:
+    """Bit of ``wire`` (wire 0 most significant) in basis-state ``indices`` of an n-qubit register."""
+    return (indices >> (n - 1 - wire)) & 1
+
+
+def _compose_entanglers(gates: list[Gate], n: int) -> Permute:
+    basis = np.arange(2 ** n)
+    image = basis.copy()
+    sign = np.ones(2 ** n)
+    for gate in gates:
+        a, b = gate.wires
+        if gate.name == "CZ":
+            sign = sign * np.where(bit(image, a, n) & bit(image, b, n), -1.0, 1.0)
+        else:  # CNOT: flip the target bit where the control bit is set
+            image = image ^ (bit(image, a, n) << (n - 1 - b))
+    source = np.argsort(image)
+    return Permute(source=source, sign=sign[source], identity=bool((source == basis).all()))
+
+
+@lru_cache(maxsize=64)
+def lower(circuit: Circuit) -> tuple[object, ...]:
+    """Lower a circuit into fused single-qubit steps and composed entangler steps."""
+    program: list[object] = []
+    pending: dict[int, list[Gate]] = {}
+    run: list[Gate] = []
+
+    def flush_rotations() -> None:
+        for wire in sorted(pending):
+            program.append(Fused(wire, tuple(pending[wire])))
+        pending.clear()
+
+    for gate in circuit.gates:
+        if gate.source is None:
+            if not run:
+                flush_rotations()
+            run.append(gate)
+        else:
+            if run:
+                program.append(_compose_entanglers(run, circuit.n_qubits))
+                run = []
+            pending.setdefault(gate.wires[0], []).append(gate)
+    if run:
+        program.append(_compose_entanglers(run, circuit.n_qubits))
+    flush_rotations()
+    return tuple(program)
+
+
+# ------------------------------------------------------------------------------------------------ layers
+@dataclass(frozen=True, eq=False)
+class Gather:
+    """Where angles come from, for F stacked layers of W wires: ``source[..., index]`` reshaped to ``shape``,
+    ``(F, W)`` for one gate or ``(F, W, G)`` for G gates at once; ``start`` is set when the index is a contiguous
+    range (a view, no copy)."""
+
+    index: np.ndarray
+    start: int | None
+    shape: tuple[int, ...]
+
+
+# R_P(a) = cos(a/2) I + sin(a/2) G_P with G_P = -iP: every rotation is two scaled constants
+GENERATORS = {"RX": np.array([[0, -1j], [-1j, 0]]), "RY": np.array([[0, -1], [1, 0]], dtype=complex),
+              "RZ": np.array([[-1j, 0], [0, 1j]])}
+
+
+@dataclass(frozen=True, eq=False)
+class SignatureGather:
+    """All angles of a signature whose gates share one source, in one gather: index ``(F, W, G)``, and the
+    ``(G, 2, 2)`` generators of its G gate positions (real when they are all RY)."""
+
+    source: str
+    gather: Gather
+    generators: np.ndarray
+
+    def __post_init__(self) -> None:  # G e0 of the first gate: what it adds to |0> (see layer_columns)
+        object.__setattr__(self, "first_column", np.ascontiguousarray(self.generators[0][:, 0]))
+
+
+@dataclass(frozen=True, eq=False)
+class Stack:
+    """The angle gathers of F layers sharing one structure, so their matrices come out of one set of ops."""
+
+    signatures: tuple[tuple[tuple[tuple[str, str], ...], tuple[Gather, ...]], ...]  # (gate pattern, gathers)
+    order: np.ndarray | None  # from concatenated signature groups to wire order (None: identity)
+    gated: tuple[int, ...]
+    real: bool  # every rotation is an RY: real matrices
+    combined: tuple[SignatureGather | None, ...]  # per signature; None when its gates mix sources
+
+
+def _gather(indices: list[np.ndarray]) -> Gather:
+    index = np.stack(indices)
+    flat = index.reshape(-1)
+    contiguous = flat.size > 0 and bool((np.diff(flat) == 1).all())
+    return Gather(index=flat, start=int(flat[0]) if contiguous else None, shape=index.shape)
+
+
+def make_stack(layers: list["Layer"]) -> Stack:
+    first = layers[0]
+    signatures = tuple(
+        (key, tuple(_gather([layer.signatures[s][2][k] for layer in layers]) for k in range(len(key))))
+        for s, (key, _, _) in enumerate(first.signatures))
+    real = all(name == "RY" for key, _, _ in first.signatures for name, _ in key)
+    combined = []
+    for s, (key, _, _) in enumerate(first.signatures):
+        if len({source for _, source in key}) > 1:
+            combined.append(None)
+            continue
+        per_layer = [np.stack([layer.signatures[s][2][k] for k in range(len(key))], axis=-1) for layer in layers]
+        generators = np.stack([GENERATORS[name] for name, _ in key])
+        combined.append(SignatureGather(source=key[0][1], gather=_gather(per_layer),
+                                        generators=generators.real.copy() if real else generators))
+    return Stack(signatures=signatures, order=first.order, gated=first.gated, real=real, combined=tuple(combined))
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """All single-qubit work between two entangling steps, every wire at once.
+
+    ``signatures`` groups the wires whose gate sequences share one (name, source) pattern, so each group's fused
+    2x2 matrices come out of a few tensor ops rather than a few ops per gate.
+    """
+
+    signatures: tuple[tuple[tuple[tuple[str, str], ...], np.ndarray, tuple[np.ndarray, ...]], ...]
+    order: np.ndarray | None  # permutation from concatenated signature groups to wire order (None: identity)
+    gated: tuple[int, ...]  # wires with at least one gate, ascending
+    has_params: bool
+    has_features: bool
+    stack: Stack | None = None  # this layer alone (F = 1)
+
+    @property
+    def structure(self) -> tuple:
+        """What two layers must share to be built in one stacked call (everything but the angle indices)."""
+        order = None if self.order is None else tuple(self.order.tolist())
+        return tuple((key, tuple(wires.tolist())) for key, wires, _ in self.signatures), order
+
+
+def make_layer(steps: list[Fused]) -> Layer:
+    by_signature: dict[tuple, list[Fused]] = {}
+    for step in steps:
+        key = tuple((g.name, g.source) for g in step.rotations)
+        by_signature.setdefault(key, []).append(step)
+    signatures, concatenated = [], []
+    for key, group in by_signature.items():
+        wires = np.array([s.wire for s in group])
+        indices = tuple(np.array([s.rotations[k].index for s in group]) for k in range(len(key)))
+        signatures.append((key, wires, indices))
+        concatenated.extend(wires.tolist())
+    order = np.argsort(np.array(concatenated))
+    identity = bool((order == np.arange(len(order))).all())
+    sources = {g.source for s in steps for g in s.rotations}
+    layer = Layer(signatures=tuple(signatures), order=None if identity else order,
+                  gated=tuple(sorted(concatenated)), has_params="param" in sources, has_features="feature" in sources)
+    return dataclasses.replace(layer, stack=make_stack([layer]))
+
+
+def _split_at_data(steps: list[Fused]) -> list[list[Fused]]:
+    """Split one layer's per-wire rotations into (parameter prefix, data part, parameter suffix) layers.
+
+    Rotations on different wires commute, so a layer equals its suffix layer after its data layer after its prefix
+    layer. The data part runs from a wire's first to its last data-fed rotation.
+    """
+    pre, mid, post = [], [], []
+    for step in steps:
+        fed = [i for i, g in enumerate(step.rotations) if g.source == "feature"]
+        if not fed:
+            pre.append(step)
+            continue
+        lo, hi = fed[0], fed[-1] + 1
+        for part, rotations in ((pre, step.rotations[:lo]), (mid, step.rotations[lo:hi]),
+                                (post, step.rotations[hi:])):
+            if rotations:
+                part.append(Fused(step.wire, rotations))
+    if not mid:  # parameter-only layer: keep it whole
+        return [pre]
+    return [part for part in (pre, mid, post) if part]
+
+
+# -------------------------------------------------------------------------------------------------- plan
+@dataclass(frozen=True, eq=False)
+class Block:
+    """Parameter-only layers, each followed by the entangler run after it (``perms``, None where there is none),
+    applied after the data as one unitary per (parameter point, patch).
+
+    Precomputed: ``stacks`` (layers grouped by structure, each built in one call), ``order`` (from the stacks'
+    concatenation back to layer order), ``rows`` (each layer's entangler as a row gather: one source vector
+    when all layers share it, else an index into the flattened (F * D) rows) and ``signs`` ((F, D, 1), None when all ones).
+    """
+
+    layers: tuple[Layer, ...]
+    perms: tuple[Permute | None, ...]
+
+    def __post_init__(self) -> None:
+        groups: dict[tuple, list[int]] = {}
+        for f, layer in enumerate(self.layers):
+            groups.setdefault(layer.structure, []).append(f)
+        stacks = tuple(make_stack([self.layers[f] for f in members]) for members in groups.values())
+        order = [f for members in groups.values() for f in members]
+        perms = [p for p in self.perms if p is not None]
+        dim = perms[0].source.size if perms else None
+        rows = signs = None
+        if any(not p.identity for p in perms):
+            if len(perms) == len(self.perms) and all((p.source == perms[0].source).all() for p in perms):
+                rows = perms[0].source
+            else:
+                rows = np.concatenate([f * dim + (np.arange(dim) if p is None else p.source)
+                                       for f, p in enumerate(self.perms)])  # into the flattened (F * D) rows
+        if any(not (p.sign == 1).all() for p in perms):
+            signs = np.stack([np.ones(dim) if p is None else p.sign for p in self.perms])[:, :, None]
+        object.__setattr__(self, "stacks", stacks)
+        object.__setattr__(self, "order", None if order == sorted(order) else np.argsort(order))
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "signs", signs)
+
+
+@lru_cache(maxsize=256)
+def kron_rows(block: Block, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices that build each ``perm_f @ (A_f ⊗ B_f)`` of a block from its Kronecker halves.
+
+    Row j of ``A ⊗ B`` is ``A[j >> b] ⊗ B[j & (2**b - 1)]`` (b = the right half's wires), and a permutation of
+    rows only changes which ones: row j of factor f is ``A_f[ra] ⊗ B_f[rb]`` with ``(ra, rb)`` the halves of
+    ``source_f[j]``. Returned as indices into the flattened ``(F * 2**a)`` and ``(F * 2**b)`` rows, then the
+    first factor's alone (arrays of their own, which the engine caches as tensors by identity).
+    """
+    right = n - n // 2
+    dim = 2 ** n
+    idx_a, idx_b = [], []
+    for f, perm in enumerate(block.perms):
+        source = np.arange(dim) if perm is None else perm.source
+        idx_a.append(f * 2 ** (n // 2) + (source >> right))
+        idx_b.append(f * 2 ** right + (source & (2 ** right - 1)))
+    return np.concatenate(idx_a), np.concatenate(idx_b), idx_a[0].copy(), idx_b[0].copy()
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    steps: tuple[object, ...]  # Layer | Permute | Block
+    z_signs: np.ndarray | None  # (2**n, n_outputs) readout when every observable is Z (trailing entanglers
+    #                             folded in), else None
+    has_blocks: bool
+
+    def __post_init__(self) -> None:
+        # The readout as GEMM right operands stored transposed, (O, 2**n) and, for squared (re, im) pairs,
+        # (O, 2**(n+1)): MKL's kernel for a skinny contiguous (D, O) operand is 1.6x slower (benchmarks/perf).
+        z = self.z_signs
+        object.__setattr__(self, "z_read", None if z is None else np.ascontiguousarray(z.T))
+        object.__setattr__(self, "z_pairs_read", None if z is None else np.ascontiguousarray(np.repeat(z, 2, 0).T))
+
+
+def drop_phases_before_z(program: tuple[object, ...]) -> tuple[object, ...]:
+    """The lowered program without the RZ gates that end each wire's last rotations, for a Z readout.
+
+    Everything after them is monomial (the other wires' rotations commute with them, the trailing CNOT/CZ runs
+    permute basis states and flip signs), so a diagonal phase there cannot change a probability: hea's last RZ
+    layer, strongly entangling's last RZ of every Rot. Their parameters keep exactly zero derivatives, and the
+    last layer may become RY-only, hence real.
+    """
+    steps = list(program)
+    end = len(steps)
+    while end and isinstance(steps[end - 1], Permute):
+        end -= 1
+    start = end
+    while start and isinstance(steps[start - 1], Fused):
+        start -= 1
+    kept = []
+    for step in steps[start:end]:
+        rotations = list(step.rotations)
+        while rotations and rotations[-1].name == "RZ":
+            rotations.pop()
+        if rotations:
+            kept.append(Fused(step.wire, tuple(rotations)))
+    return tuple(steps[:start] + kept + steps[end:])
+
+
+def _layer_steps(circuit: Circuit, split: bool, z_readout: bool = False) -> list[object]:
+    steps: list[object] = []
+    pending: list[Fused] = []
+
+    def flush() -> None:
+        for part in (_split_at_data(pending) if split else [pending]):
+            steps.append(make_layer(part))
+        pending.clear()
+
+    program = lower(circuit)
+    for step in (drop_phases_before_z(program) if z_readout else program):
+        if isinstance(step, Fused):
+            pending.append(step)
+            continue
+        if pending:
+            flush()
+        if not step.trivial:
+            steps.append(step)
+    if pending:
+        flush()
+    return steps
+
+
+def _gather_blocks(steps: list[object]) -> list[object]:
+    """Replace each run of parameter-only layers (and their entanglers) that follows data by one Block."""
+    out: list[object] = []
+    seen_data, i = False, 0
+    while i < len(steps):
+        step = steps[i]
+        if not (seen_data and isinstance(step, Layer) and not step.has_features):
+            seen_data = seen_data or (isinstance(step, Layer) and step.has_features)
+            out.append(step)
+            i += 1
+            continue
+        layers, perms = [], []
+        while i < len(steps) and isinstance(steps[i], Layer) and not steps[i].has_features:
+            layers.append(steps[i])
+            following = steps[i + 1] if i + 1 < len(steps) and isinstance(steps[i + 1], Permute) else None
+            perms.append(following)
+            i += 2 if following is not None else 1
+        out.append(Block(layers=tuple(layers), perms=tuple(perms)))
+    return out
+
+
+def _stacks_in_last_block(steps: list[object]) -> int:
+    gathered = [s for s in _gather_blocks(list(steps)) if isinstance(s, Block)]
+    return len(gathered[-1].stacks) if gathered else 0
+
+
+@lru_cache(maxsize=128)
+def plan(circuit: Circuit, *, fold_readout: bool = True, blocks: bool = False) -> Plan:
+    """The execution plan: layers alternating with entangler runs, optionally with parameter-only blocks.
+
+    ``fold_readout``: with Z observables only, trailing entanglers fold into the readout matrix (probabilities
+    ignore signs and a permutation only reorders them). ``blocks``: gather parameter-only layers after the data
+    into :class:`Block` steps (see the module docs); only for circuits of at most ``BLOCK_MAX_QUBITS`` qubits.
+    """
+    n = circuit.n_qubits
+    z_only = fold_readout and bool(circuit.observables) and all(p == "Z" for p, _ in circuit.observables)
+    steps = _layer_steps(circuit, split=blocks, z_readout=z_only)
+    if z_only and blocks and n <= BLOCK_MAX_QUBITS:
+        kept = _layer_steps(circuit, split=True)
+        if _stacks_in_last_block(steps) > _stacks_in_last_block(kept):
+            # a last layer without its phases would be a second structure in its block: one more stack to build
+            # (measured slower at 4 and 6 qubits, 2 layers); keep the phases there
+            steps = kept
+    z_signs = None
+    if z_only:
+        basis = np.arange(2 ** n)
+        z = np.stack([1.0 - 2.0 * bit(basis, w, n) for _, w in circuit.observables], axis=1)
+        # p_new[j] = p_old[source[j]], so <Z> = sum_i p_old[i] z[inverse[i]].
+        while steps and isinstance(steps[-1], Permute):
+            z = z[np.argsort(steps.pop().source)]
+        z_signs = z
+    has_blocks = False
+    if blocks and n <= BLOCK_MAX_QUBITS:
+        steps = _gather_blocks(steps)
+        has_blocks = any(isinstance(s, Block) for s in steps)
+    if blocks and not has_blocks:  # nothing to gather: the unsplit plan has fewer layers
+        return plan(circuit, fold_readout=fold_readout, blocks=False)
+    return Plan(steps=tuple(steps), z_signs=z_signs, has_blocks=has_blocks)
