@@ -1,7 +1,8 @@
 """Print the Markdown tables of benchmarks/README.md from a finished DQNN sweep.
 
-    .venv/bin/python benchmarks/dqnn_tables.py runs/dqnn
+.venv/bin/python benchmarks/dqnn_tables.py runs/dqnn
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,16 +36,22 @@ def table(rows: list[dict], metric: str, title: str) -> None:
 def main(directory: str) -> None:
     rows = complete_rows(load_runs(directory))
     print(f"{len(rows)} complete runs")
-    for metric, title in [("hessian.lambda_max", "λ_max"), ("hessian.trace", "tr H"),
-                          ("test_accuracy", "test accuracy"), ("train_loss", "final training loss"),
-                          ("hessian.structure.lambda_max_normalised", "λ_max / (c²/N)")]:
+    for metric, title in [
+        ("hessian.lambda_max", "λ_max"),
+        ("hessian.trace", "tr H"),
+        ("test_accuracy", "test accuracy"),
+        ("train_loss", "final training loss"),
+        ("hessian.structure.lambda_max_normalised", "λ_max / (c²/N)"),
+    ]:
         table(rows, metric, title)
     for metric in ("hessian.lambda_max", "hessian.structure.lambda_max_normalised"):
         fit = scaling_fit(rows, metric)
         print(f"\npower law {metric} ∝ N^b, per L (all seeds as points, 95% CI):")
         for label, f in zip(fit.line_labels, fit.fits):
-            print(f"  {label}: b = {f.exponent:.2f} [{f.exponent_low:.2f}, {f.exponent_high:.2f}], "
-                  f"a = {f.prefactor:.3g}, {f.n_points} points")
+            print(
+                f"  {label}: b = {f.exponent:.2f} [{f.exponent_low:.2f}, {f.exponent_high:.2f}], "
+                f"a = {f.prefactor:.3g}, {f.n_points} points"
+            )
     fit = scaling_fit(rows, "hessian.lambda_max", "n_params", "n_patches")
     print("\npower law hessian.lambda_max ∝ P^b per N (P = parameter count):")
     for label, f in zip(fit.line_labels, fit.fits):

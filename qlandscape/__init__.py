@@ -13,6 +13,7 @@ The package is layered; each layer is a subpackage and imports only the layers b
 
 The names below are the most used entry points; they load on first use, so ``import qlandscape`` stays cheap.
 """
+
 from __future__ import annotations
 
 import importlib

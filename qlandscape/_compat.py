@@ -6,6 +6,7 @@ spectral densities) is a module holding the public names of all of them, the fir
 The new modules are imported by name at the moment an old path is used, so nothing here adds an import edge
 between the layers.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,11 @@ MOVED: dict[str, tuple[str, ...]] = {
     "qlandscape.patches": ("qlandscape.models.patches",),
     "qlandscape.qnn": ("qlandscape.models.qnn",),
     "qlandscape.classical": ("qlandscape.models.classical", "qlandscape.metrics.landscape.connectivity"),
-    "qlandscape.hessian": ("qlandscape.metrics.curvature.hessian", "qlandscape.metrics.curvature.eigensolvers",
-                           "qlandscape.metrics.curvature.spectral_density"),
+    "qlandscape.hessian": (
+        "qlandscape.metrics.curvature.hessian",
+        "qlandscape.metrics.curvature.eigensolvers",
+        "qlandscape.metrics.curvature.spectral_density",
+    ),
     "qlandscape.eigensolvers": ("qlandscape.metrics.curvature.eigensolvers",),
     "qlandscape.spectral_density": ("qlandscape.metrics.curvature.spectral_density",),
     "qlandscape.structured": ("qlandscape.metrics.curvature.structured", "qlandscape.metrics.fits"),
@@ -52,23 +56,31 @@ MOVED: dict[str, tuple[str, ...]] = {
     "qlandscape.sweep": ("qlandscape.runs.sweep", "qlandscape.runs.tables"),
     "qlandscape.report": ("qlandscape.runs.report",),
     "qlandscape.commands": ("qlandscape.cli",),
-    **{f"qlandscape.commands.{name}": (f"qlandscape.cli.{name}",)
-       for name in ("circuits", "gradvar", "hessian", "landscape", "ntk", "report", "run", "spawn", "sweep")},
+    **{
+        f"qlandscape.commands.{name}": (f"qlandscape.cli.{name}",)
+        for name in ("circuits", "gradvar", "hessian", "landscape", "ntk", "report", "run", "spawn", "sweep")
+    },
 }
 
 
 def _warn(message: str) -> None:
     # Attribute the warning to the line that imported the old path, not to the import machinery.
     frame = sys._getframe(1)
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
-                                 or frame.f_globals.get("__name__") == __name__):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith("<frozen importlib") or frame.f_globals.get("__name__") == __name__
+    ):
         frame = frame.f_back
     if frame is None:
         warnings.warn(message, DeprecationWarning, stacklevel=2)
         return
-    warnings.warn_explicit(message, DeprecationWarning, frame.f_code.co_filename, frame.f_lineno,
-                           module=frame.f_globals.get("__name__"),
-                           registry=frame.f_globals.setdefault("__warningregistry__", {}))
+    warnings.warn_explicit(
+        message,
+        DeprecationWarning,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=frame.f_globals.get("__name__"),
+        registry=frame.f_globals.setdefault("__warningregistry__", {}),
+    )
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -77,19 +89,23 @@ class _AliasLoader(importlib.abc.Loader):
 
     def exec_module(self, module: types.ModuleType) -> None:
         targets = MOVED[module.__name__]
-        _warn(f"{module.__name__} is deprecated since qlandscape 0.2 and will be removed in 0.3; import from "
-              f"{' or '.join(targets)} instead")
+        _warn(
+            f"{module.__name__} is deprecated since qlandscape 0.2 and will be removed in 0.3; import from "
+            f"{' or '.join(targets)} instead"
+        )
         for target in reversed(targets):  # the first target wins a clash
             new = importlib.import_module(target)
-            module.__dict__.update({k: v for k, v in vars(new).items() if not (k.startswith("__") and
-                                                                              k.endswith("__"))})
+            module.__dict__.update(
+                {k: v for k, v in vars(new).items() if not (k.startswith("__") and k.endswith("__"))}
+            )
         if module.__name__ == "qlandscape.commands":
             module.__path__ = []  # a package, so that qlandscape.commands.run resolves through this finder
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: object = None, target: object = None
-                  ) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in MOVED:
             return None
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(), is_package=fullname == "qlandscape.commands")

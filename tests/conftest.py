@@ -1,4 +1,5 @@
 """Shared fixtures: small float64 problems that every test file can use."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -8,7 +9,6 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 import torch
-
 
 # Small float64 problems run fastest on one thread, and CI machines are shared: no oversubscription.
 torch.set_num_threads(1)

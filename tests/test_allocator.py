@@ -1,4 +1,5 @@
 """The malloc setting the engine applies once per process (see qlandscape.sim.allocator)."""
+
 from __future__ import annotations
 
 import os
@@ -8,14 +9,16 @@ import sys
 
 import pytest
 
-PROBE = ("import resource, torch\n"
-         "from qlandscape.sim.allocator import retain_freed_memory\n"
-         "print(retain_freed_memory())\n"
-         "x = torch.ones(5 * 2 ** 20, dtype=torch.float64)\n"  # 40 MiB: always mmapped by default glibc
-         "for _ in range(3): (x * 2).sum()\n"
-         "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-         "for _ in range(10): (x * 2).sum()\n"
-         "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)\n")
+PROBE = (
+    "import resource, torch\n"
+    "from qlandscape.sim.allocator import retain_freed_memory\n"
+    "print(retain_freed_memory())\n"
+    "x = torch.ones(5 * 2 ** 20, dtype=torch.float64)\n"  # 40 MiB: always mmapped by default glibc
+    "for _ in range(3): (x * 2).sum()\n"
+    "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+    "for _ in range(10): (x * 2).sum()\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)\n"
+)
 
 
 def _probe(env_value: str | None) -> tuple[str, int]:
@@ -50,10 +53,9 @@ def test_opt_out_and_repeat_calls(monkeypatch):
     assert allocator.retain_freed_memory() is False  # only the first call acts
 
 
-
 def test_bad_settings_are_named(monkeypatch):
-    from qlandscape.sim import allocator
     from qlandscape.core.errors import ConfigError
+    from qlandscape.sim import allocator
 
     monkeypatch.setattr(allocator, "_state", {})
     monkeypatch.setenv("QLANDSCAPE_MALLOC", "sytem")

@@ -1,5 +1,6 @@
 """Regression tests from the curvature audit: Objective precision and targets, structured MSE Hessians, Lanczos
 with repeated eigenvalues (null spaces, closed Krylov spaces)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.sim.backends import make_backend
-from qlandscape.models.classical import MLP
 from qlandscape.core.errors import ConfigError
-from qlandscape.metrics.curvature.eigensolvers import top_eigenvalues
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import matrix_operator
+from qlandscape.metrics.curvature.eigensolvers import top_eigenvalues
+from qlandscape.models.classical import MLP
 from qlandscape.models.qnn import PatchQNN
+from qlandscape.sim.backends import make_backend
 
 
 def _qnn(**kwargs) -> PatchQNN:
@@ -83,9 +84,15 @@ def _linear_classifier(n_in: int, seed: int) -> Objective:
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(10, 6, 6, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (10,), generator=g)
-    return Objective(MLP((6, 6), 3, width=4, depth=0), x, y) if n_in == 36 else Objective(
-        nn.Linear(n_in, 3).double(), torch.randn(20, n_in, generator=g, dtype=torch.float64),
-        torch.randint(0, 3, (20,), generator=g))
+    return (
+        Objective(MLP((6, 6), 3, width=4, depth=0), x, y)
+        if n_in == 36
+        else Objective(
+            nn.Linear(n_in, 3).double(),
+            torch.randn(20, n_in, generator=g, dtype=torch.float64),
+            torch.randint(0, 3, (20,), generator=g),
+        )
+    )
 
 
 @pytest.mark.parametrize("n_in", [4, 36])

@@ -1,4 +1,5 @@
 """Regression tests from the audit of the landscape, connectivity, spawning and NTK modules."""
+
 from __future__ import annotations
 
 from decimal import Decimal, localcontext
@@ -8,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from qlandscape.metrics.ntk import kernels as ntk
-from qlandscape.models.classical import MLP
 from qlandscape.core.errors import ConfigError
+from qlandscape.core.objective import Objective
 from qlandscape.metrics.landscape.directions import pca_directions, random_direction
 from qlandscape.metrics.landscape.slices import slice_2d
-from qlandscape.core.objective import Objective
+from qlandscape.metrics.ntk import kernels as ntk
+from qlandscape.models.classical import MLP
 from qlandscape.train.trainer import TrainConfig
 
 
@@ -98,8 +99,9 @@ def test_spawn_child_seeds_must_be_two_different_integers(monkeypatch, seeds):
     x = torch.rand(8, 4, 4, generator=g, dtype=torch.float64)
     y = torch.arange(8) % 2
     with pytest.raises(ConfigError, match="child_seeds"):
-        spawning.spawn_experiment(MLP((4, 4), 2, width=3, depth=1), x, y, x, y, TrainConfig(epochs=1), [0],
-                                  child_seeds=seeds)
+        spawning.spawn_experiment(
+            MLP((4, 4), 2, width=3, depth=1), x, y, x, y, TrainConfig(epochs=1), [0], child_seeds=seeds
+        )
 
 
 def test_slice_2d_rejects_an_explained_variance_that_is_not_two_fractions():
@@ -110,15 +112,16 @@ def test_slice_2d_rejects_an_explained_variance_that_is_not_two_fractions():
 
 
 def test_batch_norm_parent_accuracy_is_measured_like_the_children():
-    from qlandscape.models.classical import CNN
     from qlandscape.metrics.landscape.spawning import spawn_experiment
+    from qlandscape.models.classical import CNN
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(60, 6, 6, generator=g, dtype=torch.float64)
     y = (x[:, :3].mean((1, 2)) > x[:, 3:].mean((1, 2))).long() + 2 * (x[:, :, :3].mean((1, 2)) > 0.5).long()
     config = TrainConfig(optimizer="sgd", lr=0.2, momentum=0.5, epochs=2, batch_size=8)
-    res = spawn_experiment(CNN((6, 6), 4, channels=(2,), batch_norm=True, seed=0), x[:40], y[:40], x[40:], y[40:],
-                           config, (2,), n_points=3)
+    res = spawn_experiment(
+        CNN((6, 6), 4, channels=(2,), batch_norm=True, seed=0), x[:40], y[:40], x[40:], y[40:], config, (2,), n_points=3
+    )
     assert res.bn_reset and res.parameter_distance[0] == 0
     # spawned at the last epoch, both children are the parent: one network, one accuracy (was 0.4 vs 0.35)
     assert res.child_test_accuracy[0, 0] == res.child_test_accuracy[0, 1] == res.parent_test_accuracy

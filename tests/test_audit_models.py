@@ -1,4 +1,5 @@
 """Regression tests for defects found in the audit of the model-side modules (circuits, qnn, train, gradients)."""
+
 from __future__ import annotations
 
 import math
@@ -8,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.sim.circuits import build_circuit, parse_spec
 from qlandscape.core.errors import ConfigError
 from qlandscape.metrics.gradients import circuit_gradients, gradient_variance, qnn_gradient_variance, sample_parameters
 from qlandscape.models.qnn import PatchQNN
+from qlandscape.sim.circuits import build_circuit, parse_spec
 from qlandscape.train.trainer import TrainConfig, Trainer, train
 
 
@@ -60,8 +61,13 @@ def test_test_inputs_without_test_labels_are_rejected():
 
 # ------------------------------------------------------------------------------------------------ circuit specs
 def _spec(**layer_fields):
-    return {"name": "t", "block": [{"type": "encode", "gates": ["x:RY"]},
-                                   {"type": "layers", "gates": ["RY"], "entangler": "CZ", **layer_fields}]}
+    return {
+        "name": "t",
+        "block": [
+            {"type": "encode", "gates": ["x:RY"]},
+            {"type": "layers", "gates": ["RY"], "entangler": "CZ", **layer_fields},
+        ],
+    }
 
 
 @pytest.mark.parametrize("flag,value", [("reupload", "false"), ("skip_last_entangler", "no"), ("reupload", 1)])
@@ -70,14 +76,17 @@ def test_boolean_block_fields_must_be_booleans(flag, value):
         parse_spec(_spec(**{flag: value}))
 
 
-@pytest.mark.parametrize("init,named", [
-    ({"distribution": "uniform", "lo": 0.0, "hi": 0.1}, "init.hi"),      # typo: silently [0, 2 pi) before
-    ({"distribution": "normal", "mean": 1.0}, "init.mean"),               # not a field: silently ignored before
-    ({"distribution": "normal", "std": -1.0}, "init.std"),
-    ({"low": 3.0, "high": 1.0}, "init"),
-    ({"low": "a"}, "init.low"),
-    ("uniform", "init"),                                                  # AttributeError before
-])
+@pytest.mark.parametrize(
+    "init,named",
+    [
+        ({"distribution": "uniform", "lo": 0.0, "hi": 0.1}, "init.hi"),  # typo: silently [0, 2 pi) before
+        ({"distribution": "normal", "mean": 1.0}, "init.mean"),  # not a field: silently ignored before
+        ({"distribution": "normal", "std": -1.0}, "init.std"),
+        ({"low": 3.0, "high": 1.0}, "init"),
+        ({"low": "a"}, "init.low"),
+        ("uniform", "init"),  # AttributeError before
+    ],
+)
 def test_init_table_is_validated(init, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         parse_spec({**_spec(), "init": init})
@@ -97,9 +106,14 @@ def test_spec_measure_qubits_are_validated(mq):
         parse_spec({**_spec(), "measure_qubits": mq})
 
 
-@pytest.mark.parametrize("kwargs,named", [({"measure_qubits": []}, "measure_qubits"),
-                                          ({"observables": []}, "observables"),
-                                          ({"observables": "XZ"}, "observables")])
+@pytest.mark.parametrize(
+    "kwargs,named",
+    [
+        ({"measure_qubits": []}, "measure_qubits"),
+        ({"observables": []}, "observables"),
+        ({"observables": "XZ"}, "observables"),
+    ],
+)
 def test_build_rejects_an_empty_or_string_readout(kwargs, named):
     with pytest.raises(ConfigError, match=named):
         build_circuit("hea", 2, 1, **kwargs)
@@ -133,9 +147,14 @@ def test_numpy_integer_sizes_are_accepted():
 
 
 # ------------------------------------------------------------------------------------------------ PatchQNN inputs
-@pytest.mark.parametrize("kwargs,named", [({"encoding_scale": float("nan")}, "encoding_scale"),
-                                          ({"encoding_scale": math.inf}, "encoding_scale"),
-                                          ({"output_scale": "5"}, "output_scale")])
+@pytest.mark.parametrize(
+    "kwargs,named",
+    [
+        ({"encoding_scale": float("nan")}, "encoding_scale"),
+        ({"encoding_scale": math.inf}, "encoding_scale"),
+        ({"output_scale": "5"}, "output_scale"),
+    ],
+)
 def test_patch_qnn_scales_are_validated(kwargs, named):
     with pytest.raises(ConfigError, match=named):
         PatchQNN((8, 8), 2, **kwargs)
@@ -166,9 +185,19 @@ def test_qnn_gradient_variance_rejects_a_bad_max_batch():
         qnn_gradient_variance(model, x, y, samples=3, max_batch=0)
 
 
-@pytest.mark.parametrize("field,value", [("weight_decay", "0.1"), ("momentum", float("nan")), ("record_every", 2.5),
-                                         ("schedule_period", "5"), ("weight_decay", math.inf), ("lr", True),
-                                         ("seed", 1.5), ("seed", -1)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("weight_decay", "0.1"),
+        ("momentum", float("nan")),
+        ("record_every", 2.5),
+        ("schedule_period", "5"),
+        ("weight_decay", math.inf),
+        ("lr", True),
+        ("seed", 1.5),
+        ("seed", -1),
+    ],
+)
 def test_train_config_numbers_are_validated(field, value):
     # before: TypeErrors from comparisons, or silently accepted (NaN momentum, fractional record_every)
     with pytest.raises(ConfigError, match=field):
@@ -194,5 +223,7 @@ def test_gradient_variance_ignores_a_readout_beyond_the_circuit():
     curve = variance_curve("kawase", qubits=[2, 3], layers=[1], samples=4)
     assert np.all(curve.mean_variance > 0)
     full = build_circuit("kawase", 8, 1)  # where the readout fits, the numbers are those of the spec's circuit
-    np.testing.assert_array_equal(gradient_variance("kawase", 8, 1, samples=4, seed=2).variance,
-                                  gradient_variance(full, samples=4, seed=2).variance)
+    np.testing.assert_array_equal(
+        gradient_variance("kawase", 8, 1, samples=4, seed=2).variance,
+        gradient_variance(full, samples=4, seed=2).variance,
+    )

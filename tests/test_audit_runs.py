@@ -1,4 +1,5 @@
 """Regression tests from the audit of runs, sweeps, reports, io and the command line."""
+
 from __future__ import annotations
 
 import json
@@ -15,23 +16,38 @@ import numpy as np
 import pytest
 
 from qlandscape.core import io
-from qlandscape.runs.config import RunConfig
 from qlandscape.core.errors import ConfigError
-from qlandscape.runs.report import summary_table
+from qlandscape.runs.config import RunConfig
 from qlandscape.runs.metric_hooks import run_metric
-from qlandscape.runs.tables import load_runs
+from qlandscape.runs.report import summary_table
 from qlandscape.runs.run import execute_run
 from qlandscape.runs.sweep import sweep_from_dict
+from qlandscape.runs.tables import load_runs
 
-TINY = dict(classes=[0, 1], max_train=30, max_test=20, qubits=2, layers=1, patch_size=4, patches=2, epochs=1,
-            batch_size=10)
+TINY = dict(
+    classes=[0, 1], max_train=30, max_test=20, qubits=2, layers=1, patch_size=4, patches=2, epochs=1, batch_size=10
+)
 
 
-@pytest.mark.parametrize("field,value", [
-    ("angle_range", 5), ("angle_range", [0, "x"]), ("classes", 3), ("test_fraction", "a"), ("dropout", "x"),
-    ("output_scale", "x"), ("encoding_scale", "x"), ("momentum", "0.9"), ("weight_decay", -1),
-    ("schedule_period", 0), ("lr", True), ("positional_bias", "false"), ("batch_norm", 3), ("observables", "Z"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("angle_range", 5),
+        ("angle_range", [0, "x"]),
+        ("classes", 3),
+        ("test_fraction", "a"),
+        ("dropout", "x"),
+        ("output_scale", "x"),
+        ("encoding_scale", "x"),
+        ("momentum", "0.9"),
+        ("weight_decay", -1),
+        ("schedule_period", 0),
+        ("lr", True),
+        ("positional_bias", "false"),
+        ("batch_norm", 3),
+        ("observables", "Z"),
+    ],
+)
 def test_bad_field_types_are_config_errors(field, value):
     # "false" from `--set positional_bias=False` (not TOML, so kept as text) used to switch the bias on
     with pytest.raises(ConfigError) as err:
@@ -39,17 +55,20 @@ def test_bad_field_types_are_config_errors(field, value):
     assert err.value.field == field
 
 
-@pytest.mark.parametrize("metrics,needle", [
-    ({"hessian": {"tpo_k": 3}}, "metrics.hessian.tpo_k"),
-    ({"hessian": {"method": "dens"}}, "metrics.hessian.method"),
-    ({"hessian": {"split": "tset"}}, "metrics.hessian.split"),
-    ({"hessian": {"density": "yes"}}, "metrics.hessian.density"),
-    ({"landscape": {"normalization": "filtre"}}, "metrics.landscape.normalization"),
-    ({"landscape": {"splits": ["trian"]}}, "metrics.landscape.splits"),
-    ({"landscape": {"grid": "x"}}, "metrics.landscape.grid"),
-    ({"ntk": {"subset": 1000}}, "metrics.ntk.subset"),
-    ({"hessian": {"method": "dense", "max_params": 2}}, "metrics.hessian.method"),
-])
+@pytest.mark.parametrize(
+    "metrics,needle",
+    [
+        ({"hessian": {"tpo_k": 3}}, "metrics.hessian.tpo_k"),
+        ({"hessian": {"method": "dens"}}, "metrics.hessian.method"),
+        ({"hessian": {"split": "tset"}}, "metrics.hessian.split"),
+        ({"hessian": {"density": "yes"}}, "metrics.hessian.density"),
+        ({"landscape": {"normalization": "filtre"}}, "metrics.landscape.normalization"),
+        ({"landscape": {"splits": ["trian"]}}, "metrics.landscape.splits"),
+        ({"landscape": {"grid": "x"}}, "metrics.landscape.grid"),
+        ({"ntk": {"subset": 1000}}, "metrics.ntk.subset"),
+        ({"hessian": {"method": "dense", "max_params": 2}}, "metrics.hessian.method"),
+    ],
+)
 def test_run_checks_metric_settings_before_training(tmp_path, monkeypatch, metrics, needle):
     def no_training(*args, **kwargs):
         raise AssertionError("trained before the metric settings were checked")
@@ -60,13 +79,16 @@ def test_run_checks_metric_settings_before_training(tmp_path, monkeypatch, metri
     assert needle in str(err.value)
 
 
-@pytest.mark.parametrize("base,grid,needle", [
-    ({"metrics": {"landscape": {"normalization": "filtre"}}}, {"seed": [0, 1]}, "metrics.landscape.normalization"),
-    ({"metrics": {"hessian": {"method": "dens"}}}, {"seed": [0, 1]}, "metrics.hessian.method"),
-    ({}, {"ansatz": ["hea", "heaa"]}, "ansatz = 'heaa'"),
-    ({}, {"backend": ["torch", "default.qbit"]}, "backend = 'default.qbit'"),
-    ({}, {"output_scale": [1.0, "x"]}, "output_scale = 'x'"),
-])
+@pytest.mark.parametrize(
+    "base,grid,needle",
+    [
+        ({"metrics": {"landscape": {"normalization": "filtre"}}}, {"seed": [0, 1]}, "metrics.landscape.normalization"),
+        ({"metrics": {"hessian": {"method": "dens"}}}, {"seed": [0, 1]}, "metrics.hessian.method"),
+        ({}, {"ansatz": ["hea", "heaa"]}, "ansatz = 'heaa'"),
+        ({}, {"backend": ["torch", "default.qbit"]}, "backend = 'default.qbit'"),
+        ({}, {"output_scale": [1.0, "x"]}, "output_scale = 'x'"),
+    ],
+)
 def test_sweep_rejects_bad_values_before_any_run(base, grid, needle):
     with pytest.raises(ConfigError) as err:
         sweep_from_dict({"base": {**TINY, **base}, "grid": grid})
@@ -75,9 +97,16 @@ def test_sweep_rejects_bad_values_before_any_run(base, grid, needle):
 
 def _fake_run(root: Path, rid: str, config: dict, lambda_max: float) -> None:
     (root / rid).mkdir(parents=True)
-    io.write_json(root / rid / "run.json", {"id": rid, "status": "complete", "config": config,
-                                            "model": {"n_params": 8, "n_patches": 2, "params_per_circuit": 4},
-                                            "metrics": {"hessian.lambda_max": lambda_max}})
+    io.write_json(
+        root / rid / "run.json",
+        {
+            "id": rid,
+            "status": "complete",
+            "config": config,
+            "model": {"n_params": 8, "n_patches": 2, "params_per_circuit": 4},
+            "metrics": {"hessian.lambda_max": lambda_max},
+        },
+    )
     io.write_npz(root / rid / "arrays.npz", {"trajectory": np.zeros((1, 8))})
 
 
@@ -131,9 +160,13 @@ def test_sigkilled_sweep_leaves_no_worker_processes(tmp_path):
     sweep.write_text(f"[base]\n{base}\n[grid]\nseed = [0, 1, 2, 3, 4, 5, 6, 7]\n")
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "qlandscape.cli", "sweep", str(sweep), "--out", str(out),
-                             "--workers", "2", "--quiet"], start_new_session=True, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qlandscape.cli", "sweep", str(sweep), "--out", str(out), "--workers", "2", "--quiet"],
+        start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if any(io.read_json(p).get("status") == "running" for p in out.glob("*/run.json")):

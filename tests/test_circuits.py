@@ -1,10 +1,11 @@
 """The circuit catalogue: loading, parameter counts, validation errors."""
+
 from __future__ import annotations
 
 import pytest
 
-from qlandscape.sim.circuits import build_circuit, catalogue, load_spec, parse_spec
 from qlandscape.core.errors import ConfigError
+from qlandscape.sim.circuits import build_circuit, catalogue, load_spec, parse_spec
 
 
 def test_catalogue_ships_required_ansatze():
@@ -36,19 +37,24 @@ def test_reuploading_reads_same_features_each_layer():
 
 def test_user_spec_by_path(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('name = "mine"\nobservables = ["X", "Z"]\n[[block]]\ntype = "encode"\n'
-                    'gates = ["RY", "x:RX", "RY"]\nfeatures_per_qubit = 2\nentangler = "CZ"\npattern = "chain"\n')
+    path.write_text(
+        'name = "mine"\nobservables = ["X", "Z"]\n[[block]]\ntype = "encode"\n'
+        'gates = ["RY", "x:RX", "RY"]\nfeatures_per_qubit = 2\nentangler = "CZ"\npattern = "chain"\n'
+    )
     circuit = build_circuit(str(path), 3, 1)
     assert circuit.n_params == 12 and circuit.n_features == 6 and circuit.n_outputs == 6
 
 
-@pytest.mark.parametrize("block,bad", [
-    ({"type": "layers", "gates": ["RQ"]}, "RQ"),
-    ({"type": "layers", "gates": ["RY"], "entangler": "SWAP"}, "SWAP"),
-    ({"type": "layers", "gates": ["RY"], "pattern": "star"}, "star"),
-    ({"type": "blob", "gates": ["RY"]}, "blob"),
-    ({"type": "layers", "gates": ["RY"], "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "block,bad",
+    [
+        ({"type": "layers", "gates": ["RQ"]}, "RQ"),
+        ({"type": "layers", "gates": ["RY"], "entangler": "SWAP"}, "SWAP"),
+        ({"type": "layers", "gates": ["RY"], "pattern": "star"}, "star"),
+        ({"type": "blob", "gates": ["RY"]}, "blob"),
+        ({"type": "layers", "gates": ["RY"], "colour": "red"}, "colour"),
+    ],
+)
 def test_bad_specs_name_file_and_field(block, bad):
     with pytest.raises(ConfigError) as err:
         parse_spec({"name": "bad", "block": [block]}, source="bad.toml")

@@ -1,4 +1,5 @@
 """Classical models: shapes, seeding, config errors, Hessians against a by-hand reference, batch-norm handling."""
+
 from __future__ import annotations
 
 import copy
@@ -8,18 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qlandscape.models.classical import CNN, MLP, build_classical, interpolate_with_bn_reset, recompute_bn_statistics
-from qlandscape.runs.config import RunConfig
-from qlandscape.metrics.landscape.connectivity import Interpolation, interpolate
 from qlandscape.core.errors import ConfigError
-from qlandscape.runs.build import build_model, count_parameters
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.landscape.connectivity import Interpolation, interpolate
+from qlandscape.models.classical import CNN, MLP, build_classical, interpolate_with_bn_reset, recompute_bn_statistics
+from qlandscape.runs.build import build_model, count_parameters
+from qlandscape.runs.config import RunConfig
 
 
 def _data(n=12, shape=(4, 4), classes=3, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, *shape, generator=g, dtype=torch.float64),
-            torch.randint(0, classes, (n,), generator=g))
+    return (torch.rand(n, *shape, generator=g, dtype=torch.float64), torch.randint(0, classes, (n,), generator=g))
 
 
 # ------------------------------------------------------------------------------------------- shapes, seeds
@@ -67,15 +67,18 @@ def test_build_classical_from_run_config():
     assert any(isinstance(m, torch.nn.Dropout) for m in cnn.modules())
 
 
-@pytest.mark.parametrize("changes, named", [
-    ({"model": "mlp", "activation": "sigmoid"}, "sigmoid"),
-    ({"model": "cnn", "activation": "swish"}, "swish"),
-    ({"model": "cnn", "channels": ()}, "channels"),
-    ({"model": "cnn", "channels": (4, 0)}, "(4, 0)"),
-    ({"model": "mlp", "depth": -1}, "-1"),
-    ({"model": "mlp", "width": 0}, "width"),
-    ({"model": "qnn"}, "qnn"),
-])
+@pytest.mark.parametrize(
+    "changes, named",
+    [
+        ({"model": "mlp", "activation": "sigmoid"}, "sigmoid"),
+        ({"model": "cnn", "activation": "swish"}, "swish"),
+        ({"model": "cnn", "channels": ()}, "channels"),
+        ({"model": "cnn", "channels": (4, 0)}, "(4, 0)"),
+        ({"model": "mlp", "depth": -1}, "-1"),
+        ({"model": "mlp", "width": 0}, "width"),
+        ({"model": "qnn"}, "qnn"),
+    ],
+)
 def test_build_classical_bad_values_raise_config_error(changes, named):
     config = RunConfig(**changes)  # constructed without validation: build_classical checks on its own
     with pytest.raises(ConfigError) as info:
@@ -97,8 +100,7 @@ def test_mlp_hessian_matches_hand_written_reference():
     x, y = _data(shape=(3, 3))
     model = MLP((3, 3), 3, width=4, depth=2, activation="tanh", seed=1)
     objective = Objective(model, x, y)
-    assert objective.names == ("net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias", "net.4.weight",
-                               "net.4.bias")
+    assert objective.names == ("net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias", "net.4.weight", "net.4.bias")
 
     def loss(theta):
         p = objective.unflatten(theta)
@@ -129,8 +131,15 @@ def test_cnn_hessian_matches_hand_written_reference(batch_norm):
     def block(h, p, conv, norm):
         h = F.conv2d(h, p[f"features.{conv}.weight"], p[f"features.{conv}.bias"], padding=1)
         if batch_norm:
-            h = F.batch_norm(h, bn[f"features.{norm}.running_mean"], bn[f"features.{norm}.running_var"],
-                             p[f"features.{norm}.weight"], p[f"features.{norm}.bias"], training=False, eps=1e-5)
+            h = F.batch_norm(
+                h,
+                bn[f"features.{norm}.running_mean"],
+                bn[f"features.{norm}.running_var"],
+                p[f"features.{norm}.weight"],
+                p[f"features.{norm}.bias"],
+                training=False,
+                eps=1e-5,
+            )
         return F.max_pool2d(F.gelu(h), 2)
 
     def loss(theta):
@@ -143,8 +152,9 @@ def test_cnn_hessian_matches_hand_written_reference(batch_norm):
 
     theta = objective.theta0 + 0.1 * torch.randn(objective.n_params, dtype=torch.float64)
     assert float(loss(theta)) == pytest.approx(float(objective.loss(theta)), abs=1e-14)
-    torch.testing.assert_close(objective.hessian(theta), torch.autograd.functional.hessian(loss, theta),
-                               atol=1e-10, rtol=0)
+    torch.testing.assert_close(
+        objective.hessian(theta), torch.autograd.functional.hessian(loss, theta), atol=1e-10, rtol=0
+    )
 
 
 # ------------------------------------------------------------------------------------------- batch norm
@@ -203,8 +213,9 @@ def test_interpolate_with_bn_reset():
     a = objective.theta0
     b = a + 0.3 * torch.randn(objective.n_params, dtype=torch.float64)
     x_test, y_test = _data(n=8, seed=1)
-    curve = interpolate_with_bn_reset(objective, a, b, x, n_points=3,
-                                      eval_objectives={"test": objective.with_data(x_test, y_test)})
+    curve = interpolate_with_bn_reset(
+        objective, a, b, x, n_points=3, eval_objectives={"test": objective.with_data(x_test, y_test)}
+    )
     assert curve.losses.shape == (2, 3) and curve.splits == ("train", "test")
     for i, theta in ((0, a), (2, b)):
         reset = Objective(recompute_bn_statistics(model, theta, x), x, y)

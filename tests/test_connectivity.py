@@ -1,4 +1,5 @@
 """Interpolation, loss/error barriers, function-space distance and the interpolation plot."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -11,12 +12,18 @@ import pytest
 import torch
 from torch import nn
 
-from qlandscape.metrics.landscape.connectivity import Interpolation, barrier_location, function_space_distance, interpolate, loss_barrier
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import load_result, save_result
 from qlandscape.core.objective import Objective
-from qlandscape.plots.connectivity import plot_interpolation
+from qlandscape.metrics.landscape.connectivity import (
+    Interpolation,
+    barrier_location,
+    function_space_distance,
+    interpolate,
+    loss_barrier,
+)
 from qlandscape.plots import save_figure
+from qlandscape.plots.connectivity import plot_interpolation
 
 
 def _data(n=20, d=4, classes=3, seed=0):
@@ -121,8 +128,9 @@ def test_bad_inputs(mlp):
 def test_plot_interpolation_writes_png(mlp, tmp_path):
     obj, a, b = mlp
     xt, yt = _data(n=9, seed=5)
-    res = interpolate(obj, a, b, n_points=15, eval_objectives={"test": obj.with_data(xt, yt)},
-                      label_a="run A", label_b="run B")
+    res = interpolate(
+        obj, a, b, n_points=15, eval_objectives={"test": obj.with_data(xt, yt)}, label_a="run A", label_b="run B"
+    )
     fig = plot_interpolation(res)
     png, pdf = save_figure(fig, tmp_path / "interp")
     assert png.stat().st_size > 1000 and pdf.exists()

@@ -1,4 +1,5 @@
 """Data loading: digits, class subsets, scaling, pooling, splits, npz and IDX/MNIST files, bad input."""
+
 from __future__ import annotations
 
 import gzip
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from qlandscape.data.datasets import MNIST_FILES, Dataset, load_dataset, read_idx, to_torch, write_idx
 from qlandscape.core.errors import ConfigError
+from qlandscape.data.datasets import MNIST_FILES, Dataset, load_dataset, read_idx, to_torch, write_idx
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +157,12 @@ def _fake_mnist(directory, gz: bool, n_train: int = 40, n_test: int = 20):
         x[0, 0, 0], x[0, 0, 1] = 0, 255
         y = (np.arange(n) % 4).astype(np.uint8)
         parts[part] = (x, y)
-    files = {"x_train": parts["train"][0], "y_train": parts["train"][1],
-             "x_test": parts["test"][0], "y_test": parts["test"][1]}
+    files = {
+        "x_train": parts["train"][0],
+        "y_train": parts["train"][1],
+        "x_test": parts["test"][0],
+        "y_test": parts["test"][1],
+    }
     for key, stem in MNIST_FILES.items():
         write_idx(directory / (stem + (".gz" if gz else "")), files[key])
     return files
@@ -193,19 +198,22 @@ def test_unknown_class_names_it_and_lists_available():
     assert "42" in _message(e) and "available" in _message(e) and "9" in _message(e)
 
 
-@pytest.mark.parametrize("kwargs, bad", [
-    ({"angle_range": (1.0, 0.5)}, "(1.0, 0.5)"),
-    ({"angle_range": (0.0, float("nan"))}, "nan"),
-    ({"test_fraction": 1.5}, "1.5"),
-    ({"test_fraction": 0.0}, "0.0"),
-    ({"pool": 0}, "0"),
-    ({"pool": 3}, "3"),
-    ({"classes": [1, 1]}, "(1, 1)"),
-    ({"classes": [5]}, "(5,)"),
-    ({"max_train": 0}, "0"),
-    ({"max_test": 5}, "5"),
-    ({"seed": -1}, "-1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, bad",
+    [
+        ({"angle_range": (1.0, 0.5)}, "(1.0, 0.5)"),
+        ({"angle_range": (0.0, float("nan"))}, "nan"),
+        ({"test_fraction": 1.5}, "1.5"),
+        ({"test_fraction": 0.0}, "0.0"),
+        ({"pool": 0}, "0"),
+        ({"pool": 3}, "3"),
+        ({"classes": [1, 1]}, "(1, 1)"),
+        ({"classes": [5]}, "(5,)"),
+        ({"max_train": 0}, "0"),
+        ({"max_test": 5}, "5"),
+        ({"seed": -1}, "-1"),
+    ],
+)
 def test_bad_arguments_raise_config_error(kwargs, bad):
     with pytest.raises(ConfigError) as e:
         load_dataset("digits", **kwargs)

@@ -1,6 +1,7 @@
 """The engine's device option: validation before any work, every engine op on the inputs' device (checked on
 torch's "meta" device, so it runs without a GPU), and (on a machine with CUDA) the same numbers on the GPU as on
 the CPU. The GPU test is skipped where torch sees no CUDA device."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,13 +9,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from qlandscape.sim.backends import make_backend, resolve_device
-from qlandscape.sim.circuits import build_circuit, catalogue
-from qlandscape.runs.config import RunConfig
-from qlandscape.sim.engine import simulate, simulate_patch_mean, simulate_state
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
 from qlandscape.models.qnn import PatchQNN
+from qlandscape.runs.config import RunConfig
+from qlandscape.sim.backends import make_backend, resolve_device
+from qlandscape.sim.circuits import build_circuit, catalogue
+from qlandscape.sim.engine import simulate, simulate_patch_mean, simulate_state
 
 
 def _pretend_cuda(monkeypatch, available: bool, count: int = 1) -> None:
@@ -81,8 +82,11 @@ class _OffDeviceOps(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func not in self._TRANSFERS:
-            self.found += [(str(func), tuple(t.shape)) for t in tree_flatten((args, kwargs or {}))[0]
-                           if isinstance(t, torch.Tensor) and t.device != self.device and t.dim() > 0]
+            self.found += [
+                (str(func), tuple(t.shape))
+                for t in tree_flatten((args, kwargs or {}))[0]
+                if isinstance(t, torch.Tensor) and t.device != self.device and t.dim() > 0
+            ]
         return func(*args, **(kwargs or {}))
 
 

@@ -1,16 +1,17 @@
 """Our engine against PennyLane: outputs, gradients and Hessians of a small PatchQNN loss, every ansatz."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from qlandscape.sim.backends import make_backend
-from qlandscape.sim.circuits import build_circuit, catalogue
-from qlandscape.sim.engine import simulate
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
 from qlandscape.models.qnn import PatchQNN
+from qlandscape.sim.backends import make_backend
+from qlandscape.sim.circuits import build_circuit, catalogue
+from qlandscape.sim.engine import simulate
 
 # kawase needs >= 5 qubits and 32 features per block: it has its own checks (test_kawase.py and the slow test below)
 ANSATZE = sorted(set(catalogue()) - {"kawase"})
@@ -18,8 +19,9 @@ ANSATZE = sorted(set(catalogue()) - {"kawase"})
 
 def small_qnn(ansatz: str, backend: str = "torch", **kw) -> PatchQNN:
     # 6x6 images, 3x3 patches with stride 3: 4 patches; 3 qubits read average-pooled features
-    return PatchQNN((6, 6), 2, ansatz=ansatz, n_qubits=3, n_layers=2, patch_size=3, stride=3,
-                    backend=backend, seed=3, **kw)
+    return PatchQNN(
+        (6, 6), 2, ansatz=ansatz, n_qubits=3, n_layers=2, patch_size=3, stride=3, backend=backend, seed=3, **kw
+    )
 
 
 @pytest.mark.parametrize("ansatz", ANSATZE)

@@ -1,14 +1,15 @@
 """The engine's block plan (parameter-only layers after the data applied as one unitary per point and patch) and
 its natural-batch execution, against the plain layered plan and a gate-by-gate reference -- correctness only."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from test_engine_perf_paths import reference_expectations, reference_state
 
 from qlandscape.sim import engine
 from qlandscape.sim.circuits import build_circuit, catalogue
 from qlandscape.sim.lowering import Block, plan
-from test_engine_perf_paths import reference_expectations, reference_state
 
 
 def _force(monkeypatch, blocks: bool) -> None:
@@ -116,8 +117,9 @@ def test_torch_func_through_blocks(monkeypatch):
     batched = torch.func.vmap(lambda p: engine.simulate(circuit, p, features))(params.expand(4, -1, -1))
     assert torch.allclose(batched[3], engine.simulate(circuit, params, features), atol=1e-14)
     lo = engine.simulate(circuit, params, features, dtype=torch.complex64)
-    assert lo.dtype == torch.float32 and torch.allclose(lo.double(), engine.simulate(circuit, params, features),
-                                                        atol=1e-5)
+    assert lo.dtype == torch.float32 and torch.allclose(
+        lo.double(), engine.simulate(circuit, params, features), atol=1e-5
+    )
 
 
 def test_block_choice_follows_circuit_size_and_samples():
@@ -152,7 +154,7 @@ def test_patch_mean_as_quadratic_forms(layers, n_outputs):
     g = torch.Generator().manual_seed(layers)
     params = circuit.init_params((5, 3), g)  # (K, P, n)
     features = torch.rand(7, 3, circuit.n_features, generator=g, dtype=torch.float64)
-    want = engine.simulate(circuit, params, features)[..., :n_outputs or circuit.n_outputs].mean(dim=-2)
+    want = engine.simulate(circuit, params, features)[..., : n_outputs or circuit.n_outputs].mean(dim=-2)
     got = engine.simulate_patch_mean(circuit, params, features, n_outputs=n_outputs)
     assert got.shape == want.shape == (5, 7, n_outputs or circuit.n_outputs)
     assert torch.allclose(got, want, atol=1e-12)
@@ -164,9 +166,11 @@ def test_patch_mean_as_quadratic_forms(layers, n_outputs):
 def test_patch_mean_with_a_complex_encoding(tmp_path):
     """An RX encoding leaves a complex state before the last block: the patch mean takes the fused readout."""
     spec = tmp_path / "rx.toml"
-    spec.write_text('name = "rx"\ndescription = "test"\nobservables = ["Z"]\n[[block]]\ntype = "encode"\n'
-                    'gates = ["x:RX"]\n[[block]]\ntype = "layers"\nrepeat = "layers"\ngates = ["RY", "RZ"]\n'
-                    'entangler = "CNOT"\npattern = "ring"\n')
+    spec.write_text(
+        'name = "rx"\ndescription = "test"\nobservables = ["Z"]\n[[block]]\ntype = "encode"\n'
+        'gates = ["x:RX"]\n[[block]]\ntype = "layers"\nrepeat = "layers"\ngates = ["RY", "RZ"]\n'
+        'entangler = "CNOT"\npattern = "ring"\n'
+    )
     circuit = build_circuit(spec, 3, 2)
     g = torch.Generator().manual_seed(9)
     params = circuit.init_params((4, 2), g)
@@ -176,8 +180,8 @@ def test_patch_mean_with_a_complex_encoding(tmp_path):
 
 
 def test_patch_mean_on_pennylane_and_bad_output_counts():
-    from qlandscape.sim.backends import make_backend
     from qlandscape.core.errors import ConfigError
+    from qlandscape.sim.backends import make_backend
 
     circuit = _circuit("hea", 3, 1)
     g = torch.Generator().manual_seed(4)

@@ -1,18 +1,18 @@
 """Random circuit specs through every engine path (product-state start, shared layers, blocks, folded readout,
 dropped phases, grids of parameter points) against the gate-by-gate dense reference: states, expectations and
 parameter gradients. The specs are drawn from a seeded generator, so a failure names a reproducible case."""
+
 from __future__ import annotations
 
 import random
 
 import pytest
 import torch
+from test_engine_perf_paths import reference_expectations, reference_state
 
+from qlandscape.core.errors import ConfigError
 from qlandscape.sim.circuits import PAULIS, build_circuit
 from qlandscape.sim.engine import simulate, simulate_patch_mean, simulate_state
-from qlandscape.core.errors import ConfigError
-
-from test_engine_perf_paths import reference_expectations, reference_state
 
 N_CASES = 60
 
@@ -30,11 +30,19 @@ def _toml_list(items) -> str:
 
 def random_spec(rng: random.Random) -> str:
     """A TOML spec: an encoding block, one or two layer blocks (some re-uploading), random readout."""
-    lines = ['name = "fuzz"', 'description = "random"',
-             # Z alone half the time: the Z readout has the most special paths (folding, dropped phases, grids)
-             f"observables = {_toml_list(['Z'] if rng.random() < 0.5 else rng.sample(PAULIS, rng.randint(1, 3)))}"]
-    encode = ["[[block]]", 'type = "encode"', f"gates = {_toml_list(_gates(rng, True))}",
-              f"features_per_qubit = {rng.randint(1, 2)}", f'order = "{rng.choice(("qubit", "round-robin"))}"']
+    lines = [
+        'name = "fuzz"',
+        'description = "random"',
+        # Z alone half the time: the Z readout has the most special paths (folding, dropped phases, grids)
+        f"observables = {_toml_list(['Z'] if rng.random() < 0.5 else rng.sample(PAULIS, rng.randint(1, 3)))}",
+    ]
+    encode = [
+        "[[block]]",
+        'type = "encode"',
+        f"gates = {_toml_list(_gates(rng, True))}",
+        f"features_per_qubit = {rng.randint(1, 2)}",
+        f'order = "{rng.choice(("qubit", "round-robin"))}"',
+    ]
     if rng.random() < 0.3:
         encode.append(f"alternate = {_toml_list([_gates(rng, True), _gates(rng, True)])}")
     if rng.random() < 0.5:
@@ -42,9 +50,13 @@ def random_spec(rng: random.Random) -> str:
     blocks = [encode] if rng.random() < 0.85 else []
     for _ in range(rng.randint(1, 2)):
         reupload = rng.random() < 0.25
-        layer = ["[[block]]", 'type = "layers"', f"gates = {_toml_list(_gates(rng, reupload))}",
-                 f'entangler = "{rng.choice(("CNOT", "CZ", "none"))}"',
-                 f'pattern = "{rng.choice(("chain", "ring", "all-to-all", "strong"))}"']
+        layer = [
+            "[[block]]",
+            'type = "layers"',
+            f"gates = {_toml_list(_gates(rng, reupload))}",
+            f'entangler = "{rng.choice(("CNOT", "CZ", "none"))}"',
+            f'pattern = "{rng.choice(("chain", "ring", "all-to-all", "strong"))}"',
+        ]
         if rng.random() < 0.3:
             layer.append(f"repeat = {rng.randint(1, 2)}")
         if reupload:
@@ -117,9 +129,11 @@ def test_all_parameters_dropped_before_z_readout_still_backpropagate(tmp_path):
     """A layer of RZ only, right before a Z readout, is dropped from the plan; training must still get zero
     gradients (as on PennyLane), not an error that the loss does not require grad."""
     spec = tmp_path / "rz.toml"
-    spec.write_text('name = "rz"\ndescription = "t"\nobservables = ["Z"]\n[[block]]\ntype = "encode"\n'
-                    'gates = ["x:RY"]\n[[block]]\ntype = "layers"\ngates = ["RZ"]\nentangler = "CNOT"\n'
-                    'pattern = "ring"\n')
+    spec.write_text(
+        'name = "rz"\ndescription = "t"\nobservables = ["Z"]\n[[block]]\ntype = "encode"\n'
+        'gates = ["x:RY"]\n[[block]]\ntype = "layers"\ngates = ["RZ"]\nentangler = "CNOT"\n'
+        'pattern = "ring"\n'
+    )
     circuit = build_circuit(spec, 3, 1)
     params = circuit.init_params((2,)).requires_grad_(True)
     out = simulate(circuit, params, torch.rand(5, 2, 3, dtype=torch.float64))

@@ -1,5 +1,6 @@
 """The engine's fast paths (Kronecker groups, product-state start, Z readout with folded entanglers) against a
 plain dense reference simulator -- correctness only, no timings (those live in benchmarks/perf)."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,11 @@ def reference_state(circuit, params, features, scale=1.0):
             idx[a] = 1
             sub = state[tuple(idx)].clone()  # control = 1 slice, target axis shifts by one if after a
             t = b if b < a else b - 1
-            sub = sub.flip(t) if gate.name == "CNOT" else sub * torch.tensor([1, -1], dtype=sub.dtype).reshape(
-                [2 if i == t else 1 for i in range(n - 1)])
+            sub = (
+                sub.flip(t)
+                if gate.name == "CNOT"
+                else sub * torch.tensor([1, -1], dtype=sub.dtype).reshape([2 if i == t else 1 for i in range(n - 1)])
+            )
             state = state.clone()
             state[tuple(idx)] = sub
             continue
@@ -133,23 +137,27 @@ def test_shared_layer_matches_per_row_layer(n, real_state):
     k, b, p = 2, 3, 2
     wires = [torch.randn(k, 1, p, 2, 2, dtype=torch.complex128, generator=g) for _ in range(n)]  # per point, patch
     dtype = torch.float64 if real_state else torch.complex128
-    state = torch.randn(1, b, p, 2 ** n, dtype=dtype, generator=g)  # shared by the points
+    state = torch.randn(1, b, p, 2**n, dtype=dtype, generator=g)  # shared by the points
     shared = apply_shared_layer(state, wires, n)
     rows = [w.expand(k, b, p, 2, 2).reshape(-1, 2, 2) for w in wires]
     per_row = apply_layer(state.expand(k, b, p, -1).reshape(k * b * p, -1), rows, n).reshape(k, b, p, -1)
-    assert shared.shape == (k, b, p, 2 ** n)
+    assert shared.shape == (k, b, p, 2**n)
     assert torch.allclose(shared, per_row, atol=1e-11)
 
 
-@pytest.mark.parametrize("first_gates", [["RX", "RZ", "RY"], ["RY", "RY"], ["RZ"], ["RX"], ["x:RX", "x:RZ"], ["x:RY", "RY"]])
+@pytest.mark.parametrize(
+    "first_gates", [["RX", "RZ", "RY"], ["RY", "RY"], ["RZ"], ["RX"], ["x:RX", "x:RZ"], ["x:RY", "RY"]]
+)
 def test_first_layer_on_zero_state_for_any_rotations(first_gates, tmp_path):
     """The product-state start (first columns of the first layer) for multi-gate, complex, data and mixed layers."""
     spec = tmp_path / "first.toml"
     gates = ", ".join(f'"{g}"' for g in first_gates)
-    spec.write_text(f'name = "first"\ndescription = "test"\nobservables = ["Z"]\n'
-                    f'[[block]]\ntype = "layers"\nrepeat = 1\ngates = [{gates}]\nentangler = "CZ"\npattern = "chain"\n'
-                    f'[[block]]\ntype = "layers"\nrepeat = "layers"\ngates = ["RY"]\nentangler = "CNOT"\n'
-                    f'pattern = "ring"\n')
+    spec.write_text(
+        f'name = "first"\ndescription = "test"\nobservables = ["Z"]\n'
+        f'[[block]]\ntype = "layers"\nrepeat = 1\ngates = [{gates}]\nentangler = "CZ"\npattern = "chain"\n'
+        f'[[block]]\ntype = "layers"\nrepeat = "layers"\ngates = ["RY"]\nentangler = "CNOT"\n'
+        f'pattern = "ring"\n'
+    )
     circuit = build_circuit(spec, 3, 2)
     g = torch.Generator().manual_seed(5)
     params = circuit.init_params((2,), g)
@@ -176,8 +184,9 @@ def test_phases_before_a_z_readout_are_dropped_exactly(ansatz):
     g = torch.Generator().manual_seed(11)
     params = circuit.init_params((2,), g).requires_grad_(True)
     features = torch.rand(1, 2, circuit.n_features, generator=g, dtype=torch.float64)  # 1 sample: layered path
-    ref = torch.stack([reference_expectations(circuit, reference_state(circuit, params[p], features[0, p]))
-                       for p in range(2)])
+    ref = torch.stack(
+        [reference_expectations(circuit, reference_state(circuit, params[p], features[0, p])) for p in range(2)]
+    )
     out = simulate(circuit, params, features)
     assert torch.allclose(out[0], ref, atol=1e-12)
     (g_out,) = torch.autograd.grad(out.sum(), params)
@@ -187,8 +196,11 @@ def test_phases_before_a_z_readout_are_dropped_exactly(ansatz):
     dropped = [gate.index for gate in last_on_wire.values() if gate.name == "RZ"]
     assert len(dropped) == 5 and torch.count_nonzero(g_out[:, dropped]) == 0
     h = torch.func.hessian(lambda p: simulate(circuit, p, features).sum())(params.detach())
-    h_ref = torch.func.hessian(lambda p: torch.stack([reference_expectations(
-        circuit, reference_state(circuit, p[k], features[0, k])) for k in range(2)]).sum())(params.detach())
+    h_ref = torch.func.hessian(
+        lambda p: torch.stack(
+            [reference_expectations(circuit, reference_state(circuit, p[k], features[0, k])) for k in range(2)]
+        ).sum()
+    )(params.detach())
     assert torch.allclose(h, h_ref, atol=1e-10)
 
 
@@ -220,11 +232,14 @@ def test_broadcast_shapes_and_circuit_hash():
     assert hash(copy.deepcopy(circuit)) == hash(circuit)
 
 
-@pytest.mark.parametrize("spec_text", [
-    None,  # hea: RY encoding, one RY RZ layer, CNOT ring
-    'gates = ["x:RX", "RZ", "RY"]\nentangler = "CZ"\npattern = "all-to-all"',
-    'gates = ["RY", "x:RX"]\nentangler = "CNOT"\npattern = "strong"',
-])
+@pytest.mark.parametrize(
+    "spec_text",
+    [
+        None,  # hea: RY encoding, one RY RZ layer, CNOT ring
+        'gates = ["x:RX", "RZ", "RY"]\nentangler = "CZ"\npattern = "all-to-all"',
+        'gates = ["RY", "x:RX"]\nentangler = "CNOT"\npattern = "strong"',
+    ],
+)
 @pytest.mark.parametrize("n", [1, 3, 5])
 def test_product_state_readout_matches_the_state_vector(spec_text, n, tmp_path):
     """Rotations only before the entanglers and a Z readout: outputs are parities of a product state, computed
@@ -235,8 +250,9 @@ def test_product_state_readout_matches_the_state_vector(spec_text, n, tmp_path):
         circuit = build_circuit("hea", n, 1)
     else:
         spec = tmp_path / "one.toml"
-        spec.write_text(f'name = "one"\ndescription = "t"\nobservables = ["Z"]\n[[block]]\ntype = "encode"\n'
-                        f'{spec_text}\n')
+        spec.write_text(
+            f'name = "one"\ndescription = "t"\nobservables = ["Z"]\n[[block]]\ntype = "encode"\n{spec_text}\n'
+        )
         circuit = build_circuit(spec, n, 1, measure_qubits=[n - 1, 0] if n > 1 else None)
     assert product_plan(circuit) is not None
     g = torch.Generator().manual_seed(n)
@@ -245,8 +261,22 @@ def test_product_state_readout_matches_the_state_vector(spec_text, n, tmp_path):
     outs = simulate(circuit, params, features)
     assert outs.shape == (3, 4, 2, circuit.n_outputs)
     ref_params = params.detach().clone().requires_grad_(circuit.n_params > 0)
-    ref = torch.stack([torch.stack([torch.stack([reference_expectations(circuit, reference_state(
-        circuit, ref_params[k, p], features[b, p])) for p in range(2)]) for b in range(4)]) for k in range(3)])
+    ref = torch.stack(
+        [
+            torch.stack(
+                [
+                    torch.stack(
+                        [
+                            reference_expectations(circuit, reference_state(circuit, ref_params[k, p], features[b, p]))
+                            for p in range(2)
+                        ]
+                    )
+                    for b in range(4)
+                ]
+            )
+            for k in range(3)
+        ]
+    )
     assert torch.allclose(outs, ref, atol=1e-13)
     if circuit.n_params:
         w = torch.randn(outs.shape, generator=g, dtype=torch.float64)
@@ -267,12 +297,13 @@ def test_shared_layer_on_a_training_batch_matches_per_row_layer(n, real_state, r
     b, p = 5, 3
     mdtype = torch.float64 if real_halves else torch.complex128
     wires = [torch.randn(1, p, 2, 2, dtype=mdtype, generator=g).requires_grad_(True) for _ in range(n)]
-    state = torch.randn(b, p, 2 ** n, dtype=torch.float64 if real_state else torch.complex128,
-                        generator=g).requires_grad_(True)
+    state = torch.randn(
+        b, p, 2**n, dtype=torch.float64 if real_state else torch.complex128, generator=g
+    ).requires_grad_(True)
     shared = apply_shared_layer(state, wires, n)
     rows = [w.expand(b, p, 2, 2).reshape(-1, 2, 2) for w in wires]
     per_row = apply_layer(state.reshape(b * p, -1), rows, n).reshape(b, p, -1)
-    assert shared.shape == (b, p, 2 ** n) and torch.allclose(shared, per_row, atol=1e-11)
+    assert shared.shape == (b, p, 2**n) and torch.allclose(shared, per_row, atol=1e-11)
     weights = torch.randn(shared.shape, dtype=shared.dtype, generator=g)
     grads = torch.autograd.grad((shared * weights.conj()).real.sum(), [state, *wires])
     ref = torch.autograd.grad((per_row * weights.conj()).real.sum(), [state, *wires])

@@ -1,4 +1,5 @@
 """Gradient variance (barren plateaus): analytic values, engine vs PennyLane, standard errors, fits, CLI."""
+
 from __future__ import annotations
 
 import math
@@ -7,11 +8,22 @@ import numpy as np
 import pytest
 import torch
 
-from qlandscape.sim.circuits import build_circuit, parse_spec
 from qlandscape.core.errors import ConfigError
-from qlandscape.metrics.gradients import PatchVarianceCurve, VarianceCurve, circuit_features, circuit_gradients, gradient_variance, patch_variance, qnn_gradient_variance, sample_parameters, variance_curve, variance_statistics
-from qlandscape.metrics.fits import fit_decay
 from qlandscape.core.io import load_result, save_result
+from qlandscape.metrics.fits import fit_decay
+from qlandscape.metrics.gradients import (
+    PatchVarianceCurve,
+    VarianceCurve,
+    circuit_features,
+    circuit_gradients,
+    gradient_variance,
+    patch_variance,
+    qnn_gradient_variance,
+    sample_parameters,
+    variance_curve,
+    variance_statistics,
+)
+from qlandscape.sim.circuits import build_circuit, parse_spec
 
 SINGLE_RY = parse_spec({"name": "single_ry", "block": [{"type": "layers", "repeat": 1, "gates": ["RY"]}]})
 
@@ -73,8 +85,10 @@ def _pennylane_gradients(circuit, params, features, cost):
     return torch.stack(grads)
 
 
-@pytest.mark.parametrize("cost,ansatz,inputs", [("global", "hea", "zero"), ("local", "strongly_entangling", "random"),
-                                                ("projector", "reuploading", "random")])
+@pytest.mark.parametrize(
+    "cost,ansatz,inputs",
+    [("global", "hea", "zero"), ("local", "strongly_entangling", "random"), ("projector", "reuploading", "random")],
+)
 def test_engine_matches_default_qubit(cost, ansatz, inputs):
     circuit = build_circuit(ansatz, 3, 2)
     params = sample_parameters(circuit, 5, seed=7)[:, 0]
@@ -92,8 +106,7 @@ def test_standard_error_shrinks_with_samples():
     small = gradient_variance("hea", 3, 2, samples=40, seed=1)
     large = gradient_variance("hea", 3, 2, samples=1280, seed=1)
     assert large.standard_error < small.standard_error / 2.5  # expected ratio sqrt(32) ~ 5.7
-    assert abs(large.mean_variance - small.mean_variance) < 4 * math.hypot(small.standard_error,
-                                                                            large.standard_error)
+    assert abs(large.mean_variance - small.mean_variance) < 4 * math.hypot(small.standard_error, large.standard_error)
 
 
 def test_batches_do_not_change_the_estimate():
@@ -110,16 +123,19 @@ def test_ansatz_init_uses_the_spec_distribution():
     assert near_zero.mean_variance < 0.1 * uniform.mean_variance
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: gradient_variance("hea", 0, 2), "qubits = 0"),
-    (lambda: gradient_variance("hea", 2, 2, samples=1), "samples = 1"),
-    (lambda: gradient_variance("no_such_ansatz", 2, 2), "no_such_ansatz"),
-    (lambda: gradient_variance("hea", 2, 2, cost="medium"), "medium"),
-    (lambda: variance_curve("hea", qubits=[0, 2], layers=[1]), "qubits = 0"),
-    (lambda: variance_curve("hea", qubits=[2], layers=[1], samples=1), "samples = 1"),
-    (lambda: variance_curve("no_such_ansatz", qubits=[2], layers=[1]), "no_such_ansatz"),
-    (lambda: variance_curve("hea", qubits=[2], layers=[1], init="gaussian"), "gaussian"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: gradient_variance("hea", 0, 2), "qubits = 0"),
+        (lambda: gradient_variance("hea", 2, 2, samples=1), "samples = 1"),
+        (lambda: gradient_variance("no_such_ansatz", 2, 2), "no_such_ansatz"),
+        (lambda: gradient_variance("hea", 2, 2, cost="medium"), "medium"),
+        (lambda: variance_curve("hea", qubits=[0, 2], layers=[1]), "qubits = 0"),
+        (lambda: variance_curve("hea", qubits=[2], layers=[1], samples=1), "samples = 1"),
+        (lambda: variance_curve("no_such_ansatz", qubits=[2], layers=[1]), "no_such_ansatz"),
+        (lambda: variance_curve("hea", qubits=[2], layers=[1], init="gaussian"), "gaussian"),
+    ],
+)
 def test_bad_input_is_named(call, match):
     with pytest.raises(ConfigError, match=match):
         call()
@@ -182,8 +198,22 @@ def test_cli_writes_results_and_figure(tmp_path, capsys):
 
     parser = __import__("argparse").ArgumentParser()
     gradvar.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["gradvar", "--qubits", "1:3", "--layers", "1,2", "--samples", "10", "--cost", "local",
-                              "--out", str(tmp_path), "--quiet"])
+    args = parser.parse_args(
+        [
+            "gradvar",
+            "--qubits",
+            "1:3",
+            "--layers",
+            "1,2",
+            "--samples",
+            "10",
+            "--cost",
+            "local",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "L=2" in printed and "b =" in printed

@@ -1,4 +1,5 @@
 """Hessian metrics: dense vs Lanczos, Hutchinson, SLQ, power iteration, bad input, save/load, plots."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,13 +8,24 @@ import torch
 from torch import nn
 
 from qlandscape.core.errors import ConfigError
-from qlandscape.metrics.curvature.hessian import DenseSpectrum, TrajectoryCurvature, dense_spectrum, hessian_along_trajectory, hessian_summary
-from qlandscape.metrics.curvature.eigensolvers import EigenResult, power_iteration, top_eigenvalues
-from qlandscape.metrics.curvature.spectral_density import hutchinson_trace, spectral_density
 from qlandscape.core.io import load_result, save_result
 from qlandscape.core.objective import Objective
-from qlandscape.core.operators import gradient_difference_operator, hessian_operator, matrix_operator, to_dense, to_scipy
-from qlandscape.metrics.curvature.spectral_density import SpectralDensity
+from qlandscape.core.operators import (
+    gradient_difference_operator,
+    hessian_operator,
+    matrix_operator,
+    to_dense,
+    to_scipy,
+)
+from qlandscape.metrics.curvature.eigensolvers import EigenResult, power_iteration, top_eigenvalues
+from qlandscape.metrics.curvature.hessian import (
+    DenseSpectrum,
+    TrajectoryCurvature,
+    dense_spectrum,
+    hessian_along_trajectory,
+    hessian_summary,
+)
+from qlandscape.metrics.curvature.spectral_density import SpectralDensity, hutchinson_trace, spectral_density
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -146,7 +158,7 @@ def test_slq_mean_is_exact_trace_over_p_for_a_diagonal_matrix():
     assert density.grid_mean == pytest.approx(diag.mean(), abs=1e-6)
     assert np.trapezoid(density.density, density.grid) == pytest.approx(1.0, abs=1e-12)
     # full Krylov space: the nodes are the eigenvalues themselves
-    real = density.nodes[0, :density.steps[0]]
+    real = density.nodes[0, : density.steps[0]]
     assert np.abs(real[:, None] - diag[None, :]).min(axis=1).max() < 1e-10
     assert density.mass_below(0.0) == pytest.approx(np.mean(diag < 0), abs=0.15)
 
@@ -239,8 +251,12 @@ def test_nan_loss_at_point_is_rejected(mlp_objective):
     x = mlp_objective.x.clone()
     x[0, 0] = np.nan
     bad = mlp_objective.with_data(x, mlp_objective.y)
-    for call in (lambda: hessian_summary(bad), lambda: top_eigenvalues(bad, 1), lambda: dense_spectrum(bad),
-                 lambda: hutchinson_trace(bad, n_probes=4)):
+    for call in (
+        lambda: hessian_summary(bad),
+        lambda: top_eigenvalues(bad, 1),
+        lambda: dense_spectrum(bad),
+        lambda: hutchinson_trace(bad, n_probes=4),
+    ):
         with pytest.raises(ValueError, match="loss at this parameter vector is nan"):
             call()
     with pytest.raises(ValueError, match="trajectory point 0 .* is nan"):
@@ -299,7 +315,8 @@ def test_plots_render(tmp_path, mlp_objective, mlp_dense):
         "density_log": plot_density(spectral_density(mlp_objective, n_starts=3, lanczos_steps=20)),
         "density_lin": plot_density(spectral_density(mlp_objective, n_starts=2, lanczos_steps=10), log=False),
         "curvature": plot_curvature_over_training(
-            hessian_along_trajectory(mlp_objective, traj, [0, 1, 2], method="lanczos", n_probes=10)),
+            hessian_along_trajectory(mlp_objective, traj, [0, 1, 2], method="lanczos", n_probes=10)
+        ),
     }
     for name, fig in figures.items():
         assert fig.axes[0].get_title() and fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()
@@ -309,8 +326,8 @@ def test_plots_render(tmp_path, mlp_objective, mlp_dense):
 
 
 def test_density_from_dense_eigenvalues_is_exact_and_normalised():
-    from qlandscape.metrics.curvature.spectral_density import density_from_eigenvalues, spectral_density
     from qlandscape.core.operators import matrix_operator
+    from qlandscape.metrics.curvature.spectral_density import density_from_eigenvalues, spectral_density
 
     eig = np.array([-1.0, 0.5, 2.0, 3.0])
     exact = density_from_eigenvalues(eig, sigma=0.1)
@@ -344,8 +361,8 @@ def test_converging_lanczos_matches_arpack_with_fewer_matvecs():
 def test_histories_give_the_cost_to_an_accuracy():
     """Cost to relative accuracy 1e-6, read from the histories: on a clustered top (λ₂/λ₁ = 0.95, the shape of
     a many-class Hessian's outliers) Lanczos needs well under a third of power iteration's matvecs."""
-    from qlandscape.metrics.curvature.eigensolvers import matvecs_to_tolerance
     from qlandscape.core.operators import matrix_operator
+    from qlandscape.metrics.curvature.eigensolvers import matvecs_to_tolerance
 
     rng = np.random.default_rng(5)
     eig = np.concatenate([[1.0, 0.95, 0.9, 0.85], rng.uniform(-0.05, 0.2, 196)])

@@ -1,4 +1,5 @@
 """Result files: open formats, atomic writes, names with dots."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """The Kawase 2025 circuit from the catalogue against the same circuit written directly in PennyLane."""
+
 from __future__ import annotations
 
 import numpy as np

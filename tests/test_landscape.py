@@ -1,4 +1,5 @@
 """Directions, slices and landscape plots: analytic quadratics, normalisation rules, PCA against numpy's SVD."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -13,11 +14,26 @@ from torch import nn
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import load_result, save_result
-from qlandscape.metrics.landscape.slices import Slice1D, Slice2D, grid_from_range, pca_plane_grid, project_onto_plane, slice_1d, slice_2d, slice_pca
-from qlandscape.metrics.landscape.directions import hessian_directions, normalize_direction, orthogonalize, pca_directions, random_direction
 from qlandscape.core.objective import Objective
-from qlandscape.plots.landscape import describe_directions, plot_contour, plot_slice_1d, plot_surface, plot_trajectory
+from qlandscape.metrics.landscape.directions import (
+    hessian_directions,
+    normalize_direction,
+    orthogonalize,
+    pca_directions,
+    random_direction,
+)
+from qlandscape.metrics.landscape.slices import (
+    Slice1D,
+    Slice2D,
+    grid_from_range,
+    pca_plane_grid,
+    project_onto_plane,
+    slice_1d,
+    slice_2d,
+    slice_pca,
+)
 from qlandscape.plots import save_figure
+from qlandscape.plots.landscape import describe_directions, plot_contour, plot_slice_1d, plot_surface, plot_trajectory
 
 P_QUAD = 8
 
@@ -126,8 +142,9 @@ def test_patch_normalisation_on_patch_qnn():
     obj = Objective(model, x, torch.tensor([0, 1, 1, 0]))
     d = random_direction(obj, normalization="patch", seed=0)
     block = d[obj.parameter_blocks()["circuit_params"]].reshape(model.circuit_params.shape)
-    np.testing.assert_allclose(np.linalg.norm(block, axis=1),
-                               np.linalg.norm(model.circuit_params.detach().numpy(), axis=1), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.linalg.norm(block, axis=1), np.linalg.norm(model.circuit_params.detach().numpy(), axis=1), rtol=1e-12
+    )
     s = slice_1d(obj, d, alphas=[-0.5, 0.0, 0.5], normalization="patch", direction_kind="random")
     assert s.losses[0, 1] == pytest.approx(float(obj.loss()), abs=1e-12)
 
@@ -167,7 +184,7 @@ def test_hessian_directions_are_top_eigenvectors():
     # along an eigenvector from the minimum, L = c + λ α² / 2
     top = hessian_directions(obj, star, k=1)
     s = slice_1d(obj, top.directions[0], center=star, alphas=grid_from_range(2.0, 9), direction_kind="hessian")
-    np.testing.assert_allclose(s.loss(), 0.7 + 0.5 * top.eigenvalues[0] * s.alphas ** 2, atol=1e-12)
+    np.testing.assert_allclose(s.loss(), 0.7 + 0.5 * top.eigenvalues[0] * s.alphas**2, atol=1e-12)
 
 
 def test_pca_matches_numpy_svd():
@@ -179,7 +196,7 @@ def test_pca_matches_numpy_svd():
     for i in range(2):
         assert abs(abs(pca.directions[i] @ vt[i]) - 1) < 1e-12
     np.testing.assert_allclose(pca.singular_values, s[:2], rtol=1e-12)
-    np.testing.assert_allclose(pca.explained_variance_ratio, s[:2] ** 2 / np.sum(s ** 2), rtol=1e-12)
+    np.testing.assert_allclose(pca.explained_variance_ratio, s[:2] ** 2 / np.sum(s**2), rtol=1e-12)
     np.testing.assert_allclose(pca.directions @ pca.directions.T, np.eye(2), atol=1e-12)
     np.testing.assert_allclose(pca.coordinates, diffs @ pca.directions.T, atol=1e-12)
     np.testing.assert_allclose(pca.coordinates[-1], 0.0, atol=1e-15)
@@ -294,8 +311,9 @@ def test_plots_write_png(tmp_path, mlp_objective):
     d1 = random_direction(obj, seed=0)
     s1 = slice_1d(obj, d1, eval_objectives={"test": test}, direction_kind="random", normalization="filter")
     traj = obj.theta0.numpy() + np.cumsum(np.random.default_rng(1).standard_normal((8, obj.n_params)) * 0.3, 0)
-    s2 = slice_pca(obj.with_data(obj.x, obj.y), pca_directions(traj), resolution=9, padding=1.0,
-                   eval_objectives={"test": test})
+    s2 = slice_pca(
+        obj.with_data(obj.x, obj.y), pca_directions(traj), resolution=9, padding=1.0, eval_objectives={"test": test}
+    )
     figures = {
         "slice1d": plot_slice_1d(s1),
         "contour": plot_contour(s2, log_scale=True),

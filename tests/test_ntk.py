@@ -1,4 +1,5 @@
 """Tests for the empirical NTK, its evolution, kernel machines and their figures."""
+
 from __future__ import annotations
 
 import copy
@@ -14,9 +15,24 @@ from torch import nn
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import load_result, save_result
-from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve, kernel_machine_curve, kernel_regression_accuracy, kernel_ridge_predict
-from qlandscape.metrics.ntk.kernels import NTK, KernelEvolution, empirical_ntk, kernel_alignment, kernel_distance, kernel_evolution, kernel_matrix, one_hot, trace_form
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.ntk.kernel_machines import (
+    KernelMachineCurve,
+    kernel_machine_curve,
+    kernel_regression_accuracy,
+    kernel_ridge_predict,
+)
+from qlandscape.metrics.ntk.kernels import (
+    NTK,
+    KernelEvolution,
+    empirical_ntk,
+    kernel_alignment,
+    kernel_distance,
+    kernel_evolution,
+    kernel_matrix,
+    one_hot,
+    trace_form,
+)
 
 N_IN, N_OUT = 4, 3
 
@@ -46,7 +62,7 @@ def _independent_jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     params = list(model.parameters())
     rows = []
     for i in range(x.shape[0]):
-        out = model(x[i:i + 1])[0]
+        out = model(x[i : i + 1])[0]
         for c in range(out.shape[0]):
             grads = torch.autograd.grad(out[c], params, retain_graph=True)
             rows.append(torch.cat([g.reshape(-1) for g in grads]))
@@ -73,8 +89,9 @@ def test_ntk_matches_independent_jacobian() -> None:
     got_full = empirical_ntk(objective, form="full", chunk_size=3).kernel
     np.testing.assert_allclose(got_full, full.numpy(), rtol=1e-12, atol=1e-12)
     trace = jac.reshape(10, N_OUT, -1).reshape(10, -1)
-    np.testing.assert_allclose(empirical_ntk(objective, form="trace", chunk_size=4).kernel,
-                               (trace @ trace.T).numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        empirical_ntk(objective, form="trace", chunk_size=4).kernel, (trace @ trace.T).numpy(), rtol=1e-12, atol=1e-12
+    )
     np.testing.assert_allclose(trace_form(got_full, N_OUT), (trace @ trace.T).numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -103,8 +120,9 @@ def test_distance_properties_and_linear_model_constant_kernel() -> None:
     assert kernel_distance(evo.kernels[2], evo.kernels[2]) == pytest.approx(0.0, abs=1e-14)
 
     linear = Objective(nn.Linear(N_IN, N_OUT).double(), x, y)
-    lin_evo = kernel_evolution(linear, _trajectory(linear, scale=2.0), [0.0, 1.0, 3.0, 7.0, 8.0], 10,
-                               form="full", store_kernels=False)
+    lin_evo = kernel_evolution(
+        linear, _trajectory(linear, scale=2.0), [0.0, 1.0, 3.0, 7.0, 8.0], 10, form="full", store_kernels=False
+    )
     assert lin_evo.kernels is None
     assert np.abs(lin_evo.distance).max() < 1e-12
 
@@ -187,8 +205,7 @@ def test_kernel_machine_curve_and_roundtrip(tmp_path) -> None:
     x, y = _data(30)
     objective = Objective(_mlp(), x, y)
     traj = _trajectory(objective, steps=3, scale=0.1)
-    curve = kernel_machine_curve(objective, traj, [0.0, 1.0, 2.0], x[:20], y[:20], x[20:], y[20:],
-                                 linearised=True)
+    curve = kernel_machine_curve(objective, traj, [0.0, 1.0, 2.0], x[:20], y[:20], x[20:], y[20:], linearised=True)
     assert curve.kernel_accuracy.shape == (3,) and np.all((0 <= curve.kernel_accuracy) & (curve.kernel_accuracy <= 1))
     assert np.all(np.isfinite(curve.linearised_accuracy))
     assert curve.final_network_accuracy == pytest.approx(curve.network_accuracy[-1])
@@ -214,7 +231,13 @@ def test_kernel_machine_curve_and_roundtrip(tmp_path) -> None:
 def test_plots_write_pngs(tmp_path) -> None:
     import matplotlib.pyplot as plt
 
-    from qlandscape.plots.ntk import plot_kernel_alignment, plot_kernel_distance_from_init, plot_kernel_distance_matrix, plot_kernel_machine_accuracy, plot_kernel_velocity
+    from qlandscape.plots.ntk import (
+        plot_kernel_alignment,
+        plot_kernel_distance_from_init,
+        plot_kernel_distance_matrix,
+        plot_kernel_machine_accuracy,
+        plot_kernel_velocity,
+    )
 
     x, y = _data(20)
     objective = Objective(_mlp(), x, y)
@@ -259,8 +282,9 @@ def test_autograd_path_matches_torch_func() -> None:
     func_path = empirical_ntk(Objective(inner, x, y), form="full", chunk_size=4).kernel
     objective = Objective(_NoFuncMLP(inner), x, y)
     assert not objective.functorch
-    np.testing.assert_allclose(empirical_ntk(objective, form="full", chunk_size=4).kernel, func_path,
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        empirical_ntk(objective, form="full", chunk_size=4).kernel, func_path, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_subset_by_indices_and_forms_share_alignment() -> None:

@@ -1,4 +1,5 @@
 """The Objective: derivatives against independent methods, chunking, no mutation, bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,12 @@ def test_grad_and_hvp_match_finite_differences(mlp_problem):
     obj = Objective(model, x, y)
     theta, v = obj.theta0, torch.randn(obj.n_params, dtype=torch.float64)
     eps = 1e-6
-    fd_grad = torch.stack([(obj.loss(theta + eps * e) - obj.loss(theta - eps * e)) / (2 * eps)
-                           for e in torch.eye(obj.n_params, dtype=torch.float64)])
+    fd_grad = torch.stack(
+        [
+            (obj.loss(theta + eps * e) - obj.loss(theta - eps * e)) / (2 * eps)
+            for e in torch.eye(obj.n_params, dtype=torch.float64)
+        ]
+    )
     assert torch.allclose(obj.grad(theta), fd_grad, atol=1e-8)
     fd_hvp = (obj.grad(theta + 1e-5 * v) - obj.grad(theta - 1e-5 * v)) / 2e-5
     assert torch.allclose(obj.hvp(theta, v), fd_hvp, atol=1e-7)
@@ -35,8 +40,9 @@ def test_grad_and_hvp_match_finite_differences(mlp_problem):
 
 def test_chunked_equals_unchunked_qnn(tiny_images):
     x, y = tiny_images
-    model = PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3, positional_bias=True,
-                     aggregation="linear")
+    model = PatchQNN(
+        (6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3, positional_bias=True, aggregation="linear"
+    )
     whole, chunked = Objective(model, x, y), Objective(model, x, y, chunk_size=3)
     v = torch.randn(whole.n_params, dtype=torch.float64)
     assert abs(float(whole.loss() - chunked.loss())) < 1e-12
@@ -126,7 +132,7 @@ def test_points_per_call_follows_the_state_memory(tiny_images):
     small = PatchQNN((6, 6), 2, n_qubits=3, n_layers=1, patch_size=3, stride=3, seed=0)
     obj = Objective(small, x, y)
     per_point = small.point_state_bytes(x.shape[0])
-    assert per_point == x.shape[0] * small.n_patches * 2 ** 3 * 16
+    assert per_point == x.shape[0] * small.n_patches * 2**3 * 16
     expected = min(objective_module.MAX_POINTS_PER_CALL, objective_module.POINTS_STATE_BYTES // (4 * per_point))
     assert obj.points_per_call() == expected
     assert Objective(small, x, y, chunk_size=2).points_per_call() >= obj.points_per_call()
@@ -134,7 +140,8 @@ def test_points_per_call_follows_the_state_memory(tiny_images):
     assert 1 <= Objective(wide, x, y).points_per_call() < obj.points_per_call()
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(36, 2)).double()
     assert Objective(mlp, x, y).points_per_call() == objective_module.DEFAULT_POINTS_PER_CALL
-    thetas = obj.theta0 + 0.3 * torch.randn(9, obj.n_params, dtype=torch.float64,
-                                            generator=torch.Generator().manual_seed(0))
+    thetas = obj.theta0 + 0.3 * torch.randn(
+        9, obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
     default, grouped = obj.losses(thetas), obj.losses(thetas, batch=4)
     assert torch.allclose(default[0], grouped[0], atol=1e-13) and torch.equal(default[1], grouped[1])

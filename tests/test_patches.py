@@ -1,4 +1,5 @@
 """Patch grids, coverage, and the reduction of patches to circuit features."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qlandscape.core.errors import ConfigError
-from qlandscape.models.patches import PatchGrid, coverage, extract_patches, feature_map, patch_features, patch_grid, pooling_shape
+from qlandscape.models.patches import (
+    PatchGrid,
+    coverage,
+    extract_patches,
+    feature_map,
+    patch_features,
+    patch_grid,
+    pooling_shape,
+)
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -34,10 +43,13 @@ def count_grids(draw):
 # ---------------------------------------------------------------------------------------------------- grids
 
 
-@pytest.mark.parametrize("image, patch, strides, counts", [
-    ((8, 8), 4, (4, 2, 1), (4, 9, 25)),
-    ((14, 14), 8, (6, 3, 2), (4, 9, 16)),
-])
+@pytest.mark.parametrize(
+    "image, patch, strides, counts",
+    [
+        ((8, 8), 4, (4, 2, 1), (4, 9, 25)),
+        ((14, 14), 8, (6, 3, 2), (4, 9, 16)),
+    ],
+)
 def test_known_cases(image, patch, strides, counts):
     for s, n in zip(strides, counts):
         grid = patch_grid(image, patch, stride=s)
@@ -148,7 +160,7 @@ def test_extract_patches_matches_slicing_numpy_and_torch():
     out = extract_patches(x, grid)
     assert isinstance(out, np.ndarray) and out.shape == (2, grid.n_patches, 3, 4)
     for p, (r, c) in enumerate(grid.positions):
-        np.testing.assert_array_equal(out[:, p], x[:, r:r + 3, c:c + 4])
+        np.testing.assert_array_equal(out[:, p], x[:, r : r + 3, c : c + 4])
     out_t = extract_patches(torch.as_tensor(x), grid)
     assert isinstance(out_t, torch.Tensor)
     np.testing.assert_array_equal(out_t.numpy(), out)
@@ -201,22 +213,25 @@ def test_feature_map_returns_a_fresh_array():
 # ---------------------------------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("call, bad", [
-    (lambda: patch_grid((8, 8), 9), "9"),
-    (lambda: patch_grid((8, 8), (4, 10)), "(4, 10)"),
-    (lambda: patch_grid((8, 8), 0), "0"),
-    (lambda: patch_grid((8, 8), -2), "-2"),
-    (lambda: patch_grid((8, 8), 4, stride=0), "0"),
-    (lambda: patch_grid((8, 8), 4, stride=(2, -1)), "(2, -1)"),
-    (lambda: patch_grid((8, 8), 4, n_patches=26), "26"),
-    (lambda: patch_grid((8, 8), 4, n_patches=0), "0"),
-    (lambda: patch_grid((8, 8), 4, n_patches=7), "7"),  # 1x7 / 7x1 do not fit 5x5 corners
-    (lambda: patch_grid((8, 8), 4, stride=2, n_patches=9), "2"),
-    (lambda: patch_grid((0, 8), 1), "(0, 8)"),
-    (lambda: feature_map(patch_grid((8, 8), 4), 17), "17"),
-    (lambda: feature_map(patch_grid((8, 8), 4), 7), "7"),
-    (lambda: feature_map(patch_grid((8, 8), 4), 0), "0"),
-])
+@pytest.mark.parametrize(
+    "call, bad",
+    [
+        (lambda: patch_grid((8, 8), 9), "9"),
+        (lambda: patch_grid((8, 8), (4, 10)), "(4, 10)"),
+        (lambda: patch_grid((8, 8), 0), "0"),
+        (lambda: patch_grid((8, 8), -2), "-2"),
+        (lambda: patch_grid((8, 8), 4, stride=0), "0"),
+        (lambda: patch_grid((8, 8), 4, stride=(2, -1)), "(2, -1)"),
+        (lambda: patch_grid((8, 8), 4, n_patches=26), "26"),
+        (lambda: patch_grid((8, 8), 4, n_patches=0), "0"),
+        (lambda: patch_grid((8, 8), 4, n_patches=7), "7"),  # 1x7 / 7x1 do not fit 5x5 corners
+        (lambda: patch_grid((8, 8), 4, stride=2, n_patches=9), "2"),
+        (lambda: patch_grid((0, 8), 1), "(0, 8)"),
+        (lambda: feature_map(patch_grid((8, 8), 4), 17), "17"),
+        (lambda: feature_map(patch_grid((8, 8), 4), 7), "7"),
+        (lambda: feature_map(patch_grid((8, 8), 4), 0), "0"),
+    ],
+)
 def test_impossible_requests_raise_config_error(call, bad):
     with pytest.raises(ConfigError) as e:
         call()

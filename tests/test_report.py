@@ -1,4 +1,5 @@
 """Sweep reports: aggregation over seeds, power-law fits, and the CSV, figures and page of a tiny sweep."""
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,8 @@ import pytest
 
 from qlandscape import cli
 from qlandscape.core import io
-from qlandscape.runs.config import RunConfig
 from qlandscape.core.errors import ConfigError
+from qlandscape.runs.config import RunConfig
 from qlandscape.runs.report import scaling_fit, series, split_axes, summary_table, write_report
 from qlandscape.runs.run import execute_run
 from qlandscape.runs.sweep import run_sweep
@@ -30,10 +31,21 @@ def fake_rows():
         for patches in (1, 4):
             for seed in (0, 1, 2):
                 p = 4 * layers
-                rows.append({"id": f"{layers}{patches}{seed}", "status": "complete", "path": "x", "layers": layers,
-                             "patches": patches, "seed": seed, "lr": 0.05, "n_params": p * patches,
-                             "n_patches": patches, "params_per_circuit": p,
-                             "hessian.lambda_max": 3.0 * layers * patches ** -0.5 * (1 + 0.1 * seed)})
+                rows.append(
+                    {
+                        "id": f"{layers}{patches}{seed}",
+                        "status": "complete",
+                        "path": "x",
+                        "layers": layers,
+                        "patches": patches,
+                        "seed": seed,
+                        "lr": 0.05,
+                        "n_params": p * patches,
+                        "n_patches": patches,
+                        "params_per_circuit": p,
+                        "hessian.lambda_max": 3.0 * layers * patches**-0.5 * (1 + 0.1 * seed),
+                    }
+                )
     rows.append({**rows[0], "id": "bad", "status": "failed", "hessian.lambda_max": None})
     return rows
 
@@ -51,7 +63,11 @@ def test_series_aggregates_seeds_and_absorbs_size_axes():
     rows += [{**r, "id": r["id"] + "b", "lr": 0.1} for r in rows if r["status"] == "complete"]
     assert split_axes(rows, "n_params", "n_patches") == ["lr"]
     assert series(rows, "hessian.lambda_max", "n_params", "n_patches").line_labels == (
-        "N = 1, lr = 0.05", "N = 1, lr = 0.1", "N = 4, lr = 0.05", "N = 4, lr = 0.1")
+        "N = 1, lr = 0.05",
+        "N = 1, lr = 0.1",
+        "N = 4, lr = 0.05",
+        "N = 4, lr = 0.1",
+    )
     with pytest.raises(ConfigError, match="test_accuracy"):
         series(rows, "test_accuracy", "n_params")
 
@@ -62,14 +78,25 @@ def test_scaling_fit_and_summary_table():
     assert [f.exponent for f in fit.fits] == pytest.approx([-0.5, -0.5])
     table = summary_table(rows, ["hessian.lambda_max"])
     assert [(t["layers"], t["patches"], t["n_runs"], t["n_complete"]) for t in table] == [
-        (1, 1, 4, 3), (1, 4, 3, 3), (2, 1, 3, 3), (2, 4, 3, 3)]
+        (1, 1, 4, 3),
+        (1, 4, 3, 3),
+        (2, 1, 3, 3),
+        (2, 4, 3, 3),
+    ]
     assert table[0]["hessian.lambda_max.max"] == pytest.approx(3.6)
 
 
 def test_report_of_a_tiny_sweep(tmp_path, no_run_figures, capsys):
-    sweep = {"base": {**BASE, "metrics": {"hessian": {"structure": True, "point": "best", "top_k": 2},
-                                          "landscape": {"grid": 5, "directions": "pca"}}},
-             "grid": {"layers": [1, 2], "patches": [1, 2], "seed": [0, 1]}}
+    sweep = {
+        "base": {
+            **BASE,
+            "metrics": {
+                "hessian": {"structure": True, "point": "best", "top_k": 2},
+                "landscape": {"grid": 5, "directions": "pca"},
+            },
+        },
+        "grid": {"layers": [1, 2], "patches": [1, 2], "seed": [0, 1]},
+    }
     rows = run_sweep(sweep, tmp_path / "runs", workers=1, progress=False)
     assert all(r["status"] == "complete" for r in rows) and len(rows) == 8
     broken = RunConfig.from_dict({**BASE, "dataset": str(tmp_path / "missing.npz")})
@@ -83,8 +110,13 @@ def test_report_of_a_tiny_sweep(tmp_path, no_run_figures, capsys):
     assert len(table) == 9 and {"hessian.lambda_max", "n_params", "n_patches", "layers", "seed"} <= set(table[0])
     assert sum(r["status"] == "failed" for r in table) == 1
     names = {p.name for p in files.figures}
-    assert names == {"metrics_vs_n_params.png", "metrics_vs_n_patches.png", "lambda_max_vs_patches_fit.png",
-                     "landscape_grid.png", "spectral_densities.png"}
+    assert names == {
+        "metrics_vs_n_params.png",
+        "metrics_vs_n_patches.png",
+        "lambda_max_vs_patches_fit.png",
+        "landscape_grid.png",
+        "spectral_densities.png",
+    }
     for png in files.figures:
         assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").exists()
     page = files.markdown.read_text()
@@ -101,8 +133,10 @@ def test_report_of_a_tiny_sweep(tmp_path, no_run_figures, capsys):
 
 
 def test_report_of_classical_ntk_runs(tmp_path, no_run_figures):
-    sweep = {"base": {**BASE, "model": "mlp", "width": 8, "depth": 1, "metrics": {"ntk": {"subset": 10}}},
-             "grid": {"lr": [0.01, 0.1], "seed": [0, 1]}}
+    sweep = {
+        "base": {**BASE, "model": "mlp", "width": 8, "depth": 1, "metrics": {"ntk": {"subset": 10}}},
+        "grid": {"lr": [0.01, 0.1], "seed": [0, 1]},
+    }
     run_sweep(sweep, tmp_path, workers=1, progress=False)
     files = write_report(tmp_path)
     assert {p.name for p in files.figures} == {"metrics_vs_lr.png", "ntk_curves.png"}

@@ -1,4 +1,5 @@
 """Run configs, run directories and the command line."""
+
 from __future__ import annotations
 
 import json
@@ -6,12 +7,13 @@ import json
 import pytest
 
 from qlandscape import cli
-from qlandscape.runs.config import RunConfig, load_config, parse_override
 from qlandscape.core.errors import ConfigError
+from qlandscape.runs.config import RunConfig, load_config, parse_override
 from qlandscape.runs.run import execute_run, is_complete, load_run
 
-TINY = dict(classes=[0, 1], max_train=40, max_test=20, qubits=2, layers=1, patch_size=4, stride=4, epochs=1,
-            batch_size=10)
+TINY = dict(
+    classes=[0, 1], max_train=40, max_test=20, qubits=2, layers=1, patch_size=4, stride=4, epochs=1, batch_size=10
+)
 
 
 def test_config_hash_is_stable_and_sensitive():
@@ -20,9 +22,20 @@ def test_config_hash_is_stable_and_sensitive():
     assert a.replace(seed=1).run_id() != a.run_id()
 
 
-@pytest.mark.parametrize("field,value", [("model", "transformer"), ("qubits", 0), ("patch_size", -1),
-                                         ("lr", 0.0), ("test_fraction", 1.5), ("classes", [3]),
-                                         ("optimizer", "lbfgs"), ("schedule_unit", "batch"), ("colour", "red")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("model", "transformer"),
+        ("qubits", 0),
+        ("patch_size", -1),
+        ("lr", 0.0),
+        ("test_fraction", 1.5),
+        ("classes", [3]),
+        ("optimizer", "lbfgs"),
+        ("schedule_unit", "batch"),
+        ("colour", "red"),
+    ],
+)
 def test_bad_config_names_value(field, value):
     with pytest.raises(ConfigError) as err:
         RunConfig.from_dict({field: value})
@@ -55,7 +68,7 @@ def test_failed_run_is_recorded(tmp_path):
 
 def test_toml_config_and_overrides(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('qubits = 3\nclasses = [0, 1, 2]\n[metrics]\n')
+    path.write_text("qubits = 3\nclasses = [0, 1, 2]\n[metrics]\n")
     config = load_config(path)
     assert config.qubits == 3 and config.classes == (0, 1, 2)
     assert parse_override("classes=[1,7]") == ("classes", [1, 7])
@@ -88,7 +101,9 @@ def test_whole_numbers_in_float_fields_give_one_run_id():
     from qlandscape.runs.config import RunConfig
 
     assert RunConfig(lr=1).run_id() == RunConfig(lr=1.0).run_id()
-    assert RunConfig.from_dict({"angle_range": [0, 3], "output_scale": 5}).run_id() == \
-        RunConfig.from_dict({"angle_range": [0.0, 3.0], "output_scale": 5.0}).run_id()
+    assert (
+        RunConfig.from_dict({"angle_range": [0, 3], "output_scale": 5}).run_id()
+        == RunConfig.from_dict({"angle_range": [0.0, 3.0], "output_scale": 5.0}).run_id()
+    )
     assert RunConfig(lr=1).lr == 1.0 and isinstance(RunConfig(lr=1).lr, float)
     assert RunConfig().run_id() == "502ac814add8"  # defaults are floats already: old ids are kept

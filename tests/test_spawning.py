@@ -1,4 +1,5 @@
 """Parent-child spawning: identical children at the end, reproducibility, errors, plot and the CLI command."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,9 @@ import pytest
 import torch
 
 from qlandscape.core import io
-from qlandscape.models.classical import CNN, MLP
 from qlandscape.core.errors import ConfigError
 from qlandscape.metrics.landscape.spawning import SpawnResult, spawn_experiment
+from qlandscape.models.classical import CNN, MLP
 from qlandscape.train.trainer import TrainConfig
 
 
@@ -61,8 +62,15 @@ def test_spawning_is_reproducible_and_leaves_the_global_rng_alone(data, result):
     state = torch.get_rng_state()
     again = _spawn(data)
     assert torch.equal(torch.get_rng_state(), state)
-    for name in ("error_barrier", "loss_barrier", "function_distance", "child_test_accuracy", "test_losses",
-                 "parameter_distance", "parent_child_distance"):
+    for name in (
+        "error_barrier",
+        "loss_barrier",
+        "function_distance",
+        "child_test_accuracy",
+        "test_losses",
+        "parameter_distance",
+        "parent_child_distance",
+    ):
         np.testing.assert_array_equal(getattr(again, name), getattr(result, name), err_msg=name)
     other = _spawn(data, child_seeds=(3, 4), times=(0,))
     assert other.parameter_distance[0] != result.parameter_distance[0]
@@ -99,8 +107,16 @@ def test_patch_qnn_spawns(data):
 
     x_train, y_train, x_test, y_test = data
     model = PatchQNN((6, 6), 2, n_qubits=2, n_layers=1, patch_size=3, stride=3)
-    res = spawn_experiment(model, x_train[:16], y_train[:16] % 2, x_test[:8], y_test[:8] % 2,
-                           TrainConfig(epochs=1, batch_size=8), (0, 1), n_points=3)
+    res = spawn_experiment(
+        model,
+        x_train[:16],
+        y_train[:16] % 2,
+        x_test[:8],
+        y_test[:8] % 2,
+        TrainConfig(epochs=1, batch_size=8),
+        (0, 1),
+        n_points=3,
+    )
     assert res.model == "PatchQNN" and res.parameter_distance[0] > 0 and res.error_barrier[-1] == 0
 
 
@@ -125,10 +141,23 @@ def test_cli_spawn_end_to_end(tmp_path, capsys):
     from qlandscape.cli import main
 
     config = tmp_path / "tiny.toml"
-    config.write_text('model = "cnn"\nclasses = [0, 1, 2]\nchannels = [2, 4]\nmax_train = 45\nmax_test = 24\n'
-                      'epochs = 1\nbatch_size = 15\noptimizer = "sgd"\nlr = 0.1\n')
-    code = main(["spawn", str(config), "--spawn-epochs", "0,0.5,1", "--out", str(tmp_path / "out"),
-                 "--n-points", "5", "--quiet"])
+    config.write_text(
+        'model = "cnn"\nclasses = [0, 1, 2]\nchannels = [2, 4]\nmax_train = 45\nmax_test = 24\n'
+        'epochs = 1\nbatch_size = 15\noptimizer = "sgd"\nlr = 0.1\n'
+    )
+    code = main(
+        [
+            "spawn",
+            str(config),
+            "--spawn-epochs",
+            "0,0.5,1",
+            "--out",
+            str(tmp_path / "out"),
+            "--n-points",
+            "5",
+            "--quiet",
+        ]
+    )
     assert code == 0
     (folder,) = (tmp_path / "out").iterdir()
     assert folder.name.startswith("spawn-")

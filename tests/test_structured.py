@@ -1,4 +1,5 @@
 """Structured curvature: H = G + R assembled per patch equals the plain autograd Hessian."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,14 @@ from torch import nn
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.curvature.structured import (
+    decompose,
+    gauss_newton,
+    gauss_newton_vector_product,
+    residual_vector_product,
+    structured_hessian,
+)
 from qlandscape.models.qnn import PatchQNN
-from qlandscape.metrics.curvature.structured import decompose, gauss_newton, gauss_newton_vector_product, residual_vector_product, structured_hessian
 
 
 def images(n=6, size=6, seed=0):
@@ -22,8 +29,18 @@ def images(n=6, size=6, seed=0):
 def test_structured_equals_autograd(stride, n_patches, head, bias):
     x, y = images()
     kwargs = dict(stride=stride) if stride else dict(n_patches=n_patches)
-    model = PatchQNN((6, 6), 3, ansatz="hea", n_qubits=3, n_layers=1, patch_size=3,
-                     aggregation="linear" if head else "mean", positional_bias=bias, seed=2, **kwargs)
+    model = PatchQNN(
+        (6, 6),
+        3,
+        ansatz="hea",
+        n_qubits=3,
+        n_layers=1,
+        patch_size=3,
+        aggregation="linear" if head else "mean",
+        positional_bias=bias,
+        seed=2,
+        **kwargs,
+    )
     with torch.no_grad():  # move off the zero initialisation so bias terms are generic
         if bias:
             model.position_bias.add_(0.3 * torch.randn(6, 6, dtype=torch.float64))
@@ -40,8 +57,9 @@ def test_structured_equals_autograd(stride, n_patches, head, bias):
 
 def test_matrix_free_products_match_dense():
     x, y = images(5)
-    model = PatchQNN((6, 6), 3, n_qubits=3, n_layers=2, patch_size=3, stride=3, aggregation="linear",
-                     positional_bias=True, seed=1)
+    model = PatchQNN(
+        (6, 6), 3, n_qubits=3, n_layers=2, patch_size=3, stride=3, aggregation="linear", positional_bias=True, seed=1
+    )
     obj = Objective(model, x, y)
     dec = structured_hessian(obj)
     v = torch.randn(obj.n_params, dtype=torch.float64)

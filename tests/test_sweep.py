@@ -1,4 +1,5 @@
 """Sweeps: validation before any run, resumability (SIGKILL), reuse, failures, local and Dask executors."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ from qlandscape import cli
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
 from qlandscape.runs.run import METRIC_HOOKS, _load_metric_hooks, is_complete
-from qlandscape.runs.tables import load_runs, write_csv
 from qlandscape.runs.sweep import load_sweep, run_sweep, sweep_from_dict
+from qlandscape.runs.tables import load_runs, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """[base]
@@ -31,8 +32,9 @@ patches = 2
 epochs = 1
 batch_size = 10
 """
-BASE_DICT = dict(classes=[0, 1], max_train=30, max_test=20, qubits=2, layers=1, patch_size=4, patches=2, epochs=1,
-                 batch_size=10)
+BASE_DICT = dict(
+    classes=[0, 1], max_train=30, max_test=20, qubits=2, layers=1, patch_size=4, patches=2, epochs=1, batch_size=10
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
@@ -45,14 +47,17 @@ def run_dirs(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if p.is_dir())
 
 
-@pytest.mark.parametrize("grid,needles", [
-    ("layerz = [1, 2]", ["grid.layerz", "not a run field"]),
-    ("qubits = [2, 0]", ["qubits = 0", "grid point qubits=0"]),
-    ("layers = 3", ["grid.layers", "non-empty list"]),
-    ("seed = [0, 0]", ["grid.seed", "distinct"]),
-    ("stride = [1, 2]", ["give either stride or patches"]),
-    ("optimizer = ['adam', 'lbfgs']", ["optimizer = 'lbfgs'"]),
-])
+@pytest.mark.parametrize(
+    "grid,needles",
+    [
+        ("layerz = [1, 2]", ["grid.layerz", "not a run field"]),
+        ("qubits = [2, 0]", ["qubits = 0", "grid point qubits=0"]),
+        ("layers = 3", ["grid.layers", "non-empty list"]),
+        ("seed = [0, 0]", ["grid.seed", "distinct"]),
+        ("stride = [1, 2]", ["give either stride or patches"]),
+        ("optimizer = ['adam', 'lbfgs']", ["optimizer = 'lbfgs'"]),
+    ],
+)
 def test_bad_axis_fails_before_any_run(tmp_path, capsys, grid, needles):
     path = write(tmp_path, BASE + "[grid]\n" + grid + "\n")
     out = tmp_path / "out"
@@ -65,13 +70,16 @@ def test_bad_axis_fails_before_any_run(tmp_path, capsys, grid, needles):
     assert needles[0] in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("metrics,needle", [
-    ("hesian = {}", "hesian"),
-    ("hessian = {top = 3}", "metrics.hessian.top"),
-    ("hessian = {point = 'middle'}", "metrics.hessian.point = 'middle'"),
-    ("landscape = {directions = 'diagonal'}", "metrics.landscape.directions"),
-    ("ntk = 3", "metrics.ntk"),
-])
+@pytest.mark.parametrize(
+    "metrics,needle",
+    [
+        ("hesian = {}", "hesian"),
+        ("hessian = {top = 3}", "metrics.hessian.top"),
+        ("hessian = {point = 'middle'}", "metrics.hessian.point = 'middle'"),
+        ("landscape = {directions = 'diagonal'}", "metrics.landscape.directions"),
+        ("ntk = 3", "metrics.ntk"),
+    ],
+)
 def test_bad_metric_fails_before_any_run(tmp_path, metrics, needle):
     path = write(tmp_path, BASE + "[base.metrics]\n" + metrics + "\n[grid]\nseed = [0, 1]\n")
     with pytest.raises(ConfigError, match="sweep.toml") as err:
@@ -149,13 +157,19 @@ def test_process_pool_records_runtime_failure(tmp_path):
 
 def test_sigkill_mid_sweep_then_resume(tmp_path):
     # quick runs first, then slow ones, so that the kill lands while runs are in flight
-    path = write(tmp_path, BASE.replace("max_train = 30", "max_train = 60")
-                 + "[grid]\nepochs = [1, 150]\nseed = [0, 1, 2]\n")
+    path = write(
+        tmp_path, BASE.replace("max_train = 30", "max_train = 60") + "[grid]\nepochs = [1, 150]\nseed = [0, 1, 2]\n"
+    )
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "qlandscape.cli", "sweep", str(path), "--out", str(out),
-                             "--workers", "2", "--quiet"], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qlandscape.cli", "sweep", str(path), "--out", str(out), "--workers", "2", "--quiet"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 60
     try:
         while time.time() < deadline and proc.poll() is None:
@@ -188,8 +202,10 @@ def test_dask_local_cluster_matches_local_executor(tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     sweep = {"base": {**BASE_DICT, "epochs": 2}, "grid": {"seed": [0, 1], "layers": [1, 2]}}
     local = run_sweep(sweep, tmp_path / "local", workers=1, progress=False)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         remote = run_sweep(sweep, tmp_path / "dask", dask=client, progress=False)
     assert [r["id"] for r in remote] == [r["id"] for r in local]
     for a, b in zip(local, remote):
@@ -208,8 +224,9 @@ def test_dask_missing_gives_clear_error(tmp_path, monkeypatch):
 
 
 def test_zip_axes_advance_together():
-    sweep = sweep_from_dict({"base": BASE_DICT, "grid": {"seed": [0, 1]},
-                             "zip": {"layers": [1, 2, 4], "lr": [0.01, 0.005, 0.001]}})
+    sweep = sweep_from_dict(
+        {"base": BASE_DICT, "grid": {"seed": [0, 1]}, "zip": {"layers": [1, 2, 4], "lr": [0.01, 0.005, 0.001]}}
+    )
     pairs = {(c.seed, c.layers, c.lr) for c in sweep.runs}
     assert len(sweep.runs) == 6
     assert pairs == {(s, L, lr) for s in (0, 1) for L, lr in [(1, 0.01), (2, 0.005), (4, 0.001)]}

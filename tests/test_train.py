@@ -1,4 +1,5 @@
 """Training loop: reproducibility, trajectory recording, no mutation of the caller's model, bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,20 +39,26 @@ def test_record_every_steps_and_sgd():
     x = torch.randn(40, 5, dtype=torch.float64)
     y = (x[:, 0] > 0).long()
     model = nn.Sequential(nn.Linear(5, 2)).double()
-    _, result = train(model, x, y, config=TrainConfig(optimizer="sgd", lr=0.5, momentum=0.9, epochs=3,
-                                                      batch_size=10, record_every=2))
+    _, result = train(
+        model, x, y, config=TrainConfig(optimizer="sgd", lr=0.5, momentum=0.9, epochs=3, batch_size=10, record_every=2)
+    )
     np.testing.assert_array_equal(result.steps, [0, 2, 4, 6, 8, 10, 12])
     np.testing.assert_allclose(result.times, result.steps / 4)
     assert result.train_accuracy[-1] > 0.9 and result.train_loss[-1] < result.train_loss[0]
 
 
-@pytest.mark.parametrize("schedule,expected", [("cosine", [0.5, 0.0, 0.5, 1.0]),
-                                               ("cosine_restarts", [0.5, 1.0, 0.5, 1.0])])
+@pytest.mark.parametrize(
+    "schedule,expected", [("cosine", [0.5, 0.0, 0.5, 1.0]), ("cosine_restarts", [0.5, 1.0, 0.5, 1.0])]
+)
 def test_cosine_schedules(schedule, expected):
     x = torch.randn(8, 3, dtype=torch.float64)
     y = torch.zeros(8, dtype=torch.long)
-    trainer = Trainer(nn.Linear(3, 2).double(), x, y, config=TrainConfig(lr=1.0, epochs=4, batch_size=4,
-                                                                         schedule=schedule, schedule_period=1))
+    trainer = Trainer(
+        nn.Linear(3, 2).double(),
+        x,
+        y,
+        config=TrainConfig(lr=1.0, epochs=4, batch_size=4, schedule=schedule, schedule_period=1),
+    )
     lrs = []
     for _ in range(4):
         trainer.run_until(trainer.epoch + 0.5)
@@ -74,8 +81,7 @@ def test_epoch_clock_matches_a_scheduler_stepped_per_epoch():
     stepped once per epoch (how Kawase 2025 used it), while the default clock moves every step."""
     x = torch.randn(12, 3, dtype=torch.float64)
     y = torch.zeros(12, dtype=torch.long)
-    config = TrainConfig(lr=1.0, epochs=6, batch_size=4, schedule="cosine", schedule_period=2.5,
-                         schedule_unit="epoch")
+    config = TrainConfig(lr=1.0, epochs=6, batch_size=4, schedule="cosine", schedule_period=2.5, schedule_unit="epoch")
     trainer = Trainer(nn.Linear(3, 2).double(), x, y, config=config)
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=2.5)
@@ -104,8 +110,9 @@ def test_fork_reproducible_and_different():
     assert not torch.equal(flat_parameters(a1.model), flat_parameters(b.model))
 
 
-@pytest.mark.parametrize("field,value", [("optimizer", "adagrad"), ("lr", -1.0), ("epochs", -2),
-                                         ("batch_size", 0), ("schedule", "step")])
+@pytest.mark.parametrize(
+    "field,value", [("optimizer", "adagrad"), ("lr", -1.0), ("epochs", -2), ("batch_size", 0), ("schedule", "step")]
+)
 def test_bad_training_config(field, value):
     with pytest.raises(ConfigError) as err:
         TrainConfig(**{field: value}).validate()

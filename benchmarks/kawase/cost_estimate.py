@@ -8,6 +8,7 @@ eigenvalue on a smaller-L model. MNIST itself cannot be downloaded here: random 
 
     python benchmarks/kawase/cost_estimate.py [--layers 50] [--images 1000] [--chunk 250]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,15 +19,25 @@ from pathlib import Path
 
 import torch
 
-from qlandscape.metrics.curvature.eigensolvers import power_iteration, top_eigenvalues
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import hessian_operator
+from qlandscape.metrics.curvature.eigensolvers import power_iteration, top_eigenvalues
 from qlandscape.models.qnn import PatchQNN
 
 
 def kawase_model(layers: int, n_patches_stride: int = 6) -> PatchQNN:
-    return PatchQNN((14, 14), 10, ansatz="kawase", n_qubits=8, n_layers=layers, patch_size=8,
-                    stride=n_patches_stride, positional_bias=True, output_scale=100.0, seed=0)
+    return PatchQNN(
+        (14, 14),
+        10,
+        ansatz="kawase",
+        n_qubits=8,
+        n_layers=layers,
+        patch_size=8,
+        stride=n_patches_stride,
+        positional_bias=True,
+        output_scale=100.0,
+        seed=0,
+    )
 
 
 def main() -> None:
@@ -60,12 +71,21 @@ def main() -> None:
     hvps = int(lanczos.n_matvecs)
     estimate_s = per_1000 * 60 * hvps
     out = {
-        "threads": args.threads, "layers": args.layers, "n_params": obj.n_params, "images": args.images,
-        "chunk": args.chunk, "loss_seconds": loss_s, "hvp_seconds": hvp_s, "hvp_seconds_per_1000_images": per_1000,
-        "lanczos_model_layers": args.lanczos_layers, "lanczos_images": args.lanczos_images,
-        "lanczos_hvps": hvps, "lanczos_lambda_max": float(lanczos.eigenvalues[-1]),
+        "threads": args.threads,
+        "layers": args.layers,
+        "n_params": obj.n_params,
+        "images": args.images,
+        "chunk": args.chunk,
+        "loss_seconds": loss_s,
+        "hvp_seconds": hvp_s,
+        "hvp_seconds_per_1000_images": per_1000,
+        "lanczos_model_layers": args.lanczos_layers,
+        "lanczos_images": args.lanczos_images,
+        "lanczos_hvps": hvps,
+        "lanczos_lambda_max": float(lanczos.eigenvalues[-1]),
         "lanczos_residual": float(lanczos.residual_norms[-1]),
-        "power_hvps": int(power.n_matvecs), "power_lambda_max": float(power.eigenvalues[-1]),
+        "power_hvps": int(power.n_matvecs),
+        "power_lambda_max": float(power.eigenvalues[-1]),
         "estimate_hours_60k_images": estimate_s / 3600,
     }
     path = Path(__file__).with_name("cost_estimate.json")

@@ -15,6 +15,7 @@ For each model: train while recording the parameters at EVERY optimiser step, th
 Writes ``summary.json`` (the numbers quoted in README.md), ``results/*.json|npz`` (the result objects) and
 ``ntk_<model>.png`` figures. One torch thread and one BLAS thread; about 4-5 minutes on one shared CPU core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,13 +38,19 @@ import numpy as np
 import torch
 
 from qlandscape.core import io
-from qlandscape.models.classical import CNN
+from qlandscape.core.objective import Objective
 from qlandscape.data.datasets import load_dataset, to_torch
 from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve, kernel_machine_curve
 from qlandscape.metrics.ntk.kernels import KernelEvolution, kernel_evolution
-from qlandscape.core.objective import Objective
-from qlandscape.plots.ntk import plot_kernel_alignment, plot_kernel_distance_from_init, plot_kernel_distance_matrix, plot_kernel_machine_accuracy, plot_kernel_velocity
+from qlandscape.models.classical import CNN
 from qlandscape.models.qnn import PatchQNN
+from qlandscape.plots.ntk import (
+    plot_kernel_alignment,
+    plot_kernel_distance_from_init,
+    plot_kernel_distance_matrix,
+    plot_kernel_machine_accuracy,
+    plot_kernel_velocity,
+)
 from qlandscape.train.trainer import TrainConfig, train
 
 # Epochs at which the kernel machine is built (snapped to the nearest recorded step).
@@ -57,21 +64,43 @@ TABLE_TIMES = (0, 0.5, 1, 3, 4)
 
 def settings() -> dict[str, dict]:
     """The models compared: the 10-class digits CNN (SGD with momentum, and Adam) and a 4-class patch QNN."""
-    cnn = dict(data=dict(classes=None, angle_range=(0.0, 1.0)), kernel_every=2, n_kernel=200, n_machine_train=500,
-               model=lambda shape, n_classes, seed: CNN(shape, n_classes, channels=(8, 16), seed=seed))
+    cnn = dict(
+        data=dict(classes=None, angle_range=(0.0, 1.0)),
+        kernel_every=2,
+        n_kernel=200,
+        n_machine_train=500,
+        model=lambda shape, n_classes, seed: CNN(shape, n_classes, channels=(8, 16), seed=seed),
+    )
     return {
-        "cnn": dict(cnn, label="CNN (8, 16), digits 10 classes, SGD lr 0.05 momentum 0.9",
-                    config=dict(optimizer="sgd", lr=0.05, momentum=0.9, epochs=10, batch_size=32)),
-        "cnn_adam": dict(cnn, label="CNN (8, 16), digits 10 classes, Adam lr 0.01",
-                         config=dict(optimizer="adam", lr=0.01, epochs=10, batch_size=32)),
+        "cnn": dict(
+            cnn,
+            label="CNN (8, 16), digits 10 classes, SGD lr 0.05 momentum 0.9",
+            config=dict(optimizer="sgd", lr=0.05, momentum=0.9, epochs=10, batch_size=32),
+        ),
+        "cnn_adam": dict(
+            cnn,
+            label="CNN (8, 16), digits 10 classes, Adam lr 0.01",
+            config=dict(optimizer="adam", lr=0.01, epochs=10, batch_size=32),
+        ),
         "qnn": dict(
             label="PatchQNN hea 4q 2L, 9 patches 4x4, mean rule, digits 0-3",
             data=dict(classes=(0, 1, 2, 3), angle_range=(0.0, np.pi)),
-            model=lambda shape, n_classes, seed: PatchQNN(shape, n_classes, ansatz="hea", n_qubits=4, n_layers=2,
-                                                          patch_size=4, n_patches=9, aggregation="mean",
-                                                          seed=seed),
+            model=lambda shape, n_classes, seed: PatchQNN(
+                shape,
+                n_classes,
+                ansatz="hea",
+                n_qubits=4,
+                n_layers=2,
+                patch_size=4,
+                n_patches=9,
+                aggregation="mean",
+                seed=seed,
+            ),
             config=dict(optimizer="adam", lr=0.05, epochs=10, batch_size=32),
-            kernel_every=1, n_kernel=200, n_machine_train=400),
+            kernel_every=1,
+            n_kernel=200,
+            n_machine_train=400,
+        ),
     }
 
 
@@ -118,13 +147,22 @@ def run_model(name: str, spec: dict, seed: int, out: Path, *, first: bool) -> di
     _, result = train(model, x_train, y_train, x_test, y_test, config)
     t_train = time.perf_counter() - start
     tag = f"{name}_seed{seed}"
-    print(f"[{tag}] {n_params} params, trained in {t_train:.1f} s, test acc {result.final_test_accuracy:.4f}",
-          flush=True)
+    print(
+        f"[{tag}] {n_params} params, trained in {t_train:.1f} s, test acc {result.final_test_accuracy:.4f}", flush=True
+    )
 
     objective = Objective(model, x_train, y_train)
     start = time.perf_counter()
-    evo = kernel_evolution(objective, result.trajectory, result.times, spec["n_kernel"], every=spec["kernel_every"],
-                           form="trace", pairwise=True, store_kernels=False)
+    evo = kernel_evolution(
+        objective,
+        result.trajectory,
+        result.times,
+        spec["n_kernel"],
+        every=spec["kernel_every"],
+        form="trace",
+        pairwise=True,
+        store_kernels=False,
+    )
     t_evo = time.perf_counter() - start
     io.save_result(evo, out / "results" / f"{tag}_evolution")
     print(f"[{tag}] kernel evolution at {len(evo.times)} times in {t_evo:.1f} s", flush=True)
@@ -140,9 +178,18 @@ def run_model(name: str, spec: dict, seed: int, out: Path, *, first: bool) -> di
         key = f"n{n}_ridge{ridge:g}"
         # the residual NTK regression solves an (n·C)² system: affordable for the 4-output QNN only
         curves[key] = kernel_machine_curve(
-            objective, result.trajectory, result.times, x_train[:n], y_train[:n], x_test, y_test,
-            times_to_use=result.times[idx], ridge=ridge, ridge_relative=True,
-            linearised=(name == "qnn" and k == 0))
+            objective,
+            result.trajectory,
+            result.times,
+            x_train[:n],
+            y_train[:n],
+            x_test,
+            y_test,
+            times_to_use=result.times[idx],
+            ridge=ridge,
+            ridge_relative=True,
+            linearised=(name == "qnn" and k == 0),
+        )
         io.save_result(curves[key], out / "results" / f"{tag}_kernel_machine_{key}")
     t_km = time.perf_counter() - start
     print(f"[{tag}] {len(curves)} kernel machines at {len(idx)} times in {t_km:.1f} s", flush=True)
@@ -152,42 +199,70 @@ def run_model(name: str, spec: dict, seed: int, out: Path, *, first: bool) -> di
     vt, v = evo.velocity_times, evo.velocity
     vt4, v4 = lagged_velocity(evo, 4)
     summary: dict = dict(
-        label=spec["label"], n_params=n_params, n_classes=data.n_classes, n_train=int(len(y_train)),
-        n_test=int(len(y_test)), config=dict(vars(config)), steps_per_epoch=int(round(1 / result.times[1])),
-        train_seconds=t_train, evolution_seconds=t_evo, kernel_machine_seconds=t_km,
-        n_kernel_inputs=evo.n_inputs, kernel_every_steps=spec["kernel_every"], n_kernel_times=len(evo.times),
-        n_machine_train=n_mt, final_test_accuracy=result.final_test_accuracy,
+        label=spec["label"],
+        n_params=n_params,
+        n_classes=data.n_classes,
+        n_train=int(len(y_train)),
+        n_test=int(len(y_test)),
+        config=dict(vars(config)),
+        steps_per_epoch=int(round(1 / result.times[1])),
+        train_seconds=t_train,
+        evolution_seconds=t_evo,
+        kernel_machine_seconds=t_km,
+        n_kernel_inputs=evo.n_inputs,
+        kernel_every_steps=spec["kernel_every"],
+        n_kernel_times=len(evo.times),
+        n_machine_train=n_mt,
+        final_test_accuracy=result.final_test_accuracy,
         final_train_accuracy=float(result.train_accuracy[-1]),
-        test_accuracy_per_epoch=result.test_accuracy.tolist(), train_loss_per_epoch=result.train_loss.tolist(),
+        test_accuracy_per_epoch=result.test_accuracy.tolist(),
+        train_loss_per_epoch=result.train_loss.tolist(),
         train_accuracy_per_epoch=result.train_accuracy.tolist(),
         param_distance_from_init_final=float(evo.param_distance_from_init[-1]),
     )
-    summary["distance_from_init"] = {f"{w:g}": at_time(evo.times, evo.distance_from_init, w)
-                                     for w in (0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 8, t_end)}
+    summary["distance_from_init"] = {
+        f"{w:g}": at_time(evo.times, evo.distance_from_init, w) for w in (0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 8, t_end)
+    }
     summary["alignment"] = {f"{w:g}": at_time(evo.times, evo.alignment, w) for w in (0, 0.5, 1, 2, 4, t_end)}
     summary["kernel_norm_ratio_final_to_init"] = float(evo.kernel_norms[-1] / evo.kernel_norms[0])
     windows = ((0, 0.25), (0.25, 0.5), (0.5, 1), (1, 2), (2, 4), (4, 7), (7, t_end), (4, t_end))
     summary["velocity_window_means"] = {f"{lo:g}-{hi:g}": window_mean(vt, v, lo, hi) for lo, hi in windows}
     summary["velocity_window_means_lag4"] = {f"{lo:g}-{hi:g}": window_mean(vt4, v4, lo, hi) for lo, hi in windows}
-    summary["velocity_loglog_slope"] = {"early 0-0.5": loglog_slope(vt, v, 0, 0.5),
-                                        "mid 0.5-3": loglog_slope(vt, v, 0.5, 3),
-                                        "late 3-end": loglog_slope(vt, v, 3, t_end)}
+    summary["velocity_loglog_slope"] = {
+        "early 0-0.5": loglog_slope(vt, v, 0, 0.5),
+        "mid 0.5-3": loglog_slope(vt, v, 0.5, 3),
+        "late 3-end": loglog_slope(vt, v, 3, t_end),
+    }
     summary["kernel_machine"] = {
-        key: dict(times=c.times.tolist(), kernel_accuracy=c.kernel_accuracy.tolist(),
-                  kernel_train_accuracy=c.kernel_train_accuracy.tolist(), network_accuracy=c.network_accuracy.tolist(),
-                  linearised_accuracy=c.linearised_accuracy.tolist(), final_network_accuracy=c.final_network_accuracy)
-        for key, c in curves.items()}
+        key: dict(
+            times=c.times.tolist(),
+            kernel_accuracy=c.kernel_accuracy.tolist(),
+            kernel_train_accuracy=c.kernel_train_accuracy.tolist(),
+            network_accuracy=c.network_accuracy.tolist(),
+            linearised_accuracy=c.linearised_accuracy.tolist(),
+            final_network_accuracy=c.final_network_accuracy,
+        )
+        for key, c in curves.items()
+    }
     summary["kernel_machine_at"] = {
         key: {f"{w:g}": at_time(c.times, c.kernel_accuracy, w) for w in TABLE_TIMES + (t_end,)}
-        for key, c in curves.items()}
+        for key, c in curves.items()
+    }
 
     if first:
         figure(name, spec, evo, curves, result.final_test_accuracy, n_params, out)
     return summary
 
 
-def figure(name: str, spec: dict, evo: KernelEvolution, curves: dict[str, KernelMachineCurve],
-           final_accuracy: float, n_params: int, out: Path) -> None:
+def figure(
+    name: str,
+    spec: dict,
+    evo: KernelEvolution,
+    curves: dict[str, KernelMachineCurve],
+    final_accuracy: float,
+    n_params: int,
+    out: Path,
+) -> None:
     """Six panels: velocity (two Δt), distance from init, kernel machines, distance matrix, alignment, log-time
     distance with the kernel norm."""
     curve = next(iter(curves.values()))
@@ -195,15 +270,23 @@ def figure(name: str, spec: dict, evo: KernelEvolution, curves: dict[str, Kernel
     fig, axes = plt.subplots(2, 3, figsize=(16, 9.5), layout="constrained")
     plot_kernel_velocity(evo, ax=axes[0, 0])
     keep = (vt4 > 0) & (v4 > 0)
-    axes[0, 0].loglog(vt4[keep], v4[keep], color="tab:orange", alpha=0.7, linewidth=1,
-                      label=f"Δt = 4 × {spec['kernel_every']} steps")
+    axes[0, 0].loglog(
+        vt4[keep], v4[keep], color="tab:orange", alpha=0.7, linewidth=1, label=f"Δt = 4 × {spec['kernel_every']} steps"
+    )
     axes[0, 0].lines[0].set_label(f"Δt = {spec['kernel_every']} step(s)")
     axes[0, 0].legend(fontsize="small")
     plot_kernel_distance_from_init(evo, ax=axes[0, 1])
     plot_kernel_machine_accuracy(curve, ax=axes[0, 2])
     for (key, other), color in zip(list(curves.items())[1:], ("tab:purple", "tab:brown")):
-        axes[0, 2].plot(other.times, other.kernel_accuracy, marker="x", markersize=3, color=color,
-                        linewidth=1, label=f"kernel machine, {other.n_train} inputs, ridge {other.ridge:g}")
+        axes[0, 2].plot(
+            other.times,
+            other.kernel_accuracy,
+            marker="x",
+            markersize=3,
+            color=color,
+            linewidth=1,
+            label=f"kernel machine, {other.n_train} inputs, ridge {other.ridge:g}",
+        )
     axes[0, 2].set_xscale("symlog", linthresh=0.1)
     axes[0, 2].legend(fontsize="x-small")
     axes[0, 2].set_title(f"Kernel machines from Θ_t ({curve.n_train} train inputs, ridge {MACHINES[0][1]:g} rel.)")
@@ -214,13 +297,16 @@ def figure(name: str, spec: dict, evo: KernelEvolution, curves: dict[str, Kernel
     ax.set_xlabel("time t (epochs, log)")
     ax.set_ylabel("kernel distance from init")
     ax2 = ax.twinx()
-    ax2.semilogx(evo.times[1:], evo.kernel_norms[1:] / evo.kernel_norms[0], color="tab:red", linewidth=1,
-                 label="‖Θ_t‖ / ‖Θ_0‖")
+    ax2.semilogx(
+        evo.times[1:], evo.kernel_norms[1:] / evo.kernel_norms[0], color="tab:red", linewidth=1, label="‖Θ_t‖ / ‖Θ_0‖"
+    )
     ax2.set_ylabel("‖Θ_t‖_F / ‖Θ_0‖_F", color="tab:red")
     ax.set_title("distance from init (log time) and kernel norm")
     ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle(f"{spec['label']}: {n_params} params, NTK on {evo.n_inputs} training inputs "
-                 f"(trace form), final test acc {final_accuracy:.3f}")
+    fig.suptitle(
+        f"{spec['label']}: {n_params} params, NTK on {evo.n_inputs} training inputs "
+        f"(trace form), final test acc {final_accuracy:.3f}"
+    )
     fig.savefig(out / f"ntk_{name}.png", dpi=110)
     plt.close(fig)
 
@@ -233,23 +319,31 @@ def _ms(values: list[float], fmt: str = ".3f") -> str:
 def tables(record: dict) -> str:
     """Markdown tables of the summary (mean ± std over seeds)."""
     seeds = record["seeds"]
-    lines = [f"Mean ± std over seeds {seeds} (population std).", "",
-             "### Kernel distance from initialisation S(Θ_0, Θ_t)", "",
-             "| model | t = 0.25 | 0.5 | 1 | 2 | 4 | 10 (end) | ‖Θ_T‖/‖Θ_0‖ | ‖θ_T − θ_0‖ "
-             "| final test acc |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Mean ± std over seeds {seeds} (population std).",
+        "",
+        "### Kernel distance from initialisation S(Θ_0, Θ_t)",
+        "",
+        "| model | t = 0.25 | 0.5 | 1 | 2 | 4 | 10 (end) | ‖Θ_T‖/‖Θ_0‖ | ‖θ_T − θ_0‖ | final test acc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, by_seed in record["models"].items():
         runs = list(by_seed.values())
         cells = [_ms([r["distance_from_init"][w][1] for r in runs], ".4f") for w in ("0.25", "0.5", "1", "2", "4")]
         end = _ms([list(r["distance_from_init"].values())[-1][1] for r in runs], ".4f")
-        lines.append(f"| {name} | {' | '.join(cells)} | {end} | "
-                     f"{_ms([r['kernel_norm_ratio_final_to_init'] for r in runs], '.3g')} | "
-                     f"{_ms([r['param_distance_from_init_final'] for r in runs], '.3g')} | "
-                     f"{_ms([r['final_test_accuracy'] for r in runs])} |")
-    lines += ["", "### Kernel velocity S(t_i, t_i+1)/Δt (per epoch), window means", "",
-              "| model | Δt (steps) | 0-0.25 | 0.25-0.5 | 0.5-1 | 1-2 | 2-4 | 4-7 | 7-10 "
-              "| early/late (0-0.25 vs 4-10) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {name} | {' | '.join(cells)} | {end} | "
+            f"{_ms([r['kernel_norm_ratio_final_to_init'] for r in runs], '.3g')} | "
+            f"{_ms([r['param_distance_from_init_final'] for r in runs], '.3g')} | "
+            f"{_ms([r['final_test_accuracy'] for r in runs])} |"
+        )
+    lines += [
+        "",
+        "### Kernel velocity S(t_i, t_i+1)/Δt (per epoch), window means",
+        "",
+        "| model | Δt (steps) | 0-0.25 | 0.25-0.5 | 0.5-1 | 1-2 | 2-4 | 4-7 | 7-10 | early/late (0-0.25 vs 4-10) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, by_seed in record["models"].items():
         runs = list(by_seed.values())
         for key, lag in (("velocity_window_means", 1), ("velocity_window_means_lag4", 4)):
@@ -259,8 +353,10 @@ def tables(record: dict) -> str:
             lines.append(f"| {name} | {lag * runs[0]['kernel_every_steps']} | {' | '.join(cells)} | {ratio} |")
     lines += ["", "### Kernel-machine test accuracy with Θ_t against t (epochs), beside the network", ""]
     header = " | ".join(f"t = {w:g}" for w in TABLE_TIMES)
-    lines += [f"| model | machine | {header} | t = 10 (end) | network at end |",
-              "|---|---|" + "---:|" * (len(TABLE_TIMES) + 2)]
+    lines += [
+        f"| model | machine | {header} | t = 10 (end) | network at end |",
+        "|---|---|" + "---:|" * (len(TABLE_TIMES) + 2),
+    ]
     for name, by_seed in record["models"].items():
         runs = list(by_seed.values())
         for key in runs[0]["kernel_machine_at"]:
@@ -268,17 +364,23 @@ def tables(record: dict) -> str:
             cells = [_ms([r["kernel_machine_at"][key][f"{w:g}"][1] for r in have]) for w in TABLE_TIMES]
             end = _ms([list(r["kernel_machine_at"][key].values())[-1][1] for r in have])
             n_note = f" ({len(have)} seed{'s' if len(have) > 1 else ''})" if len(have) != len(runs) else ""
-            lines.append(f"| {name} | {key}{n_note} | {' | '.join(cells)} | {end} | "
-                         f"{_ms([r['final_test_accuracy'] for r in have])} |")
+            lines.append(
+                f"| {name} | {key}{n_note} | {' | '.join(cells)} | {end} | "
+                f"{_ms([r['final_test_accuracy'] for r in have])} |"
+            )
         if "linearised_accuracy" in runs[0]["kernel_machine"][next(iter(runs[0]["kernel_machine"]))]:
             key = next(iter(runs[0]["kernel_machine"]))
             lin = [r["kernel_machine"][key] for r in runs]
             if lin[0]["linearised_accuracy"][0] is not None and not np.isnan(lin[0]["linearised_accuracy"][0]):
-                cells = [_ms([c["linearised_accuracy"][int(np.argmin(np.abs(np.array(c["times"]) - w)))]
-                              for c in lin]) for w in TABLE_TIMES]
-                lines.append(f"| {name} | linearised at t, {key} | {' | '.join(cells)} | "
-                             f"{_ms([c['linearised_accuracy'][-1] for c in lin])} | "
-                             f"{_ms([r['final_test_accuracy'] for r in runs])} |")
+                cells = [
+                    _ms([c["linearised_accuracy"][int(np.argmin(np.abs(np.array(c["times"]) - w)))] for c in lin])
+                    for w in TABLE_TIMES
+                ]
+                lines.append(
+                    f"| {name} | linearised at t, {key} | {' | '.join(cells)} | "
+                    f"{_ms([c['linearised_accuracy'][-1] for c in lin])} | "
+                    f"{_ms([r['final_test_accuracy'] for r in runs])} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -293,13 +395,19 @@ def main() -> None:
     (out / "results").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     seeds = [int(v) for v in args.seeds.split(",")]
-    record: dict = dict(seeds=seeds, torch=torch.__version__, platform=platform.platform(),
-                        machine_epochs=list(MACHINE_EPOCHS),
-                        machines=[list(m) for m in MACHINES], models={})
+    record: dict = dict(
+        seeds=seeds,
+        torch=torch.__version__,
+        platform=platform.platform(),
+        machine_epochs=list(MACHINE_EPOCHS),
+        machines=[list(m) for m in MACHINES],
+        models={},
+    )
     specs = settings()
     for name in args.models.split(","):
-        record["models"][name] = {str(seed): run_model(name, specs[name], seed, out, first=(k == 0))
-                                  for k, seed in enumerate(seeds)}
+        record["models"][name] = {
+            str(seed): run_model(name, specs[name], seed, out, first=(k == 0)) for k, seed in enumerate(seeds)
+        }
     record["total_seconds"] = time.perf_counter() - start
     io.write_json(out / "summary.json", record)
     (out / "table.md").write_text(tables(record))

@@ -7,6 +7,7 @@ forward+backward of sum(outputs) for hea circuits, B=64 samples, 4 patches, one 
 A revision's whole package is exported from git to a temporary folder and imported under a name of its own, so
 no frozen copy of an old engine lives in the tree.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,9 @@ def engine_at(rev: str):
     (root / "qlandscape").rename(root / name)
     for path in (root / name).rglob("*.py"):  # absolute self-imports point at the exported copy
         text = path.read_text()
-        path.write_text(text.replace("from qlandscape.", f"from {name}.").replace("import qlandscape.",
-                                                                                  f"import {name}."))
+        path.write_text(
+            text.replace("from qlandscape.", f"from {name}.").replace("import qlandscape.", f"import {name}.")
+        )
     sys.path.insert(0, str(root))
     return importlib.import_module(f"{name}.engine")
 

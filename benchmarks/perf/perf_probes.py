@@ -6,9 +6,8 @@ without its malloc setting (process-wide, so it cannot be undone in one process)
     python perf_probes.py memory '{"qubits": 8, "patches": 4, "layers": 2, "batch": 64, "backend": "engine"}'
     python perf_probes.py malloc '{"qubits": 8, "patches": 4, "layers": 2, "batch": 64}'
 """
-from __future__ import annotations
 
-from perf_setup import loss_fns, make_model, synthetic, timed  # first: pins the threads
+from __future__ import annotations
 
 import json  # noqa: E402
 import os  # noqa: E402
@@ -16,7 +15,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
-
+from perf_setup import loss_fns, make_model, synthetic, timed  # first: pins the threads
 from perf_tables import fmt_row  # noqa: E402
 
 
@@ -31,8 +30,14 @@ def memory_rows(configs, backends):
                 mib = float(out.stdout.strip().splitlines()[-1])
             except (ValueError, IndexError):
                 mib = float("nan")
-            row = dict(section="memory", kind="peak RSS delta (MiB)", backend=backend, **cfg, median=mib,
-                       status="ok" if np.isfinite(mib) else "failed")
+            row = dict(
+                section="memory",
+                kind="peak RSS delta (MiB)",
+                backend=backend,
+                **cfg,
+                median=mib,
+                status="ok" if np.isfinite(mib) else "failed",
+            )
             rows.append(row)
             print(fmt_row(row), flush=True)
     return rows
@@ -53,8 +58,14 @@ def malloc_rows(configs):
             except (ValueError, IndexError):
                 times[setting] = dict(median=None, min=None, page_faults=None)
             label = "engine (system malloc)" if setting == "system" else "engine"
-            row = dict(section="malloc", kind="forward+backward", backend=label, **cfg, **times[setting],
-                       status="ok" if times[setting]["min"] else "failed")
+            row = dict(
+                section="malloc",
+                kind="forward+backward",
+                backend=label,
+                **cfg,
+                **times[setting],
+                status="ok" if times[setting]["min"] else "failed",
+            )
             rows.append(row)
             print(fmt_row(row), flush=True)
         if times["system"]["min"] and times["retain"]["min"]:

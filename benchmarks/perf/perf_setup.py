@@ -3,6 +3,7 @@
 Imported first by every script here: it pins the BLAS/OpenMP threads before torch loads. The grid of configs
 (``BASE``, ``AXES``) and the backends compared (``BACKENDS``) are described in ``run_perf.py``.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,39 +34,56 @@ BACKENDS = {  # label -> (device, mode, diff_method)
 }
 BASE = dict(qubits=4, patches=4, layers=2, batch=64)
 AXES = dict(qubits=(4, 6, 8, 10, 12), patches=(1, 4, 9, 16), layers=(1, 4, 16), batch=(64, 512))
-PATCH_ARGS = {1: dict(patch_size=8), 4: dict(patch_size=4, stride=4), 9: dict(patch_size=4, stride=2),
-              16: dict(patch_size=2, stride=2), 25: dict(patch_size=4, stride=1)}
+PATCH_ARGS = {
+    1: dict(patch_size=8),
+    4: dict(patch_size=4, stride=4),
+    9: dict(patch_size=4, stride=2),
+    16: dict(patch_size=2, stride=2),
+    25: dict(patch_size=4, stride=1),
+}
 
 
 # --------------------------------------------------------------------------------------------- timing
 MIN_SECONDS = 1.0  # fast calls repeat for at least this long (up to MAX_REPS): a min over 5 runs of a 1 ms call
-MAX_REPS = 200     # is at the mercy of one noisy neighbour
+MAX_REPS = 200  # is at the mercy of one noisy neighbour
 
 
 def timed(fn, *, reps: int = 5, budget: float = 3.0, max_seconds: float = 60.0, estimate: float | None = None):
     """Median/min seconds of ``fn()`` after one warm-up: at least ``reps`` runs (3 when they exceed ``budget``)
     and at least MIN_SECONDS of them (at most MAX_REPS); skipped when the estimate or the warm-up is too long."""
     if estimate is not None and estimate > max_seconds:
-        return {"status": f"skipped (est. {estimate:.0f} s > {max_seconds:.0f} s)", "median": None, "min": None,
-                "estimate": estimate}
+        return {
+            "status": f"skipped (est. {estimate:.0f} s > {max_seconds:.0f} s)",
+            "median": None,
+            "min": None,
+            "estimate": estimate,
+        }
     t0 = time.perf_counter()
     out = fn()  # warm-up (QNode construction, caches): not counted unless it is all we can afford
     first = time.perf_counter() - t0
     times = [first]
     if first < max_seconds / 3:
         times = []
-        while (not times or (len(times) < reps and (sum(times) < budget or len(times) < 3))
-               or (sum(times) < MIN_SECONDS and len(times) < MAX_REPS)):
+        while (
+            not times
+            or (len(times) < reps and (sum(times) < budget or len(times) < 3))
+            or (sum(times) < MIN_SECONDS and len(times) < MAX_REPS)
+        ):
             t0 = time.perf_counter()
             out = fn()
             times.append(time.perf_counter() - t0)
-    return {"status": "ok", "median": statistics.median(times), "min": min(times), "reps": len(times),
-            "value": out if isinstance(out, (int, float)) else None}
+    return {
+        "status": "ok",
+        "median": statistics.median(times),
+        "min": min(times),
+        "reps": len(times),
+        "value": out if isinstance(out, (int, float)) else None,
+    }
 
 
 def copy_bandwidth() -> float:
     """Bytes per second of a large tensor copy (read + write counted), best of 5."""
-    src = torch.ones(32 * 2 ** 20, dtype=torch.float64)  # 256 MiB
+    src = torch.ones(32 * 2**20, dtype=torch.float64)  # 256 MiB
     dst = torch.empty_like(src)
     best = min(once(lambda: dst.copy_(src)) for _ in range(5))
     return 2 * src.numel() * 8 / best
@@ -85,8 +103,7 @@ def make_model(qubits: int, patches: int, layers: int, backend: str = "engine") 
     if qubits == 10:  # 10 features average-pool as 2 x 5: 8x10 images cut into four 4x5 patches
         model = PatchQNN((8, 10), 2, ansatz="hea", n_qubits=10, n_layers=layers, seed=0, patch_size=(4, 5))
     else:
-        model = PatchQNN((8, 8), 2, ansatz="hea", n_qubits=qubits, n_layers=layers, seed=0,
-                         **PATCH_ARGS[patches])
+        model = PatchQNN((8, 8), 2, ansatz="hea", n_qubits=qubits, n_layers=layers, seed=0, **PATCH_ARGS[patches])
     if backend == "engine-cuda":
         from qlandscape.sim.backends import make_backend
 
@@ -130,7 +147,7 @@ def loss_fns(model: PatchQNN, x: torch.Tensor, y: torch.Tensor):
 
 def work(qubits: int, patches: int, layers: int, batch: int) -> float:
     """Relative cost of one forward pass: circuits x amplitudes x depth."""
-    return batch * patches * 2 ** qubits * (layers + 1) * qubits
+    return batch * patches * 2**qubits * (layers + 1) * qubits
 
 
 def n_gates(model: PatchQNN) -> int:

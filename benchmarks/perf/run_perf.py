@@ -16,11 +16,8 @@ axis, scaled by the work ratio, or from one timed repetition) exceeds ``--max-se
 ``getrusage`` reports as ru_maxrss, reset through /proc/self/clear_refs) of one forward+backward in a fresh
 subprocess, minus its RSS just before the call (tracemalloc does not see torch's allocations).
 """
-from __future__ import annotations
 
-# perf_setup first: it pins the BLAS/OpenMP threads before torch loads
-from perf_setup import (AXES, BASE, PATCH_ARGS, THREADS, available_backends, copy_bandwidth, digits, loss_fns,
-                        make_model, n_gates, once, synthetic, timed, work)
+from __future__ import annotations
 
 import argparse  # noqa: E402
 import itertools  # noqa: E402
@@ -33,13 +30,31 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from perf_probes import malloc_rows, memory_rows  # noqa: E402
+
+# perf_setup first: it pins the BLAS/OpenMP threads before torch loads
+from perf_setup import (
+    AXES,
+    BASE,
+    PATCH_ARGS,
+    THREADS,
+    available_backends,
+    copy_bandwidth,
+    digits,
+    loss_fns,
+    make_model,
+    n_gates,
+    once,
+    synthetic,
+    timed,
+    work,
+)
 from perf_tables import add_ratios, fmt_row, markdown  # noqa: E402
 
-from qlandscape.sim.allocator import retain_freed_memory  # noqa: E402
+from qlandscape.core.objective import Objective  # noqa: E402
 from qlandscape.metrics.curvature.eigensolvers import matvecs_to_tolerance, power_iteration, top_eigenvalues  # noqa: E402
 from qlandscape.metrics.landscape.slices import slice_2d  # noqa: E402
-from qlandscape.core.objective import Objective  # noqa: E402
 from qlandscape.models.qnn import PatchQNN  # noqa: E402
+from qlandscape.sim.allocator import retain_freed_memory  # noqa: E402
 from qlandscape.train.trainer import TrainConfig, train  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -59,8 +74,15 @@ def circuit_rows(configs, backends, max_seconds, bandwidth, checkpoint=lambda ro
             try:
                 model = make_model(cfg["qubits"], cfg["patches"], cfg["layers"], backend)
             except ValueError as err:  # a product-grid point the suite's images cannot be cut into
-                row = dict(section="circuit", kind="forward+backward", backend=backend, **cfg, median=None,
-                           min=None, status=f"not built: {err}")
+                row = dict(
+                    section="circuit",
+                    kind="forward+backward",
+                    backend=backend,
+                    **cfg,
+                    median=None,
+                    min=None,
+                    status=f"not built: {err}",
+                )
                 rows.append(row)
                 print(fmt_row(row), flush=True)
                 continue
@@ -70,8 +92,12 @@ def circuit_rows(configs, backends, max_seconds, bandwidth, checkpoint=lambda ro
                 est = None if prev is None else prev[0] * w / prev[1]
                 need = peak_bytes(backend, kind, cfg, n_gates(model))
                 if need > available / 2:  # the time estimate cannot see a run that would be killed for memory
-                    res = {"status": f"skipped (est. memory {need / 2 ** 30:.0f} GiB > half of "
-                                     f"{available / 2 ** 30:.0f} GiB available)", "median": None, "min": None}
+                    res = {
+                        "status": f"skipped (est. memory {need / 2**30:.0f} GiB > half of "
+                        f"{available / 2**30:.0f} GiB available)",
+                        "median": None,
+                        "min": None,
+                    }
                 else:
                     res = timed(fn, max_seconds=max_seconds, estimate=est)
                 if res["median"] is not None:
@@ -113,17 +139,25 @@ def hessian_rows(configs, max_seconds, with_shift: bool):
         eng = Objective(make_model(cfg["qubits"], cfg["patches"], cfg["layers"]), x, y)
         dq = Objective(make_model(cfg["qubits"], cfg["patches"], cfg["layers"], "dq-broadcast"), x, y)
         v = torch.randn(eng.n_params, dtype=torch.float64)
-        cases = [("hessian", "engine-autograd", lambda: eng.hessian(method="autograd")),
-                 ("hessian", "engine-structured", lambda: eng.hessian(method="structured")),
-                 ("hvp", "engine", lambda: eng.hvp(None, v))]
+        cases = [
+            ("hessian", "engine-autograd", lambda: eng.hessian(method="autograd")),
+            ("hessian", "engine-structured", lambda: eng.hessian(method="structured")),
+            ("hvp", "engine", lambda: eng.hvp(None, v)),
+        ]
         hvp_dq = timed(lambda: dq.hvp(None, v), reps=3, max_seconds=max_seconds)
         est_dq_h = None if hvp_dq["median"] is None else hvp_dq["median"] * eng.n_params / 2
-        cases += [("hessian", "dq-broadcast-autograd", (lambda: dq.hessian(method="autograd"), est_dq_h)),
-                  ("hvp", "dq-broadcast", hvp_dq)]
+        cases += [
+            ("hessian", "dq-broadcast-autograd", (lambda: dq.hessian(method="autograd"), est_dq_h)),
+            ("hvp", "dq-broadcast", hvp_dq),
+        ]
         if with_shift:
-            ps = Objective(make_model(cfg["qubits"], cfg["patches"], cfg["layers"], "dq-broadcast"), x, y,
-                           hessian_method="parameter-shift")
-            est_ps = 4 * eng.n_params ** 2 * cfg["batch"] * cfg["patches"] * 2e-4  # ~0.2 ms per circuit
+            ps = Objective(
+                make_model(cfg["qubits"], cfg["patches"], cfg["layers"], "dq-broadcast"),
+                x,
+                y,
+                hessian_method="parameter-shift",
+            )
+            est_ps = 4 * eng.n_params**2 * cfg["batch"] * cfg["patches"] * 2e-4  # ~0.2 ms per circuit
             cases.append(("hessian", "dq-parameter-shift", (lambda: ps.hessian(method="autograd"), est_ps)))
         for kind, backend, spec in cases:
             if isinstance(spec, dict):
@@ -143,21 +177,40 @@ def demo_rows(max_seconds, quick: bool):
     """The README demo (digits 0 vs 1, 4 patches of 4x4, hea, 4 qubits, 2 layers) and the N = 4, 9, 16, 25 table."""
     x, y = digits()
     rows = []
-    for n in ((4, 9) if quick else (4, 9, 16, 25)):
+    for n in (4, 9) if quick else (4, 9, 16, 25):
         model = PatchQNN((8, 8), 2, ansatz="hea", n_qubits=4, n_layers=2, seed=0, **PATCH_ARGS[n])
         eng = Objective(model, x, y)
         hv_eng = timed(lambda: eng.hvp(None, torch.ones(eng.n_params, dtype=torch.float64)), reps=3)
-        res = {"engine-structured": timed(lambda: eng.hessian(method="structured"), reps=3),
-               "engine-autograd": timed(lambda: eng.hessian(method="autograd"), reps=3, max_seconds=max_seconds,
-                                        estimate=hv_eng["median"] * eng.n_params / 4)}
+        res = {
+            "engine-structured": timed(lambda: eng.hessian(method="structured"), reps=3),
+            "engine-autograd": timed(
+                lambda: eng.hessian(method="autograd"),
+                reps=3,
+                max_seconds=max_seconds,
+                estimate=hv_eng["median"] * eng.n_params / 4,
+            ),
+        }
         if not quick or n == 4:
             dq = Objective(model.with_backend("default.qubit"), x, y)
             hv = timed(lambda: dq.hvp(None, torch.ones(eng.n_params, dtype=torch.float64)), reps=1)
-            res["dq-broadcast-autograd"] = timed(lambda: dq.hessian(method="autograd"), reps=1,
-                                                 max_seconds=max_seconds, estimate=hv["median"] * eng.n_params)
+            res["dq-broadcast-autograd"] = timed(
+                lambda: dq.hessian(method="autograd"),
+                reps=1,
+                max_seconds=max_seconds,
+                estimate=hv["median"] * eng.n_params,
+            )
         for backend, r in res.items():
-            row = dict(section="demo-hessian", kind="hessian", backend=backend, patches=n, qubits=4, layers=2,
-                       batch=int(x.shape[0]), n_params=eng.n_params, **r)
+            row = dict(
+                section="demo-hessian",
+                kind="hessian",
+                backend=backend,
+                patches=n,
+                qubits=4,
+                layers=2,
+                batch=int(x.shape[0]),
+                n_params=eng.n_params,
+                **r,
+            )
             rows.append(row)
             print(fmt_row(row), flush=True)
     add_ratios(rows, ("patches",), reference=("engine-structured",))
@@ -175,8 +228,15 @@ def demo_rows(max_seconds, quick: bool):
     loop = min(once(lambda: [obj.loss(p) for p in points]) for _ in range(3)) * 51 * 51 / 102
     loop_status = "estimated from 102 points; both min of 3 warm runs"
     for kind, t, status in (("grid-batched", batched, "ok"), ("grid-loop", loop, loop_status)):
-        row = dict(section="landscape", kind=kind, backend="engine", patches=4, median=t, status=status,
-                   ratio_to_engine=t / batched)
+        row = dict(
+            section="landscape",
+            kind=kind,
+            backend="engine",
+            patches=4,
+            median=t,
+            status=status,
+            ratio_to_engine=t / batched,
+        )
         rows.append(row)
         print(fmt_row(row), flush=True)
     return rows
@@ -188,8 +248,7 @@ def eigen_points(x2, y2, quick: bool):
     x10, y10 = digits(classes=tuple(range(10)))
     x10, y10 = x10[:300], y10[:300]
     points = []
-    for label, (x, y, classes, n) in {"demo 2-class N=4": (x2, y2, 2, 4),
-                                       "10-class N=9": (x10, y10, 10, 9)}.items():
+    for label, (x, y, classes, n) in {"demo 2-class N=4": (x2, y2, 2, 4), "10-class N=9": (x10, y10, 10, 9)}.items():
         head = dict(aggregation="linear") if classes > 4 else {}  # the mean rule reads at most 4 Z outputs here
         model = PatchQNN((8, 8), classes, ansatz="hea", n_qubits=4, n_layers=2, seed=0, **head, **PATCH_ARGS[n])
         points.append((f"{label}, init", Objective(model, x, y)))
@@ -208,18 +267,29 @@ def eigen_rows(x, y, quick: bool):
         exact = float(values[-1])
         gap = float(values[-2] / values[-1])
         found = {}
-        for name, fn in (("lanczos", lambda: top_eigenvalues(obj, k=1, tol=1e-6)),
-                         ("power", lambda: power_iteration(obj, tol=1e-6, max_iter=3000)),
-                         ("lanczos-history", lambda: top_eigenvalues(obj, k=1, tol=1e-13, max_iter=300)),
-                         ("power-history", lambda: power_iteration(obj, tol=1e-15, max_iter=3000))):
+        for name, fn in (
+            ("lanczos", lambda: top_eigenvalues(obj, k=1, tol=1e-6)),
+            ("power", lambda: power_iteration(obj, tol=1e-6, max_iter=3000)),
+            ("lanczos-history", lambda: top_eigenvalues(obj, k=1, tol=1e-13, max_iter=300)),
+            ("power-history", lambda: power_iteration(obj, tol=1e-15, max_iter=3000)),
+        ):
             t0 = time.perf_counter()
             res = fn()
             seconds = time.perf_counter() - t0
             found[name] = res
-            row = dict(section="top-eigenvalue", kind=name, backend="engine", point=label, median=seconds,
-                       status="ok", hvps=int(res.n_matvecs), converged=bool(res.converged), exact=exact,
-                       lambda2_over_lambda1=gap,
-                       relative_error=abs(float(res.eigenvalues[-1]) - exact) / abs(exact))
+            row = dict(
+                section="top-eigenvalue",
+                kind=name,
+                backend="engine",
+                point=label,
+                median=seconds,
+                status="ok",
+                hvps=int(res.n_matvecs),
+                converged=bool(res.converged),
+                exact=exact,
+                lambda2_over_lambda1=gap,
+                relative_error=abs(float(res.eigenvalues[-1]) - exact) / abs(exact),
+            )
             if name.endswith("history"):
                 row["hvps_to_1e-6"] = matvecs_to_tolerance(res, exact, 1e-6)
             rows.append(row)
@@ -231,15 +301,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small subset (base point, 2 qubit counts)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="skip measurements estimated above this")
-    parser.add_argument("--max-seconds-demo", type=float, default=240.0,
-                        help="the same for the demo-model Hessians (the N >= 16 targets need default.qubit measured)")
+    parser.add_argument(
+        "--max-seconds-demo",
+        type=float,
+        default=240.0,
+        help="the same for the demo-model Hessians (the N >= 16 targets need default.qubit measured)",
+    )
     parser.add_argument("--out", type=Path, default=HERE, help="folder for results.json / results.md")
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated, among %(default)s")
-    parser.add_argument("--grid", choices=("axes", "product"), default="axes",
-                        help="circuit configs: the base point and one axis varied at a time (default), or the full "
-                             "product of the axes (120 configs; hours, sizes over --max-seconds skipped)")
-    parser.add_argument("--backends", default=",".join(available_backends()),
-                        help="comma-separated backends of the circuit section, among %(default)s")
+    parser.add_argument(
+        "--grid",
+        choices=("axes", "product"),
+        default="axes",
+        help="circuit configs: the base point and one axis varied at a time (default), or the full "
+        "product of the axes (120 configs; hours, sizes over --max-seconds skipped)",
+    )
+    parser.add_argument(
+        "--backends",
+        default=",".join(available_backends()),
+        help="comma-separated backends of the circuit section, among %(default)s",
+    )
     args = parser.parse_args()
     backends = args.backends.split(",")
     if "engine" not in backends or not set(backends) <= set(available_backends()):
@@ -250,26 +331,37 @@ def main() -> None:
     # before any backend runs, so that PennyLane's baselines run under the same malloc setting as the engine
     retains = retain_freed_memory()
     bandwidth = copy_bandwidth()
-    meta = dict(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", threads=THREADS,
-                torch=torch.__version__, copy_bandwidth_GBs=bandwidth / 1e9, quick=args.quick,
-                gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                max_seconds=args.max_seconds, base=BASE, axes=AXES, grid=args.grid,
-                malloc_retains_freed_memory=retains)
+    meta = dict(
+        machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        threads=THREADS,
+        torch=torch.__version__,
+        copy_bandwidth_GBs=bandwidth / 1e9,
+        quick=args.quick,
+        gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        max_seconds=args.max_seconds,
+        base=BASE,
+        axes=AXES,
+        grid=args.grid,
+        malloc_retains_freed_memory=retains,
+    )
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s, threads {THREADS}", flush=True)
     if args.quick:
         configs = [dict(BASE), dict(BASE, qubits=8)]
     elif args.grid == "product":
         configs = [dict(zip(AXES, values)) for values in itertools.product(*AXES.values())]
     else:
-        configs = [dict(BASE)] + [dict(BASE, **{axis: v}) for axis, values in AXES.items() for v in values
-                                  if v != BASE[axis]]
+        configs = [dict(BASE)] + [
+            dict(BASE, **{axis: v}) for axis, values in AXES.items() for v in values if v != BASE[axis]
+        ]
     args.out.mkdir(parents=True, exist_ok=True)
     name = "results_quick" if args.quick else "results_product" if args.grid == "product" else "results"
     rows: list[dict] = []
 
     def save(new_rows: list[dict]) -> None:  # after every section (and circuit config): a killed run keeps its rows
-        for suffix, text in ((".json", json.dumps(dict(meta=meta, rows=rows + new_rows), indent=1, default=str)),
-                             (".md", markdown(rows + new_rows, meta))):
+        for suffix, text in (
+            (".json", json.dumps(dict(meta=meta, rows=rows + new_rows), indent=1, default=str)),
+            (".md", markdown(rows + new_rows, meta)),
+        ):
             tmp = args.out / f"{name}{suffix}.tmp"
             tmp.write_text(text)
             tmp.replace(args.out / f"{name}{suffix}")
@@ -278,8 +370,16 @@ def main() -> None:
         rows += circuit_rows(configs, backends, args.max_seconds, bandwidth, checkpoint=save)
         save([])
     if "hessian" in sections:
-        h_cfgs = [dict(BASE)] if args.quick else [dict(BASE, qubits=2, patches=1, layers=1, batch=8), dict(BASE),
-                                                  dict(BASE, qubits=8), dict(BASE, patches=16)]
+        h_cfgs = (
+            [dict(BASE)]
+            if args.quick
+            else [
+                dict(BASE, qubits=2, patches=1, layers=1, batch=8),
+                dict(BASE),
+                dict(BASE, qubits=8),
+                dict(BASE, patches=16),
+            ]
+        )
         small = dict(BASE, qubits=2, patches=1, layers=1, batch=8)
         rows += hessian_rows([c for c in h_cfgs if c != small], args.max_seconds, with_shift=False)
         if not args.quick:

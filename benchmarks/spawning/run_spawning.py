@@ -7,6 +7,7 @@ Usage (from the repository root):
 Writes ``spawning.json`` (every per-seed curve plus mean and std over parent seeds), ``barrier_vs_spawn_time.png``
 / ``.pdf`` and ``table.md`` (the table quoted in README.md). One torch thread; about 5-6 minutes on one CPU core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,10 @@ import numpy as np
 import torch
 
 from qlandscape.core import io
-from qlandscape.models.classical import CNN
 from qlandscape.data.datasets import load_dataset, to_torch
-from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
 from qlandscape.metrics.landscape.spawning import SpawnResult, spawn_experiment
+from qlandscape.models.classical import CNN
+from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
 from qlandscape.train.trainer import TrainConfig
 
 # Effective step lr / (1 - momentum): 0.5, 0.1, 0.5, 0.05. Settings 1 vs 2: a large vs a small step with
@@ -54,9 +55,17 @@ def main() -> None:
 
     data = load_dataset("digits", classes=None, angle_range=(0.0, 1.0), test_fraction=0.25, seed=0)
     x_train, y_train, x_test, y_test = to_torch(data)
-    record: dict = {"dataset": repr(data), "epochs": args.epochs, "batch_size": args.batch_size,
-                    "spawn_epochs": list(SPAWN_EPOCHS), "seeds": seeds, "model": "CNN channels (8, 16), relu",
-                    "torch": torch.__version__, "platform": platform.platform(), "settings": {}}
+    record: dict = {
+        "dataset": repr(data),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "spawn_epochs": list(SPAWN_EPOCHS),
+        "seeds": seeds,
+        "model": "CNN channels (8, 16), relu",
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "settings": {},
+    }
     results, labels = [], []
     for label, opt in SETTINGS.items():
         per_seed = []
@@ -64,12 +73,23 @@ def main() -> None:
             model = CNN(data.image_shape, data.n_classes, channels=(8, 16), seed=seed)
             config = TrainConfig(**opt, epochs=args.epochs, batch_size=args.batch_size)
             start = time.perf_counter()
-            result = spawn_experiment(model, x_train, y_train, x_test, y_test, config, SPAWN_EPOCHS,
-                                      parent_seed=seed, child_seeds=(1000 + seed, 2000 + seed),
-                                      n_points=args.n_points)
-            print(f"{label}, seed {seed}: {time.perf_counter() - start:.1f} s, parent acc "
-                  f"{result.parent_test_accuracy:.4f}, error barrier {np.round(result.error_barrier, 4)}",
-                  flush=True)
+            result = spawn_experiment(
+                model,
+                x_train,
+                y_train,
+                x_test,
+                y_test,
+                config,
+                SPAWN_EPOCHS,
+                parent_seed=seed,
+                child_seeds=(1000 + seed, 2000 + seed),
+                n_points=args.n_points,
+            )
+            print(
+                f"{label}, seed {seed}: {time.perf_counter() - start:.1f} s, parent acc "
+                f"{result.parent_test_accuracy:.4f}, error barrier {np.round(result.error_barrier, 4)}",
+                flush=True,
+            )
             io.save_result(result, out / "results" / f"{slug(label)}_seed{seed}")
             per_seed.append(result)
             results.append(result)
@@ -77,8 +97,10 @@ def main() -> None:
         record["settings"][label] = summarise(per_seed, opt)
     io.write_json(out / "spawning.json", record)
     fig = plot_barrier_vs_spawn_time(results, labels)
-    fig.suptitle(f"CNN (8,16) on digits (10 classes), {args.epochs} epochs, batch {args.batch_size}; "
-                 f"mean ± std over {len(seeds)} parent seeds")
+    fig.suptitle(
+        f"CNN (8,16) on digits (10 classes), {args.epochs} epochs, batch {args.batch_size}; "
+        f"mean ± std over {len(seeds)} parent seeds"
+    )
     for suffix in ("png", "pdf"):
         fig.savefig(out / f"barrier_vs_spawn_time.{suffix}", dpi=130)
     (out / "table.md").write_text(table(record), encoding="utf-8")
@@ -92,8 +114,11 @@ def slug(label: str) -> str:
 
 def summarise(per_seed: list[SpawnResult], opt: dict) -> dict:
     """Per-seed arrays and mean/std over seeds for each quantity."""
-    out: dict = {"train": opt, "seconds": [r.seconds for r in per_seed],
-                 "parent_test_accuracy": [r.parent_test_accuracy for r in per_seed]}
+    out: dict = {
+        "train": opt,
+        "seconds": [r.seconds for r in per_seed],
+        "parent_test_accuracy": [r.parent_test_accuracy for r in per_seed],
+    }
     for key in (*KEYS, "child_test_accuracy"):
         values = np.stack([getattr(r, key) for r in per_seed])
         if key == "child_test_accuracy":
@@ -104,8 +129,11 @@ def summarise(per_seed: list[SpawnResult], opt: dict) -> dict:
 
 def table(record: dict) -> str:
     """Markdown table: one row per (setting, spawn time), mean ± std over parent seeds."""
-    lines = ["| setting | t_s (epochs) | test error barrier | test loss barrier | function distance | "
-             "‖θ₁ − θ₂‖ | child test acc |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| setting | t_s (epochs) | test error barrier | test loss barrier | function distance | "
+        "‖θ₁ − θ₂‖ | child test acc |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, s in record["settings"].items():
         for i, t_s in enumerate(record["spawn_epochs"]):
             cells = [f"{s[k]['mean'][i]:.4f} ± {s[k]['std'][i]:.4f}" for k in (*KEYS, "child_test_accuracy")]
@@ -113,8 +141,10 @@ def table(record: dict) -> str:
     lines.append("")
     for label, s in record["settings"].items():
         acc = np.asarray(s["parent_test_accuracy"])
-        lines.append(f"- {label}: parent test accuracy {acc.mean():.4f} ± {acc.std():.4f}; "
-                     f"{np.mean(s['seconds']):.0f} s per parent seed")
+        lines.append(
+            f"- {label}: parent test accuracy {acc.mean():.4f} ± {acc.std():.4f}; "
+            f"{np.mean(s['seconds']):.0f} s per parent seed"
+        )
     return "\n".join(lines) + "\n"
 
 

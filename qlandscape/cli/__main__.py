@@ -1,4 +1,5 @@
 """``python -m qlandscape.cli``: the ``qlandscape`` command."""
+
 import sys
 
 from qlandscape.cli.app import main

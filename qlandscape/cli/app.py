@@ -1,4 +1,5 @@
 """The ``qlandscape`` command: one subcommand per module of :mod:`qlandscape.cli`."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from qlandscape.core.errors import ConfigError
 
@@ -16,11 +17,17 @@ COMMANDS = ("run", "circuits", "hessian", "landscape", "ntk", "spawn", "gradvar"
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available subcommand."""
     parser = argparse.ArgumentParser(
-        prog="qlandscape", description="Loss-landscape geometry of quantum neural networks and classical nets: "
-        "train a run, then add Hessian, landscape, NTK and connectivity metrics to its run directory.")
+        prog="qlandscape",
+        description="Loss-landscape geometry of quantum neural networks and classical nets: "
+        "train a run, then add Hessian, landscape, NTK and connectivity metrics to its run directory.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice; 1 is fastest for small models)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; 1 is fastest for small models)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         try:

@@ -1,10 +1,11 @@
 """``qlandscape circuits``: list the ansatz catalogue with parameter counts."""
+
 from __future__ import annotations
 
 import argparse
 
-from qlandscape.sim.circuits import catalogue, load_spec
 from qlandscape.core.errors import ConfigError
+from qlandscape.sim.circuits import catalogue, load_spec
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -1,4 +1,5 @@
 """``qlandscape gradvar``: gradient variance against qubits and layers (barren plateaus), with fitted decay rates."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ def parse_int_range(field: str, text: str) -> list[int]:
             return list(range(parts[0], parts[1] + 1, parts[2] if len(parts) == 3 else 1))
         return [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise ConfigError(field, text, "expected START:STOP (inclusive), START:STOP:STEP or a list like 1,5,20") \
-            from None
+        raise ConfigError(
+            field, text, "expected START:STOP (inclusive), START:STOP:STEP or a list like 1,5,20"
+        ) from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,29 +44,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def format_table(curve) -> str:
     """The (qubits x layers) table of mean variances ± SE and the fitted rates, as text."""
     head = f"{'n':>3} " + " ".join(f"{'L=' + str(int(L)):>22}" for L in curve.layers)
-    lines = [f"gradient variance: {curve.ansatz}, {curve.cost} cost, {curve.samples} samples, {curve.init} init",
-             head]
+    lines = [f"gradient variance: {curve.ansatz}, {curve.cost} cost, {curve.samples} samples, {curve.init} init", head]
     for j, n in enumerate(curve.qubits):
-        cells = " ".join(f"{curve.mean_variance[i, j]:>11.4e} ± {curve.standard_error[i, j]:<8.2e}"
-                         for i in range(len(curve.layers)))
+        cells = " ".join(
+            f"{curve.mean_variance[i, j]:>11.4e} ± {curve.standard_error[i, j]:<8.2e}" for i in range(len(curve.layers))
+        )
         lines.append(f"{int(n):>3} {cells}")
-    lines.append(f"fitted decay Var ~ exp(a - b n) on n >= {curve.fit_from}, "
-                 f"{100 * curve.confidence:.0f}% CI (2^-n is b = {math.log(2):.3f}):")
+    lines.append(
+        f"fitted decay Var ~ exp(a - b n) on n >= {curve.fit_from}, "
+        f"{100 * curve.confidence:.0f}% CI (2^-n is b = {math.log(2):.3f}):"
+    )
     for i, L in enumerate(curve.layers):
-        lines.append(f"  L={int(L):<3} b = {curve.rate[i]:.4f} [{curve.rate_low[i]:.4f}, {curve.rate_high[i]:.4f}]"
-                     f"  (reduced chi2 {curve.chi2_reduced[i]:.2f})")
+        lines.append(
+            f"  L={int(L):<3} b = {curve.rate[i]:.4f} [{curve.rate_low[i]:.4f}, {curve.rate_high[i]:.4f}]"
+            f"  (reduced chi2 {curve.chi2_reduced[i]:.2f})"
+        )
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    from qlandscape.metrics.gradients import variance_curve
     from qlandscape.core.io import save_result
+    from qlandscape.metrics.gradients import variance_curve
 
     qubits = parse_int_range("qubits", args.qubits)
     layers = parse_int_range("layers", args.layers)
-    curve = variance_curve(args.ansatz, qubits, layers, samples=args.samples, cost=args.cost, init=args.init,
-                           inputs=args.inputs, seed=args.seed, fit_from=args.fit_from,
-                           progress=not args.quiet and sys.stderr.isatty())
+    curve = variance_curve(
+        args.ansatz,
+        qubits,
+        layers,
+        samples=args.samples,
+        cost=args.cost,
+        init=args.init,
+        inputs=args.inputs,
+        seed=args.seed,
+        fit_from=args.fit_from,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_result(curve, out / "gradvar")

@@ -1,4 +1,5 @@
 """``qlandscape ntk RUN_DIR``: empirical NTK evolution and kernel-machine accuracy along the trajectory."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,10 +18,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from qlandscape.runs.metric_hooks import run_metric
 
-    scalars = run_metric(args.run_dir, "ntk", {"subset": args.subset, "every": args.every, "form": args.form,
-                                               "ridge": args.ridge})
+    scalars = run_metric(
+        args.run_dir, "ntk", {"subset": args.subset, "every": args.every, "form": args.form, "ridge": args.ridge}
+    )
     print(f"kernel distance from initialisation at the end: {scalars['ntk.final_distance_from_init']:.4f}")
-    print(f"kernel-machine test accuracy: initial kernel {scalars['ntk.kernel_accuracy_init']:.4f}, "
-          f"final kernel {scalars['ntk.kernel_accuracy_final']:.4f}")
+    print(
+        f"kernel-machine test accuracy: initial kernel {scalars['ntk.kernel_accuracy_init']:.4f}, "
+        f"final kernel {scalars['ntk.kernel_accuracy_final']:.4f}"
+    )
     print(f"figures written to {args.run_dir}/figures")
     return 0

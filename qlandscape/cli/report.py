@@ -1,4 +1,5 @@
 """``qlandscape report DIR``: one table and the standard figures over every run directory below DIR."""
+
 from __future__ import annotations
 
 import argparse

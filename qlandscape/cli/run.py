@@ -1,4 +1,5 @@
 """``qlandscape run CONFIG.toml``: train one model and write its run directory."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,20 @@ import sys
 from qlandscape.runs.config import RunConfig, load_config, parse_override
 
 # Common fields with their own flags; any other field goes through --set key=value.
-FLAGS = {"model": str, "ansatz": str, "qubits": int, "layers": int, "patch_size": int, "stride": int,
-         "patches": int, "backend": str, "epochs": int, "lr": float, "batch_size": int, "seed": int}
+FLAGS = {
+    "model": str,
+    "ansatz": str,
+    "qubits": int,
+    "layers": int,
+    "patch_size": int,
+    "stride": int,
+    "patches": int,
+    "backend": str,
+    "epochs": int,
+    "lr": float,
+    "batch_size": int,
+    "seed": int,
+}
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,8 +29,13 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="run config (TOML); defaults are used when omitted")
     for name, kind in FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=f"override '{name}'")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field (value read as TOML, e.g. classes=[0,1])")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config field (value read as TOML, e.g. classes=[0,1])",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,15 +64,22 @@ def run(args: argparse.Namespace) -> int:
     m = info["metrics"]
     print(f"run directory: {path}")
     print(f"model: {config.model} ({info['model']['n_params']} parameters)")
-    print(f"train accuracy: {m['train_accuracy']:.4f}   test accuracy: {m['test_accuracy']:.4f}   "
-          f"test loss: {m['test_loss']:.4f}   training time: {info['timings']['train_seconds']:.1f} s")
+    print(
+        f"train accuracy: {m['train_accuracy']:.4f}   test accuracy: {m['test_accuracy']:.4f}   "
+        f"test loss: {m['test_loss']:.4f}   training time: {info['timings']['train_seconds']:.1f} s"
+    )
     if "hessian.lambda_max" in m:
-        parts = [f"{key} {m[f'hessian.{key}']:.5g}" for key in ("lambda_max", "lambda_min", "trace",
-                                                                "fraction_negative") if f"hessian.{key}" in m]
+        parts = [
+            f"{key} {m[f'hessian.{key}']:.5g}"
+            for key in ("lambda_max", "lambda_min", "trace", "fraction_negative")
+            if f"hessian.{key}" in m
+        ]
         print(f"Hessian at the {m['hessian.point']} point ({m['hessian.method']}): " + ", ".join(parts))
     if "landscape.center_loss" in m:
-        print(f"landscape: {m['landscape.grid']}x{m['landscape.grid']} {m['landscape.directions']} slice, loss "
-              f"{m['landscape.min_loss']:.4g} .. {m['landscape.max_loss']:.4g}")
+        print(
+            f"landscape: {m['landscape.grid']}x{m['landscape.grid']} {m['landscape.directions']} slice, loss "
+            f"{m['landscape.min_loss']:.4g} .. {m['landscape.max_loss']:.4g}"
+        )
     if (path / "figures").exists():
         print(f"figures: {path / 'figures'}")
     return 0

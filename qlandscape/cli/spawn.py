@@ -1,12 +1,13 @@
 """``qlandscape spawn CONFIG.toml --spawn-epochs 0,0.5,1,2``: parent-child spawning for one run config."""
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from qlandscape.core.errors import ConfigError
 from qlandscape.cli.run import add_config_arguments, config_from_args
+from qlandscape.core.errors import ConfigError
 
 DEFAULT_SPAWN_EPOCHS = "0,0.25,0.5,1,2,4,8"
 
@@ -28,8 +29,11 @@ def parse_numbers(option: str, text: str, kind: type = float) -> list:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("spawn", help="parent-child spawning: error barrier between children vs spawn time")
     add_config_arguments(p)
-    p.add_argument("--spawn-epochs", default=DEFAULT_SPAWN_EPOCHS,
-                   help=f"comma-separated spawn times in epochs, each <= epochs (default: {DEFAULT_SPAWN_EPOCHS})")
+    p.add_argument(
+        "--spawn-epochs",
+        default=DEFAULT_SPAWN_EPOCHS,
+        help=f"comma-separated spawn times in epochs, each <= epochs (default: {DEFAULT_SPAWN_EPOCHS})",
+    )
     p.add_argument("--child-seeds", default="1,2", help="two seeds for the children's data order (default: 1,2)")
     p.add_argument("--parent-seed", type=int, default=None, help="parent seed (default: the config's seed)")
     p.add_argument("--n-points", type=int, default=11, help="points on each interpolation line (default: 11)")
@@ -41,9 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from qlandscape.core import io
     from qlandscape.data.datasets import to_torch
+    from qlandscape.metrics.landscape.spawning import check_spawn_epochs, spawn_experiment
     from qlandscape.runs.build import build_model
     from qlandscape.runs.run import dataset_for, train_config
-    from qlandscape.metrics.landscape.spawning import check_spawn_epochs, spawn_experiment
 
     config = config_from_args(args)
     spawn_epochs = parse_numbers("--spawn-epochs", args.spawn_epochs)
@@ -56,9 +60,19 @@ def run(args: argparse.Namespace) -> int:
     data = dataset_for(config)
     model = build_model(config, data.image_shape, data.n_classes)
     x_train, y_train, x_test, y_test = to_torch(data)
-    result = spawn_experiment(model, x_train, y_train, x_test, y_test, train_config(config), spawn_epochs,
-                              parent_seed=parent_seed, child_seeds=child_seeds, n_points=args.n_points,
-                              progress=not args.quiet and sys.stderr.isatty())
+    result = spawn_experiment(
+        model,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        train_config(config),
+        spawn_epochs,
+        parent_seed=parent_seed,
+        child_seeds=child_seeds,
+        n_points=args.n_points,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
 
     out = Path(args.out) / f"spawn-{config.run_id()}"
     out.mkdir(parents=True, exist_ok=True)
@@ -77,12 +91,16 @@ def run(args: argparse.Namespace) -> int:
     plt.close(fig)
 
     print(f"spawn directory: {out}")
-    print(f"model: {config.model} ({result.n_params} parameters), {config.epochs} epochs, parent seed "
-          f"{parent_seed}, child seeds {child_seeds[0]},{child_seeds[1]}; parent test accuracy "
-          f"{result.parent_test_accuracy:.4f}; {result.seconds:.1f} s")
+    print(
+        f"model: {config.model} ({result.n_params} parameters), {config.epochs} epochs, parent seed "
+        f"{parent_seed}, child seeds {child_seeds[0]},{child_seeds[1]}; parent test accuracy "
+        f"{result.parent_test_accuracy:.4f}; {result.seconds:.1f} s"
+    )
     print(f"{'t_s':>7} {'error barrier':>14} {'loss barrier':>13} {'fn distance':>12} {'child acc':>15}")
     for i, t_s in enumerate(result.spawn_epochs):
         acc = result.child_test_accuracy[i]
-        print(f"{t_s:7.3g} {result.error_barrier[i]:14.4f} {result.loss_barrier[i]:13.4f} "
-              f"{result.function_distance[i]:12.4f} {acc[0]:7.4f} {acc[1]:7.4f}")
+        print(
+            f"{t_s:7.3g} {result.error_barrier[i]:14.4f} {result.loss_barrier[i]:13.4f} "
+            f"{result.function_distance[i]:12.4f} {acc[0]:7.4f} {acc[1]:7.4f}"
+        )
     return 0

@@ -3,14 +3,16 @@
 Every write goes to a temporary name in the same folder and is renamed into place, so a killed process never
 leaves a half-written file behind.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 

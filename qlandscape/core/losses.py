@@ -1,8 +1,9 @@
 """The losses an Objective and training use: built-in names (``cross_entropy``, ``mse`` on one-hot targets) or
 any callable ``(outputs, y) -> mean loss``, their per-point form for grids, and the targets each expects."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -56,8 +57,11 @@ def loss_targets(y: Tensor, loss_fn: LossFn) -> Tensor:
     flat = y.reshape(-1)
     if y.is_floating_point() and not bool((flat == flat.round()).all()):
         bad = int((flat != flat.round()).nonzero()[0, 0])
-        raise ConfigError(f"labels[{bad}]", float(flat[bad]),
-                          "expected integer class indices for the built-in losses (or pass a loss callable)")
+        raise ConfigError(
+            f"labels[{bad}]",
+            float(flat[bad]),
+            "expected integer class indices for the built-in losses (or pass a loss callable)",
+        )
     return y.long()
 
 

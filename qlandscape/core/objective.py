@@ -12,22 +12,24 @@ Two differentiation paths:
 
 Large evaluation sets are processed in chunks of ``chunk_size`` samples and accumulated, so memory stays flat.
 """
+
 from __future__ import annotations
 
 import copy
 import dataclasses
 import functools
 import math
-from typing import Any, Callable, Iterator, Literal, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from qlandscape.sim.backends import Backend, default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
+from qlandscape.sim.backends import Backend, default_dtype
 
 # Below this many patches the plain torch.func Hessian beats the per-patch assembly (benchmarks/perf).
 STRUCTURED_MIN_PATCHES = 2
@@ -35,7 +37,7 @@ STRUCTURED_MIN_PATCHES = 2
 # engine's temporaries counted as 3 more states), up to MAX_POINTS_PER_CALL: per-call work (encoding, building
 # the blocks) is shared by the group, so larger groups are faster (benchmarks/perf: 51x51 demo grid 1.15x from
 # 64 to ~250 points) while an 8-qubit model stays at a few hundred MB.
-POINTS_STATE_BYTES = 2 ** 28
+POINTS_STATE_BYTES = 2**28
 MAX_POINTS_PER_CALL = 1024
 DEFAULT_POINTS_PER_CALL = 64  # models without a state-size estimate
 
@@ -126,18 +128,27 @@ class Objective:
 
     # ----------------------------------------------------------------- layout
     def __repr__(self) -> str:
-        return (f"Objective({type(self.model).__name__}, n_params={self.n_params}, n_samples={self.n_samples}, "
-                f"loss={self.loss_name!r})")
+        return (
+            f"Objective({type(self.model).__name__}, n_params={self.n_params}, n_samples={self.n_samples}, "
+            f"loss={self.loss_name!r})"
+        )
 
     @property
     def n_samples(self) -> int:
         return int(self.x.shape[0])
 
-    def with_data(self, x: Tensor, y: Tensor) -> "Objective":
+    def with_data(self, x: Tensor, y: Tensor) -> Objective:
         """The same model and loss on another evaluation set (e.g. the test split)."""
-        return Objective(self.model, x, y, self.loss_fn, chunk_size=self.chunk_size,
-                         train_mode=self.model.training, hessian_method=self.hessian_method,
-                         progress=self.progress)
+        return Objective(
+            self.model,
+            x,
+            y,
+            self.loss_fn,
+            chunk_size=self.chunk_size,
+            train_mode=self.model.training,
+            hessian_method=self.hessian_method,
+            progress=self.progress,
+        )
 
     def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
         """Split a flat vector into the model's named parameter tensors (views)."""
@@ -176,8 +187,9 @@ class Objective:
         n = x.shape[0]
         size = n if self.chunk_size is None else self.chunk_size
         starts = range(0, n, size)
-        for start in tqdm(starts, desc="chunks", unit="chunk", leave=False,
-                          disable=not self.progress or len(starts) < 2):
+        for start in tqdm(
+            starts, desc="chunks", unit="chunk", leave=False, disable=not self.progress or len(starts) < 2
+        ):
             stop = min(n, start + size)
             yield x[start:stop], y[start:stop], (stop - start) / n
 
@@ -240,7 +252,7 @@ class Objective:
         points_call = getattr(self.model, "forward_points", None)
         with torch.no_grad():
             for start in range(0, thetas.shape[0], batch):
-                group = thetas[start:start + batch]
+                group = thetas[start : start + batch]
                 for xc, yc, w in self.chunks():
                     if self.functorch and points_call is not None:
                         out = points_call(self.unflatten(group), xc)
@@ -249,9 +261,10 @@ class Objective:
                     else:
                         out = torch.stack([self._outputs(t, xc) for t in group])
                     per_point = per_point_losses(self.loss_fn, out, yc)
-                    losses[start:start + batch] += w * per_point
-                    errors[start:start + batch] += w * ((out.argmax(-1) != yc).double().mean(-1) if out.ndim == 3
-                                                        else float("nan"))  # one output per sample: no classes
+                    losses[start : start + batch] += w * per_point
+                    errors[start : start + batch] += w * (
+                        (out.argmax(-1) != yc).double().mean(-1) if out.ndim == 3 else float("nan")
+                    )  # one output per sample: no classes
         return losses, errors
 
     # ------------------------------------------------------------ derivatives
@@ -370,7 +383,7 @@ class Objective:
         x = self.x if x is None else torch.as_tensor(x, dtype=torch.float64)
         parts = []
         for start in range(0, x.shape[0], chunk_size):
-            xc = x[start:start + chunk_size]
+            xc = x[start : start + chunk_size]
             j = self._per_sample_jacobian(theta, xc)
             if j is None and self.functorch:
                 j = torch.func.jacrev(self._outputs)(theta, xc)
@@ -384,6 +397,8 @@ def check_finite_loss(objective: Objective, theta: Tensor | None = None) -> floa
     """Return the loss at θ, raising a clear error when it is NaN or infinite (never plot a NaN)."""
     value = float(objective.loss(theta))
     if not math.isfinite(value):
-        raise ValueError(f"the loss at this parameter vector is {value}; curvature metrics need a finite loss "
-                         "(check the learning rate, the data scaling and the parameters)")
+        raise ValueError(
+            f"the loss at this parameter vector is {value}; curvature metrics need a finite loss "
+            "(check the learning rate, the data scaling and the parameters)"
+        )
     return value

@@ -11,10 +11,11 @@ a :class:`LinearOperator` (size + float64 matvec + a count of the matvecs used) 
 
 Every matvec is counted, so results can report how many HVPs they cost.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -47,9 +48,11 @@ class LinearOperator:
         out = np.asarray(self.apply(v), dtype=np.float64).reshape(-1)
         self._calls[0] += 1
         if not np.isfinite(out).all():
-            raise ValueError(f"{self.name}: the matrix-vector product contains non-finite values "
-                             f"({int((~np.isfinite(out)).sum())} of {self.size}); the loss or its derivatives are "
-                             "not finite at this point")
+            raise ValueError(
+                f"{self.name}: the matrix-vector product contains non-finite values "
+                f"({int((~np.isfinite(out)).sum())} of {self.size}); the loss or its derivatives are "
+                "not finite at this point"
+            )
         return out
 
     def matmat(self, vs: np.ndarray) -> np.ndarray:
@@ -66,12 +69,15 @@ class LinearOperator:
         return f"LinearOperator({self.name!r}, size={self.size}, n_matvecs={self.n_matvecs})"
 
 
-def as_operator(source: Objective | LinearOperator, theta: np.ndarray | torch.Tensor | None = None
-                ) -> LinearOperator:
+def as_operator(source: Objective | LinearOperator, theta: np.ndarray | torch.Tensor | None = None) -> LinearOperator:
     """``source`` itself if it is an operator, else the Hessian operator of the Objective at ``theta``."""
     if isinstance(source, LinearOperator):
-        require(theta is None, "theta", "<given>", "theta only applies to an Objective; an operator is already "
-                "evaluated at its point")
+        require(
+            theta is None,
+            "theta",
+            "<given>",
+            "theta only applies to an Objective; an operator is already evaluated at its point",
+        )
         return source
     if isinstance(source, Objective):
         return hessian_operator(source, theta)
@@ -103,8 +109,9 @@ def hessian_operator(objective: Objective, theta: np.ndarray | torch.Tensor | No
     return LinearOperator(objective.n_params, apply, name=f"Hessian of {objective!r}")
 
 
-def gradient_difference_operator(objective: Objective, theta: np.ndarray | torch.Tensor | None = None, *,
-                                 eps: float = 1e-4) -> LinearOperator:
+def gradient_difference_operator(
+    objective: Objective, theta: np.ndarray | torch.Tensor | None = None, *, eps: float = 1e-4
+) -> LinearOperator:
     """H v ≈ |v| (g(θ + ε v̂) − g(θ − ε v̂)) / (2ε): central differences of the gradient (2 gradients per product).
 
     With a parameter-shift Objective the gradients are exact circuit derivatives, which makes this the
@@ -127,8 +134,12 @@ def gradient_difference_operator(objective: Objective, theta: np.ndarray | torch
 def matrix_operator(matrix: np.ndarray, *, check_symmetric: bool = True) -> LinearOperator:
     """The operator of a dense symmetric matrix (float64 copy; asymmetry beyond 1e-10 relative is rejected)."""
     a = np.array(matrix, dtype=np.float64)
-    require(a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 0, "matrix", a.shape,
-            "expected a non-empty square matrix")
+    require(
+        a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 0,
+        "matrix",
+        a.shape,
+        "expected a non-empty square matrix",
+    )
     require(bool(np.isfinite(a).all()), "matrix", "non-finite entries", "expected finite entries")
     if check_symmetric:
         asym = float(np.abs(a - a.T).max())

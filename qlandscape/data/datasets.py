@@ -12,15 +12,16 @@ data's intrinsic range (digits [0, 16], MNIST [0, 255], npz min..max over the wh
 ``angle_range`` -> seeded stratified train/test split (digits, npz) -> optional seeded stratified subsets of at most
 ``max_train`` / ``max_test`` samples. Labels are re-indexed to 0..C-1 in the order of ``classes``.
 """
+
 from __future__ import annotations
 
 import gzip
 import math
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -62,8 +63,10 @@ class Dataset:
         return len(self.classes)
 
     def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, classes={self.classes}, image_shape={self.image_shape}, "
-                f"n_train={len(self.y_train)}, n_test={len(self.y_test)})")
+        return (
+            f"Dataset(name={self.name!r}, classes={self.classes}, image_shape={self.image_shape}, "
+            f"n_train={len(self.y_train)}, n_test={len(self.y_test)})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- IDX files
@@ -88,9 +91,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise ConfigError("IDX file", str(path), f"could not be read ({exc})") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_CODES or raw[3] == 0:
         magic = "0x" + raw[:4].hex() if len(raw) >= 4 else f"{len(raw)} bytes"
-        raise ConfigError("IDX file", str(path),
-                          f"bad magic number {magic}; expected 0x0000TTDD (TT a type code such as 08 for uint8, "
-                          f"DD the number of dimensions, e.g. 0x00000803 for images, 0x00000801 for labels)")
+        raise ConfigError(
+            "IDX file",
+            str(path),
+            f"bad magic number {magic}; expected 0x0000TTDD (TT a type code such as 08 for uint8, "
+            f"DD the number of dimensions, e.g. 0x00000803 for images, 0x00000801 for labels)",
+        )
     ndim = raw[3]
     dtype = np.dtype(_IDX_CODES[raw[2]])
     header = 4 + 4 * ndim
@@ -102,8 +108,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
         kind = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise ConfigError("IDX file", str(path),
-                          f"{kind}: dimensions {dims} need {expected} bytes, file has {len(raw)}")
+        raise ConfigError(
+            "IDX file", str(path), f"{kind}: dimensions {dims} need {expected} bytes, file has {len(raw)}"
+        )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
     return data.astype(dtype.newbyteorder("="))
 
@@ -220,9 +227,11 @@ def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
     try:
         return train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     except ValueError as exc:
-        raise ConfigError("test_fraction", test_fraction,
-                          f"a stratified split of {len(y)} samples over {len(np.unique(y))} classes is impossible "
-                          f"({exc})") from exc
+        raise ConfigError(
+            "test_fraction",
+            test_fraction,
+            f"a stratified split of {len(y)} samples over {len(np.unique(y))} classes is impossible ({exc})",
+        ) from exc
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -237,8 +246,11 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, ValueError) as exc:
         raise ConfigError("npz file", str(path), f"could not be read as an .npz without pickles ({exc})") from exc
     if x.ndim != 3:
-        raise ConfigError("npz x shape", x.shape,
-                          f"{path}: expected (N, H, W) grey-scale images; (N, H, W, C) channels are not supported")
+        raise ConfigError(
+            "npz x shape",
+            x.shape,
+            f"{path}: expected (N, H, W) grey-scale images; (N, H, W, C) channels are not supported",
+        )
     if y.ndim != 1 or len(y) != len(x):
         raise ConfigError("npz y shape", y.shape, f"{path}: expected (N,) labels with N = {len(x)}")
     if len(x) == 0 or 0 in x.shape[1:]:
@@ -289,10 +301,20 @@ def load_dataset(
         low, high = (float(v) for v in angle_range)
     except (TypeError, ValueError) as exc:
         raise ConfigError("angle_range", angle_range, "expected (low, high) with low < high") from exc
-    require(math.isfinite(low) and math.isfinite(high) and low < high, "angle_range", tuple(angle_range),
-            "expected finite (low, high) with low < high")
-    require(isinstance(test_fraction, (int, float)) and not isinstance(test_fraction, bool)
-            and 0.0 < float(test_fraction) < 1.0, "test_fraction", test_fraction, "expected a number in (0, 1)")
+    require(
+        math.isfinite(low) and math.isfinite(high) and low < high,
+        "angle_range",
+        tuple(angle_range),
+        "expected finite (low, high) with low < high",
+    )
+    require(
+        isinstance(test_fraction, (int, float))
+        and not isinstance(test_fraction, bool)
+        and 0.0 < float(test_fraction) < 1.0,
+        "test_fraction",
+        test_fraction,
+        "expected a number in (0, 1)",
+    )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError("seed", seed, "expected a non-negative integer")
     pool = check_positive_int("pool", pool)
@@ -307,7 +329,7 @@ def load_dataset(
         x_all, y_all = digits.images.astype(np.float64), digits.target.astype(np.int64)
         lo, hi, name, presplit, where = 0.0, 16.0, "digits", None, "the digits dataset"
     elif source.startswith("mnist:"):
-        directory = Path(source[len("mnist:"):] or ".")
+        directory = Path(source[len("mnist:") :] or ".")
         if not directory.is_dir():
             raise ConfigError("source", source, f"MNIST directory {str(directory)!r} does not exist")
         paths = {key: _find_mnist_file(directory, stem) for key, stem in MNIST_FILES.items()}
@@ -317,10 +339,15 @@ def load_dataset(
             if xs.ndim != 3:
                 raise ConfigError("MNIST images shape", xs.shape, f"{paths['x_' + part]}: expected (N, H, W)")
             if ys.ndim != 1 or len(ys) != len(xs):
-                raise ConfigError("MNIST labels shape", ys.shape,
-                                  f"{paths['y_' + part]}: expected (N,) with N = {len(xs)} images")
-        require(arrays["x_train"].shape[1:] == arrays["x_test"].shape[1:], "MNIST image shapes",
-                (arrays["x_train"].shape[1:], arrays["x_test"].shape[1:]), "train and test images must match")
+                raise ConfigError(
+                    "MNIST labels shape", ys.shape, f"{paths['y_' + part]}: expected (N,) with N = {len(xs)} images"
+                )
+        require(
+            arrays["x_train"].shape[1:] == arrays["x_test"].shape[1:],
+            "MNIST image shapes",
+            (arrays["x_train"].shape[1:], arrays["x_test"].shape[1:]),
+            "train and test images must match",
+        )
         presplit = {k: (v.astype(np.float64) if k.startswith("x") else v.astype(np.int64)) for k, v in arrays.items()}
         x_all = np.concatenate([presplit["x_train"], presplit["x_test"]])
         y_all = np.concatenate([presplit["y_train"], presplit["y_test"]])
@@ -328,8 +355,9 @@ def load_dataset(
     else:
         path = Path(source)
         if not path.is_file():
-            raise ConfigError("source", source,
-                              "no such file; expected 'digits', 'mnist:DIR' or a path to an .npz file")
+            raise ConfigError(
+                "source", source, "no such file; expected 'digits', 'mnist:DIR' or a path to an .npz file"
+            )
         x_all, y_all = _load_npz(path)
         lo, hi, name, presplit, where = float(x_all.min()), float(x_all.max()), path.stem, None, str(path)
         require(hi > lo, "npz x", f"constant value {lo}", f"{path}: images must not all have one value")
@@ -342,8 +370,12 @@ def load_dataset(
     classes = _resolve_classes(y_all, classes, where)
     min_count = len(classes)
     for field, value in (("max_train", max_train), ("max_test", max_test)):
-        require(value is None or value >= min_count, field, value,
-                f"expected at least one sample per class, i.e. >= {min_count}")
+        require(
+            value is None or value >= min_count,
+            field,
+            value,
+            f"expected at least one sample per class, i.e. >= {min_count}",
+        )
 
     def prepare(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y = _select_classes(x, y, classes)
@@ -355,8 +387,12 @@ def load_dataset(
         for part, labels in (("train", y_train), ("test", y_test)):
             missing = sorted(set(range(len(classes))) - set(np.unique(labels).tolist()))
             # a class absent from one file would quietly skew that split's accuracy and every metric on it
-            require(not missing, "classes", tuple(classes[k] for k in missing),
-                    f"not present in the MNIST {part} file; both files must contain every selected class")
+            require(
+                not missing,
+                "classes",
+                tuple(classes[k] for k in missing),
+                f"not present in the MNIST {part} file; both files must contain every selected class",
+            )
     else:
         x_sel, y_sel = prepare(x_all, y_all)
         x_train, x_test, y_train, y_test = _split(x_sel, y_sel, float(test_fraction), int(seed))
@@ -381,5 +417,9 @@ def load_dataset(
 
 def to_torch(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(x_train, y_train, x_test, y_test)`` as float64 / int64 (long) torch tensors (copies)."""
-    return (torch.tensor(dataset.x_train, dtype=torch.float64), torch.tensor(dataset.y_train, dtype=torch.long),
-            torch.tensor(dataset.x_test, dtype=torch.float64), torch.tensor(dataset.y_test, dtype=torch.long))
+    return (
+        torch.tensor(dataset.x_train, dtype=torch.float64),
+        torch.tensor(dataset.y_train, dtype=torch.long),
+        torch.tensor(dataset.x_test, dtype=torch.float64),
+        torch.tensor(dataset.y_test, dtype=torch.long),
+    )

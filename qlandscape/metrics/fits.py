@@ -1,8 +1,10 @@
 """Fitting how a variance decays with circuit size: log-linear least squares weighted by standard errors."""
+
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -20,8 +22,9 @@ class DecayFit(NamedTuple):
     n_points: int
 
 
-def fit_decay(x: Sequence[float], variance: Sequence[float], standard_error: Sequence[float], *,
-              confidence: float = 0.95) -> DecayFit:
+def fit_decay(
+    x: Sequence[float], variance: Sequence[float], standard_error: Sequence[float], *, confidence: float = 0.95
+) -> DecayFit:
     """Fit ``log Var = a - b x`` by weighted least squares (weights ``(Var/SE)^2``); b with a t-interval.
 
     Points with a non-positive variance are skipped. Fewer than two usable points give NaNs.
@@ -33,13 +36,13 @@ def fit_decay(x: Sequence[float], variance: Sequence[float], standard_error: Seq
     if m < 2 or np.ptp(x) == 0:
         return DecayFit(*(float("nan"),) * 6, m)
     sigma = np.maximum(se / v, 1e-12)
-    w = 1.0 / sigma ** 2
+    w = 1.0 / sigma**2
     design = np.stack([np.ones_like(x), -x], axis=1)
     normal = design.T @ (w[:, None] * design)
     beta = np.linalg.solve(normal, design.T @ (w * np.log(v)))
     resid = np.log(v) - design @ beta
     dof = m - 2
-    chi2_red = float((w * resid ** 2).sum() / dof) if dof > 0 else float("nan")
+    chi2_red = float((w * resid**2).sum() / dof) if dof > 0 else float("nan")
     cov = np.linalg.inv(normal) * (max(1.0, chi2_red) if dof > 0 else 1.0)
     rate_se = float(math.sqrt(cov[1, 1]))
     q = stats.t.ppf((1 + confidence) / 2, dof) if dof > 0 else stats.norm.ppf((1 + confidence) / 2)

@@ -28,13 +28,14 @@ Decay rates: ``log Var = a - b n`` fitted by weighted least squares with weights
 the log); the covariance is scaled by ``max(1, chi^2/(m-2))`` and the interval uses Student's t with ``m - 2``
 degrees of freedom (the normal quantile when only two points are fitted).
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -42,24 +43,25 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from qlandscape.sim.circuits import Circuit, CircuitSpec, load_spec
-from qlandscape.metrics.fits import DecayFit, fit_decay  # noqa: F401 (re-exported)
-from qlandscape.sim.engine import simulate_state
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
-from qlandscape.sim.lowering import bit as _bit, lower
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.fits import DecayFit, fit_decay  # noqa: F401 (re-exported)
+from qlandscape.sim.circuits import Circuit, CircuitSpec, load_spec
+from qlandscape.sim.engine import simulate_state
+from qlandscape.sim.lowering import bit as _bit
+from qlandscape.sim.lowering import lower
 
 COSTS = ("global", "local", "projector")
 INITS = ("uniform", "ansatz")
 INPUTS = ("zero", "random")
-_TAPE_BYTES = 512 * 2 ** 20
+_TAPE_BYTES = 512 * 2**20
 
 
 # ---------------------------------------------------------------------------------------------- simulation
 def cost_diagonal(cost: str, n_qubits: int) -> Tensor:
     """The cost as a diagonal observable: a vector ``(2**n,)`` with cost = sum_j p_j * diag_j."""
     check_choice("cost", cost, COSTS)
-    basis = np.arange(2 ** n_qubits)
+    basis = np.arange(2**n_qubits)
     ones = sum(_bit(basis, w, n_qubits) for w in range(n_qubits))
     if cost == "global":
         diag = 1.0 - 2.0 * (ones % 2)
@@ -79,8 +81,9 @@ def _check_max_batch(max_batch: int | None) -> int | None:
     return None if max_batch is None else check_positive_int("max_batch", max_batch)
 
 
-def sample_parameters(circuit: Circuit, samples: int, *, init: str = "uniform", seed: int = 0,
-                      n_patches: int = 1) -> Tensor:
+def sample_parameters(
+    circuit: Circuit, samples: int, *, init: str = "uniform", seed: int = 0, n_patches: int = 1
+) -> Tensor:
     """``samples`` random initialisations ``(samples, n_patches, n_params)`` (float64), reproducible by seed."""
     check_choice("init", init, INITS)
     generator = torch.Generator().manual_seed(int(seed))
@@ -100,12 +103,18 @@ def circuit_features(circuit: Circuit, inputs: str = "zero", seed: int = 0) -> T
 
 def _auto_batch(circuit: Circuit, per_point: int = 1) -> int:
     steps = len(lower(circuit)) + 2
-    bytes_per_point = 16 * 2 ** circuit.n_qubits * 3 * steps * per_point
+    bytes_per_point = 16 * 2**circuit.n_qubits * 3 * steps * per_point
     return max(1, _TAPE_BYTES // bytes_per_point)
 
 
-def circuit_gradients(circuit: Circuit, params: Tensor, *, cost: str = "global", features: Tensor | None = None,
-                      max_batch: int | None = None) -> tuple[Tensor, Tensor]:
+def circuit_gradients(
+    circuit: Circuit,
+    params: Tensor,
+    *,
+    cost: str = "global",
+    features: Tensor | None = None,
+    max_batch: int | None = None,
+) -> tuple[Tensor, Tensor]:
     """Per-sample costs ``(K,)`` and gradients ``(K, n_params)`` for params ``(K, n_params)`` (one patch)."""
     diag = cost_diagonal(cost, circuit.n_qubits)
     max_batch = _check_max_batch(max_batch)
@@ -114,10 +123,10 @@ def circuit_gradients(circuit: Circuit, params: Tensor, *, cost: str = "global",
     size = max_batch or _auto_batch(circuit)
     costs, grads = [], []
     for start in range(0, params.shape[0], size):
-        chunk = params[start:start + size].detach().clone().requires_grad_(True)
+        chunk = params[start : start + size].detach().clone().requires_grad_(True)
         with torch.enable_grad():
             state = simulate_state(circuit, chunk, features)  # (k, 1, 1, 2**n)
-            value = (state.real ** 2 + state.imag ** 2) @ diag
+            value = (state.real**2 + state.imag**2) @ diag
             (g,) = torch.autograd.grad(value.sum(), chunk)  # points are independent: sum -> per-point grads
         costs.append(value.detach().reshape(-1))
         grads.append(g.reshape(-1, circuit.n_params))
@@ -129,18 +138,18 @@ def circuit_gradients(circuit: Circuit, params: Tensor, *, cost: str = "global",
 class GradientVariance:
     """Variance of each gradient component over random initialisations, with standard errors and settings."""
 
-    variance: np.ndarray          # (n_params,) unbiased sample variance per component
-    variance_se: np.ndarray       # (n_params,) its standard error
-    mean_gradient: np.ndarray     # (n_params,) sample mean per component (~0 for uniform angles)
-    mean_variance: float          # mean over components of `variance`
-    standard_error: float         # standard error of `mean_variance`
-    mean_cost: float              # mean cost over the samples (diagnostic)
+    variance: np.ndarray  # (n_params,) unbiased sample variance per component
+    variance_se: np.ndarray  # (n_params,) its standard error
+    mean_gradient: np.ndarray  # (n_params,) sample mean per component (~0 for uniform angles)
+    mean_variance: float  # mean over components of `variance`
+    standard_error: float  # standard error of `mean_variance`
+    mean_cost: float  # mean cost over the samples (diagnostic)
     n_samples: int
     n_params: int
     ansatz: str
     n_qubits: int
     n_layers: int
-    cost: str                     # "global" | "local" | "projector" | "loss:<name>" for a PatchQNN
+    cost: str  # "global" | "local" | "projector" | "loss:<name>" for a PatchQNN
     init: str
     inputs: str
     seed: int
@@ -156,12 +165,17 @@ def variance_statistics(grads: np.ndarray) -> tuple[np.ndarray, np.ndarray, floa
         raise ConfigError("samples", k, "expected at least 2 samples to estimate a variance")
     sq = (grads - grads.mean(axis=0)) ** 2 * (k / (k - 1))
     per_sample = sq.mean(axis=1)
-    return (sq.mean(axis=0), sq.std(axis=0, ddof=1) / math.sqrt(k), float(per_sample.mean()),
-            float(per_sample.std(ddof=1) / math.sqrt(k)))
+    return (
+        sq.mean(axis=0),
+        sq.std(axis=0, ddof=1) / math.sqrt(k),
+        float(per_sample.mean()),
+        float(per_sample.std(ddof=1) / math.sqrt(k)),
+    )
 
 
-def _resolve_circuit(circuit: Circuit | CircuitSpec | str | Path, n_qubits: int | None,
-                     n_layers: int | None) -> Circuit:
+def _resolve_circuit(
+    circuit: Circuit | CircuitSpec | str | Path, n_qubits: int | None, n_layers: int | None
+) -> Circuit:
     if isinstance(circuit, Circuit):
         return circuit
     spec = circuit if isinstance(circuit, CircuitSpec) else load_spec(circuit)
@@ -177,10 +191,18 @@ def _bare_circuit(spec: CircuitSpec, n_qubits: int, n_layers: int) -> Circuit:
     return spec.build(n_qubits, n_layers, measure_qubits=range(n_qubits))
 
 
-def gradient_variance(circuit: Circuit | CircuitSpec | str | Path, n_qubits: int | None = None,
-                      n_layers: int | None = None, *, samples: int = 200, cost: str = "global",
-                      init: str = "uniform", inputs: str = "zero", seed: int = 0,
-                      max_batch: int | None = None) -> GradientVariance:
+def gradient_variance(
+    circuit: Circuit | CircuitSpec | str | Path,
+    n_qubits: int | None = None,
+    n_layers: int | None = None,
+    *,
+    samples: int = 200,
+    cost: str = "global",
+    init: str = "uniform",
+    inputs: str = "zero",
+    seed: int = 0,
+    max_batch: int | None = None,
+) -> GradientVariance:
     """Gradient variance of a bare circuit's ``cost`` over ``samples`` random initialisations.
 
     ``circuit`` is a compiled :class:`Circuit`, or an ansatz name / spec path / :class:`CircuitSpec` together
@@ -196,18 +218,41 @@ def gradient_variance(circuit: Circuit | CircuitSpec | str | Path, n_qubits: int
         raise ConfigError("layers", circuit.n_layers, f"{circuit.name} has no trainable parameters at this size")
     start = time.perf_counter()
     params = sample_parameters(circuit, samples, init=init, seed=seed)
-    costs, grads = circuit_gradients(circuit, params, cost=cost, features=circuit_features(circuit, inputs, seed),
-                                     max_batch=max_batch)
+    costs, grads = circuit_gradients(
+        circuit, params, cost=cost, features=circuit_features(circuit, inputs, seed), max_batch=max_batch
+    )
     var, var_se, mean_var, mean_se = variance_statistics(grads.numpy())
     return GradientVariance(
-        variance=var, variance_se=var_se, mean_gradient=grads.mean(0).numpy(), mean_variance=mean_var,
-        standard_error=mean_se, mean_cost=float(costs.mean()), n_samples=samples, n_params=circuit.n_params,
-        ansatz=circuit.name, n_qubits=circuit.n_qubits, n_layers=circuit.n_layers, cost=cost, init=init,
-        inputs=inputs, seed=int(seed), seconds=time.perf_counter() - start)
+        variance=var,
+        variance_se=var_se,
+        mean_gradient=grads.mean(0).numpy(),
+        mean_variance=mean_var,
+        standard_error=mean_se,
+        mean_cost=float(costs.mean()),
+        n_samples=samples,
+        n_params=circuit.n_params,
+        ansatz=circuit.name,
+        n_qubits=circuit.n_qubits,
+        n_layers=circuit.n_layers,
+        cost=cost,
+        init=init,
+        inputs=inputs,
+        seed=int(seed),
+        seconds=time.perf_counter() - start,
+    )
 
 
-def qnn_gradient_variance(model: nn.Module, x: Tensor, y: Tensor, *, samples: int = 100, init: str = "uniform",
-                          loss: str = "cross_entropy", seed: int = 0, max_batch: int = 32) -> GradientVariance:
+def qnn_gradient_variance(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    samples: int = 100,
+    init: str = "uniform",
+    loss: str = "cross_entropy",
+    seed: int = 0,
+    max_batch: int = 32,
+) -> GradientVariance:
     """Gradient variance of a PatchQNN's training loss on the fixed batch ``(x, y)`` over random circuit
     parameters (every patch re-drawn; other parameters kept). Components: the circuit parameters, flattened."""
     samples = _check_samples(samples)
@@ -222,7 +267,8 @@ def qnn_gradient_variance(model: nn.Module, x: Tensor, y: Tensor, *, samples: in
     n_patches = int(model.circuit_params.shape[0])
     thetas = objective.theta0.expand(samples, -1).clone()
     thetas[:, block] = sample_parameters(circuit, samples, init=init, seed=seed, n_patches=n_patches).reshape(
-        samples, -1)
+        samples, -1
+    )
 
     def loss_at(theta: Tensor) -> Tensor:
         out = functional_call(objective.model, (objective.unflatten(theta), objective.buffers), (objective.x,))
@@ -230,7 +276,7 @@ def qnn_gradient_variance(model: nn.Module, x: Tensor, y: Tensor, *, samples: in
 
     values, grads = [], []
     for lo in range(0, samples, max_batch):
-        group = thetas[lo:lo + max_batch]
+        group = thetas[lo : lo + max_batch]
         if objective.functorch:
             g, v = torch.func.vmap(torch.func.grad_and_value(loss_at))(group)
         else:  # PennyLane QNodes do not compose with torch.func: one point at a time
@@ -241,11 +287,24 @@ def qnn_gradient_variance(model: nn.Module, x: Tensor, y: Tensor, *, samples: in
     grads_np = torch.cat(grads).numpy()
     var, var_se, mean_var, mean_se = variance_statistics(grads_np)
     return GradientVariance(
-        variance=var, variance_se=var_se, mean_gradient=grads_np.mean(0), mean_variance=mean_var,
-        standard_error=mean_se, mean_cost=float(torch.cat(values).mean()), n_samples=samples,
-        n_params=int(grads_np.shape[1]), ansatz=circuit.name, n_qubits=circuit.n_qubits,
-        n_layers=circuit.n_layers, cost=f"loss:{objective.loss_name}", init=init, inputs="data", seed=int(seed),
-        n_patches=n_patches, seconds=time.perf_counter() - start)
+        variance=var,
+        variance_se=var_se,
+        mean_gradient=grads_np.mean(0),
+        mean_variance=mean_var,
+        standard_error=mean_se,
+        mean_cost=float(torch.cat(values).mean()),
+        n_samples=samples,
+        n_params=int(grads_np.shape[1]),
+        ansatz=circuit.name,
+        n_qubits=circuit.n_qubits,
+        n_layers=circuit.n_layers,
+        cost=f"loss:{objective.loss_name}",
+        init=init,
+        inputs="data",
+        seed=int(seed),
+        n_patches=n_patches,
+        seconds=time.perf_counter() - start,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- curves
@@ -260,14 +319,14 @@ class VarianceCurve:
     samples: int
     seed: int
     confidence: float
-    fit_from: int                 # smallest qubit count used in the fits
-    qubits: np.ndarray            # (nq,)
-    layers: np.ndarray            # (nl,)
-    mean_variance: np.ndarray     # (nl, nq)
-    standard_error: np.ndarray    # (nl, nq)
-    n_params: np.ndarray          # (nl, nq)
-    seconds: np.ndarray           # (nl, nq) wall time per cell
-    rate: np.ndarray              # (nl,) b in Var ~ exp(a - b n), per qubit
+    fit_from: int  # smallest qubit count used in the fits
+    qubits: np.ndarray  # (nq,)
+    layers: np.ndarray  # (nl,)
+    mean_variance: np.ndarray  # (nl, nq)
+    standard_error: np.ndarray  # (nl, nq)
+    n_params: np.ndarray  # (nl, nq)
+    seconds: np.ndarray  # (nl, nq) wall time per cell
+    rate: np.ndarray  # (nl,) b in Var ~ exp(a - b n), per qubit
     rate_se: np.ndarray
     rate_low: np.ndarray
     rate_high: np.ndarray
@@ -276,18 +335,29 @@ class VarianceCurve:
 
 
 def _int_list(field: str, values: Iterable[int], minimum: int) -> list[int]:
-    out = [check_positive_int(field, v, minimum=minimum) for v in (values if isinstance(values, Iterable)
-                                                                   else [values])]
+    out = [
+        check_positive_int(field, v, minimum=minimum) for v in (values if isinstance(values, Iterable) else [values])
+    ]
     if not out:
         raise ConfigError(field, values, "expected at least one value")
     return sorted(set(out))
 
 
-def variance_curve(ansatz: str | Path | CircuitSpec = "hea", qubits: Iterable[int] = range(2, 13),
-                   layers: Iterable[int] = (1, 5, 20), samples: int = 200, cost: str = "global", *,
-                   init: str = "uniform", inputs: str = "zero", seed: int = 0, fit_from: int | None = None,
-                   confidence: float = 0.95, max_batch: int | None = None,
-                   progress: bool = False) -> VarianceCurve:
+def variance_curve(
+    ansatz: str | Path | CircuitSpec = "hea",
+    qubits: Iterable[int] = range(2, 13),
+    layers: Iterable[int] = (1, 5, 20),
+    samples: int = 200,
+    cost: str = "global",
+    *,
+    init: str = "uniform",
+    inputs: str = "zero",
+    seed: int = 0,
+    fit_from: int | None = None,
+    confidence: float = 0.95,
+    max_batch: int | None = None,
+    progress: bool = False,
+) -> VarianceCurve:
     """Mean gradient variance against qubits for each layer count, with fitted exponential decay rates.
 
     Cell (layer i, qubit count j) draws its initialisations with seed ``seed + 7919 * (i * len(qubits) + j)``:
@@ -308,21 +378,45 @@ def variance_curve(ansatz: str | Path | CircuitSpec = "hea", qubits: Iterable[in
     mean_var, se, n_params, seconds = (np.zeros(shape) for _ in range(4))
     cells = [(i, j) for i in range(shape[0]) for j in range(shape[1])]
     for i, j in tqdm(cells, desc=f"gradvar {spec.name} {cost}", disable=not progress):
-        result = gradient_variance(_bare_circuit(spec, qubit_list[j], layer_list[i]), samples=samples, cost=cost,
-                                   init=init, inputs=inputs, seed=seed + 7919 * (i * shape[1] + j),
-                                   max_batch=max_batch)
+        result = gradient_variance(
+            _bare_circuit(spec, qubit_list[j], layer_list[i]),
+            samples=samples,
+            cost=cost,
+            init=init,
+            inputs=inputs,
+            seed=seed + 7919 * (i * shape[1] + j),
+            max_batch=max_batch,
+        )
         mean_var[i, j], se[i, j] = result.mean_variance, result.standard_error
         n_params[i, j], seconds[i, j] = result.n_params, result.seconds
     q = np.asarray(qubit_list)
-    fits = [fit_decay(q[q >= fit_from], mean_var[i, q >= fit_from], se[i, q >= fit_from], confidence=confidence)
-            for i in range(shape[0])]
+    fits = [
+        fit_decay(q[q >= fit_from], mean_var[i, q >= fit_from], se[i, q >= fit_from], confidence=confidence)
+        for i in range(shape[0])
+    ]
     column = lambda name: np.array([getattr(f, name) for f in fits])  # noqa: E731
     return VarianceCurve(
-        ansatz=spec.name, cost=cost, init=init, inputs=inputs, samples=samples, seed=int(seed),
-        confidence=float(confidence), fit_from=int(fit_from), qubits=q, layers=np.asarray(layer_list),
-        mean_variance=mean_var, standard_error=se, n_params=n_params.astype(int), seconds=seconds,
-        rate=column("rate"), rate_se=column("rate_se"), rate_low=column("rate_low"),
-        rate_high=column("rate_high"), intercept=column("intercept"), chi2_reduced=column("chi2_reduced"))
+        ansatz=spec.name,
+        cost=cost,
+        init=init,
+        inputs=inputs,
+        samples=samples,
+        seed=int(seed),
+        confidence=float(confidence),
+        fit_from=int(fit_from),
+        qubits=q,
+        layers=np.asarray(layer_list),
+        mean_variance=mean_var,
+        standard_error=se,
+        n_params=n_params.astype(int),
+        seconds=seconds,
+        rate=column("rate"),
+        rate_se=column("rate_se"),
+        rate_low=column("rate_low"),
+        rate_high=column("rate_high"),
+        intercept=column("intercept"),
+        chi2_reduced=column("chi2_reduced"),
+    )
 
 
 @dataclass(frozen=True)
@@ -339,27 +433,39 @@ class PatchVarianceCurve:
     aggregation: str
     image_shape: tuple
     n_images: int
-    patch_size: np.ndarray        # (m,)
-    stride: np.ndarray            # (m,)
-    n_patches: np.ndarray         # (m,)
-    mean_variance: np.ndarray     # (m,) mean per circuit-parameter component
-    standard_error: np.ndarray    # (m,)
-    n_params: np.ndarray          # (m,) circuit parameters in the model
-    seconds: np.ndarray           # (m,)
-    exponent: float               # c in Var ~ N^-c (weighted fit of log Var against log N)
+    patch_size: np.ndarray  # (m,)
+    stride: np.ndarray  # (m,)
+    n_patches: np.ndarray  # (m,)
+    mean_variance: np.ndarray  # (m,) mean per circuit-parameter component
+    standard_error: np.ndarray  # (m,)
+    n_params: np.ndarray  # (m,) circuit parameters in the model
+    seconds: np.ndarray  # (m,)
+    exponent: float  # c in Var ~ N^-c (weighted fit of log Var against log N)
     exponent_low: float
     exponent_high: float
-    intercept: float              # a in log Var = a - c log N
+    intercept: float  # a in log Var = a - c log N
 
 
 DIGITS_GRIDS = ((8, 8), (7, 1), (6, 1), (5, 1), (4, 1))  # (patch size, stride) on 8x8: N = 1, 4, 9, 16, 25
 
 
-def patch_variance(x: Tensor, y: Tensor, *, grids: Sequence[tuple[int, int]] = DIGITS_GRIDS,
-                   ansatz: str = "hea", n_qubits: int = 4, n_layers: int = 2, samples: int = 100,
-                   init: str = "uniform", loss: str = "cross_entropy", aggregation: str = "mean",
-                   seed: int = 0, confidence: float = 0.95, progress: bool = False,
-                   **model_kwargs) -> PatchVarianceCurve:
+def patch_variance(
+    x: Tensor,
+    y: Tensor,
+    *,
+    grids: Sequence[tuple[int, int]] = DIGITS_GRIDS,
+    ansatz: str = "hea",
+    n_qubits: int = 4,
+    n_layers: int = 2,
+    samples: int = 100,
+    init: str = "uniform",
+    loss: str = "cross_entropy",
+    aggregation: str = "mean",
+    seed: int = 0,
+    confidence: float = 0.95,
+    progress: bool = False,
+    **model_kwargs,
+) -> PatchVarianceCurve:
     """Gradient variance of a PatchQNN loss on images ``x (B, H, W)`` for each (patch size, stride) in ``grids``."""
     from qlandscape.models.qnn import PatchQNN
 
@@ -370,9 +476,21 @@ def patch_variance(x: Tensor, y: Tensor, *, grids: Sequence[tuple[int, int]] = D
     if x.ndim != 3:
         raise ConfigError("images", tuple(x.shape), "expected (B, H, W)")
     n_classes = max(2, int(y.max()) + 1)
-    models = [PatchQNN(tuple(x.shape[1:]), n_classes, ansatz=ansatz, n_qubits=n_qubits, n_layers=n_layers,
-                       patch_size=int(p), stride=int(s), aggregation=aggregation, seed=seed, **model_kwargs)
-              for p, s in grids]  # built first: a bad grid fails before any expensive work
+    models = [
+        PatchQNN(
+            tuple(x.shape[1:]),
+            n_classes,
+            ansatz=ansatz,
+            n_qubits=n_qubits,
+            n_layers=n_layers,
+            patch_size=int(p),
+            stride=int(s),
+            aggregation=aggregation,
+            seed=seed,
+            **model_kwargs,
+        )
+        for p, s in grids
+    ]  # built first: a bad grid fails before any expensive work
     rows = []
     for model in tqdm(models, desc="gradvar patches", disable=not progress):
         r = qnn_gradient_variance(model, x, y, samples=samples, init=init, loss=loss, seed=seed)
@@ -380,9 +498,25 @@ def patch_variance(x: Tensor, y: Tensor, *, grids: Sequence[tuple[int, int]] = D
     n_p, mv, se, npar, secs = (np.array(col) for col in zip(*rows))
     fit = fit_decay(np.log(n_p), mv, se, confidence=confidence)
     return PatchVarianceCurve(
-        ansatz=ansatz, n_qubits=n_qubits, n_layers=n_layers, loss=str(loss), init=init, samples=samples,
-        seed=int(seed), aggregation=aggregation, image_shape=tuple(int(s) for s in x.shape[1:]),
-        n_images=int(x.shape[0]), patch_size=np.array([g[0] for g in grids]), stride=np.array([g[1] for g in grids]),
-        n_patches=n_p.astype(int), mean_variance=mv, standard_error=se, n_params=npar.astype(int), seconds=secs,
-        exponent=fit.rate, exponent_low=fit.rate_low, exponent_high=fit.rate_high,
-        intercept=fit.intercept)
+        ansatz=ansatz,
+        n_qubits=n_qubits,
+        n_layers=n_layers,
+        loss=str(loss),
+        init=init,
+        samples=samples,
+        seed=int(seed),
+        aggregation=aggregation,
+        image_shape=tuple(int(s) for s in x.shape[1:]),
+        n_images=int(x.shape[0]),
+        patch_size=np.array([g[0] for g in grids]),
+        stride=np.array([g[1] for g in grids]),
+        n_patches=n_p.astype(int),
+        mean_variance=mv,
+        standard_error=se,
+        n_params=npar.astype(int),
+        seconds=secs,
+        exponent=fit.rate,
+        exponent_low=fit.rate_low,
+        exponent_high=fit.rate_high,
+        intercept=fit.intercept,
+    )

@@ -9,11 +9,13 @@ running statistics recorded during training. Those statistics belong to one para
 measured loss. :func:`recompute_bn_statistics` gives a copy of the model whose statistics are recomputed at θ on
 some inputs, and :func:`interpolate_with_bn_reset` uses it at every point of a straight line.
 """
+
 from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,8 +81,17 @@ class MLP(_Seeded):
         seed: seeds the initialisation through a local RNG context (the global RNG state is left as it was).
     """
 
-    def __init__(self, in_shape: Sequence[int], n_classes: int, width: int = 32, depth: int = 2,
-                 activation: str = "relu", dropout: float = 0.0, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        n_classes: int,
+        width: int = 32,
+        depth: int = 2,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        *,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.in_shape = _in_shape(in_shape)
         _check_classes(n_classes)
@@ -122,9 +133,17 @@ class CNN(_Seeded):
         seed: seeds the initialisation through a local RNG context.
     """
 
-    def __init__(self, in_shape: Sequence[int], n_classes: int, channels: Sequence[int] = (8, 16),
-                 batch_norm: bool = False, dropout: float = 0.0, activation: str = "relu", *,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        n_classes: int,
+        channels: Sequence[int] = (8, 16),
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        *,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.in_shape = _in_shape(in_shape)
         _check_classes(n_classes)
@@ -149,8 +168,11 @@ class CNN(_Seeded):
                     h, w = h // 2, w // 2
                 c_in = c
             self.features = nn.Sequential(*blocks)
-            self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
-                                      nn.Linear(c_in * h * w, n_classes, dtype=torch.float64))
+            self.head = nn.Sequential(
+                nn.Flatten(),
+                nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+                nn.Linear(c_in * h * w, n_classes, dtype=torch.float64),
+            )
         self.feature_shape = (c_in, h, w)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -161,17 +183,30 @@ def build_classical(config: Any, image_shape: Sequence[int], n_classes: int) -> 
     """The MLP or CNN a :class:`~qlandscape.config.RunConfig` describes (``model = "mlp"`` or ``"cnn"``)."""
     check_choice("model", config.model, ("mlp", "cnn"))
     if config.model == "mlp":
-        return MLP(image_shape, n_classes, width=config.width, depth=config.depth, activation=config.activation,
-                   dropout=config.dropout, seed=config.seed)
-    return CNN(image_shape, n_classes, channels=tuple(config.channels), batch_norm=config.batch_norm,
-               dropout=config.dropout, activation=config.activation, seed=config.seed)
+        return MLP(
+            image_shape,
+            n_classes,
+            width=config.width,
+            depth=config.depth,
+            activation=config.activation,
+            dropout=config.dropout,
+            seed=config.seed,
+        )
+    return CNN(
+        image_shape,
+        n_classes,
+        channels=tuple(config.channels),
+        batch_norm=config.batch_norm,
+        dropout=config.dropout,
+        activation=config.activation,
+        seed=config.seed,
+    )
 
 
 # ------------------------------------------------------------------------------------------------- batch norm
 def batch_norm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     """The model's batch-norm layers that track running statistics."""
-    return [m for m in model.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
 
 def has_batch_norm(model: nn.Module) -> bool:
@@ -179,8 +214,9 @@ def has_batch_norm(model: nn.Module) -> bool:
     return bool(batch_norm_layers(model))
 
 
-def recompute_bn_statistics(model: nn.Module, theta: Tensor | np.ndarray | None, x: Tensor, *,
-                            batch_size: int | None = None) -> nn.Module:
+def recompute_bn_statistics(
+    model: nn.Module, theta: Tensor | np.ndarray | None, x: Tensor, *, batch_size: int | None = None
+) -> nn.Module:
     """A float64 copy of ``model`` with parameters θ and batch-norm running statistics recomputed on ``x``.
 
     The statistics are reset and accumulated in one pass over ``x`` without gradients, as the average of the
@@ -192,8 +228,7 @@ def recompute_bn_statistics(model: nn.Module, theta: Tensor | np.ndarray | None,
     x = torch.as_tensor(x)
     if x.shape[0] == 0:
         raise ConfigError("x", tuple(x.shape), "expected at least one input for the statistics")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError("batch_size", batch_size, "expected a positive integer or None")
     out = copy.deepcopy(model).to(torch.float64)
     if theta is not None:
@@ -216,7 +251,7 @@ def recompute_bn_statistics(model: nn.Module, theta: Tensor | np.ndarray | None,
     seen = 0
     with torch.no_grad():
         for start in range(0, x.shape[0], size):
-            batch = x[start:start + size]
+            batch = x[start : start + size]
             # momentum b / (seen + b) makes the running values the sample-weighted mean of the batch statistics
             for m in layers:
                 m.momentum = batch.shape[0] / (seen + batch.shape[0])
@@ -227,10 +262,18 @@ def recompute_bn_statistics(model: nn.Module, theta: Tensor | np.ndarray | None,
     return out.eval()
 
 
-def interpolate_with_bn_reset(objective: Any, theta_a: Tensor | np.ndarray, theta_b: Tensor | np.ndarray,
-                              x_stats: Tensor, n_points: int = 25, *, batch_size: int | None = None,
-                              eval_objectives: Mapping[str, Any] | None = None, split: str = "train",
-                              progress: bool = False) -> Any:
+def interpolate_with_bn_reset(
+    objective: Any,
+    theta_a: Tensor | np.ndarray,
+    theta_b: Tensor | np.ndarray,
+    x_stats: Tensor,
+    n_points: int = 25,
+    *,
+    batch_size: int | None = None,
+    eval_objectives: Mapping[str, Any] | None = None,
+    split: str = "train",
+    progress: bool = False,
+) -> Any:
     """Straight-line interpolation where each point's batch-norm statistics are recomputed on ``x_stats``.
 
     Each point θ(t) = θ_a + t (θ_b − θ_a) is evaluated on the Objective's data (and on each of
@@ -240,15 +283,18 @@ def interpolate_with_bn_reset(objective: Any, theta_a: Tensor | np.ndarray, thet
     """
     from tqdm.auto import tqdm
 
-    from qlandscape.metrics.landscape.connectivity import Interpolation, barrier_location, loss_barrier
     from qlandscape.core.objective import Objective
+    from qlandscape.metrics.landscape.connectivity import Interpolation, barrier_location, loss_barrier
 
     n_points = check_positive_int("n_points", n_points, minimum=3)
     splits = {split: objective, **dict(eval_objectives or {})}
     for name, obj in splits.items():
         if not isinstance(obj, Objective) or obj.n_params != objective.n_params:
-            raise ConfigError(f"eval_objectives[{name!r}]", obj,
-                              f"expected an Objective over the same {objective.n_params} parameters")
+            raise ConfigError(
+                f"eval_objectives[{name!r}]",
+                obj,
+                f"expected an Objective over the same {objective.n_params} parameters",
+            )
     theta_a, theta_b = objective.as_theta(theta_a), objective.as_theta(theta_b)
     ts = np.linspace(0.0, 1.0, n_points)
     losses, errors = np.zeros((len(splits), n_points)), np.zeros((len(splits), n_points))
@@ -260,11 +306,16 @@ def interpolate_with_bn_reset(objective: Any, theta_a: Tensor | np.ndarray, thet
             losses[s, i] = float(point.loss(theta))
             errors[s, i] = point.error(theta)
     return Interpolation(
-        ts=ts, losses=losses, errors=errors,
+        ts=ts,
+        losses=losses,
+        errors=errors,
         loss_barriers=np.array([loss_barrier(ts, row) for row in losses]),
         error_barriers=np.array([loss_barrier(ts, row) for row in errors]),
         loss_barrier_ts=np.array([barrier_location(ts, row) for row in losses]),
         error_barrier_ts=np.array([barrier_location(ts, row) for row in errors]),
-        splits=tuple(splits), distance=float(torch.linalg.norm(theta_b - theta_a)),
-        loss_name=str(objective.loss_name), label_a="θ_a (BN reset)", label_b="θ_b (BN reset)",
+        splits=tuple(splits),
+        distance=float(torch.linalg.norm(theta_b - theta_a)),
+        loss_name=str(objective.loss_name),
+        label_a="θ_a (BN reset)",
+        label_b="θ_b (BN reset)",
     )

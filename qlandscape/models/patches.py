@@ -27,21 +27,21 @@ Feature reduction (``feature_map``), the same rule for every patch:
 The map is linear: ``features[b, p, f] = sum_j x.reshape(B, -1)[b, j] * A[p, f, j]``, so it sits inside a model
 and differentiates (``patch_features`` works on torch tensors).
 """
+
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from qlandscape.core.errors import ConfigError, require
 
-__all__ = ["PatchGrid", "patch_grid", "feature_map", "extract_patches", "patch_features", "coverage",
-           "pooling_shape"]
+__all__ = ["PatchGrid", "patch_grid", "feature_map", "extract_patches", "patch_features", "coverage", "pooling_shape"]
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,12 @@ class PatchGrid:
         (h, w), (ph, pw) = self.image_shape, self.patch_shape
         require(len(self.positions) > 0, "positions", self.positions, "expected at least one patch")
         for r, c in self.positions:
-            require(0 <= r <= h - ph and 0 <= c <= w - pw, "patch position", (r, c),
-                    f"a {ph}x{pw} patch must lie inside the {h}x{w} image")
+            require(
+                0 <= r <= h - ph and 0 <= c <= w - pw,
+                "patch position",
+                (r, c),
+                f"a {ph}x{pw} patch must lie inside the {h}x{w} image",
+            )
 
     @property
     def n_patches(self) -> int:
@@ -73,8 +77,12 @@ class PatchGrid:
 def _pair(field: str, value: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
         pair = (int(value), int(value))
-    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2 and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in value):
+    elif (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in value)
+    ):
         pair = (int(value[0]), int(value[1]))
     else:
         raise ConfigError(field, value, "expected a positive integer or a pair of positive integers")
@@ -89,8 +97,9 @@ def _spaced(count: int, span: int) -> list[int]:
     return [math.floor(i * span / (count - 1) + 0.5) for i in range(count)]
 
 
-def _closest_factorisation(n: int, max_rows: int, max_cols: int, target: tuple[int, int],
-                           covers=lambda r, c: False) -> tuple[int, int] | None:
+def _closest_factorisation(
+    n: int, max_rows: int, max_cols: int, target: tuple[int, int], covers=lambda r, c: False
+) -> tuple[int, int] | None:
     """``rows x cols = n`` within the bounds, preferring covering ones, then rows:cols closest to
     ``target[0]:target[1]`` (compared exactly, as the ratio of the larger to the smaller), then fewer rows."""
     options = [(r, n // r) for r in range(1, n + 1) if n % r == 0 and r <= max_rows and n // r <= max_cols]
@@ -132,14 +141,19 @@ def patch_grid(
         raise ConfigError("n_patches", n_patches, "expected a positive integer")
     n_patches = int(n_patches)
     if n_patches > rows_max * cols_max:
-        raise ConfigError("n_patches", n_patches, f"a {h}x{w} image has only {rows_max * cols_max} positions "
-                                                  f"for a {ph}x{pw} patch")
-    shape = _closest_factorisation(n_patches, rows_max, cols_max, (rows_max, cols_max),
-                                   covers=lambda r, c: (r * ph >= h) and (c * pw >= w))
+        raise ConfigError(
+            "n_patches", n_patches, f"a {h}x{w} image has only {rows_max * cols_max} positions for a {ph}x{pw} patch"
+        )
+    shape = _closest_factorisation(
+        n_patches, rows_max, cols_max, (rows_max, cols_max), covers=lambda r, c: (r * ph >= h) and (c * pw >= w)
+    )
     if shape is None:
-        raise ConfigError("n_patches", n_patches,
-                          f"no rows x cols factorisation fits the {rows_max}x{cols_max} corner positions of a "
-                          f"{ph}x{pw} patch in a {h}x{w} image")
+        raise ConfigError(
+            "n_patches",
+            n_patches,
+            f"no rows x cols factorisation fits the {rows_max}x{cols_max} corner positions of a "
+            f"{ph}x{pw} patch in a {h}x{w} image",
+        )
     rows, cols = _spaced(shape[0], h - ph), _spaced(shape[1], w - pw)
     steps = [set(np.diff(axis).tolist()) for axis in (rows, cols)]
     regular = all(len(s) == 1 for s in steps)
@@ -158,16 +172,22 @@ def pooling_shape(patch_shape: Sequence[int], n_features: int) -> tuple[int, int
     ph, pw = (int(v) for v in patch_shape)
     n_features = _check_n_features(n_features)
     if ph * pw < n_features:
-        raise ConfigError("n_features", n_features,
-                          f"the circuit needs {n_features} features but a {ph}x{pw} patch has only {ph * pw} "
-                          f"pixels; use a larger patch or fewer qubits")
+        raise ConfigError(
+            "n_features",
+            n_features,
+            f"the circuit needs {n_features} features but a {ph}x{pw} patch has only {ph * pw} "
+            f"pixels; use a larger patch or fewer qubits",
+        )
     if ph * pw == n_features:
         return ph, pw
     shape = _closest_factorisation(n_features, ph, pw, (ph, pw))
     if shape is None:
-        raise ConfigError("n_features", n_features,
-                          f"cannot average-pool a {ph}x{pw} patch onto fh x fw = {n_features} features with "
-                          f"fh <= {ph} and fw <= {pw}; choose a feature count with such a factorisation")
+        raise ConfigError(
+            "n_features",
+            n_features,
+            f"cannot average-pool a {ph}x{pw} patch onto fh x fw = {n_features} features with "
+            f"fh <= {ph} and fw <= {pw}; choose a feature count with such a factorisation",
+        )
     return shape
 
 
@@ -175,6 +195,7 @@ def pooling_shape(patch_shape: Sequence[int], n_features: int) -> tuple[int, int
 def _feature_map_cached(grid: PatchGrid, n_features: int) -> np.ndarray:
     (h, w), (ph, pw) = grid.image_shape, grid.patch_shape
     fh, fw = pooling_shape((ph, pw), n_features)
+
     # Pooling matrix for one patch: (fh*fw, ph*pw), bins as in AdaptiveAvgPool2d.
     def bins(size: int, out: int) -> list[tuple[int, int]]:
         return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
@@ -186,7 +207,7 @@ def _feature_map_cached(grid: PatchGrid, n_features: int) -> np.ndarray:
     local = local.reshape(fh * fw, ph, pw)
     out = np.zeros((grid.n_patches, fh * fw, h, w))
     for p, (r, c) in enumerate(grid.positions):
-        out[p, :, r:r + ph, c:c + pw] = local
+        out[p, :, r : r + ph, c : c + pw] = local
     out = out.reshape(grid.n_patches, fh * fw, h * w)
     out.flags.writeable = False
     return out
@@ -199,8 +220,7 @@ def feature_map(grid: PatchGrid, n_features: int) -> np.ndarray:
 
 def _check_images(x, grid: PatchGrid) -> None:
     if x.ndim != 3 or tuple(x.shape[1:]) != tuple(grid.image_shape):
-        raise ConfigError("images shape", tuple(x.shape), f"expected (B, {grid.image_shape[0]}, "
-                                                          f"{grid.image_shape[1]})")
+        raise ConfigError("images shape", tuple(x.shape), f"expected (B, {grid.image_shape[0]}, {grid.image_shape[1]})")
 
 
 def extract_patches(x: np.ndarray | torch.Tensor, grid: PatchGrid) -> np.ndarray | torch.Tensor:
@@ -208,7 +228,7 @@ def extract_patches(x: np.ndarray | torch.Tensor, grid: PatchGrid) -> np.ndarray
     _check_images(x, grid)
     (h, w), (ph, pw) = grid.image_shape, grid.patch_shape
     corners = np.array([r * w + c for r, c in grid.positions])
-    offsets = (np.arange(ph)[:, None] * w + np.arange(pw)[None, :])
+    offsets = np.arange(ph)[:, None] * w + np.arange(pw)[None, :]
     index = corners[:, None, None] + offsets[None]
     flat = x.reshape(x.shape[0], h * w)
     if isinstance(x, torch.Tensor):
@@ -232,5 +252,5 @@ def coverage(grid: PatchGrid) -> np.ndarray:
     counts = np.zeros(grid.image_shape, dtype=np.int64)
     ph, pw = grid.patch_shape
     for r, c in grid.positions:
-        counts[r:r + ph, c:c + pw] += 1
+        counts[r : r + ph, c : c + pw] += 1
     return counts

@@ -13,21 +13,22 @@ Aggregation of the patch outputs into class logits (``aggregation``):
 An optional learned positional bias (``positional_bias=True``, an ``(H, W)`` image initialised at zero) is added to
 every image before the patches are cut, shared by all patches (as in Kawase 2025).
 """
+
 from __future__ import annotations
 
 import copy
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from qlandscape.sim.backends import Backend, make_backend
-from qlandscape.sim.circuits import Circuit, build_circuit
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, is_finite_number
 from qlandscape.models.patches import PatchGrid, feature_map, patch_grid
+from qlandscape.sim.backends import Backend, make_backend
+from qlandscape.sim.circuits import Circuit, build_circuit
 
 AGGREGATIONS = ("mean", "linear")
 
@@ -91,13 +92,17 @@ class PatchQNN(nn.Module):
         if not is_finite_number(encoding_scale):
             raise ConfigError("encoding_scale", encoding_scale, "expected a finite number")
         self.backend = backend if isinstance(backend, Backend) else make_backend(backend, device=device)
-        self.circuit: Circuit = build_circuit(ansatz, n_qubits, n_layers, observables=observables,
-                                              measure_qubits=measure_qubits)
+        self.circuit: Circuit = build_circuit(
+            ansatz, n_qubits, n_layers, observables=observables, measure_qubits=measure_qubits
+        )
         self.grid: PatchGrid = patch_grid(tuple(image_shape), patch_size, stride=stride, n_patches=n_patches)
         if aggregation == "mean" and self.circuit.n_outputs < n_classes:
-            raise ConfigError("aggregation", aggregation,
-                              f"the 'mean' rule needs at least n_classes={n_classes} observables but the circuit "
-                              f"measures {self.circuit.n_outputs}; use aggregation='linear' or more observables")
+            raise ConfigError(
+                "aggregation",
+                aggregation,
+                f"the 'mean' rule needs at least n_classes={n_classes} observables but the circuit "
+                f"measures {self.circuit.n_outputs}; use aggregation='linear' or more observables",
+            )
         self.image_shape = tuple(int(s) for s in image_shape)
         self.n_classes = n_classes
         self.aggregation = aggregation
@@ -113,10 +118,10 @@ class PatchQNN(nn.Module):
             bound = 1 / math.sqrt(self.circuit.n_outputs)
             self.head = nn.Linear(self.circuit.n_outputs, n_classes, dtype=torch.float64)
             with torch.no_grad():
-                self.head.weight.copy_((2 * torch.rand(self.head.weight.shape, generator=generator,
-                                                       dtype=torch.float64) - 1) * bound)
-                self.head.bias.copy_((2 * torch.rand(n_classes, generator=generator, dtype=torch.float64) - 1)
-                                     * bound)
+                self.head.weight.copy_(
+                    (2 * torch.rand(self.head.weight.shape, generator=generator, dtype=torch.float64) - 1) * bound
+                )
+                self.head.bias.copy_((2 * torch.rand(n_classes, generator=generator, dtype=torch.float64) - 1) * bound)
         else:
             self.head = None
         fmap = feature_map(self.grid, self.circuit.n_features)
@@ -139,15 +144,15 @@ class PatchQNN(nn.Module):
         """Bytes of state vectors that one parameter point costs :meth:`forward_points` on ``n_samples`` images:
         one 2**n-amplitude state per (sample, patch) in the engine's dtype (what sizes groups of grid points)."""
         itemsize = torch.empty((), dtype=self.backend.dtype).element_size()
-        return int(n_samples) * self.n_patches * 2 ** self.circuit.n_qubits * itemsize
+        return int(n_samples) * self.n_patches * 2**self.circuit.n_qubits * itemsize
 
-    def with_backend(self, backend: str | Backend) -> "PatchQNN":
+    def with_backend(self, backend: str | Backend) -> PatchQNN:
         """A copy of this model (same parameters) running on another backend."""
         clone = copy.deepcopy(self)
         clone.backend = backend if isinstance(backend, Backend) else make_backend(backend)
         return clone
 
-    def with_diff_method(self, diff_method: str) -> "PatchQNN":
+    def with_diff_method(self, diff_method: str) -> PatchQNN:
         """A copy differentiating its circuits by ``diff_method`` (e.g. ``"parameter-shift"`` for a
         hardware-faithful Hessian on a PennyLane device)."""
         if self.backend.is_engine:
@@ -158,16 +163,18 @@ class PatchQNN(nn.Module):
         """Per-patch circuit inputs ``(B, P, n_features)`` for images ``x (B, H, W)``."""
         # (B, 1, H, W) is one channel; anything else would be mis-flattened into the pixel axis
         if not (x.ndim == 3 or x.ndim == 4 and x.shape[1] == 1) or x.shape[-2:] != self.image_shape:
-            raise ConfigError("images shape", tuple(x.shape), f"expected (B, {self.image_shape[0]}, "
-                                                              f"{self.image_shape[1]}) or (B, 1, H, W)")
+            raise ConfigError(
+                "images shape",
+                tuple(x.shape),
+                f"expected (B, {self.image_shape[0]}, {self.image_shape[1]}) or (B, 1, H, W)",
+            )
         if self.position_bias is not None:
             x = x + self.position_bias
         return apply_feature_map(x.reshape(x.shape[0], -1), self.patch_map)
 
     def patch_outputs(self, x: Tensor) -> Tensor:
         """Expectations of every patch circuit ``(B, P, n_observables)``."""
-        return self.backend.expectations(self.circuit, self.circuit_params, self.features(x),
-                                         scale=self.encoding_scale)
+        return self.backend.expectations(self.circuit, self.circuit_params, self.features(x), scale=self.encoding_scale)
 
     def forward(self, x: Tensor) -> Tensor:
         pooled = self.patch_outputs(x).mean(dim=-2)
@@ -194,6 +201,8 @@ class PatchQNN(nn.Module):
         return self.output_scale * pooled
 
     def extra_repr(self) -> str:
-        return (f"ansatz={self.circuit.name}, qubits={self.circuit.n_qubits}, layers={self.circuit.n_layers}, "
-                f"patches={self.n_patches}, params/circuit={self.circuit.n_params}, backend={self.backend.name}, "
-                f"aggregation={self.aggregation}")
+        return (
+            f"ansatz={self.circuit.name}, qubits={self.circuit.n_qubits}, layers={self.circuit.n_layers}, "
+            f"patches={self.n_patches}, params/circuit={self.circuit.n_params}, backend={self.backend.name}, "
+            f"aggregation={self.aggregation}"
+        )

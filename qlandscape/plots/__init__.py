@@ -1,4 +1,5 @@
 """Figures. Each function takes result objects (and optionally an existing ``Axes``) and returns the Figure."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Figures for linear mode connectivity: the loss/error along an interpolation path, with the barrier marked."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,16 +29,30 @@ def plot_interpolation(result: Interpolation, ax: Axes | None = None) -> Figure:
     if np.isfinite(barrier):
         i = int(np.argmin(np.abs(ts - t_star)))
         if barrier > 0:
-            ax.annotate("", xy=(t_star, first[i]), xytext=(t_star, baseline[i]),
-                        arrowprops=dict(arrowstyle="<->", color="tab:red", lw=1.5))
-        ax.text(0.02, 0.97, f"{result.splits[0]}: loss barrier {barrier:.3g} at t = {t_star:.2f}\n"
-                f"error barrier {result.error_barrier:.3g} at t = {float(result.error_barrier_ts[0]):.2f}",
-                transform=ax.transAxes, va="top", fontsize="small",
-                bbox=dict(boxstyle="round", facecolor="white", alpha=0.8))
-    ax.set_xlabel(f"t  (0: {result.label_a}, 1: {result.label_b}; ‖{result.label_b} − {result.label_a}‖ = "
-                  f"{result.distance:.3g})")
+            ax.annotate(
+                "",
+                xy=(t_star, first[i]),
+                xytext=(t_star, baseline[i]),
+                arrowprops=dict(arrowstyle="<->", color="tab:red", lw=1.5),
+            )
+        ax.text(
+            0.02,
+            0.97,
+            f"{result.splits[0]}: loss barrier {barrier:.3g} at t = {t_star:.2f}\n"
+            f"error barrier {result.error_barrier:.3g} at t = {float(result.error_barrier_ts[0]):.2f}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize="small",
+            bbox=dict(boxstyle="round", facecolor="white", alpha=0.8),
+        )
+    ax.set_xlabel(
+        f"t  (0: {result.label_a}, 1: {result.label_b}; ‖{result.label_b} − {result.label_a}‖ = {result.distance:.3g})"
+    )
     label_loss_and_error(ax, twin, result.loss_name)
     splits = ", ".join(result.splits)
-    ax.set_title(f"Linear interpolation {result.label_a} → {result.label_b}: {loss_label(result.loss_name)} and "
-                 f"error, {splits} split{'s' if len(result.splits) > 1 else ''}", fontsize="medium")
+    ax.set_title(
+        f"Linear interpolation {result.label_a} → {result.label_b}: {loss_label(result.loss_name)} and "
+        f"error, {splits} split{'s' if len(result.splits) > 1 else ''}",
+        fontsize="medium",
+    )
     return fig

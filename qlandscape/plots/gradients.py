@@ -2,15 +2,15 @@
 
 Each function takes result objects (and optionally an existing ``Axes``) and returns the Figure.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.plots import axes_or_new
-
 from qlandscape.metrics.gradients import PatchVarianceCurve, VarianceCurve
+from qlandscape.plots import axes_or_new
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (5.5, 4.2)) -> Axes:
@@ -36,8 +36,9 @@ def plot_variance_curve(curve: VarianceCurve, ax: Axes | None = None) -> Figure:
         label = f"L={int(layers)}"
         if np.isfinite(rate):
             label += f": b={rate:.3f} [{low:.3f}, {high:.3f}]"
-        bars = ax.errorbar(q[shown], v[shown], yerr=_error_bars(v[shown], se[shown]), marker="o", ms=4,
-                           capsize=3, lw=1.2, label=label)
+        bars = ax.errorbar(
+            q[shown], v[shown], yerr=_error_bars(v[shown], se[shown]), marker="o", ms=4, capsize=3, lw=1.2, label=label
+        )
         if np.isfinite(rate) and fit_q.size:
             grid = np.linspace(fit_q.min(), fit_q.max(), 50)
             ax.plot(grid, np.exp(curve.intercept[i] - rate * grid), ls="--", lw=1, color=bars[0].get_color())
@@ -59,23 +60,44 @@ def plot_patch_variance(result: PatchVarianceCurve, ax: Axes | None = None, *, s
     n = np.asarray(result.n_patches, dtype=float)
     v, se = np.asarray(result.mean_variance), np.asarray(result.standard_error)
     shown = v > 0
-    bars = ax.errorbar(n[shown], v[shown], yerr=_error_bars(v[shown], se[shown]), marker="o", ms=4, capsize=3,
-                       lw=1.2, label="measured")
+    bars = ax.errorbar(
+        n[shown], v[shown], yerr=_error_bars(v[shown], se[shown]), marker="o", ms=4, capsize=3, lw=1.2, label="measured"
+    )
     if np.isfinite(result.exponent) and shown.sum() >= 2:
         grid = np.geomspace(n.min(), n.max(), 50)
-        ax.plot(grid, np.exp(result.intercept) * grid ** -result.exponent, ls="--", lw=1, color=bars[0].get_color(),
-                label=f"fit: N^-c, c={result.exponent:.2f} [{result.exponent_low:.2f}, {result.exponent_high:.2f}]")
+        ax.plot(
+            grid,
+            np.exp(result.intercept) * grid**-result.exponent,
+            ls="--",
+            lw=1,
+            color=bars[0].get_color(),
+            label=f"fit: N^-c, c={result.exponent:.2f} [{result.exponent_low:.2f}, {result.exponent_high:.2f}]",
+        )
     if show_scaled:
-        ax.errorbar(n[shown], n[shown] ** 2 * v[shown], yerr=n[shown] ** 2 * _error_bars(v[shown], se[shown]),
-                    marker="s", ms=4, mfc="none", capsize=3, lw=1, ls=":", color="0.4", label="N² × measured")
+        ax.errorbar(
+            n[shown],
+            n[shown] ** 2 * v[shown],
+            yerr=n[shown] ** 2 * _error_bars(v[shown], se[shown]),
+            marker="s",
+            ms=4,
+            mfc="none",
+            capsize=3,
+            lw=1,
+            ls=":",
+            color="0.4",
+            label="N² × measured",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(n)
     ax.set_xticklabels([str(int(k)) for k in n])
     ax.set_xlabel("patches N")
     ax.set_ylabel("mean Var[∂L/∂θ_k] (circuit parameters)")
-    ax.set_title(f"PatchQNN {result.ansatz}, {result.n_qubits} qubits, L={result.n_layers}, "
-                 f"{result.aggregation} aggregation, {result.samples} samples", fontsize=9)
+    ax.set_title(
+        f"PatchQNN {result.ansatz}, {result.n_qubits} qubits, L={result.n_layers}, "
+        f"{result.aggregation} aggregation, {result.samples} samples",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     return ax.figure

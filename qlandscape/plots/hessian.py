@@ -2,19 +2,17 @@
 
 Each function takes result objects (and optionally an existing ``Axes``) and returns the Figure.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.plots import axes_or_new as _axes
-
-from qlandscape.metrics.curvature.hessian import DenseSpectrum, TrajectoryCurvature
 from qlandscape.metrics.curvature.eigensolvers import EigenResult
+from qlandscape.metrics.curvature.hessian import DenseSpectrum, TrajectoryCurvature
 from qlandscape.metrics.curvature.spectral_density import SpectralDensity
-
-
+from qlandscape.plots import axes_or_new as _axes
 
 
 def _linthresh(values: np.ndarray) -> float:
@@ -61,8 +59,11 @@ def plot_density(density: SpectralDensity, ax: Axes | None = None, log: bool = T
     ax.axvline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("eigenvalue λ")
     ax.set_ylabel("density ρ(λ)" + (" (log)" if log else ""))
-    source = (f"exact: all {density.n_params} eigenvalues" if density.probe == "exact" else
-              f"SLQ: {density.n_starts} starts × {density.lanczos_steps} steps")
+    source = (
+        f"exact: all {density.n_params} eigenvalues"
+        if density.probe == "exact"
+        else f"SLQ: {density.n_starts} starts × {density.lanczos_steps} steps"
+    )
     ax.set_title(f"Hessian spectral density ({source}, σ = {density.sigma:.2g})", fontsize="medium")
     return ax.figure
 
@@ -78,8 +79,14 @@ def plot_curvature_over_training(curvature: TrajectoryCurvature, ax: Axes | None
     right = ax.twinx()
     lines += right.plot(t, curvature.trace, color="C2", marker="^", markersize=3, label="trace")
     if np.any(curvature.trace_stderr > 0):
-        right.fill_between(t, curvature.trace - curvature.trace_stderr, curvature.trace + curvature.trace_stderr,
-                           color="C2", alpha=0.2, linewidth=0)
+        right.fill_between(
+            t,
+            curvature.trace - curvature.trace_stderr,
+            curvature.trace + curvature.trace_stderr,
+            color="C2",
+            alpha=0.2,
+            linewidth=0,
+        )
     right.set_ylabel("trace tr(H)" + (" (Hutchinson ± s.e.)" if np.any(curvature.trace_stderr > 0) else ""))
     ax.legend(lines, [line.get_label() for line in lines], loc="best")
     ax.set_title(f"Hessian curvature over training ({curvature.method}, P = {curvature.n_params})")

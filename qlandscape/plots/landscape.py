@@ -4,6 +4,7 @@ Every function takes a result object (:class:`~qlandscape.landscape.Slice1D` / `
 Axes, and returns the Figure. Titles say what was plotted: the quantity, the data split, the direction kind and
 its normalisation. 2-D grids are (len(betas), len(alphas)): α on the x axis, β on the y axis.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -19,11 +20,14 @@ from qlandscape.core.errors import ConfigError, check_choice
 from qlandscape.metrics.landscape.slices import Slice1D, Slice2D, _split_index
 from qlandscape.plots import save_figure  # noqa: F401  (re-exported: figures are saved from here too)
 
-__all__ = ["describe_directions", "plot_contour", "plot_slice_1d", "plot_surface", "plot_trajectory",
-           "save_figure"]
+__all__ = ["describe_directions", "plot_contour", "plot_slice_1d", "plot_surface", "plot_trajectory", "save_figure"]
 
-_NORM_TEXT = {"filter": "filter-normalised", "patch": "patch-normalised", "layer": "layer-normalised",
-              "none": "unnormalised"}
+_NORM_TEXT = {
+    "filter": "filter-normalised",
+    "patch": "patch-normalised",
+    "layer": "layer-normalised",
+    "none": "unnormalised",
+}
 QUANTITIES = ("loss", "error", "accuracy")
 
 
@@ -33,8 +37,9 @@ def loss_label(loss_name: str) -> str:
     return f"{name} loss"
 
 
-def describe_directions(direction_kind: str, normalization: str, *, plural: bool = True,
-                        explained_variance_ratio: np.ndarray | None = None) -> str:
+def describe_directions(
+    direction_kind: str, normalization: str, *, plural: bool = True, explained_variance_ratio: np.ndarray | None = None
+) -> str:
     """E.g. ``random directions, filter-normalised`` or ``PCA plane of the trajectory (PC1 61%, PC2 22% of var.)``."""
     s = "s" if plural else ""
     if direction_kind == "pca":
@@ -43,8 +48,11 @@ def describe_directions(direction_kind: str, normalization: str, *, plural: bool
         if np.all(np.isfinite(evr)):
             text += f" (PC1 {100 * evr[0]:.1f}%, PC2 {100 * evr[1]:.1f}% of variance)"
         return text
-    base = {"random": f"random direction{s}", "hessian": f"top Hessian eigenvector{s}",
-            "custom": f"given direction{s}"}.get(direction_kind, f"{direction_kind} direction{s}")
+    base = {
+        "random": f"random direction{s}",
+        "hessian": f"top Hessian eigenvector{s}",
+        "custom": f"given direction{s}",
+    }.get(direction_kind, f"{direction_kind} direction{s}")
     if direction_kind == "hessian" and normalization == "none":
         return base + " (unit norm)"
     return f"{base}, {_NORM_TEXT.get(normalization, normalization)}"
@@ -76,8 +84,9 @@ def _axis_labels(result: Slice2D) -> tuple[str, str]:
 
 
 def _title(result: Slice2D, what: str) -> str:
-    desc = describe_directions(result.direction_kind, result.normalization,
-                               explained_variance_ratio=result.explained_variance_ratio)
+    desc = describe_directions(
+        result.direction_kind, result.normalization, explained_variance_ratio=result.explained_variance_ratio
+    )
     return f"{what} — {desc}"
 
 
@@ -88,8 +97,15 @@ def label_loss_and_error(ax: Axes, twin: Axes, loss_name: str) -> None:
     twin.set_ylim(bottom=0.0)
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     # below the axes: a legend inside would be overdrawn by the twin axis or hide the curves
-    twin.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.13),
-                ncol=min(3, len(handles)), fontsize="small", frameon=False)
+    twin.legend(
+        handles,
+        [h.get_label() for h in handles],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.13),
+        ncol=min(3, len(handles)),
+        fontsize="small",
+        frameon=False,
+    )
 
 
 def plot_slice_1d(result: Slice1D, ax: Axes | None = None) -> Figure:
@@ -104,13 +120,17 @@ def plot_slice_1d(result: Slice1D, ax: Axes | None = None) -> Figure:
     ax.set_xlabel(f"α (step along the direction, ‖d‖ = {result.direction_norm:.3g})")
     label_loss_and_error(ax, twin, result.loss_name)
     desc = describe_directions(result.direction_kind, result.normalization, plural=False)
-    ax.set_title(f"{loss_label(result.loss_name)} and error, {', '.join(result.splits)} "
-                 f"split{'s' if len(result.splits) > 1 else ''} — {desc}", fontsize="medium")
+    ax.set_title(
+        f"{loss_label(result.loss_name)} and error, {', '.join(result.splits)} "
+        f"split{'s' if len(result.splits) > 1 else ''} — {desc}",
+        fontsize="medium",
+    )
     return fig
 
 
-def _contour(fig: Figure, ax: Axes, result: Slice2D, split: str | None, quantity: str, log_scale: bool,
-             levels: int) -> str:
+def _contour(
+    fig: Figure, ax: Axes, result: Slice2D, split: str | None, quantity: str, log_scale: bool, levels: int
+) -> str:
     z, label = _grid_values(result, split, quantity)
     z = np.ma.masked_invalid(z)
     if z.count() == 0:
@@ -145,9 +165,15 @@ def _contour(fig: Figure, ax: Axes, result: Slice2D, split: str | None, quantity
     return label
 
 
-def plot_contour(result: Slice2D, ax: Axes | None = None, *, split: str | None = None,
-                 quantity: Literal["loss", "error", "accuracy"] = "loss", log_scale: bool = False,
-                 levels: int = 30) -> Figure:
+def plot_contour(
+    result: Slice2D,
+    ax: Axes | None = None,
+    *,
+    split: str | None = None,
+    quantity: Literal["loss", "error", "accuracy"] = "loss",
+    log_scale: bool = False,
+    levels: int = 30,
+) -> Figure:
     """Filled contour plus contour lines of one split's grid (default: the first), colour bar labelled."""
     fig, ax = _figure(ax)
     label = _contour(fig, ax, result, split, quantity, log_scale, levels)
@@ -155,13 +181,20 @@ def plot_contour(result: Slice2D, ax: Axes | None = None, *, split: str | None =
     return fig
 
 
-def plot_trajectory(result: Slice2D, ax: Axes | None = None, *, split: str | None = None,
-                    quantity: Literal["loss", "error", "accuracy"] = "loss", log_scale: bool = False,
-                    levels: int = 30) -> Figure:
+def plot_trajectory(
+    result: Slice2D,
+    ax: Axes | None = None,
+    *,
+    split: str | None = None,
+    quantity: Literal["loss", "error", "accuracy"] = "loss",
+    log_scale: bool = False,
+    levels: int = 30,
+) -> Figure:
     """The contour with the projected trajectory on top (start and end marked)."""
     if not result.has_trajectory:
-        raise ConfigError("trajectory", "none", "this slice carries no trajectory; pass trajectory= to slice_2d "
-                          "or use slice_pca")
+        raise ConfigError(
+            "trajectory", "none", "this slice carries no trajectory; pass trajectory= to slice_2d or use slice_pca"
+        )
     fig, ax = _figure(ax)
     label = _contour(fig, ax, result, split, quantity, log_scale, levels)
     path = result.trajectory
@@ -173,12 +206,21 @@ def plot_trajectory(result: Slice2D, ax: Axes | None = None, *, split: str | Non
     return fig
 
 
-def plot_surface(result: Slice2D, ax: Axes | None = None, *, split: str | None = None,
-                 quantity: Literal["loss", "error", "accuracy"] = "loss", log_scale: bool = False) -> Figure:
+def plot_surface(
+    result: Slice2D,
+    ax: Axes | None = None,
+    *,
+    split: str | None = None,
+    quantity: Literal["loss", "error", "accuracy"] = "loss",
+    log_scale: bool = False,
+) -> Figure:
     """3-D surface of one split's grid; ``log_scale`` plots log10 of the values. ``ax`` must be a 3-D Axes."""
     if ax is not None and getattr(ax, "name", "") != "3d":
-        raise ConfigError("ax", getattr(ax, "name", type(ax).__name__), "plot_surface needs a 3-D Axes "
-                          "(fig.add_subplot(projection='3d'))")
+        raise ConfigError(
+            "ax",
+            getattr(ax, "name", type(ax).__name__),
+            "plot_surface needs a 3-D Axes (fig.add_subplot(projection='3d'))",
+        )
     z, label = _grid_values(result, split, quantity)
     if log_scale:
         if not np.any(z > 0):

@@ -2,18 +2,16 @@
 
 Each function takes result objects (and optionally an existing ``Axes``) and returns the Figure.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.plots import axes_or_new as _axes
-
 from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve
 from qlandscape.metrics.ntk.kernels import KernelEvolution
-
-
+from qlandscape.plots import axes_or_new as _axes
 
 
 def _edges(t: np.ndarray) -> np.ndarray:
@@ -29,8 +27,9 @@ def plot_kernel_distance_matrix(evolution: KernelEvolution, ax: Axes | None = No
     ax = _axes(ax, (5.5, 4.5))
     t = evolution.times
     edges = _edges(t)
-    mesh = ax.pcolormesh(edges, edges, np.ma.masked_invalid(evolution.distance), cmap="viridis", vmin=0.0,
-                         shading="flat")
+    mesh = ax.pcolormesh(
+        edges, edges, np.ma.masked_invalid(evolution.distance), cmap="viridis", vmin=0.0, shading="flat"
+    )
     ax.figure.colorbar(mesh, ax=ax, label="kernel distance S(t, t′)")
     ax.set_xlabel("time t′")
     ax.set_ylabel("time t")
@@ -88,10 +87,17 @@ def plot_kernel_machine_accuracy(curve: KernelMachineCurve, ax: Axes | None = No
     ax.plot(curve.times, curve.kernel_accuracy, marker="o", markersize=3, label="kernel machine from Θ_t")
     ax.plot(curve.times, curve.network_accuracy, marker="s", markersize=3, linestyle="--", label="network at t")
     if curve.linearised:
-        ax.plot(curve.times, curve.linearised_accuracy, marker="^", markersize=3, linestyle=":",
-                label="linearised at t (NTK regression on residuals)")
-    ax.axhline(curve.final_network_accuracy, color="black", linewidth=1,
-               label=f"trained network (t = {curve.final_time:g})")
+        ax.plot(
+            curve.times,
+            curve.linearised_accuracy,
+            marker="^",
+            markersize=3,
+            linestyle=":",
+            label="linearised at t (NTK regression on residuals)",
+        )
+    ax.axhline(
+        curve.final_network_accuracy, color="black", linewidth=1, label=f"trained network (t = {curve.final_time:g})"
+    )
     ax.set_xlabel("time t the kernel is taken from")
     ax.set_ylabel("test accuracy")
     ax.set_title("Kernel machines from the NTK of time t")

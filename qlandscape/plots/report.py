@@ -1,26 +1,42 @@
 """Figures of a sweep report (metrics against model size, power-law fits, landscape and spectral-density grids,
 NTK curves) and its page. Each figure function takes result objects of :mod:`qlandscape.report` and returns the
 Figure; :func:`report_page` lays out the Markdown / HTML page."""
+
 from __future__ import annotations
 
 import base64
 import html
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.runs.report import AXIS_LABELS, REPLICATE_AXES, SUMMARY_METRICS, KernelCurves, ResultGrid, ScalingFit, SweepSeries, complete_rows, varying_axes
 from qlandscape.plots import axes_or_new
 from qlandscape.plots.landscape import describe_directions, loss_label
+from qlandscape.runs.report import (
+    AXIS_LABELS,
+    REPLICATE_AXES,
+    SUMMARY_METRICS,
+    KernelCurves,
+    ResultGrid,
+    ScalingFit,
+    SweepSeries,
+    complete_rows,
+    varying_axes,
+)
 
-SHORT = {"hessian.lambda_max": "λ_max", "hessian.trace": "tr H", "test_accuracy": "test accuracy",
-         "hessian.structure.lambda_max_normalised": "λ_max / (c²/N)"}
+SHORT = {
+    "hessian.lambda_max": "λ_max",
+    "hessian.trace": "tr H",
+    "test_accuracy": "test accuracy",
+    "hessian.structure.lambda_max_normalised": "λ_max / (c²/N)",
+}
 
 
 def _axis_name(axis: str) -> str:
@@ -54,8 +70,7 @@ def plot_series(series: SweepSeries, ax: Axes | None = None, *, title: str | Non
     ax.set_xlabel(_axis_name(series.x_axis))
     ax.set_ylabel(name)
     n = f"{series.n.min()}" if series.n.min() == series.n.max() else f"{series.n.min()}–{series.n.max()}"
-    ax.set_title(title or f"{name} vs {_axis_name(series.x_axis)} (mean of {n} seeds, bars min–max)",
-                 fontsize="medium")
+    ax.set_title(title or f"{name} vs {_axis_name(series.x_axis)} (mean of {n} seeds, bars min–max)", fontsize="medium")
     ax.grid(alpha=0.3)
     return ax.figure
 
@@ -67,11 +82,19 @@ def plot_series_panels(panels: Sequence[SweepSeries], titles: Mapping[str, str] 
         plot_series(s, ax, title=(titles or {}).get(s.metric, s.metric))
     handles, labels = axes[0][0].get_legend_handles_labels()
     what = panels[0].line_axis
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize="small",
-               title=f"one line per {_axis_name(what)}" if what else None)
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncol=min(len(labels), 4),
+        fontsize="small",
+        title=f"one line per {_axis_name(what)}" if what else None,
+    )
     n = sorted({int(v) for s in panels for v in s.n})
-    fig.suptitle(f"Against {_axis_name(panels[0].x_axis)}: mean over seeds (n = {', '.join(map(str, n))}), "
-                 "error bars span min–max")
+    fig.suptitle(
+        f"Against {_axis_name(panels[0].x_axis)}: mean over seeds (n = {', '.join(map(str, n))}), "
+        "error bars span min–max"
+    )
     return fig
 
 
@@ -81,12 +104,13 @@ def plot_scaling(fit: ScalingFit, ax: Axes | None = None) -> Figure:
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, max(len(fit.line_labels), 1)))
     for i, (label, pl) in enumerate(zip(fit.line_labels, fit.fits)):
         keep = fit.line == i
-        text = label if pl is None else (f"{label}: b = {pl.exponent:.2f} "
-                                         f"[{pl.exponent_low:.2f}, {pl.exponent_high:.2f}]")
+        text = (
+            label if pl is None else (f"{label}: b = {pl.exponent:.2f} [{pl.exponent_low:.2f}, {pl.exponent_high:.2f}]")
+        )
         ax.scatter(fit.x[keep], fit.y[keep], s=18, color=colours[i], alpha=0.8, label=text)
         if pl is not None:
             xs = np.geomspace(fit.x[keep].min(), fit.x[keep].max(), 50)
-            ax.plot(xs, pl.prefactor * xs ** pl.exponent, color=colours[i], lw=1.2)
+            ax.plot(xs, pl.prefactor * xs**pl.exponent, color=colours[i], lw=1.2)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ticks = np.unique(fit.x)
@@ -112,8 +136,7 @@ def plot_scaling_panels(fits: Sequence[ScalingFit]) -> Figure:
 
 def _grid_axes(grid: ResultGrid, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
     nrows, ncols = len(grid.row_labels), len(grid.col_labels)
-    return plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), layout="constrained",
-                        squeeze=False)
+    return plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), layout="constrained", squeeze=False)
 
 
 def plot_landscape_grid(grid: ResultGrid) -> Figure:
@@ -134,18 +157,23 @@ def plot_landscape_grid(grid: ResultGrid) -> Figure:
             if result.trajectory.shape[0]:
                 ax.plot(result.trajectory[:, 0], result.trajectory[:, 1], color="w", lw=1, marker=".", ms=3)
                 ax.plot(*result.trajectory[-1], marker="*", color="tab:red", ms=9, mec="k", ls="none")
-            ax.set_title(" | ".join(t for t in (grid.col_labels[j], grid.row_labels[i], grid.notes[i][j]) if t),
-                         fontsize="x-small")
+            ax.set_title(
+                " | ".join(t for t in (grid.col_labels[j], grid.row_labels[i], grid.notes[i][j]) if t),
+                fontsize="x-small",
+            )
             ax.tick_params(labelsize="x-small")
             if i == len(grid.cells) - 1:
                 ax.set_xlabel("α (direction 1)", fontsize="small")
             if j == 0:
                 ax.set_ylabel("β (direction 2)", fontsize="small")
     kind = next(r for row in grid.cells for r in row if r is not None)
-    fig.suptitle(f"{loss_label(kind.loss_name)} ({kind.splits[0]}) on "
-                 f"{describe_directions(kind.direction_kind, kind.normalization)}\n"
-                 f"rows: {_axis_name(grid.row_axis) or '-'}, columns: {_axis_name(grid.col_axis) or '-'}; "
-                 "white: trajectory, star: end point", fontsize="medium")
+    fig.suptitle(
+        f"{loss_label(kind.loss_name)} ({kind.splits[0]}) on "
+        f"{describe_directions(kind.direction_kind, kind.normalization)}\n"
+        f"rows: {_axis_name(grid.row_axis) or '-'}, columns: {_axis_name(grid.col_axis) or '-'}; "
+        "white: trajectory, star: end point",
+        fontsize="medium",
+    )
     return fig
 
 
@@ -162,8 +190,13 @@ def plot_density_grid(grid: ResultGrid) -> Figure:
                 continue
             rho = density.density
             floor = max(float(rho.max()) * 1e-6, 1e-300)
-            ax.semilogy(density.grid, np.maximum(rho, floor), color=colours[i], lw=1.2,
-                        label=f"{grid.row_labels[i] or 'run'} ({grid.notes[i][j]})")
+            ax.semilogy(
+                density.grid,
+                np.maximum(rho, floor),
+                color=colours[i],
+                lw=1.2,
+                label=f"{grid.row_labels[i] or 'run'} ({grid.notes[i][j]})",
+            )
         ax.axvline(0.0, color="grey", lw=0.8, ls=":")
         ax.set_xlabel("eigenvalue λ")
         ax.set_ylabel("density ρ(λ) (log)")
@@ -187,9 +220,11 @@ def plot_kernel_curves(curves: KernelCurves) -> Figure:
         if machine is not None:
             axes[2].plot(machine.times, machine.kernel_accuracy, marker=".", **kw)
             axes[2].plot(machine.times, machine.network_accuracy, ls="--", color=colours[label], lw=0.8, alpha=0.6)
-    for ax, ylabel, title in zip(axes, ("kernel distance S(0, t)", "kernel velocity", "test accuracy"),
-                                 ("NTK distance from initialisation", "kernel velocity",
-                                  "kernel machine (solid) vs network (dashed)")):
+    for ax, ylabel, title in zip(
+        axes,
+        ("kernel distance S(0, t)", "kernel velocity", "test accuracy"),
+        ("NTK distance from initialisation", "kernel velocity", "kernel machine (solid) vs network (dashed)"),
+    ):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize="medium")
@@ -221,8 +256,12 @@ class ReportPage:
         lines = [f"# {self.title}", "", *self.intro, ""]
         for caption, png in self.figures:
             lines += [f"## {caption}", "", f"![{caption}]({png.relative_to(base).as_posix()})", ""]
-        lines += ["## Summary (mean ± std over seeds)", "", "| " + " | ".join(self.header) + " |",
-                  "|" + "---|" * len(self.header)]
+        lines += [
+            "## Summary (mean ± std over seeds)",
+            "",
+            "| " + " | ".join(self.header) + " |",
+            "|" + "---|" * len(self.header),
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in self.table]
         if self.failures:
             lines += ["", "## Failed runs", ""] + [f"- `{rid}`: {err}" for rid, err in self.failures]
@@ -231,37 +270,52 @@ class ReportPage:
     def html(self) -> str:
         """One self-contained HTML file: the PNGs embedded as base64."""
         esc = html.escape
-        parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(self.title)}</title><style>"
-                 "body{font-family:sans-serif;max-width:1200px;margin:auto}img{max-width:100%}"
-                 "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-                 "</style></head><body>", f"<h1>{esc(self.title)}</h1>"]
+        parts = [
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(self.title)}</title><style>"
+            "body{font-family:sans-serif;max-width:1200px;margin:auto}img{max-width:100%}"
+            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+            "</style></head><body>",
+            f"<h1>{esc(self.title)}</h1>",
+        ]
         parts += [f"<p>{esc(p)}</p>" for p in self.intro]
         for caption, png in self.figures:
             data = base64.b64encode(png.read_bytes()).decode()
             parts.append(f"<h2>{esc(caption)}</h2><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>")
-        parts.append("<h2>Summary (mean ± std over seeds)</h2><table><tr>"
-                     + "".join(f"<th>{esc(h)}</th>" for h in self.header) + "</tr>")
+        parts.append(
+            "<h2>Summary (mean ± std over seeds)</h2><table><tr>"
+            + "".join(f"<th>{esc(h)}</th>" for h in self.header)
+            + "</tr>"
+        )
         parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.table]
         parts.append("</table>")
         if self.failures:
-            parts.append("<h2>Failed runs</h2><ul>" + "".join(f"<li><code>{esc(r)}</code>: {esc(e)}</li>"
-                                                               for r, e in self.failures) + "</ul>")
+            parts.append(
+                "<h2>Failed runs</h2><ul>"
+                + "".join(f"<li><code>{esc(r)}</code>: {esc(e)}</li>" for r, e in self.failures)
+                + "</ul>"
+            )
         return "".join(parts) + "</body></html>\n"
 
 
-def report_page(directory: Path, rows: list[dict], summary: list[dict], figures: list[tuple[str, Path]],
-                fits: dict) -> ReportPage:
+def report_page(
+    directory: Path, rows: list[dict], summary: list[dict], figures: list[tuple[str, Path]], fits: dict
+) -> ReportPage:
     """The page of :func:`qlandscape.report.write_report` (rendered with ``.markdown(base)`` / ``.html()``)."""
     axes = varying_axes(rows)
     done = complete_rows(rows)
     failures = [(r["id"], str(r.get("error") or r["status"])) for r in rows if r["status"] != "complete"]
-    intro = [f"{len(rows)} runs below `{directory}` ({len(done)} complete, {len(failures)} not); varying: "
-             f"{', '.join(axes) or 'nothing'}; replicates: "
-             f"{', '.join(a for a in REPLICATE_AXES if a in varying_axes(rows, replicates=True)) or 'none'}. "
-             "All runs: runs.csv; groups: summary.csv."]
+    intro = [
+        f"{len(rows)} runs below `{directory}` ({len(done)} complete, {len(failures)} not); varying: "
+        f"{', '.join(axes) or 'nothing'}; replicates: "
+        f"{', '.join(a for a in REPLICATE_AXES if a in varying_axes(rows, replicates=True)) or 'none'}. "
+        "All runs: runs.csv; groups: summary.csv."
+    ]
     for metric, per_line in fits.items():
-        text = "; ".join(f"{lab}: exponent {f['exponent']:.3f} [{f['exponent_low']:.3f}, {f['exponent_high']:.3f}]"
-                         for lab, f in per_line.items() if f is not None)
+        text = "; ".join(
+            f"{lab}: exponent {f['exponent']:.3f} [{f['exponent_low']:.3f}, {f['exponent_high']:.3f}]"
+            for lab, f in per_line.items()
+            if f is not None
+        )
         if text:
             intro.append(f"Power law {metric} ∝ N^b (95% CI): {text}.")
     facts = [f for f in ("n_params", "n_patches") if any(s.get(f) is not None for s in summary)]
@@ -270,8 +324,15 @@ def report_page(directory: Path, rows: list[dict], summary: list[dict], figures:
     table = []
     for s in summary:
         cells = [_fmt(s.get(a)) for a in axes + facts] + [f"{s['n_complete']}/{s['n_runs']}"]
-        cells += [f"{_fmt(s[m + '.mean'])} ± {_fmt(s[m + '.std'])}" if not math.isnan(s[m + ".mean"]) else ""
-                  for m in metrics]
+        cells += [
+            f"{_fmt(s[m + '.mean'])} ± {_fmt(s[m + '.std'])}" if not math.isnan(s[m + ".mean"]) else "" for m in metrics
+        ]
         table.append(cells)
-    return ReportPage(title=f"Sweep report: {directory.name}", intro=intro, header=header, table=table,
-                 figures=figures, failures=failures)
+    return ReportPage(
+        title=f"Sweep report: {directory.name}",
+        intro=intro,
+        header=header,
+        table=table,
+        figures=figures,
+        failures=failures,
+    )

@@ -1,7 +1,8 @@
 """Figures for parent-child spawning: error barrier and function distance against the spawn time."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,8 +12,7 @@ from matplotlib.figure import Figure
 from qlandscape.metrics.landscape.spawning import SpawnResult
 
 
-def _groups(results: SpawnResult | Sequence[SpawnResult],
-            labels: Sequence[str] | None) -> dict[str, list[SpawnResult]]:
+def _groups(results: SpawnResult | Sequence[SpawnResult], labels: Sequence[str] | None) -> dict[str, list[SpawnResult]]:
     """Results grouped by label (in first-seen order); results sharing a label are seeds of one setting."""
     if isinstance(results, SpawnResult):
         results = [results]
@@ -41,7 +41,7 @@ def _draw(ax: Axes, groups: dict[str, list[SpawnResult]], key: str, ylabel: str,
         mean = values.mean(0)
         if len(results) > 1:
             std = values.std(0)
-            line, = ax.plot(times, mean, marker="o", label=f"{label} (mean ± std, {len(results)} seeds)")
+            (line,) = ax.plot(times, mean, marker="o", label=f"{label} (mean ± std, {len(results)} seeds)")
             ax.fill_between(times, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
         else:
             ax.plot(times, mean, marker="o", label=label)
@@ -56,8 +56,11 @@ def _draw(ax: Axes, groups: dict[str, list[SpawnResult]], key: str, ylabel: str,
     ax.grid(True, alpha=0.3)
 
 
-def plot_barrier_vs_spawn_time(results: SpawnResult | Sequence[SpawnResult], labels: Sequence[str] | None = None,
-                               ax: Axes | Sequence[Axes] | None = None) -> Figure:
+def plot_barrier_vs_spawn_time(
+    results: SpawnResult | Sequence[SpawnResult],
+    labels: Sequence[str] | None = None,
+    ax: Axes | Sequence[Axes] | None = None,
+) -> Figure:
     """Test error barrier between the two children (and their function distance) against the spawn time.
 
     ``results`` is one :class:`SpawnResult` or several; results with the same label are drawn as mean ± std

@@ -10,6 +10,7 @@ The engine calls :func:`retain_freed_memory` once, the first time it simulates. 
 stays at its peak instead of shrinking between steps. Set ``QLANDSCAPE_MALLOC=system`` to leave malloc alone
 (``retain``, the default, keeps the setting; anything else is an error).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -21,12 +22,12 @@ from qlandscape.core.errors import ConfigError
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 _M_MMAP_THRESHOLD = -3
-_FALLBACK_MMAP_LIMIT = 32 * 2 ** 20  # glibc refuses mmap thresholds above HEAP_MAX_SIZE / 2 (32 MiB, 64-bit)
+_FALLBACK_MMAP_LIMIT = 32 * 2**20  # glibc refuses mmap thresholds above HEAP_MAX_SIZE / 2 (32 MiB, 64-bit)
 
 _state: dict[str, bool] = {}
 
 
-def retain_freed_memory(limit_bytes: int = 2 ** 30) -> bool:
+def retain_freed_memory(limit_bytes: int = 2**30) -> bool:
     """Let malloc keep up to ``limit_bytes`` of freed memory and serve blocks below it from the heap.
 
     Returns True when the setting is in effect (glibc, and not switched off by ``QLANDSCAPE_MALLOC=system``), False
@@ -44,7 +45,8 @@ def retain_freed_memory(limit_bytes: int = 2 ** 30) -> bool:
         try:
             libc = ctypes.CDLL(None)
             mmap_ok = libc.mallopt(_M_MMAP_THRESHOLD, limit_bytes) or libc.mallopt(
-                _M_MMAP_THRESHOLD, min(limit_bytes, _FALLBACK_MMAP_LIMIT))
+                _M_MMAP_THRESHOLD, min(limit_bytes, _FALLBACK_MMAP_LIMIT)
+            )
             applied = bool(mmap_ok) and bool(libc.mallopt(_M_TRIM_THRESHOLD, limit_bytes))
         except (OSError, AttributeError):  # no mallopt in this process's C library
             applied = False

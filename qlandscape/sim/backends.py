@@ -8,19 +8,20 @@ Our engine can run its circuits on another torch device (``device="cuda"``): par
 there, the state vectors live there, and the expectations come back to the caller's device. The moves are
 differentiable, so the model, its loss and every metric stay where they are and only the simulation moves.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
 
 import torch
 from torch import Tensor
 
+from qlandscape.core.errors import ConfigError
 from qlandscape.sim.circuits import Circuit
 from qlandscape.sim.engine import simulate, simulate_patch_mean
-from qlandscape.core.errors import ConfigError
 
 ENGINE = "torch"
 # Devices whose QNodes differentiate by backprop; others use adjoint (first order) or parameter shift.
@@ -52,24 +53,31 @@ class Backend:
             return self.diff_method
         return "backprop" if self.name in _BACKPROP else "adjoint"
 
-    def expectations(self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0,
-                     dtype: torch.dtype | None = None) -> Tensor:
+    def expectations(
+        self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0, dtype: torch.dtype | None = None
+    ) -> Tensor:
         """``(*K, B, P, n_outputs)`` expectations for params ``(*K, P, n_params)`` and features ``(B, P, F)``;
         ``dtype`` overrides the engine's state dtype (metrics ask for complex128 whatever training used)."""
         if self.is_engine:
-            return self._on_device(lambda p, f: simulate(circuit, p, f, scale=scale,
-                                                         dtype=self.dtype if dtype is None else dtype),
-                                   params, features)
+            return self._on_device(
+                lambda p, f: simulate(circuit, p, f, scale=scale, dtype=self.dtype if dtype is None else dtype),
+                params,
+                features,
+            )
         return _pennylane_expectations(self, circuit, params, features, scale)
 
-    def patch_mean(self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0,
-                   n_outputs: int | None = None) -> Tensor:
+    def patch_mean(
+        self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0, n_outputs: int | None = None
+    ) -> Tensor:
         """``(*K, B, n_outputs)``: the mean over patches of the first ``n_outputs`` expectations (all by default)."""
         if self.is_engine:
-            return self._on_device(lambda p, f: simulate_patch_mean(circuit, p, f, scale=scale, dtype=self.dtype,
-                                                                    n_outputs=n_outputs), params, features)
+            return self._on_device(
+                lambda p, f: simulate_patch_mean(circuit, p, f, scale=scale, dtype=self.dtype, n_outputs=n_outputs),
+                params,
+                features,
+            )
         out = _pennylane_expectations(self, circuit, params, features, scale)
-        return out[..., :circuit.n_outputs if n_outputs is None else n_outputs].mean(dim=-2)
+        return out[..., : circuit.n_outputs if n_outputs is None else n_outputs].mean(dim=-2)
 
     def _on_device(self, run, params: Tensor, features: Tensor) -> Tensor:
         """``run(params, features)`` on the engine's device, the result back on the caller's (differentiable
@@ -106,15 +114,24 @@ def resolve_device(device: str) -> str:
     if parsed.type != "cuda":
         raise ConfigError("device", device, "expected 'cpu', 'cuda', 'cuda:N' or 'auto'")
     if not torch.cuda.is_available():
-        raise ConfigError("device", device, "CUDA is not available on this machine (torch.cuda.is_available() is "
-                          "False); use 'cpu' or 'auto'")
+        raise ConfigError(
+            "device",
+            device,
+            "CUDA is not available on this machine (torch.cuda.is_available() is False); use 'cpu' or 'auto'",
+        )
     if parsed.index is not None and parsed.index >= torch.cuda.device_count():
         raise ConfigError("device", device, f"this machine has {torch.cuda.device_count()} CUDA device(s)")
     return str(parsed)
 
 
-def make_backend(name: str = ENGINE, *, diff_method: str = "best", mode: str = "broadcast",
-                 dtype: torch.dtype = torch.complex128, device: str = "cpu") -> Backend:
+def make_backend(
+    name: str = ENGINE,
+    *,
+    diff_method: str = "best",
+    mode: str = "broadcast",
+    dtype: torch.dtype = torch.complex128,
+    device: str = "cpu",
+) -> Backend:
     """Validate a backend name (``"torch"`` or a PennyLane device) and its settings before any work starts."""
     devices = available_devices()
     if name not in devices:
@@ -127,8 +144,9 @@ def make_backend(name: str = ENGINE, *, diff_method: str = "best", mode: str = "
         raise ConfigError("diff_method", diff_method, "our engine differentiates by autograd: use 'best'")
     device = resolve_device(device)
     if name != ENGINE and device != "cpu":
-        raise ConfigError("device", device, f"PennyLane's {name} runs on the CPU here; the device option moves "
-                          "our 'torch' engine")
+        raise ConfigError(
+            "device", device, f"PennyLane's {name} runs on the CPU here; the device option moves our 'torch' engine"
+        )
     return Backend(name=name, diff_method=diff_method, mode=mode, dtype=dtype, device=device)
 
 
@@ -174,8 +192,9 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def _pennylane_expectations(backend: Backend, circuit: Circuit, params: Tensor, features: Tensor,
-                            scale: float) -> Tensor:
+def _pennylane_expectations(
+    backend: Backend, circuit: Circuit, params: Tensor, features: Tensor, scale: float
+) -> Tensor:
     if params.ndim != 2:
         raise ConfigError("params", tuple(params.shape), "PennyLane backends take one parameter point (P, n_params)")
     qnode = _qnode(circuit, backend.name, backend.resolved_diff_method(), float(scale))
@@ -186,8 +205,9 @@ def _pennylane_expectations(backend: Backend, circuit: Circuit, params: Tensor, 
 def _run_qnode(qnode, circuit: Circuit, params: Tensor, features: Tensor, mode: str) -> Tensor:
     n_samples, n_patches = features.shape[:2]
     if mode == "loop":
-        per_patch = [torch.stack(list(qnode(params[p].expand(n_samples, -1), features[:, p])), -1)
-                     for p in range(n_patches)]
+        per_patch = [
+            torch.stack(list(qnode(params[p].expand(n_samples, -1), features[:, p])), -1) for p in range(n_patches)
+        ]
         return torch.stack(per_patch, dim=1)
     flat_params = params.unsqueeze(0).expand(n_samples, -1, -1).reshape(n_samples * n_patches, -1)
     flat_features = features.reshape(n_samples * n_patches, -1)

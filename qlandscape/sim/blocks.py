@@ -1,5 +1,6 @@
 """Parameter-only blocks (see :mod:`qlandscape.lowering`): a block's unitary, built once per (point, patch), and
 its application to every sample as one GEMM, with the Z readout fused in when the block is the last step."""
+
 from __future__ import annotations
 
 import threading
@@ -9,7 +10,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from qlandscape.sim.gate_matrices import common_dtype, constant, in_transform, kron, layer_matrices, per_wire, probabilities, real_dtype
+from qlandscape.sim.gate_matrices import (
+    common_dtype,
+    constant,
+    in_transform,
+    kron,
+    layer_matrices,
+    per_wire,
+    probabilities,
+    real_dtype,
+)
 from qlandscape.sim.lowering import Block, Plan, kron_rows
 
 
@@ -17,15 +27,15 @@ def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> 
     """The block's unitary ``(*K, P, 2**n, 2**n)``: every factor ``perm_f @ K_f`` straight from the Kronecker
     halves of its layer (rows gathered from the small halves, one broadcast product: no dense Kronecker matrix
     to transpose or gather), then a log-depth chain of products."""
-    device, dim = params.device, 2 ** n
+    device, dim = params.device, 2**n
     left, right = [], []
     for stack in block.stacks:
         mats = layer_matrices(stack, params, params, 1.0, cdtype).squeeze(-5)  # (*K, P, F, W, 2, 2)
         lead = mats.shape[:-3]
         wires = per_wire(stack.gated, mats.reshape(-1, *mats.shape[-3:]), n)
-        first = kron(wires[:n // 2]) if n > 1 else wires[0].new_ones(wires[0].shape[0], 1, 1)
+        first = kron(wires[: n // 2]) if n > 1 else wires[0].new_ones(wires[0].shape[0], 1, 1)
         left.append(first.reshape(*lead, 2 ** (n // 2), -1))
-        right.append(kron(wires[n // 2:]).reshape(*lead, 2 ** (n - n // 2), -1))
+        right.append(kron(wires[n // 2 :]).reshape(*lead, 2 ** (n - n // 2), -1))
     mixed = len({p.dtype for p in left + right}) > 1  # real (RY-only) and complex stacks in one block
     halves = []
     for parts in (left, right):
@@ -66,7 +76,7 @@ def _sequential_unitary(block: Block, a: Tensor, b: Tensor, n: int) -> Tensor:
     """``U = M_{F-1} ... M_0`` with ``M_f = perm_f (A_f ⊗ B_f)`` applied one layer at a time: the halves multiply
     U's rows from the left (A on the high wires, B on the low ones), 2**n * (2**a + 2**b) multiply-adds per
     column instead of the dense product's 4**n (4x fewer at 6 qubits)."""
-    dim, da, db = 2 ** n, a.shape[-1], b.shape[-1]
+    dim, da, db = 2**n, a.shape[-1], b.shape[-1]
     device = a.device
     _, _, rows_a, rows_b = kron_rows(block, n)
     first_a = a[..., 0, :, :].index_select(-2, constant(rows_a, device))  # rows of perm_0 (A_0 ⊗ B_0)
@@ -117,7 +127,7 @@ def nothing_differentiated(*tensors: Tensor) -> bool:
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
-_CHUNK_BYTES = 2 ** 21  # keep each GEMM output in cache for the squaring and the readout that follow
+_CHUNK_BYTES = 2**21  # keep each GEMM output in cache for the squaring and the readout that follow
 
 
 def _read_in_chunks(state: Tensor, operand: Tensor, signs: Tensor) -> Tensor:
@@ -166,8 +176,9 @@ def patch_mean_z(state: Tensor, unitary: Tensor, plan: Plan, n_outputs: int) -> 
     n_points, n_patches, dim = unitary.shape[0], unitary.shape[1], unitary.shape[-1]
     triangle = _upper_triangle(dim)
     rows, cols, flat_tri = (constant(a, state.device) for a in triangle[:3])
-    quad = state.index_select(-1, rows) * state.index_select(-1, cols) * constant(triangle[3], state.device,
-                                                                                   state.dtype)
+    quad = (
+        state.index_select(-1, rows) * state.index_select(-1, cols) * constant(triangle[3], state.device, state.dtype)
+    )
     quad = quad.reshape(state.shape[0], -1)  # (B, P * T)
     # Z_o = I - 2 P_o with P_o the projector on the basis states where Z_o reads -1, and φ has norm 1 (a unitary
     # image of |0...0>), so <Z_o> = 1 - 2 φᵀ Re(U† P_o U) φ: half the rows of U per output
@@ -230,8 +241,9 @@ def apply_block(state: Tensor, unitary: Tensor, n_k: int, readout: Readout | Non
         if stacked.is_complex() and not s.is_complex():  # real state: one real GEMM on U's (re, im) pairs
             operand = torch.view_as_real(stacked.contiguous()).flatten(-2)  # (P, D, K * 2D)
             if readout is not None and nothing_differentiated(s, operand):
-                values = _read_in_chunks(s, operand.reshape(n_patches, dim, k_total, 2 * dim),
-                                         readout.pairs).permute(2, 1, 0, 3)
+                values = _read_in_chunks(s, operand.reshape(n_patches, dim, k_total, 2 * dim), readout.pairs).permute(
+                    2, 1, 0, 3
+                )
                 return values.reshape(*k_shape, -1, n_patches, readout.n_outputs)
             out = torch.bmm(s, operand)  # (P, B', K * 2D)
             pairs = True

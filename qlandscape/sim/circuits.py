@@ -20,13 +20,15 @@ Gates: RX, RY, RZ (rotations); entanglers: CNOT, CZ or none; patterns: chain, ri
 i -> i + r with the range r cycling through 1 .. n-1 with the repetition index, as in StronglyEntanglingLayers).
 Wire 0 is the most significant qubit, as in PennyLane.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -74,8 +76,18 @@ class Circuit:
         # computed once: the engine's plan cache hashes the circuit on every call (24 µs for 16 layers' gates)
         cached = self.__dict__.get("_hash")
         if cached is None:
-            cached = hash((self.name, self.n_qubits, self.n_layers, self.gates, self.n_params, self.n_features,
-                           self.observables, self.source))
+            cached = hash(
+                (
+                    self.name,
+                    self.n_qubits,
+                    self.n_layers,
+                    self.gates,
+                    self.n_params,
+                    self.n_features,
+                    self.observables,
+                    self.source,
+                )
+            )
             object.__setattr__(self, "_hash", cached)
         return cached
 
@@ -88,8 +100,9 @@ class Circuit:
     def n_outputs(self) -> int:
         return len(self.observables)
 
-    def init_params(self, shape: tuple[int, ...], generator: torch.Generator | None = None,
-                    dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    def init_params(
+        self, shape: tuple[int, ...], generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
+    ) -> torch.Tensor:
         """Initial angles of shape ``shape + (n_params,)`` drawn from the spec's init distribution."""
         full = (*shape, self.n_params)
         dist = self.init.get("distribution", "uniform")
@@ -111,26 +124,41 @@ class CircuitSpec:
     init: dict
     source: str
 
-    def build(self, n_qubits: int, n_layers: int, observables: Iterable[str] | None = None,
-              measure_qubits: Iterable[int] | None = None) -> Circuit:
+    def build(
+        self,
+        n_qubits: int,
+        n_layers: int,
+        observables: Iterable[str] | None = None,
+        measure_qubits: Iterable[int] | None = None,
+    ) -> Circuit:
         """Compile the spec into a :class:`Circuit` for ``n_qubits`` qubits and ``n_layers`` layers."""
         n_qubits = check_positive_int("qubits", n_qubits, source=self.source)
         n_layers = check_positive_int("layers", n_layers, minimum=0, source=self.source)
         if isinstance(observables, str):  # tuple("XZ") would silently read as ["X", "Z"]
-            raise ConfigError("observables", observables, "expected a list of Paulis such as ['X', 'Z']",
-                              source=self.source)
+            raise ConfigError(
+                "observables", observables, "expected a list of Paulis such as ['X', 'Z']", source=self.source
+            )
         obs = tuple(observables) if observables is not None else self.observables
         for p in obs:
             if p not in PAULIS:
                 raise ConfigError("observables", p, f"expected Paulis among {PAULIS}", source=self.source)
-        qubits = (_qubit_list(measure_qubits, self.source) if measure_qubits is not None
-                  else self.measure_qubits if self.measure_qubits is not None else tuple(range(n_qubits)))
+        qubits = (
+            _qubit_list(measure_qubits, self.source)
+            if measure_qubits is not None
+            else self.measure_qubits
+            if self.measure_qubits is not None
+            else tuple(range(n_qubits))
+        )
         for q in qubits:
             if not 0 <= q < n_qubits:
                 raise ConfigError("measure_qubits", q, f"expected qubits in 0..{n_qubits - 1}", source=self.source)
         if not obs or not qubits:
-            raise ConfigError("observables" if not obs else "measure_qubits", obs if not obs else qubits,
-                              "expected at least one measured observable", source=self.source)
+            raise ConfigError(
+                "observables" if not obs else "measure_qubits",
+                obs if not obs else qubits,
+                "expected at least one measured observable",
+                source=self.source,
+            )
         builder = _Builder(n_qubits)
         for block in self.blocks:
             if block["type"] == "encode":
@@ -138,9 +166,15 @@ class CircuitSpec:
             else:
                 builder.layers(block, n_layers)
         return Circuit(
-            name=self.name, n_qubits=n_qubits, n_layers=n_layers, gates=tuple(builder.gates),
-            n_params=builder.n_params, n_features=builder.n_features,
-            observables=tuple((p, q) for p in obs for q in qubits), init=dict(self.init), source=self.source,
+            name=self.name,
+            n_qubits=n_qubits,
+            n_layers=n_layers,
+            gates=tuple(builder.gates),
+            n_params=builder.n_params,
+            n_features=builder.n_features,
+            observables=tuple((p, q) for p in obs for q in qubits),
+            init=dict(self.init),
+            source=self.source,
         )
 
     def n_params(self, n_qubits: int, n_layers: int) -> int:
@@ -219,8 +253,9 @@ def _qubit_list(value: Any, source: str) -> tuple[int, ...]:
 
 def _validate_init(init: Any, source: str) -> dict:
     if not isinstance(init, dict):
-        raise ConfigError("init", init, "expected a table such as {distribution = 'uniform', low = 0.0, high = 6.28}",
-                          source=source)
+        raise ConfigError(
+            "init", init, "expected a table such as {distribution = 'uniform', low = 0.0, high = 6.28}", source=source
+        )
     dist = init.get("distribution", "uniform")
     if dist not in _INIT_KEYS:
         raise ConfigError("init.distribution", dist, "expected 'uniform' or 'normal'", source=source)
@@ -228,8 +263,12 @@ def _validate_init(init: Any, source: str) -> dict:
     extra = set(init) - _INIT_KEYS[dist]
     if extra:
         key = sorted(extra)[0]
-        raise ConfigError(f"init.{key}", init[key], f"is not a field of a {dist!r} init (allowed: "
-                          f"{sorted(_INIT_KEYS[dist])})", source=source)
+        raise ConfigError(
+            f"init.{key}",
+            init[key],
+            f"is not a field of a {dist!r} init (allowed: {sorted(_INIT_KEYS[dist])})",
+            source=source,
+        )
     values = {}
     for key in sorted(_INIT_KEYS[dist] - {"distribution"}):
         if key in init:
@@ -250,8 +289,7 @@ def _validate_tokens(tokens: Any, where: str, source: str) -> None:
     for token in tokens:
         gate = token[2:] if isinstance(token, str) and token.startswith("x:") else token
         if gate not in ROTATIONS:
-            raise ConfigError(where, token, f"expected gates among {ROTATIONS} (prefix 'x:' for data)",
-                              source=source)
+            raise ConfigError(where, token, f"expected gates among {ROTATIONS} (prefix 'x:' for data)", source=source)
 
 
 def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
@@ -274,13 +312,17 @@ def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
             raise ConfigError(f"{where}.type", kind, f"expected one of {BLOCK_TYPES}", source=source)
         extra = set(block) - _BLOCK_KEYS[kind]
         if extra:
-            raise ConfigError(f"{where}.{sorted(extra)[0]}", block[sorted(extra)[0]],
-                              f"is not a field of a {kind!r} block (allowed: {sorted(_BLOCK_KEYS[kind])})",
-                              source=source)
+            raise ConfigError(
+                f"{where}.{sorted(extra)[0]}",
+                block[sorted(extra)[0]],
+                f"is not a field of a {kind!r} block (allowed: {sorted(_BLOCK_KEYS[kind])})",
+                source=source,
+            )
         if "alternate" in block:
             if not isinstance(block["alternate"], list) or not block["alternate"]:
-                raise ConfigError(f"{where}.alternate", block["alternate"], "expected a list of gate sequences",
-                                  source=source)
+                raise ConfigError(
+                    f"{where}.alternate", block["alternate"], "expected a list of gate sequences", source=source
+                )
             sequences = [(f"{where}.alternate[{j}]", seq) for j, seq in enumerate(block["alternate"])]
         else:
             if "gates" not in block:
@@ -290,8 +332,9 @@ def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
             _validate_tokens(seq, name, source)
             # an encode sequence without data would still use up its features, which then reach no gate
             if kind == "encode" and not any(t.startswith("x:") for t in seq):
-                raise ConfigError(name, seq, "an encode block's sequence needs a data gate ('x:RY', ...)",
-                                  source=source)
+                raise ConfigError(
+                    name, seq, "an encode block's sequence needs a data gate ('x:RY', ...)", source=source
+                )
         for flag in ("reupload", "skip_last_entangler"):
             if flag in block and not isinstance(block[flag], bool):  # "false" is a true-ish string
                 raise ConfigError(f"{where}.{flag}", block[flag], "expected true or false", source=source)
@@ -315,11 +358,17 @@ def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
     if mq is not None:
         mq = _qubit_list(mq, source)
         if not mq:  # an empty list would silently mean "every qubit"
-            raise ConfigError("measure_qubits", [], "expected at least one qubit (omit the field for all)",
-                              source=source)
+            raise ConfigError(
+                "measure_qubits", [], "expected at least one qubit (omit the field for all)", source=source
+            )
     return CircuitSpec(
-        name=str(data["name"]), description=str(data.get("description", "")), blocks=tuple(blocks),
-        observables=tuple(observables), measure_qubits=mq, init=init, source=source,
+        name=str(data["name"]),
+        description=str(data.get("description", "")),
+        blocks=tuple(blocks),
+        observables=tuple(observables),
+        measure_qubits=mq,
+        init=init,
+        source=source,
     )
 
 

@@ -25,17 +25,31 @@ Expectations of Z come from probabilities, those of X and Y from the amplitudes 
 Everything is plain differentiable torch, so autograd and ``torch.func`` (``vmap``, ``jacrev``, ``hessian``)
 compose with it. complex128 by default; complex64 is allowed for training.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from qlandscape.core.errors import ConfigError
 from qlandscape.sim.allocator import retain_freed_memory
 from qlandscape.sim.blocks import Readout, apply_block, block_unitary, nothing_differentiated, patch_mean_z, read_z
 from qlandscape.sim.circuits import Circuit
-from qlandscape.core.errors import ConfigError
-from qlandscape.sim.gate_matrices import SHARED_TWO_SIDED_MAX_QUBITS, apply_layer, apply_shared_layer, broadcast_shapes, constant, layer_columns, layer_matrices, per_wire, per_wire_columns, probabilities, product_state, real_dtype
+from qlandscape.sim.gate_matrices import (
+    SHARED_TWO_SIDED_MAX_QUBITS,
+    apply_layer,
+    apply_shared_layer,
+    broadcast_shapes,
+    constant,
+    layer_columns,
+    layer_matrices,
+    per_wire,
+    per_wire_columns,
+    probabilities,
+    product_state,
+    real_dtype,
+)
 from qlandscape.sim.lowering import BLOCK_MAX_QUBITS, Block, Layer, bit, plan
 from qlandscape.sim.product_readout import product_plan, product_z
 
@@ -56,18 +70,22 @@ def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtyp
     if params.shape[-1] != circuit.n_params:
         raise ConfigError("params", tuple(params.shape), f"expected last dim {circuit.n_params} for {circuit.name}")
     if features.ndim < 3 or features.shape[-1] < circuit.n_features:
-        raise ConfigError("features", tuple(features.shape),
-                          f"expected (B, P, {circuit.n_features}) or (*K, B, P, {circuit.n_features}) for "
-                          f"{circuit.name}")
+        raise ConfigError(
+            "features",
+            tuple(features.shape),
+            f"expected (B, P, {circuit.n_features}) or (*K, B, P, {circuit.n_features}) for {circuit.name}",
+        )
     try:
         return broadcast_shapes(params.shape[:-2] + (1, params.shape[-2]), features.shape[:-1])
     except RuntimeError:
-        raise ConfigError("features", tuple(features.shape),
-                          f"leading dims do not broadcast with params {tuple(params.shape)}") from None
+        raise ConfigError(
+            "features", tuple(features.shape), f"leading dims do not broadcast with params {tuple(params.shape)}"
+        ) from None
 
 
-def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: Tensor, scale: float,
-         dtype: torch.dtype) -> tuple[Tensor, torch.Size]:
+def _run(
+    circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: Tensor, scale: float, dtype: torch.dtype
+) -> tuple[Tensor, torch.Size]:
     """Run ``steps``; return the state ``(*K', B', P, 2**n)`` (size-1 dims where it is shared) and the full
     batch shape ``(*K, B, P)`` it broadcasts to."""
     batch = _check(circuit, params, features, dtype)
@@ -89,7 +107,7 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
             cols = layer_columns(step.stack, params, features, scale, dtype).squeeze(-3)  # (*nb, W, 2)
             nb = cols.shape[:-2]
             columns = per_wire_columns(step.gated, cols.reshape(-1, *cols.shape[-2:]), n)
-            state = product_state(columns).reshape(*((1,) * (rank - len(nb))), *nb, 2 ** n)
+            state = product_state(columns).reshape(*((1,) * (rank - len(nb))), *nb, 2**n)
         elif isinstance(step, Layer):
             mats = layer_matrices(step.stack, params, features, scale, dtype).squeeze(-4)  # (*nb, W, 2, 2)
             nb = mats.shape[:-3]
@@ -104,13 +122,13 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
                 continue
             flat = mats.expand(*target, *mats.shape[-3:]).reshape(m_total, *mats.shape[-3:])
             wires = per_wire(step.gated, flat, n)
-            state = apply_layer(state.expand(*target, 2 ** n).reshape(m_total, -1), wires, n)
-            state = state.reshape(*target, 2 ** n)
+            state = apply_layer(state.expand(*target, 2**n).reshape(m_total, -1), wires, n)
+            state = state.reshape(*target, 2**n)
         else:
             if state is None:
                 state = _basis_zero(n, rank, dtype, device)
             if not step.identity:  # on the flat (M, D) view: index_select on a 2-D tensor's last dim is faster
-                state = state.reshape(-1, 2 ** n).index_select(1, constant(step.source, device)).reshape(state.shape)
+                state = state.reshape(-1, 2**n).index_select(1, constant(step.source, device)).reshape(state.shape)
             if step.sign_vector is not None:
                 state = state * constant(step.sign_vector, device, rdtype)
     if state is None:
@@ -119,7 +137,7 @@ def _run(circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: 
 
 
 def _basis_zero(n: int, rank: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    state = torch.zeros((1,) * rank + (2 ** n,), dtype=dtype, device=device)
+    state = torch.zeros((1,) * rank + (2**n,), dtype=dtype, device=device)
     state[..., 0] = 1
     return state
 
@@ -133,18 +151,20 @@ def _plan_for(circuit: Circuit, features: Tensor, fold_readout: bool):
     return plan(circuit, fold_readout=fold_readout, blocks=use_blocks(circuit, features.shape[-3]))
 
 
-def simulate_state(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
-                   dtype: torch.dtype = torch.complex128) -> Tensor:
+def simulate_state(
+    circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0, dtype: torch.dtype = torch.complex128
+) -> Tensor:
     """Final state vectors ``(*K, B, P, 2**n)`` for params ``(*K, P, n_params)`` and features ``(B, P, F)`` or
     ``(*K, B, P, F)``."""
     retain_freed_memory()
     steps = _plan_for(circuit, features, fold_readout=False).steps
     state, batch = _run(circuit, steps, params, features, scale, dtype)
-    return state.to(dtype).expand(*batch, 2 ** circuit.n_qubits)
+    return state.to(dtype).expand(*batch, 2**circuit.n_qubits)
 
 
-def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
-             dtype: torch.dtype = torch.complex128) -> Tensor:
+def simulate(
+    circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0, dtype: torch.dtype = torch.complex128
+) -> Tensor:
     """Expectation values of the circuit's observables.
 
     Args:
@@ -163,8 +183,9 @@ def simulate(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float
     product = product_plan(circuit)
     if product is not None:  # Z parities of a product state: no state vector at all
         batch = _check(circuit, params, features, dtype)
-        return _connected(product_z(circuit, product, params, features, scale, dtype, len(batch)),
-                          params).expand(*batch, circuit.n_outputs)
+        return _connected(product_z(circuit, product, params, features, scale, dtype, len(batch)), params).expand(
+            *batch, circuit.n_outputs
+        )
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
     fused = _fuses_last_block(chosen)
@@ -189,8 +210,15 @@ def _connected(out: Tensor, params: Tensor) -> Tensor:
     return out
 
 
-def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0,
-                        dtype: torch.dtype = torch.complex128, n_outputs: int | None = None) -> Tensor:
+def simulate_patch_mean(
+    circuit: Circuit,
+    params: Tensor,
+    features: Tensor,
+    *,
+    scale: float = 1.0,
+    dtype: torch.dtype = torch.complex128,
+    n_outputs: int | None = None,
+) -> Tensor:
     """The mean over patches of the first ``n_outputs`` expectations (all by default): ``(*K, B, n_outputs)``,
     what a patch-mean aggregation reads.
 
@@ -204,11 +232,16 @@ def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, s
         raise ConfigError("n_outputs", n_outputs, f"expected 1..{circuit.n_outputs} for {circuit.name}")
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
-    if not (product_plan(circuit) is None and _fuses_last_block(chosen) and params.ndim == 3 and features.ndim == 3
-            and nothing_differentiated(params, features)):
+    if not (
+        product_plan(circuit) is None
+        and _fuses_last_block(chosen)
+        and params.ndim == 3
+        and features.ndim == 3
+        and nothing_differentiated(params, features)
+    ):
         return simulate(circuit, params, features, scale=scale, dtype=dtype)[..., :n_outputs].mean(dim=-2)
     state, batch = _run(circuit, steps[:-1], params, features, scale, dtype)
-    n_points, n_patches, dim = params.shape[0], params.shape[1], 2 ** circuit.n_qubits
+    n_points, n_patches, dim = params.shape[0], params.shape[1], 2**circuit.n_qubits
     rdtype = real_dtype(dtype)
     u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
     if state.shape[0] == 1 and not state.is_complex():
@@ -221,7 +254,7 @@ def simulate_patch_mean(circuit: Circuit, params: Tensor, features: Tensor, *, s
 
 def _expectations(circuit: Circuit, state: Tensor, n: int) -> Tensor:
     lead = state.shape[:-1]
-    state = state.reshape(-1, 2 ** n)
+    state = state.reshape(-1, 2**n)
     if not state.is_complex():
         state = state.to(torch.complex128 if state.dtype == torch.float64 else torch.complex64)
     m = state.shape[0]
@@ -229,11 +262,10 @@ def _expectations(circuit: Circuit, state: Tensor, n: int) -> Tensor:
     outs = []
     for pauli, wire in circuit.observables:
         if pauli == "Z":
-            signs = torch.as_tensor(1.0 - 2.0 * bit(np.arange(2 ** n), wire, n), dtype=probs.dtype,
-                                    device=probs.device)
+            signs = torch.as_tensor(1.0 - 2.0 * bit(np.arange(2**n), wire, n), dtype=probs.dtype, device=probs.device)
             outs.append(probs @ signs)
         else:
-            view = state.view(m, 2 ** wire, 2, 2 ** (n - wire - 1))
+            view = state.view(m, 2**wire, 2, 2 ** (n - wire - 1))
             cross = (view[:, :, 0, :].conj() * view[:, :, 1, :]).sum(dim=(1, 2))
             outs.append(2 * (cross.real if pauli == "X" else cross.imag))
     return torch.stack(outs, dim=-1).reshape(*lead, -1)

@@ -3,6 +3,7 @@
 Rotation matrices for stacked layers, Kronecker products and product states, one layer applied as Kronecker-group
 GEMMs, and plan constants (index and sign vectors) cached as tensors per device.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,6 @@ def group_sizes(n: int) -> tuple[int, ...]:
     k = -(-n // g)
     base, extra = divmod(n, k)
     return tuple(base + (1 if i < extra else 0) for i in range(k))
-
 
 
 def rotations(name: str, angle: Tensor, cdtype: torch.dtype) -> Tensor:
@@ -98,8 +98,9 @@ def constant(array: np.ndarray, device: torch.device, dtype: torch.dtype | None 
 _EYE = {True: np.eye(2), False: np.eye(2, dtype=complex)}
 
 
-def _half_angle_cos_sin(combined: SignatureGather, params: Tensor, features: Tensor,
-                        scale: float) -> tuple[Tensor, Tensor]:
+def _half_angle_cos_sin(
+    combined: SignatureGather, params: Tensor, features: Tensor, scale: float
+) -> tuple[Tensor, Tensor]:
     """cos and sin of half of every angle of a single-source signature, from one gather: ``(*K, 1, P, F, W, G)``
     for parameters, ``(B, P, F, W, G)`` for data."""
     if combined.source == "param":
@@ -110,8 +111,9 @@ def _half_angle_cos_sin(combined: SignatureGather, params: Tensor, features: Ten
     return torch.cos(half), torch.sin(half)
 
 
-def _signature_matrices(combined: SignatureGather, params: Tensor, features: Tensor, scale: float,
-                        dtype: torch.dtype) -> Tensor:
+def _signature_matrices(
+    combined: SignatureGather, params: Tensor, features: Tensor, scale: float, dtype: torch.dtype
+) -> Tensor:
     """Fused ``(*batch, F, W, 2, 2)`` matrices of one single-source signature: one gather, one cos and sin for
     every gate, cos·I + sin·G per gate, then the product over the gate positions."""
     c, s = _half_angle_cos_sin(combined, params, features, scale)
@@ -247,13 +249,13 @@ def apply_layer(state: Tensor, wires: list[Tensor], n: int) -> Tensor:
     m_total = state.shape[0]
     start = 0
     for g in group_sizes(n):
-        u = kron(wires[start:start + g])
+        u = kron(wires[start : start + g])
         state, u = common_dtype(state, u)
         # Apply U to the leading g wires and write those wires out LAST: out[m, r, i] = sum_j U[m, i, j] s[m, j, r].
         # The wire order rotates by g per group, so after all groups it is the original one again. Up to 3 wires
         # the GEMM is U @ s followed by a transpose copy: MKL's batched complex GEMM with a transposed k <= 8
         # operand runs 2-3x slower than that pair; 4-wire groups take the transposed operand (no copy).
-        s = state.reshape(m_total, 2 ** g, -1)
+        s = state.reshape(m_total, 2**g, -1)
         if g <= 3:
             state = torch.matmul(u, s).transpose(1, 2).reshape(m_total, -1)
         else:
@@ -279,11 +281,11 @@ def apply_shared_layer(state: Tensor, wires: list[Tensor], n: int) -> Tensor:
     lead = wires[0].shape[:-2]
     rows = [w.reshape(-1, 2, 2) for w in wires]
     half = n // 2
-    left = kron(rows[:half]).reshape(*lead, 2 ** half, 2 ** half)
+    left = kron(rows[:half]).reshape(*lead, 2**half, 2**half)
     right = kron(rows[half:]).reshape(*lead, 2 ** (n - half), 2 ** (n - half))
     if state.ndim == 3 and state.shape[0] > 1 and lead[-1:] == state.shape[1:2] and math.prod(lead) == lead[-1]:
         return _shared_by_samples(state, left.reshape(-1, *left.shape[-2:]), right.reshape(-1, *right.shape[-2:]))
-    s, left = common_dtype(state.reshape(*state.shape[:-1], 2 ** half, -1), left)
+    s, left = common_dtype(state.reshape(*state.shape[:-1], 2**half, -1), left)
     s = left @ s
     s, right = common_dtype(s, right)
     out = s @ right.transpose(-1, -2)  # batch: state's and the matrices' broadcast
@@ -321,4 +323,4 @@ def common_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def probabilities(state: Tensor) -> Tensor:
-    return state ** 2 if not state.is_complex() else state.real ** 2 + state.imag ** 2
+    return state**2 if not state.is_complex() else state.real**2 + state.imag**2

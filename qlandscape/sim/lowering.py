@@ -13,6 +13,7 @@ splits every wire's rotations at the data/parameter boundary and gathers the par
 that follow data into :class:`Block` steps: a block is the same unitary for every sample of a patch, so the engine
 builds it once per (parameter point, patch) and applies it to all samples as one GEMM.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,9 +53,9 @@ def bit(indices: np.ndarray, wire: int, n: int) -> np.ndarray:
 
 
 def _compose_entanglers(gates: list[Gate], n: int) -> Permute:
-    basis = np.arange(2 ** n)
+    basis = np.arange(2**n)
     image = basis.copy()
-    sign = np.ones(2 ** n)
+    sign = np.ones(2**n)
     for gate in gates:
         a, b = gate.wires
         if gate.name == "CZ":
@@ -106,8 +107,11 @@ class Gather:
 
 
 # R_P(a) = cos(a/2) I + sin(a/2) G_P with G_P = -iP: every rotation is two scaled constants
-GENERATORS = {"RX": np.array([[0, -1j], [-1j, 0]]), "RY": np.array([[0, -1], [1, 0]], dtype=complex),
-              "RZ": np.array([[-1j, 0], [0, 1j]])}
+GENERATORS = {
+    "RX": np.array([[0, -1j], [-1j, 0]]),
+    "RY": np.array([[0, -1], [1, 0]], dtype=complex),
+    "RZ": np.array([[-1j, 0], [0, 1j]]),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,11 +145,12 @@ def _gather(indices: list[np.ndarray]) -> Gather:
     return Gather(index=flat, start=int(flat[0]) if contiguous else None, shape=index.shape)
 
 
-def make_stack(layers: list["Layer"]) -> Stack:
+def make_stack(layers: list[Layer]) -> Stack:
     first = layers[0]
     signatures = tuple(
         (key, tuple(_gather([layer.signatures[s][2][k] for layer in layers]) for k in range(len(key))))
-        for s, (key, _, _) in enumerate(first.signatures))
+        for s, (key, _, _) in enumerate(first.signatures)
+    )
     real = all(name == "RY" for key, _, _ in first.signatures for name, _ in key)
     combined = []
     for s, (key, _, _) in enumerate(first.signatures):
@@ -154,8 +159,11 @@ def make_stack(layers: list["Layer"]) -> Stack:
             continue
         per_layer = [np.stack([layer.signatures[s][2][k] for k in range(len(key))], axis=-1) for layer in layers]
         generators = np.stack([GENERATORS[name] for name, _ in key])
-        combined.append(SignatureGather(source=key[0][1], gather=_gather(per_layer),
-                                        generators=generators.real.copy() if real else generators))
+        combined.append(
+            SignatureGather(
+                source=key[0][1], gather=_gather(per_layer), generators=generators.real.copy() if real else generators
+            )
+        )
     return Stack(signatures=signatures, order=first.order, gated=first.gated, real=real, combined=tuple(combined))
 
 
@@ -195,8 +203,13 @@ def make_layer(steps: list[Fused]) -> Layer:
     order = np.argsort(np.array(concatenated))
     identity = bool((order == np.arange(len(order))).all())
     sources = {g.source for s in steps for g in s.rotations}
-    layer = Layer(signatures=tuple(signatures), order=None if identity else order,
-                  gated=tuple(sorted(concatenated)), has_params="param" in sources, has_features="feature" in sources)
+    layer = Layer(
+        signatures=tuple(signatures),
+        order=None if identity else order,
+        gated=tuple(sorted(concatenated)),
+        has_params="param" in sources,
+        has_features="feature" in sources,
+    )
     return dataclasses.replace(layer, stack=make_stack([layer]))
 
 
@@ -213,8 +226,7 @@ def _split_at_data(steps: list[Fused]) -> list[list[Fused]]:
             pre.append(step)
             continue
         lo, hi = fed[0], fed[-1] + 1
-        for part, rotations in ((pre, step.rotations[:lo]), (mid, step.rotations[lo:hi]),
-                                (post, step.rotations[hi:])):
+        for part, rotations in ((pre, step.rotations[:lo]), (mid, step.rotations[lo:hi]), (post, step.rotations[hi:])):
             if rotations:
                 part.append(Fused(step.wire, rotations))
     if not mid:  # parameter-only layer: keep it whole
@@ -249,8 +261,9 @@ class Block:
             if len(perms) == len(self.perms) and all((p.source == perms[0].source).all() for p in perms):
                 rows = perms[0].source
             else:
-                rows = np.concatenate([f * dim + (np.arange(dim) if p is None else p.source)
-                                       for f, p in enumerate(self.perms)])  # into the flattened (F * D) rows
+                rows = np.concatenate(
+                    [f * dim + (np.arange(dim) if p is None else p.source) for f, p in enumerate(self.perms)]
+                )  # into the flattened (F * D) rows
         if any(not (p.sign == 1).all() for p in perms):
             signs = np.stack([np.ones(dim) if p is None else p.sign for p in self.perms])[:, :, None]
         object.__setattr__(self, "stacks", stacks)
@@ -269,12 +282,12 @@ def kron_rows(block: Block, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     first factor's alone (arrays of their own, which the engine caches as tensors by identity).
     """
     right = n - n // 2
-    dim = 2 ** n
+    dim = 2**n
     idx_a, idx_b = [], []
     for f, perm in enumerate(block.perms):
         source = np.arange(dim) if perm is None else perm.source
         idx_a.append(f * 2 ** (n // 2) + (source >> right))
-        idx_b.append(f * 2 ** right + (source & (2 ** right - 1)))
+        idx_b.append(f * 2**right + (source & (2**right - 1)))
     return np.concatenate(idx_a), np.concatenate(idx_b), idx_a[0].copy(), idx_b[0].copy()
 
 
@@ -323,12 +336,12 @@ def _layer_steps(circuit: Circuit, split: bool, z_readout: bool = False) -> list
     pending: list[Fused] = []
 
     def flush() -> None:
-        for part in (_split_at_data(pending) if split else [pending]):
+        for part in _split_at_data(pending) if split else [pending]:
             steps.append(make_layer(part))
         pending.clear()
 
     program = lower(circuit)
-    for step in (drop_phases_before_z(program) if z_readout else program):
+    for step in drop_phases_before_z(program) if z_readout else program:
         if isinstance(step, Fused):
             pending.append(step)
             continue
@@ -386,7 +399,7 @@ def plan(circuit: Circuit, *, fold_readout: bool = True, blocks: bool = False) -
             steps = kept
     z_signs = None
     if z_only:
-        basis = np.arange(2 ** n)
+        basis = np.arange(2**n)
         z = np.stack([1.0 - 2.0 * bit(basis, w, n) for _, w in circuit.observables], axis=1)
         # p_new[j] = p_old[source[j]], so <Z> = sum_i p_old[i] z[inverse[i]].
         while steps and isinstance(steps[-1], Permute):

@@ -10,6 +10,7 @@ state the expectation of a parity factorises:
 so the outputs cost O(n) per (sample, patch) instead of O(2**n), a handful of tensor ops in all
 (benchmarks/perf: 1 layer at 4 qubits). It is exact; tests compare it with the state-vector path.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -31,7 +32,7 @@ def product_plan(circuit: Circuit) -> tuple[Plan, np.ndarray] | None:
     if chosen.z_signs is None or len(chosen.steps) != 1 or not isinstance(chosen.steps[0], Layer):
         return None
     layer, n = chosen.steps[0], circuit.n_qubits
-    basis = np.arange(2 ** n)
+    basis = np.arange(2**n)
     wire_signs = 1.0 - 2.0 * np.stack([bit(basis, w, n) for w in range(n)])  # (n, 2**n)
     single = [1 << (n - 1 - w) for w in range(n)]  # |e_w>: only wire w set (wire 0 is the most significant)
     masks = []
@@ -43,14 +44,21 @@ def product_plan(circuit: Circuit) -> tuple[Plan, np.ndarray] | None:
     return chosen, np.array(masks, dtype=bool).reshape(len(masks), len(layer.gated))
 
 
-def product_z(circuit: Circuit, found: tuple[Plan, np.ndarray], params: Tensor, features: Tensor, scale: float,
-              dtype: torch.dtype, rank: int) -> Tensor:
+def product_z(
+    circuit: Circuit,
+    found: tuple[Plan, np.ndarray],
+    params: Tensor,
+    features: Tensor,
+    scale: float,
+    dtype: torch.dtype,
+    rank: int,
+) -> Tensor:
     """Expectations ``(*nb, O)``, padded with leading 1s to ``rank`` batch dims, for a :func:`product_plan`."""
     chosen, mask = found
     step = chosen.steps[0]
     rdtype = real_dtype(dtype)
     cols = layer_columns(step.stack, params.to(rdtype), features.to(rdtype), scale, dtype).squeeze(-3)
-    weights = cols.real ** 2 + cols.imag ** 2 if cols.is_complex() else cols ** 2  # (*nb, W, 2)
+    weights = cols.real**2 + cols.imag**2 if cols.is_complex() else cols**2  # (*nb, W, 2)
     z = weights[..., 0] - weights[..., 1]  # <Z_w> per gated wire
     factors = torch.where(constant(mask, z.device), z.unsqueeze(-2), 1.0)  # (*nb, O, W)
     out = factors.prod(dim=-1)

@@ -5,6 +5,7 @@ fractional epoch, be forked into children that continue with another data order 
 records flat float64 parameter vectors at every recorded point. The caller's model is never changed: the trainer
 works on its own copy.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,9 +18,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from qlandscape.sim.backends import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
 from qlandscape.core.losses import resolve_loss
+from qlandscape.sim.backends import default_dtype
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine_restarts")
@@ -47,7 +48,7 @@ class TrainConfig:
     seed: int = 0
     record_every: int | None = None
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
@@ -113,8 +114,9 @@ def flat_parameters(model: nn.Module) -> Tensor:
     return torch.cat([p.detach().reshape(-1).to(torch.float64) for p in model.parameters()])
 
 
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, loss: str = "cross_entropy",
-             batch_size: int = 1024) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, loss: str = "cross_entropy", batch_size: int = 1024
+) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode, without gradients."""
     loss_fn = resolve_loss(loss)
     was_training = model.training
@@ -122,8 +124,8 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, loss: str = "cross_entropy"
     total, correct = 0.0, 0
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
-            out = model(x[start:start + batch_size])
-            yb = y[start:start + batch_size]
+            out = model(x[start : start + batch_size])
+            yb = y[start : start + batch_size]
             total += float(loss_fn(out, yb)) * yb.shape[0]
             correct += int((out.argmax(-1) == yb).sum())
     model.train(was_training)
@@ -133,9 +135,17 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, loss: str = "cross_entropy"
 class Trainer:
     """A resumable, forkable training loop over (x_train, y_train); evaluation on train and test each epoch."""
 
-    def __init__(self, model: nn.Module, x_train: Tensor, y_train: Tensor, x_test: Tensor | None = None,
-                 y_test: Tensor | None = None, config: TrainConfig = TrainConfig(), *,
-                 progress: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        x_train: Tensor,
+        y_train: Tensor,
+        x_test: Tensor | None = None,
+        y_test: Tensor | None = None,
+        config: TrainConfig = TrainConfig(),
+        *,
+        progress: bool = False,
+    ) -> None:
         self.config = config.validate()
         if x_train.shape[0] == 0:
             raise ConfigError("training set", tuple(x_train.shape), "expected at least one sample")
@@ -143,8 +153,11 @@ class Trainer:
             raise ConfigError("y_train", tuple(y_train.shape), f"expected {x_train.shape[0]} labels, one per input")
         # one without the other would score the test inputs against the training labels
         if (x_test is None) != (y_test is None):
-            raise ConfigError("y_test" if y_test is None else "x_test", None,
-                              "give both x_test and y_test, or neither (then the training set is evaluated)")
+            raise ConfigError(
+                "y_test" if y_test is None else "x_test",
+                None,
+                "give both x_test and y_test, or neither (then the training set is evaluated)",
+            )
         if x_test is not None and y_test.shape[0] != x_test.shape[0]:
             raise ConfigError("y_test", tuple(y_test.shape), f"expected {x_test.shape[0]} labels, one per input")
         self.model = copy.deepcopy(model)
@@ -157,11 +170,13 @@ class Trainer:
         self.dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float64)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if config.optimizer == "adam":
-            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=config.lr,
-                                                                     weight_decay=config.weight_decay)
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
+                params, lr=config.lr, weight_decay=config.weight_decay
+            )
         else:
-            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                             weight_decay=config.weight_decay)
+            self.optimizer = torch.optim.SGD(
+                params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
         self.steps_per_epoch = math.ceil(x_train.shape[0] / config.batch_size)
         if config.schedule_unit == "epoch":
             tick = self.steps_per_epoch
@@ -169,20 +184,25 @@ class Trainer:
         else:
             tick = 1
             total = max(1, config.epochs * self.steps_per_epoch)
-            period = total if config.schedule_period is None else max(1, round(config.schedule_period *
-                                                                               self.steps_per_epoch))
+            period = (
+                total
+                if config.schedule_period is None
+                else max(1, round(config.schedule_period * self.steps_per_epoch))
+            )
         self.scheduler = None
         if config.schedule != "constant":
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                               _cosine_factor(period, config.schedule, tick))
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, _cosine_factor(period, config.schedule, tick)
+            )
         self.generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)  # dropout and other in-model randomness draw from the global generator
         self.step = 0
         self.order = torch.randperm(x_train.shape[0], generator=self.generator)
         self.trajectory: list[np.ndarray] = [flat_parameters(self.model).numpy()]
         self.record_steps: list[int] = [0]
-        self.history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_accuracy", "test_loss",
-                                                                 "test_accuracy")}
+        self.history: dict[str, list[float]] = {
+            k: [] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+        }
         self.seconds = 0.0
         self._evaluate()
 
@@ -209,13 +229,15 @@ class Trainer:
         within = self.step % self.steps_per_epoch
         if within == 0 and self.step > 0:
             self.order = torch.randperm(self.x_train.shape[0], generator=self.generator)
-        idx = self.order[within * self.config.batch_size:(within + 1) * self.config.batch_size]
+        idx = self.order[within * self.config.batch_size : (within + 1) * self.config.batch_size]
         self.optimizer.zero_grad(set_to_none=True)
         with default_dtype(self.dtype):  # PennyLane devices differentiate inside backward (backends.default_dtype)
             loss = self.loss_fn(self.model(self.x_train[idx]), self.y_train[idx])
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {float(loss)} at step {self.step} (epoch "
-                                         f"{self.epoch:.2f}); lower the learning rate (lr={self.config.lr})")
+                raise FloatingPointError(
+                    f"training loss became {float(loss)} at step {self.step} (epoch "
+                    f"{self.epoch:.2f}); lower the learning rate (lr={self.config.lr})"
+                )
             loss.backward()
         self.optimizer.step()
         if self.scheduler is not None:
@@ -228,25 +250,27 @@ class Trainer:
         if (every is not None and self.step % every == 0) or (every is None and at_epoch_end):
             self._record()
 
-    def run_until(self, epoch: float) -> "Trainer":
+    def run_until(self, epoch: float) -> Trainer:
         """Train until ``epoch`` (fractional allowed, rounded to a whole step); returns self."""
         if epoch > self.config.epochs + 1e-12:
             raise ConfigError("epoch", epoch, f"expected at most the configured epochs ({self.config.epochs})")
         target = round(epoch * self.steps_per_epoch)
         start = time.perf_counter()
-        bar = tqdm(total=max(0, target - self.step), desc="training", unit="step", disable=not self.progress,
-                   leave=False)
+        bar = tqdm(
+            total=max(0, target - self.step), desc="training", unit="step", disable=not self.progress, leave=False
+        )
         while self.step < target:
             self._one_step()
             bar.update(1)
             if self.step % self.steps_per_epoch == 0:
-                bar.set_postfix(loss=f"{self.history['train_loss'][-1]:.4f}",
-                                test_acc=f"{self.history['test_accuracy'][-1]:.3f}")
+                bar.set_postfix(
+                    loss=f"{self.history['train_loss'][-1]:.4f}", test_acc=f"{self.history['test_accuracy'][-1]:.3f}"
+                )
         bar.close()
         self.seconds += time.perf_counter() - start
         return self
 
-    def fork(self, seed: int) -> "Trainer":
+    def fork(self, seed: int) -> Trainer:
         """A child continuing from this exact state (parameters, optimiser, schedule) with another data order.
 
         The rest of the current epoch is reshuffled with the child's generator, so children differ from the
@@ -277,16 +301,26 @@ class Trainer:
         """The recorded trajectory and per-epoch evaluation history so far."""
         steps = np.asarray(self.record_steps)
         return TrainResult(
-            trajectory=np.stack(self.trajectory), times=steps / self.steps_per_epoch, steps=steps,
+            trajectory=np.stack(self.trajectory),
+            times=steps / self.steps_per_epoch,
+            steps=steps,
             epochs=np.arange(len(self.history["train_loss"]), dtype=np.float64),
             **{k: np.asarray(v) for k, v in self.history.items()},
-            seconds=self.seconds, config=dict(vars(self.config)),
+            seconds=self.seconds,
+            config=dict(vars(self.config)),
         )
 
 
-def train(model: nn.Module, x_train: Tensor, y_train: Tensor, x_test: Tensor | None = None,
-          y_test: Tensor | None = None, config: TrainConfig = TrainConfig(), *,
-          progress: bool = False) -> tuple[nn.Module, TrainResult]:
+def train(
+    model: nn.Module,
+    x_train: Tensor,
+    y_train: Tensor,
+    x_test: Tensor | None = None,
+    y_test: Tensor | None = None,
+    config: TrainConfig = TrainConfig(),
+    *,
+    progress: bool = False,
+) -> tuple[nn.Module, TrainResult]:
     """Train a copy of ``model``; return (trained copy, :class:`TrainResult`). The caller's model is unchanged."""
     trainer = Trainer(model, x_train, y_train, x_test, y_test, config, progress=progress)
     trainer.run_until(config.epochs)

@@ -1,5 +1,6 @@
 """Extreme eigenpairs from Hessian-vector products: converging Lanczos (ARPACK as fallback and option) and power
 iteration (the PyHessian baseline), with per-iteration histories so the cost to any accuracy can be compared."""
+
 from __future__ import annotations
 
 import logging
@@ -68,9 +69,16 @@ def _wanted(theta: np.ndarray, k: int, which: str) -> np.ndarray:
     return np.unique(np.concatenate([np.arange(k), np.arange(m - k, m)]))
 
 
-def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str, tol: float, max_basis: int,
-                      history: list[float], rng: np.random.Generator
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _lanczos_extremes(
+    op: LinearOperator,
+    start: np.ndarray,
+    k: int,
+    which: str,
+    tol: float,
+    max_basis: int,
+    history: list[float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Lanczos with full reorthogonalisation until the wanted Ritz pairs converge; None if they do not within
     ``max_basis`` vectors. Residual norms come from the Lanczos relation, ‖Hy − θy‖ = |β_m s_m|. Appends the
     leading wanted Ritz value of every step to ``history``.
@@ -93,7 +101,7 @@ def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str,
         alpha.append(float(w @ basis[j]))
         w -= alpha[-1] * basis[j] + (beta[-1] * basis[j - 1] if j > block else 0.0)
         for _ in range(2):  # twice is enough (Kahan–Parlett)
-            w -= basis[:j + 1].T @ (basis[:j + 1] @ w)
+            w -= basis[: j + 1].T @ (basis[: j + 1] @ w)
         b = float(np.linalg.norm(w))
         if j > 0:
             theta, ritz = scipy.linalg.eigh_tridiagonal(np.array(alpha), np.array(beta))
@@ -105,15 +113,16 @@ def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str,
         closed = b <= max(rel_tol, 1e-12) * scale
         sel = _wanted(theta, k, which) if j + 1 >= need else None
         if sel is not None and j + 1 == n:  # the basis spans everything: the Ritz pairs are exact
-            return theta[sel], basis[:j + 1].T @ ritz[:, sel], np.abs(b * ritz[-1, sel])
+            return theta[sel], basis[: j + 1].T @ ritz[:, sel], np.abs(b * ritz[-1, sel])
         if closed:
-            if sel is not None and not _copies_matter(theta, _block_values(alpha, beta, block), k, which,
-                                                      max(rel_tol, 1e-12) * scale):
-                return theta[sel], basis[:j + 1].T @ ritz[:, sel], np.abs(b * ritz[-1, sel])
+            if sel is not None and not _copies_matter(
+                theta, _block_values(alpha, beta, block), k, which, max(rel_tol, 1e-12) * scale
+            ):
+                return theta[sel], basis[: j + 1].T @ ritz[:, sel], np.abs(b * ritz[-1, sel])
             if j + 1 < m_max:
                 restart = rng.standard_normal(n)
                 for _ in range(2):
-                    restart -= basis[:j + 1].T @ (basis[:j + 1] @ restart)
+                    restart -= basis[: j + 1].T @ (basis[: j + 1] @ restart)
                 beta.append(0.0)
                 basis[j + 1] = restart / np.linalg.norm(restart)
                 block = j + 1
@@ -121,16 +130,23 @@ def _lanczos_extremes(op: LinearOperator, start: np.ndarray, k: int, which: str,
         if sel is not None:
             residuals = np.abs(b * ritz[-1, sel])
             if bool((residuals <= rel_tol * scale).all()):
-                return theta[sel], basis[:j + 1].T @ ritz[:, sel], residuals
+                return theta[sel], basis[: j + 1].T @ ritz[:, sel], residuals
         if j + 1 < m_max:
             beta.append(b)
             basis[j + 1] = w / b
     return None
 
 
-def _complete_ends(op: LinearOperator, found: tuple[np.ndarray, np.ndarray, np.ndarray], k: int, which: str,
-                   tol: float, max_basis: int, steps: int, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _complete_ends(
+    op: LinearOperator,
+    found: tuple[np.ndarray, np.ndarray, np.ndarray],
+    k: int,
+    which: str,
+    tol: float,
+    max_basis: int,
+    steps: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Check converged wanted pairs against the rest of the space; None if a check does not converge.
 
     Small residuals prove eigenpairs, not the k most extreme ones: one start vector sees one direction of each
@@ -145,7 +161,7 @@ def _complete_ends(op: LinearOperator, found: tuple[np.ndarray, np.ndarray, np.n
     vals, vecs, residuals = (a.copy() for a in found)
     n = op.size
     slack = max(tol, 1e-14) * max(float(np.abs(vals).max()), np.finfo(float).tiny)
-    for end in (("smallest", "largest") if which == "both" else (which,)):
+    for end in ("smallest", "largest") if which == "both" else (which,):
         while True:
             x = vecs
 
@@ -180,7 +196,7 @@ def _complete_ends(op: LinearOperator, found: tuple[np.ndarray, np.ndarray, np.n
 
 def _block_values(alpha: list[float], beta: list[float], block: int) -> np.ndarray:
     a = np.array(alpha[block:])
-    return a if a.size == 1 else scipy.linalg.eigvalsh_tridiagonal(a, np.array(beta[block:len(alpha) - 1]))
+    return a if a.size == 1 else scipy.linalg.eigvalsh_tridiagonal(a, np.array(beta[block : len(alpha) - 1]))
 
 
 def _copies_matter(theta: np.ndarray, values: np.ndarray, k: int, which: str, slack: float) -> bool:
@@ -190,11 +206,18 @@ def _copies_matter(theta: np.ndarray, values: np.ndarray, k: int, which: str, sl
     return beyond_top or beyond_bottom
 
 
-def top_eigenvalues(source: Objective | LinearOperator, k: int = 1, *,
-                    which: Literal["largest", "smallest", "both"] = "largest",
-                    theta: np.ndarray | torch.Tensor | None = None, tol: float = 1e-10, max_iter: int | None = None,
-                    ncv: int | None = None, seed: int = 0,
-                    solver: Literal["lanczos", "arpack"] = "lanczos") -> EigenResult:
+def top_eigenvalues(
+    source: Objective | LinearOperator,
+    k: int = 1,
+    *,
+    which: Literal["largest", "smallest", "both"] = "largest",
+    theta: np.ndarray | torch.Tensor | None = None,
+    tol: float = 1e-10,
+    max_iter: int | None = None,
+    ncv: int | None = None,
+    seed: int = 0,
+    solver: Literal["lanczos", "arpack"] = "lanczos",
+) -> EigenResult:
     """The k algebraically largest, smallest (most negative), or both (k of each end) eigenpairs by Lanczos on
     Hessian-vector products, from a seeded Gaussian start.
 
@@ -218,8 +241,12 @@ def top_eigenvalues(source: Objective | LinearOperator, k: int = 1, *,
     n = source.size if isinstance(source, LinearOperator) else getattr(source, "n_params", None)
     if isinstance(n, int):
         need = 2 * k if which == "both" else k
-        require(need <= n, "k", k, f"expected {'2k' if which == 'both' else 'k'} <= {n}, the parameter count "
-                f"(which={which!r})")
+        require(
+            need <= n,
+            "k",
+            k,
+            f"expected {'2k' if which == 'both' else 'k'} <= {n}, the parameter count (which={which!r})",
+        )
         if ncv is not None:
             ncv = check_positive_int("ncv", ncv)
             require(need < ncv <= n, "ncv", ncv, f"expected {need} < ncv <= {n} (ARPACK's Krylov basis size)")
@@ -242,28 +269,50 @@ def top_eigenvalues(source: Objective | LinearOperator, k: int = 1, *,
                 found = _complete_ends(op, found, k, which, tol, basis_limit, len(history), rng)
             if found is not None:
                 vals, vecs, residuals = found
-                return EigenResult(eigenvalues=vals, eigenvectors=vecs, residual_norms=residuals,
-                                   n_matvecs=op.n_matvecs - start, converged=True, tol=float(tol), which=which,
-                                   method="lanczos", n_params=op.size, history=np.array(history))
+                return EigenResult(
+                    eigenvalues=vals,
+                    eigenvectors=vecs,
+                    residual_norms=residuals,
+                    n_matvecs=op.n_matvecs - start,
+                    converged=True,
+                    tol=float(tol),
+                    which=which,
+                    method="lanczos",
+                    n_params=op.size,
+                    history=np.array(history),
+                )
             max_iter = None  # ARPACK takes over with its own restart limit
         mode = {"largest": "LA", "smallest": "SA", "both": "BE"}[which]
         try:
             vals, vecs = spla.eigsh(to_scipy(op), k=need, which=mode, v0=v0, tol=tol, maxiter=max_iter, ncv=ncv)
         except spla.ArpackNoConvergence as err:
             vals, vecs, converged = err.eigenvalues, err.eigenvectors, False
-            log.warning("Lanczos (eigsh, which=%s) did not converge: %d of %d pairs converged", which, len(vals),
-                        need)
+            log.warning("Lanczos (eigsh, which=%s) did not converge: %d of %d pairs converged", which, len(vals), need)
         order = np.argsort(vals)
         vals, vecs = vals[order], vecs[:, order]
         method = "lanczos"
     residuals = _residuals(op, vals, vecs)
-    return EigenResult(eigenvalues=vals, eigenvectors=vecs, residual_norms=residuals,
-                       n_matvecs=op.n_matvecs - start, converged=converged, tol=float(tol), which=which,
-                       method=method, n_params=op.size)
+    return EigenResult(
+        eigenvalues=vals,
+        eigenvectors=vecs,
+        residual_norms=residuals,
+        n_matvecs=op.n_matvecs - start,
+        converged=converged,
+        tol=float(tol),
+        which=which,
+        method=method,
+        n_params=op.size,
+    )
 
 
-def power_iteration(source: Objective | LinearOperator, *, theta: np.ndarray | torch.Tensor | None = None,
-                    tol: float = 1e-6, max_iter: int = 1000, seed: int = 0) -> EigenResult:
+def power_iteration(
+    source: Objective | LinearOperator,
+    *,
+    theta: np.ndarray | torch.Tensor | None = None,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
+    seed: int = 0,
+) -> EigenResult:
     """Power iteration as in PyHessian: v ← Hv/‖Hv‖ until the Rayleigh quotient's relative change is below ``tol``.
 
     Finds the eigenvalue of largest magnitude (λ_max only when it dominates |λ_min|); converges at the rate
@@ -292,10 +341,18 @@ def power_iteration(source: Objective | LinearOperator, *, theta: np.ndarray | t
             break
         v = hv / norm
     # the reported vector is the one whose Rayleigh quotient and residual were measured
-    return EigenResult(eigenvalues=np.array([eigenvalue]), eigenvectors=measured[:, None],
-                       residual_norms=np.array([residual]), n_matvecs=op.n_matvecs - start, converged=converged,
-                       tol=float(tol), which="magnitude", method="power", n_params=op.size,
-                       history=np.array(history))
+    return EigenResult(
+        eigenvalues=np.array([eigenvalue]),
+        eigenvectors=measured[:, None],
+        residual_norms=np.array([residual]),
+        n_matvecs=op.n_matvecs - start,
+        converged=converged,
+        tol=float(tol),
+        which="magnitude",
+        method="power",
+        n_params=op.size,
+        history=np.array(history),
+    )
 
 
 def matvecs_to_tolerance(result: EigenResult, exact: float, rel_tol: float = 1e-6) -> int | None:

@@ -10,6 +10,7 @@ the matvecs (HVPs) it used.
 Before any curvature is computed at a point, its parameters must be finite (ConfigError) and its loss finite
 (ValueError), so a diverged run never produces a plotted NaN.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,12 +23,37 @@ from tqdm.auto import tqdm
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, require
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import LinearOperator, as_operator, checked_theta, hessian_operator, to_dense
-from qlandscape.metrics.curvature.eigensolvers import EigenResult, matvecs_to_tolerance, power_iteration, top_eigenvalues  # noqa: F401
-from qlandscape.metrics.curvature.spectral_density import SpectralDensity, TraceResult, hutchinson_trace, spectral_density
+from qlandscape.metrics.curvature.eigensolvers import (  # noqa: F401
+    EigenResult,
+    matvecs_to_tolerance,
+    power_iteration,
+    top_eigenvalues,
+)
+from qlandscape.metrics.curvature.spectral_density import (
+    SpectralDensity,
+    TraceResult,
+    hutchinson_trace,
+    spectral_density,
+)
 
-__all__ = ["DenseSpectrum", "EigenResult", "HessianSummary", "SpectralDensity", "TraceResult", "TrajectoryCurvature",
-           "dense_spectrum", "hessian_along_trajectory", "hessian_summary", "summary_from_spectrum", "spectrum_of_matrix", "hutchinson_trace", "power_iteration",
-           "spectral_density", "top_eigenvalues", "DEFAULT_MAX_PARAMS"]
+__all__ = [
+    "DenseSpectrum",
+    "EigenResult",
+    "HessianSummary",
+    "SpectralDensity",
+    "TraceResult",
+    "TrajectoryCurvature",
+    "dense_spectrum",
+    "hessian_along_trajectory",
+    "hessian_summary",
+    "summary_from_spectrum",
+    "spectrum_of_matrix",
+    "hutchinson_trace",
+    "power_iteration",
+    "spectral_density",
+    "top_eigenvalues",
+    "DEFAULT_MAX_PARAMS",
+]
 
 DEFAULT_MAX_PARAMS = 3000
 METHODS = ("auto", "dense", "lanczos")
@@ -99,14 +125,23 @@ class TrajectoryCurvature:
 # ---------------------------------------------------------------------------------------------- dense
 def _check_dense_size(n: int, max_params: int) -> None:
     if n > max_params:
-        raise ConfigError("n_params", n, f"the dense Hessian is limited to max_params = {max_params} parameters "
-                          "(memory P², time P³); use top_eigenvalues / hessian_summary(method='lanczos'), "
-                          "which need only Hessian-vector products, or raise max_params")
+        raise ConfigError(
+            "n_params",
+            n,
+            f"the dense Hessian is limited to max_params = {max_params} parameters "
+            "(memory P², time P³); use top_eigenvalues / hessian_summary(method='lanczos'), "
+            "which need only Hessian-vector products, or raise max_params",
+        )
 
 
-def dense_spectrum(source: Objective | LinearOperator, theta: np.ndarray | torch.Tensor | None = None, *,
-                   max_params: int = DEFAULT_MAX_PARAMS, keep_eigenvectors: bool = True,
-                   keep_hessian: bool = False) -> DenseSpectrum:
+def dense_spectrum(
+    source: Objective | LinearOperator,
+    theta: np.ndarray | torch.Tensor | None = None,
+    *,
+    max_params: int = DEFAULT_MAX_PARAMS,
+    keep_eigenvectors: bool = True,
+    keep_hessian: bool = False,
+) -> DenseSpectrum:
     """Full eigendecomposition (``numpy.linalg.eigh``) of the Hessian from ``objective.hessian`` (or of an
     operator applied to the identity). Raises ConfigError above ``max_params`` parameters."""
     max_params = check_positive_int("max_params", max_params)
@@ -124,15 +159,13 @@ def dense_spectrum(source: Objective | LinearOperator, theta: np.ndarray | torch
     return spectrum_of_matrix(h, keep_eigenvectors=keep_eigenvectors, keep_hessian=keep_hessian)
 
 
-def spectrum_of_matrix(h: np.ndarray, *, keep_eigenvectors: bool = True, keep_hessian: bool = False
-                       ) -> DenseSpectrum:
+def spectrum_of_matrix(h: np.ndarray, *, keep_eigenvectors: bool = True, keep_hessian: bool = False) -> DenseSpectrum:
     """The :class:`DenseSpectrum` of a Hessian already at hand (e.g. from a structured decomposition)."""
     if keep_eigenvectors:
         vals, vecs = np.linalg.eigh(h)
     else:
         vals, vecs = np.linalg.eigvalsh(h), None
-    return DenseSpectrum(eigenvalues=vals, eigenvectors=vecs, hessian=h if keep_hessian else None,
-                         n_params=h.shape[0])
+    return DenseSpectrum(eigenvalues=vals, eigenvectors=vecs, hessian=h if keep_hessian else None, n_params=h.shape[0])
 
 
 # ---------------------------------------------------------------------------------------------- Lanczos
@@ -154,10 +187,19 @@ def _size(source: Objective | LinearOperator) -> int:
     raise ConfigError("source", type(source).__name__, "expected an Objective or a qlandscape LinearOperator")
 
 
-def hessian_summary(source: Objective | LinearOperator, theta: np.ndarray | torch.Tensor | None = None, *,
-                    method: Literal["auto", "dense", "lanczos"] = "auto", max_params: int = DEFAULT_MAX_PARAMS,
-                    tol: float = 1e-10, n_probes: int = 100, n_starts: int = 10, lanczos_steps: int = 80,
-                    seed: int = 0, negative_tol: float = 1e-9) -> HessianSummary:
+def hessian_summary(
+    source: Objective | LinearOperator,
+    theta: np.ndarray | torch.Tensor | None = None,
+    *,
+    method: Literal["auto", "dense", "lanczos"] = "auto",
+    max_params: int = DEFAULT_MAX_PARAMS,
+    tol: float = 1e-10,
+    n_probes: int = 100,
+    n_starts: int = 10,
+    lanczos_steps: int = 80,
+    seed: int = 0,
+    negative_tol: float = 1e-9,
+) -> HessianSummary:
     """λ_max, λ_min, trace, |λ_min|/λ_max and the fraction of negative eigenvalues at one point.
 
     ``"dense"`` (what ``"auto"`` picks up to ``max_params`` parameters): everything exact from ``eigh``.
@@ -168,12 +210,17 @@ def hessian_summary(source: Objective | LinearOperator, theta: np.ndarray | torc
     max_params = check_positive_int("max_params", max_params)
     require(np.isfinite(negative_tol) and negative_tol >= 0, "negative_tol", negative_tol, "expected >= 0")
     method = _resolve_method(method, _size(source), max_params)
-    require(method == "dense" or _size(source) >= 2, "method", method,
-            "λ_min and λ_max by Lanczos need at least 2 parameters; use method='dense'")
+    require(
+        method == "dense" or _size(source) >= 2,
+        "method",
+        method,
+        "λ_min and λ_max by Lanczos need at least 2 parameters; use method='dense'",
+    )
     if method == "dense":
         spec = dense_spectrum(source, theta, max_params=max_params, keep_eigenvectors=False)
-        return summary_from_spectrum(spec, negative_tol=negative_tol,
-                                     n_matvecs=source.size if isinstance(source, LinearOperator) else 0)
+        return summary_from_spectrum(
+            spec, negative_tol=negative_tol, n_matvecs=source.size if isinstance(source, LinearOperator) else 0
+        )
     else:
         op = as_operator(source, theta)
         extremes = top_eigenvalues(op, 1, which="both", tol=tol, seed=seed)
@@ -187,40 +234,76 @@ def hessian_summary(source: Objective | LinearOperator, theta: np.ndarray | torc
         n_matvecs = extremes.n_matvecs + trace_result.n_matvecs + density.n_matvecs
         converged = extremes.converged and found.size == 2
     ratio = abs(lmin) / lmax if lmax != 0 else np.nan
-    return HessianSummary(lambda_max=float(lmax), lambda_min=float(lmin), trace=float(trace),
-                          trace_stderr=float(stderr), ratio=float(ratio), fraction_negative=float(negative),
-                          n_params=_size(source), method=method, n_matvecs=int(n_matvecs), converged=bool(converged),
-                          negative_tol=float(negative_tol))
+    return HessianSummary(
+        lambda_max=float(lmax),
+        lambda_min=float(lmin),
+        trace=float(trace),
+        trace_stderr=float(stderr),
+        ratio=float(ratio),
+        fraction_negative=float(negative),
+        n_params=_size(source),
+        method=method,
+        n_matvecs=int(n_matvecs),
+        converged=bool(converged),
+        negative_tol=float(negative_tol),
+    )
 
 
 def summary_from_spectrum(spec: DenseSpectrum, *, negative_tol: float = 1e-9, n_matvecs: int = 0) -> HessianSummary:
     """The exact :class:`HessianSummary` of a dense spectrum (no further Hessian work)."""
     lmax, lmin = spec.lambda_max, spec.lambda_min
-    return HessianSummary(lambda_max=lmax, lambda_min=lmin, trace=spec.trace, trace_stderr=0.0,
-                          ratio=float(abs(lmin) / lmax if lmax != 0 else np.nan),
-                          fraction_negative=spec.fraction_negative(negative_tol), n_params=spec.n_params,
-                          method="dense", n_matvecs=int(n_matvecs), converged=True, negative_tol=float(negative_tol))
+    return HessianSummary(
+        lambda_max=lmax,
+        lambda_min=lmin,
+        trace=spec.trace,
+        trace_stderr=0.0,
+        ratio=float(abs(lmin) / lmax if lmax != 0 else np.nan),
+        fraction_negative=spec.fraction_negative(negative_tol),
+        n_params=spec.n_params,
+        method="dense",
+        n_matvecs=int(n_matvecs),
+        converged=True,
+        negative_tol=float(negative_tol),
+    )
 
 
-def _check_trajectory(objective: Objective, trajectory: np.ndarray, times: np.ndarray | None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def _check_trajectory(
+    objective: Objective, trajectory: np.ndarray, times: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     traj = np.asarray(trajectory.detach() if isinstance(trajectory, torch.Tensor) else trajectory, dtype=np.float64)
-    require(traj.ndim == 2 and traj.shape[0] >= 1 and traj.shape[1] == objective.n_params, "trajectory",
-            traj.shape, f"expected shape (T, {objective.n_params}) with T >= 1")
+    require(
+        traj.ndim == 2 and traj.shape[0] >= 1 and traj.shape[1] == objective.n_params,
+        "trajectory",
+        traj.shape,
+        f"expected shape (T, {objective.n_params}) with T >= 1",
+    )
     bad = np.argwhere(~np.isfinite(traj))
     if bad.size:
         t, j = (int(i) for i in bad[0])
         raise ConfigError(f"trajectory[{t}, {j}]", float(traj[t, j]), "parameters must be finite")
     t_arr = np.arange(traj.shape[0], dtype=np.float64) if times is None else np.asarray(times, dtype=np.float64)
-    require(t_arr.shape == (traj.shape[0],) and bool(np.isfinite(t_arr).all()), "times", t_arr.shape,
-            f"expected {traj.shape[0]} finite times, one per trajectory row")
+    require(
+        t_arr.shape == (traj.shape[0],) and bool(np.isfinite(t_arr).all()),
+        "times",
+        t_arr.shape,
+        f"expected {traj.shape[0]} finite times, one per trajectory row",
+    )
     return traj, t_arr
 
 
-def hessian_along_trajectory(objective: Objective, trajectory: np.ndarray, times: np.ndarray | None = None, *,
-                             k: int = 1, method: Literal["auto", "dense", "lanczos"] = "auto",
-                             max_params: int = DEFAULT_MAX_PARAMS, tol: float = 1e-10, n_probes: int = 100,
-                             seed: int = 0, progress: bool = False) -> TrajectoryCurvature:
+def hessian_along_trajectory(
+    objective: Objective,
+    trajectory: np.ndarray,
+    times: np.ndarray | None = None,
+    *,
+    k: int = 1,
+    method: Literal["auto", "dense", "lanczos"] = "auto",
+    max_params: int = DEFAULT_MAX_PARAMS,
+    tol: float = 1e-10,
+    n_probes: int = 100,
+    seed: int = 0,
+    progress: bool = False,
+) -> TrajectoryCurvature:
     """Top-k eigenvalues, λ_min and the trace at every row of ``trajectory`` (T, P), recorded at ``times``.
 
     Dense (exact) up to ``max_params`` parameters under ``"auto"``, else Lanczos + Hutchinson per point with the
@@ -236,8 +319,10 @@ def hessian_along_trajectory(objective: Objective, trajectory: np.ndarray, times
     nonfinite = np.flatnonzero(~np.isfinite(losses.numpy()))
     if nonfinite.size:
         i = int(nonfinite[0])
-        raise ValueError(f"the loss at trajectory point {i} (time {t_arr[i]:g}) is {float(losses[i])}; curvature "
-                         "metrics need a finite loss")
+        raise ValueError(
+            f"the loss at trajectory point {i} (time {t_arr[i]:g}) is {float(losses[i])}; curvature "
+            "metrics need a finite loss"
+        )
     n_points = traj.shape[0]
     top = np.full((n_points, k), np.nan)
     lmin, trace, stderr = np.full(n_points, np.nan), np.full(n_points, np.nan), np.zeros(n_points)
@@ -257,10 +342,20 @@ def hessian_along_trajectory(objective: Objective, trajectory: np.ndarray, times
             high = top_eigenvalues(op, k, which="largest", tol=tol, seed=seed)
             low = top_eigenvalues(op, 1, which="smallest", tol=tol, seed=seed)
             ok = high.converged and low.converged
-            top[i, k - high.eigenvalues.size:] = high.eigenvalues
+            top[i, k - high.eigenvalues.size :] = high.eigenvalues
             lmin[i] = low.eigenvalues[0] if low.eigenvalues.size else np.nan
         tr = hutchinson_trace(op, n_probes=n_probes, seed=seed)
         trace[i], stderr[i], n_matvecs[i], converged[i] = tr.estimate, tr.stderr, op.n_matvecs, ok
-    return TrajectoryCurvature(times=t_arr, top_k=top, lambda_max=top[:, -1].copy(), lambda_min=lmin, trace=trace,
-                               trace_stderr=stderr, n_matvecs=n_matvecs, converged=converged, method=method, k=k,
-                               n_params=objective.n_params)
+    return TrajectoryCurvature(
+        times=t_arr,
+        top_k=top,
+        lambda_max=top[:, -1].copy(),
+        lambda_min=lmin,
+        trace=trace,
+        trace_stderr=stderr,
+        n_matvecs=n_matvecs,
+        converged=converged,
+        method=method,
+        k=k,
+        n_params=objective.n_params,
+    )

@@ -5,6 +5,7 @@ Both draw their probe vectors from one seeded generator (:func:`probe_vectors`),
 same seed the SLQ mean times P equals the Hutchinson estimate over the same number of probes, to round-off: the
 quadrature of a start v satisfies Σ_i w_i θ_i = e₁ᵀ T e₁ = vᵀHv / |v|², and |v|² = P for a Rademacher vector.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -88,8 +89,14 @@ def probe_vectors(n: int, count: int, *, seed: int = 0, probe: Probe = "rademach
     return rng.standard_normal((count, n))
 
 
-def hutchinson_trace(source: Objective | LinearOperator, *, theta: np.ndarray | None = None, n_probes: int = 100,
-                     seed: int = 0, probe: Probe = "rademacher") -> TraceResult:
+def hutchinson_trace(
+    source: Objective | LinearOperator,
+    *,
+    theta: np.ndarray | None = None,
+    n_probes: int = 100,
+    seed: int = 0,
+    probe: Probe = "rademacher",
+) -> TraceResult:
     """Hutchinson's estimate of tr(H): the mean of zᵀHz over probes z (Rademacher by default: least variance
     among i.i.d. probes, Var = 2 Σ_{i≠j} H_ij²), with standard error std/√n_probes. Costs n_probes matvecs."""
     n_probes = check_positive_int("n_probes", n_probes, minimum=2)
@@ -98,13 +105,21 @@ def hutchinson_trace(source: Objective | LinearOperator, *, theta: np.ndarray | 
     start = op.n_matvecs
     probes = probe_vectors(op.size, n_probes, seed=seed, probe=probe)
     samples = np.array([z @ op.matvec(z) for z in probes])
-    return TraceResult(estimate=float(samples.mean()), stderr=float(samples.std(ddof=1) / np.sqrt(n_probes)),
-                       samples=samples, n_probes=n_probes, n_params=op.size, n_matvecs=op.n_matvecs - start,
-                       probe=probe, seed=seed)
+    return TraceResult(
+        estimate=float(samples.mean()),
+        stderr=float(samples.std(ddof=1) / np.sqrt(n_probes)),
+        samples=samples,
+        n_probes=n_probes,
+        n_params=op.size,
+        n_matvecs=op.n_matvecs - start,
+        probe=probe,
+        seed=seed,
+    )
 
 
-def lanczos_tridiagonal(op: LinearOperator, start: np.ndarray, steps: int, *, breakdown_tol: float = 1e-10
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def lanczos_tridiagonal(
+    op: LinearOperator, start: np.ndarray, steps: int, *, breakdown_tol: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
     """Lanczos with full reorthogonalisation from ``start``: the tridiagonal (alpha (m,), beta (m-1,)), m <= steps.
 
     Stops early when the Krylov space closes (beta below ``breakdown_tol`` times the largest coefficient seen):
@@ -124,7 +139,7 @@ def lanczos_tridiagonal(op: LinearOperator, start: np.ndarray, steps: int, *, br
             w -= beta[-1] * basis[j - 1]
         # twice is enough (Kahan–Parlett): keeps the basis orthogonal to machine precision
         for _ in range(2):
-            w -= basis[:j + 1].T @ (basis[:j + 1] @ w)
+            w -= basis[: j + 1].T @ (basis[: j + 1] @ w)
         alpha.append(a)
         b = float(np.linalg.norm(w))
         scale = max(scale, abs(a), b)
@@ -143,9 +158,17 @@ def _quadrature(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.nda
     return nodes, weights / weights.sum()
 
 
-def spectral_density(source: Objective | LinearOperator, *, theta: np.ndarray | None = None, n_starts: int = 10,
-                     lanczos_steps: int = 80, sigma: float | None = None, grid_size: int = 1000, seed: int = 0,
-                     probe: Probe = "rademacher") -> SpectralDensity:
+def spectral_density(
+    source: Objective | LinearOperator,
+    *,
+    theta: np.ndarray | None = None,
+    n_starts: int = 10,
+    lanczos_steps: int = 80,
+    sigma: float | None = None,
+    grid_size: int = 1000,
+    seed: int = 0,
+    probe: Probe = "rademacher",
+) -> SpectralDensity:
     """Spectral density by stochastic Lanczos quadrature: ``n_starts`` unit starts, ``lanczos_steps`` Lanczos steps
     each (capped at P), Gaussian broadening of width ``sigma`` (default 1% of the Ritz-value range), evaluated on
     ``grid_size`` points spanning the nodes ± 6σ and normalised numerically to integrate to 1.
@@ -168,16 +191,28 @@ def spectral_density(source: Objective | LinearOperator, *, theta: np.ndarray | 
         if not np.any(v):  # a Gaussian draw cannot be 0; guard anyway against a zero start
             raise ConfigError("probe", probe, "drew a zero start vector; use another seed")
         node, weight = _quadrature(*lanczos_tridiagonal(op, v, steps))
-        nodes[s, :node.size], weights[s, :node.size], used[s] = node, weight, node.size
-    real = np.concatenate([nodes[s, :used[s]] for s in range(n_starts)])
+        nodes[s, : node.size], weights[s, : node.size], used[s] = node, weight, node.size
+    real = np.concatenate([nodes[s, : used[s]] for s in range(n_starts)])
     grid, density, sigma = _broaden(real, nodes, weights, sigma, grid_size)
-    return SpectralDensity(grid=grid, density=density, nodes=nodes, weights=weights, steps=used, sigma=float(sigma),
-                           n_params=op.size, n_starts=n_starts, lanczos_steps=steps,
-                           n_matvecs=op.n_matvecs - start_count, probe=probe, seed=seed)
+    return SpectralDensity(
+        grid=grid,
+        density=density,
+        nodes=nodes,
+        weights=weights,
+        steps=used,
+        sigma=float(sigma),
+        n_params=op.size,
+        n_starts=n_starts,
+        lanczos_steps=steps,
+        n_matvecs=op.n_matvecs - start_count,
+        probe=probe,
+        seed=seed,
+    )
 
 
-def _broaden(real: np.ndarray, nodes: np.ndarray, weights: np.ndarray, sigma: float | None,
-             grid_size: int) -> tuple[np.ndarray, np.ndarray, float]:
+def _broaden(
+    real: np.ndarray, nodes: np.ndarray, weights: np.ndarray, sigma: float | None, grid_size: int
+) -> tuple[np.ndarray, np.ndarray, float]:
     lo, hi = float(real.min()), float(real.max())
     if sigma is None:
         spread = hi - lo
@@ -189,8 +224,9 @@ def _broaden(real: np.ndarray, nodes: np.ndarray, weights: np.ndarray, sigma: fl
     return grid, density, float(sigma)
 
 
-def density_from_eigenvalues(eigenvalues: np.ndarray, *, sigma: float | None = None,
-                             grid_size: int = 1000) -> SpectralDensity:
+def density_from_eigenvalues(
+    eigenvalues: np.ndarray, *, sigma: float | None = None, grid_size: int = 1000
+) -> SpectralDensity:
     """The exact spectral density of a dense spectrum, broadened like SLQ's: one "start" whose nodes are all P
     eigenvalues with weight 1/P each (what SLQ converges to). No matvecs."""
     grid_size = check_positive_int("grid_size", grid_size, minimum=2)
@@ -200,6 +236,17 @@ def density_from_eigenvalues(eigenvalues: np.ndarray, *, sigma: float | None = N
     require(eig.size > 0 and bool(np.isfinite(eig).all()), "eigenvalues", eig.size, "expected finite eigenvalues")
     weights = np.full_like(eig, 1.0 / eig.size)
     grid, density, sigma = _broaden(eig[0], eig, weights, sigma, grid_size)
-    return SpectralDensity(grid=grid, density=density, nodes=eig, weights=weights,
-                           steps=np.array([eig.size]), sigma=sigma, n_params=eig.size, n_starts=1,
-                           lanczos_steps=eig.size, n_matvecs=0, probe="exact", seed=0)
+    return SpectralDensity(
+        grid=grid,
+        density=density,
+        nodes=eig,
+        weights=weights,
+        steps=np.array([eig.size]),
+        sigma=sigma,
+        n_params=eig.size,
+        n_starts=1,
+        lanczos_steps=eig.size,
+        n_matvecs=0,
+        probe="exact",
+        seed=0,
+    )

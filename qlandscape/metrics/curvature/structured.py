@@ -14,6 +14,7 @@ and R = H - G.
 
 The loss must be a mean of per-sample losses (true for ``cross_entropy`` and ``mse``).
 """
+
 from __future__ import annotations
 
 import time
@@ -45,6 +46,7 @@ class CurvatureDecomposition:
 
 def _per_sample_loss_derivatives(objective: Objective, logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """(∂l_b/∂z_b, ∂²l_b/∂z_b²) for every sample, for the mean loss L = (1/B) Σ_b l_b."""
+
     def single(z: Tensor, label: Tensor) -> Tensor:
         return objective.loss_fn(z.unsqueeze(0), label.unsqueeze(0))
 
@@ -71,8 +73,11 @@ def is_patch_model(objective: Objective) -> bool:
 def structured_hessian(objective: Objective, theta: Tensor | None = None) -> CurvatureDecomposition:
     """Exact Hessian of a PatchQNN loss assembled from per-patch pieces (see the module docs)."""
     if not is_patch_model(objective):
-        raise ConfigError("model", type(objective.model).__name__,
-                          "the structured Hessian needs a PatchQNN on the 'torch' engine; use decompose()")
+        raise ConfigError(
+            "model",
+            type(objective.model).__name__,
+            "the structured Hessian needs a PatchQNN on the 'torch' engine; use decompose()",
+        )
     start = time.perf_counter()
     theta = objective.as_theta(theta)
     model = objective.model
@@ -88,12 +93,20 @@ def structured_hessian(objective: Objective, theta: Tensor | None = None) -> Cur
         R += w * r_c
     G, R = (G + G.T) / 2, (R + R.T) / 2
     return CurvatureDecomposition(
-        hessian=(G + R).numpy(), gauss_newton=G.numpy(), residual=R.numpy(), method="structured",
-        n_params=P, n_patches=int(n_patches), n_classes=int(model.n_classes), seconds=time.perf_counter() - start)
+        hessian=(G + R).numpy(),
+        gauss_newton=G.numpy(),
+        residual=R.numpy(),
+        method="structured",
+        n_params=P,
+        n_patches=int(n_patches),
+        n_classes=int(model.n_classes),
+        seconds=time.perf_counter() - start,
+    )
 
 
-def _structured_chunk(objective: Objective, model, params: dict[str, Tensor], blocks: dict[str, slice],
-                      x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+def _structured_chunk(
+    objective: Objective, model, params: dict[str, Tensor], blocks: dict[str, slice], x: Tensor, y: Tensor
+) -> tuple[Tensor, Tensor]:
     circuit, scale = model.circuit, model.encoding_scale
     theta_c = params["circuit_params"]  # (N, n)
     beta = params.get("position_bias")
@@ -157,7 +170,7 @@ def _structured_chunk(objective: Objective, model, params: dict[str, Tensor], bl
     # h_theta[j, k, i] = ∂²phi/∂θ_k,i ∂θ_k,j
     offsets = [circ.start + k * n_per for k in range(n_patches)]
     for k, off in enumerate(offsets):
-        R[off:off + n_per, off:off + n_per] = h_theta[:, k, :].T
+        R[off : off + n_per, off : off + n_per] = h_theta[:, k, :].T
     if beta is not None:
         pb = blocks["position_bias"]
         h_tb, h_bb = vmap(lambda v: jvp(lambda bf: grad_phi(theta_c, bf), (beta_flat,), (v,))[1])(eye_b)
@@ -189,9 +202,15 @@ def decompose(objective: Objective, theta: Tensor | None = None) -> CurvatureDec
     G = gauss_newton(objective, theta)
     n_classes = int(objective.outputs(theta, objective.x[:1]).shape[-1])
     return CurvatureDecomposition(
-        hessian=H.numpy(), gauss_newton=G.numpy(), residual=(H - G).numpy(), method="generic",
-        n_params=objective.n_params, n_patches=int(getattr(objective.model, "n_patches", 1)),
-        n_classes=n_classes, seconds=time.perf_counter() - start)
+        hessian=H.numpy(),
+        gauss_newton=G.numpy(),
+        residual=(H - G).numpy(),
+        method="generic",
+        n_params=objective.n_params,
+        n_patches=int(getattr(objective.model, "n_patches", 1)),
+        n_classes=n_classes,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def gauss_newton_vector_product(objective: Objective, theta: Tensor | None, v: Tensor) -> Tensor:
@@ -260,8 +279,7 @@ def count_outliers(eigenvalues: np.ndarray, n_classes: int) -> int:
     return int(np.argmax(ratios)) + 1
 
 
-def structure_summary(decomposition: CurvatureDecomposition, *, output_scale: float | None = None
-                      ) -> StructureSummary:
+def structure_summary(decomposition: CurvatureDecomposition, *, output_scale: float | None = None) -> StructureSummary:
     """Spectra and outlier counts of H = G + R (see :class:`StructureSummary`). ``output_scale``: the c of a
     mean-rule PatchQNN; None (a head, a classical net) leaves the aggregation-normalised values NaN."""
     h = np.linalg.eigvalsh(decomposition.hessian)
@@ -270,12 +288,22 @@ def structure_summary(decomposition: CurvatureDecomposition, *, output_scale: fl
     # Only the parameter-free mean rule has an aggregation scale; elsewhere the normalised value means nothing.
     scale = float("nan") if output_scale is None else float(output_scale) ** 2 / decomposition.n_patches
     return StructureSummary(
-        eigenvalues_hessian=h, eigenvalues_gauss_newton=g, eigenvalues_residual=r, lambda_max=float(h[-1]),
-        lambda_min=float(h[0]), lambda_max_gauss_newton=float(g[-1]), lambda_max_residual=float(r[-1]),
-        lambda_min_residual=float(r[0]), n_outliers=count_outliers(h, decomposition.n_classes),
-        n_outliers_gauss_newton=count_outliers(g, decomposition.n_classes), n_classes=decomposition.n_classes,
-        n_patches=decomposition.n_patches, aggregation_scale=scale, lambda_max_normalised=float(h[-1] / scale),
-        method=decomposition.method)
+        eigenvalues_hessian=h,
+        eigenvalues_gauss_newton=g,
+        eigenvalues_residual=r,
+        lambda_max=float(h[-1]),
+        lambda_min=float(h[0]),
+        lambda_max_gauss_newton=float(g[-1]),
+        lambda_max_residual=float(r[-1]),
+        lambda_min_residual=float(r[0]),
+        n_outliers=count_outliers(h, decomposition.n_classes),
+        n_outliers_gauss_newton=count_outliers(g, decomposition.n_classes),
+        n_classes=decomposition.n_classes,
+        n_patches=decomposition.n_patches,
+        aggregation_scale=scale,
+        lambda_max_normalised=float(h[-1] / scale),
+        method=decomposition.method,
+    )
 
 
 @dataclass(frozen=True)
@@ -302,6 +330,10 @@ def fit_power_law(ns: np.ndarray, values: np.ndarray, confidence: float = 0.95) 
     fit = stats.linregress(np.log(ns[keep]), np.log(values[keep]))
     dof = int(keep.sum()) - 2
     half = float(stats.t.ppf(0.5 + confidence / 2, dof) * fit.stderr) if dof > 0 else float("nan")
-    return PowerLawFit(exponent=float(fit.slope), prefactor=float(np.exp(fit.intercept)),
-                       exponent_low=float(fit.slope - half), exponent_high=float(fit.slope + half),
-                       n_points=int(keep.sum()))
+    return PowerLawFit(
+        exponent=float(fit.slope),
+        prefactor=float(np.exp(fit.intercept)),
+        exponent_low=float(fit.slope - half),
+        exponent_high=float(fit.slope + half),
+        n_points=int(keep.sum()),
+    )

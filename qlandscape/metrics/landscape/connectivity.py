@@ -5,21 +5,28 @@ it is >= 0 (the endpoints contribute 0) and is 0 on a convex loss. The same on t
 Points on the path are θ_a + t (θ_b − θ_a), with the t = 1 point set to θ_b exactly, so the endpoint values are
 exactly L(θ_a) and L(θ_b), and a path from a point to itself has a barrier of exactly 0.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from qlandscape.metrics.landscape.directions import as_center
 from qlandscape.core.errors import ConfigError, check_positive_int
-from qlandscape.metrics.landscape.slices import SplitResults, _evaluate, _objectives
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.landscape.directions import as_center
+from qlandscape.metrics.landscape.slices import SplitResults, _evaluate, _objectives
 
-__all__ = ["Interpolation", "barrier_location", "error_barrier", "function_space_distance", "interpolate",
-           "loss_barrier"]
+__all__ = [
+    "Interpolation",
+    "barrier_location",
+    "error_barrier",
+    "function_space_distance",
+    "interpolate",
+    "loss_barrier",
+]
 
 
 def _barrier(ts: np.ndarray | Sequence[float], values: np.ndarray | Sequence[float]) -> tuple[float, float]:
@@ -83,11 +90,19 @@ class Interpolation(SplitResults):
         return float(self.error_barriers[0])
 
 
-
-def interpolate(objective: Objective, theta_a: np.ndarray | torch.Tensor, theta_b: np.ndarray | torch.Tensor, *,
-                n_points: int = 25, eval_objectives: Mapping[str, Objective] | None = None, split: str = "train",
-                batch: int | None = None, progress: bool = False, label_a: str = "θ_a", label_b: str = "θ_b"
-                ) -> Interpolation:
+def interpolate(
+    objective: Objective,
+    theta_a: np.ndarray | torch.Tensor,
+    theta_b: np.ndarray | torch.Tensor,
+    *,
+    n_points: int = 25,
+    eval_objectives: Mapping[str, Objective] | None = None,
+    split: str = "train",
+    batch: int | None = None,
+    progress: bool = False,
+    label_a: str = "θ_a",
+    label_b: str = "θ_b",
+) -> Interpolation:
     """Loss and error at (1 − t) θ_a + t θ_b for ``n_points`` evenly spaced t in [0, 1], with barriers."""
     shape_a, shape_b = tuple(np.shape(theta_a)), tuple(np.shape(theta_b))
     if shape_a != shape_b:
@@ -109,15 +124,28 @@ def interpolate(objective: Objective, theta_a: np.ndarray | torch.Tensor, theta_
     # a non-finite loss (diverged model) gives a NaN barrier rather than an error after the work is done
     lb = [_barrier(ts, row) if np.all(np.isfinite(row)) else (np.nan, np.nan) for row in losses]
     eb = [_barrier(ts, row) if np.all(np.isfinite(row)) else (np.nan, np.nan) for row in errors]
-    return Interpolation(ts=ts, losses=losses, errors=errors, loss_barriers=np.array([h for h, _ in lb]),
-                         error_barriers=np.array([h for h, _ in eb]), loss_barrier_ts=np.array([t for _, t in lb]),
-                         error_barrier_ts=np.array([t for _, t in eb]), splits=tuple(objs),
-                         distance=float(np.linalg.norm(delta)), loss_name=str(objective.loss_name),
-                         label_a=label_a, label_b=label_b)
+    return Interpolation(
+        ts=ts,
+        losses=losses,
+        errors=errors,
+        loss_barriers=np.array([h for h, _ in lb]),
+        error_barriers=np.array([h for h, _ in eb]),
+        loss_barrier_ts=np.array([t for _, t in lb]),
+        error_barrier_ts=np.array([t for _, t in eb]),
+        splits=tuple(objs),
+        distance=float(np.linalg.norm(delta)),
+        loss_name=str(objective.loss_name),
+        label_a=label_a,
+        label_b=label_b,
+    )
 
 
-def function_space_distance(objective: Objective, theta_a: np.ndarray | torch.Tensor,
-                            theta_b: np.ndarray | torch.Tensor, x: torch.Tensor | None = None) -> float:
+def function_space_distance(
+    objective: Objective,
+    theta_a: np.ndarray | torch.Tensor,
+    theta_b: np.ndarray | torch.Tensor,
+    x: torch.Tensor | None = None,
+) -> float:
     """Fraction of inputs (default: the objective's evaluation set) on which the argmax predictions differ."""
     a = torch.as_tensor(as_center(objective, theta_a, "theta_a"))
     b = torch.as_tensor(as_center(objective, theta_b, "theta_b"))

@@ -15,11 +15,13 @@ Tensors with ``ndim <= 1`` (biases, batch-norm weights, scalars) are zeroed by t
 ``zero_1d=True`` (Li et al.'s default, applied to every rule as in their code); with ``zero_1d=False`` each is
 rescaled as a whole to its centre norm.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -32,8 +34,9 @@ NORMALIZATIONS = ("filter", "patch", "layer", "none")
 DIRECTION_KINDS = ("random", "hessian", "pca", "custom")
 
 
-def as_center(objective: Objective, center: np.ndarray | torch.Tensor | Sequence[float] | None,
-              field: str = "center") -> np.ndarray:
+def as_center(
+    objective: Objective, center: np.ndarray | torch.Tensor | Sequence[float] | None, field: str = "center"
+) -> np.ndarray:
     """The centre point as a float64 numpy vector (None: the objective's own parameters), validated."""
     if center is None:
         return objective.theta0.detach().cpu().numpy().astype(np.float64)
@@ -46,8 +49,9 @@ def as_center(objective: Objective, center: np.ndarray | torch.Tensor | Sequence
     return arr
 
 
-def as_direction(objective: Objective, direction: np.ndarray | torch.Tensor | Sequence[float],
-                 field: str = "direction") -> np.ndarray:
+def as_direction(
+    objective: Objective, direction: np.ndarray | torch.Tensor | Sequence[float], field: str = "direction"
+) -> np.ndarray:
     """A direction as a float64 numpy vector of the objective's size, finite and not all zero."""
     arr = as_center(objective, direction, field)
     if not np.any(arr):
@@ -55,9 +59,14 @@ def as_direction(objective: Objective, direction: np.ndarray | torch.Tensor | Se
     return arr
 
 
-def normalize_direction(objective: Objective, direction: np.ndarray, *,
-                        normalization: Literal["filter", "patch", "layer", "none"] = "filter",
-                        center: np.ndarray | None = None, zero_1d: bool = True) -> np.ndarray:
+def normalize_direction(
+    objective: Objective,
+    direction: np.ndarray,
+    *,
+    normalization: Literal["filter", "patch", "layer", "none"] = "filter",
+    center: np.ndarray | None = None,
+    zero_1d: bool = True,
+) -> np.ndarray:
     """Rescale ``direction`` blockwise to the centre's norms (see the module docs for the rules)."""
     check_choice("normalization", normalization, NORMALIZATIONS)
     theta = as_center(objective, center)
@@ -66,9 +75,12 @@ def normalize_direction(objective: Objective, direction: np.ndarray, *,
         return d
     if normalization == "patch" and not any(len(s) >= 2 for s in objective.shapes):
         shapes = {n: tuple(s) for n, s in zip(objective.names, objective.shapes)}
-        raise ConfigError("normalization", normalization,
-                          f"'patch' needs a parameter tensor with >= 2 dims (one row per patch block) but the model "
-                          f"has {shapes}; use 'layer' or 'none'")
+        raise ConfigError(
+            "normalization",
+            normalization,
+            f"'patch' needs a parameter tensor with >= 2 dims (one row per patch block) but the model "
+            f"has {shapes}; use 'layer' or 'none'",
+        )
     for name, shape, block in zip(objective.names, objective.shapes, objective.parameter_blocks().values()):
         if block.stop == block.start:
             continue
@@ -85,8 +97,14 @@ def normalize_direction(objective: Objective, direction: np.ndarray, *,
     return d
 
 
-def random_direction(objective: Objective, *, normalization: Literal["filter", "patch", "layer", "none"] = "filter",
-                     seed: int = 0, zero_1d: bool = True, center: np.ndarray | None = None) -> np.ndarray:
+def random_direction(
+    objective: Objective,
+    *,
+    normalization: Literal["filter", "patch", "layer", "none"] = "filter",
+    seed: int = 0,
+    zero_1d: bool = True,
+    center: np.ndarray | None = None,
+) -> np.ndarray:
     """A seeded Gaussian direction (P,), normalised around ``center`` (default: ``objective.theta0``).
 
     Raises ConfigError when the normalised direction is all zero (e.g. every tensor is 1-D and ``zero_1d`` is on,
@@ -97,9 +115,12 @@ def random_direction(objective: Objective, *, normalization: Literal["filter", "
     raw = np.random.default_rng(seed).standard_normal(objective.n_params)
     d = normalize_direction(objective, raw, normalization=normalization, center=theta, zero_1d=zero_1d)
     if not np.any(d):
-        raise ConfigError("normalization", normalization,
-                          "it gives an all-zero direction here (1-D tensors zeroed by zero_1d=True, or the centre's "
-                          "blocks have zero norm); use zero_1d=False, another normalisation, or 'none'")
+        raise ConfigError(
+            "normalization",
+            normalization,
+            "it gives an all-zero direction here (1-D tensors zeroed by zero_1d=True, or the centre's "
+            "blocks have zero norm); use zero_1d=False, another normalisation, or 'none'",
+        )
     return d
 
 
@@ -139,8 +160,14 @@ class HessianDirections:
     method: str
 
 
-def hessian_directions(objective: Objective, theta: np.ndarray | None = None, k: int = 2, *,
-                       which: Literal["largest", "smallest"] = "largest", seed: int = 0) -> HessianDirections:
+def hessian_directions(
+    objective: Objective,
+    theta: np.ndarray | None = None,
+    k: int = 2,
+    *,
+    which: Literal["largest", "smallest"] = "largest",
+    seed: int = 0,
+) -> HessianDirections:
     """Top-k (algebraically largest, or smallest) Hessian eigenvectors by Lanczos (SciPy ``eigsh``) on HVPs.
 
     The Krylov start vector is seeded. Falls back to a dense ``eigh`` when ``k >= P - 1`` (``eigsh`` needs k < P).
@@ -157,15 +184,17 @@ def hessian_directions(objective: Objective, theta: np.ndarray | None = None, k:
         vals, vecs = np.linalg.eigh(objective.hessian(center_t).numpy())
         method = "dense"
     else:
-        op = LinearOperator((p, p), dtype=np.float64,
-                            matvec=lambda v: objective.hvp(center_t, torch.as_tensor(np.ravel(v))).numpy())
+        op = LinearOperator(
+            (p, p), dtype=np.float64, matvec=lambda v: objective.hvp(center_t, torch.as_tensor(np.ravel(v))).numpy()
+        )
         v0 = np.random.default_rng(seed).standard_normal(p)
         vals, vecs = eigsh(op, k=k, which="LA" if which == "largest" else "SA", v0=v0)
         method = "lanczos"
     order = np.argsort(vals)[::-1][:k] if which == "largest" else np.argsort(vals)[:k]
     directions = _fix_signs(vecs[:, order].T.copy())
-    return HessianDirections(directions=directions, eigenvalues=vals[order].copy(), theta=center,
-                             which=which, method=method)
+    return HessianDirections(
+        directions=directions, eigenvalues=vals[order].copy(), theta=center, which=which, method=method
+    )
 
 
 @dataclass(frozen=True)
@@ -186,11 +215,13 @@ class PCADirections:
     n_points: int
 
 
-def pca_directions(trajectory: np.ndarray | torch.Tensor, final: np.ndarray | torch.Tensor | None = None
-                   ) -> PCADirections:
+def pca_directions(
+    trajectory: np.ndarray | torch.Tensor, final: np.ndarray | torch.Tensor | None = None
+) -> PCADirections:
     """PCA plane of a trajectory ``(T, P)`` around ``final`` (default: its last point)."""
-    traj = np.asarray(trajectory.detach().cpu() if isinstance(trajectory, torch.Tensor) else trajectory,
-                      dtype=np.float64)
+    traj = np.asarray(
+        trajectory.detach().cpu() if isinstance(trajectory, torch.Tensor) else trajectory, dtype=np.float64
+    )
     if traj.ndim != 2 or traj.shape[0] < 2 or traj.shape[1] < 2:
         raise ConfigError("trajectory", traj.shape, "expected shape (T, P) with at least 2 points and 2 parameters")
     if not np.all(np.isfinite(traj)):
@@ -205,10 +236,15 @@ def pca_directions(trajectory: np.ndarray | torch.Tensor, final: np.ndarray | to
     # principal components are those of the mean-centred rows (Li et al. 2018 fit sklearn's PCA, which centres);
     # the uncentred SVD would mostly pick up the direction from θ_final to the trajectory's mean
     _, s, vt = np.linalg.svd(diffs - diffs.mean(axis=0), full_matrices=False)
-    total = float(np.sum(s ** 2))
+    total = float(np.sum(s**2))
     if total == 0.0 or not math.isfinite(total):
         raise ConfigError("trajectory", "constant", "the trajectory points do not vary; nothing to PCA")
     directions = _fix_signs(vt[:2].copy())
-    return PCADirections(directions=directions, explained_variance_ratio=s[:2] ** 2 / total,
-                         singular_values=s[:2].copy(), coordinates=diffs @ directions.T, center=center,
-                         n_points=int(traj.shape[0]))
+    return PCADirections(
+        directions=directions,
+        explained_variance_ratio=s[:2] ** 2 / total,
+        singular_values=s[:2].copy(),
+        coordinates=diffs @ directions.T,
+        center=center,
+        n_points=int(traj.shape[0]),
+    )

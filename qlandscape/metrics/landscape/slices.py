@@ -10,22 +10,47 @@ Multi-split results stack splits first: ``losses[s]`` is split ``splits[s]``.
 
 The directions themselves live in :mod:`qlandscape.directions` and are re-exported here.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from qlandscape.metrics.landscape.directions import DIRECTION_KINDS, NORMALIZATIONS, HessianDirections, PCADirections, as_center, as_direction, hessian_directions, normalize_direction, orthogonalize, pca_directions, random_direction
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.landscape.directions import (
+    DIRECTION_KINDS,
+    NORMALIZATIONS,
+    HessianDirections,
+    PCADirections,
+    as_center,
+    as_direction,
+    hessian_directions,
+    normalize_direction,
+    orthogonalize,
+    pca_directions,
+    random_direction,
+)
 
 __all__ = [
-    "HessianDirections", "PCADirections", "Slice1D", "Slice2D", "grid_from_range", "hessian_directions",
-    "normalize_direction", "orthogonalize", "pca_directions", "pca_plane_grid", "project_onto_plane",
-    "random_direction", "slice_1d", "slice_2d", "slice_pca",
+    "HessianDirections",
+    "PCADirections",
+    "Slice1D",
+    "Slice2D",
+    "grid_from_range",
+    "hessian_directions",
+    "normalize_direction",
+    "orthogonalize",
+    "pca_directions",
+    "pca_plane_grid",
+    "project_onto_plane",
+    "random_direction",
+    "slice_1d",
+    "slice_2d",
+    "slice_pca",
 ]
 
 
@@ -99,7 +124,6 @@ class Slice2D(SplitResults):
         return self.trajectory.shape[0] > 0
 
 
-
 def _split_index(splits: Sequence[str], split: str | None) -> int:
     if split is None:
         return 0
@@ -163,21 +187,31 @@ def _check_values(field: str, values: np.ndarray | Sequence[float] | None, defau
     return arr
 
 
-def _objectives(objective: Objective, eval_objectives: Mapping[str, Objective] | None,
-                split: str) -> dict[str, Objective]:
+def _objectives(
+    objective: Objective, eval_objectives: Mapping[str, Objective] | None, split: str
+) -> dict[str, Objective]:
     out = {split: objective}
     for name, obj in (eval_objectives or {}).items():
         if name in out:
             raise ConfigError("eval_objectives", name, f"split names must be unique and differ from {split!r}")
         if not isinstance(obj, Objective) or obj.n_params != objective.n_params:
-            raise ConfigError(f"eval_objectives[{name!r}]", obj,
-                              f"expected an Objective over the same {objective.n_params} parameters")
+            raise ConfigError(
+                f"eval_objectives[{name!r}]",
+                obj,
+                f"expected an Objective over the same {objective.n_params} parameters",
+            )
         out[name] = obj
     return out
 
 
-def _evaluate(objectives: Mapping[str, Objective], make_points: Callable[[int, int], np.ndarray], n_points: int,
-              batch: int | None, progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:
+def _evaluate(
+    objectives: Mapping[str, Objective],
+    make_points: Callable[[int, int], np.ndarray],
+    n_points: int,
+    batch: int | None,
+    progress: bool,
+    desc: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """Loss and error (n_splits, n_points) at points built ``batch`` at a time by ``make_points(start, stop)``
     (default: as many as the first objective evaluates per model call, :meth:`Objective.points_per_call`)."""
     from tqdm.auto import tqdm
@@ -206,10 +240,19 @@ def _check_labels(direction_kind: str, normalization: str) -> None:
     check_choice("normalization", normalization, NORMALIZATIONS)
 
 
-def slice_1d(objective: Objective, direction: np.ndarray, *, center: np.ndarray | None = None,
-             alphas: np.ndarray | Sequence[float] | None = None,
-             eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int | None = None,
-             progress: bool = False, direction_kind: str = "custom", normalization: str = "none") -> Slice1D:
+def slice_1d(
+    objective: Objective,
+    direction: np.ndarray,
+    *,
+    center: np.ndarray | None = None,
+    alphas: np.ndarray | Sequence[float] | None = None,
+    eval_objectives: Mapping[str, Objective] | None = None,
+    split: str = "train",
+    batch: int | None = None,
+    progress: bool = False,
+    direction_kind: str = "custom",
+    normalization: str = "none",
+) -> Slice1D:
     """Loss and error at ``center + α·direction`` for each α (default ``linspace(-1, 1, 51)``).
 
     ``objective``'s data is the split named ``split``; ``eval_objectives`` adds others, e.g. ``{"test": obj}``.
@@ -220,19 +263,40 @@ def slice_1d(objective: Objective, direction: np.ndarray, *, center: np.ndarray 
     d = as_direction(objective, direction)
     alphas = _check_values("alphas", alphas, grid_from_range(1.0, 51))
     objs = _objectives(objective, eval_objectives, split)
-    losses, errors = _evaluate(objs, lambda a, b: theta + alphas[a:b, None] * d, len(alphas), batch, progress,
-                               "1-D slice")
-    return Slice1D(alphas=alphas, losses=losses, errors=errors, center_losses=_center_losses(objs, theta),
-                   splits=tuple(objs), direction_kind=direction_kind, normalization=normalization,
-                   direction_norm=float(np.linalg.norm(d)), loss_name=str(objective.loss_name))
+    losses, errors = _evaluate(
+        objs, lambda a, b: theta + alphas[a:b, None] * d, len(alphas), batch, progress, "1-D slice"
+    )
+    return Slice1D(
+        alphas=alphas,
+        losses=losses,
+        errors=errors,
+        center_losses=_center_losses(objs, theta),
+        splits=tuple(objs),
+        direction_kind=direction_kind,
+        normalization=normalization,
+        direction_norm=float(np.linalg.norm(d)),
+        loss_name=str(objective.loss_name),
+    )
 
 
-def slice_2d(objective: Objective, d1: np.ndarray, d2: np.ndarray, *, center: np.ndarray | None = None,
-             alphas: np.ndarray | Sequence[float] | None = None, betas: np.ndarray | Sequence[float] | None = None,
-             eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int | None = None,
-             progress: bool = False, orthogonal: bool = False, trajectory: np.ndarray | None = None,
-             direction_kind: str = "custom", normalization: str = "none",
-             explained_variance_ratio: Sequence[float] | None = None) -> Slice2D:
+def slice_2d(
+    objective: Objective,
+    d1: np.ndarray,
+    d2: np.ndarray,
+    *,
+    center: np.ndarray | None = None,
+    alphas: np.ndarray | Sequence[float] | None = None,
+    betas: np.ndarray | Sequence[float] | None = None,
+    eval_objectives: Mapping[str, Objective] | None = None,
+    split: str = "train",
+    batch: int | None = None,
+    progress: bool = False,
+    orthogonal: bool = False,
+    trajectory: np.ndarray | None = None,
+    direction_kind: str = "custom",
+    normalization: str = "none",
+    explained_variance_ratio: Sequence[float] | None = None,
+) -> Slice2D:
     """Loss and error on the grid ``center + α·d1 + β·d2``; grids are (len(betas), len(alphas)).
 
     ``alphas``/``betas`` default to ``linspace(-1, 1, 21)``. ``orthogonal=True`` first Gram-Schmidts d2 against
@@ -263,20 +327,50 @@ def slice_2d(objective: Objective, d1: np.ndarray, d2: np.ndarray, *, center: np
     losses, errors = _evaluate(objs, points, len(a_flat), batch, progress, "2-D slice")
     shape = (len(objs), len(betas), len(alphas))
     norms = np.array([np.linalg.norm(d1), np.linalg.norm(d2)])
-    return Slice2D(alphas=alphas, betas=betas, losses=losses.reshape(shape), errors=errors.reshape(shape),
-                   center_losses=_center_losses(objs, theta), splits=tuple(objs), direction_kind=direction_kind,
-                   normalization=normalization, direction_norms=norms,
-                   direction_cosine=float(d1 @ d2 / (norms[0] * norms[1])), trajectory=traj,
-                   explained_variance_ratio=evr, loss_name=str(objective.loss_name))
+    return Slice2D(
+        alphas=alphas,
+        betas=betas,
+        losses=losses.reshape(shape),
+        errors=errors.reshape(shape),
+        center_losses=_center_losses(objs, theta),
+        splits=tuple(objs),
+        direction_kind=direction_kind,
+        normalization=normalization,
+        direction_norms=norms,
+        direction_cosine=float(d1 @ d2 / (norms[0] * norms[1])),
+        trajectory=traj,
+        explained_variance_ratio=evr,
+        loss_name=str(objective.loss_name),
+    )
 
 
-def slice_pca(objective: Objective, pca: PCADirections, *, resolution: int = 20, padding: float = 5.0,
-              eval_objectives: Mapping[str, Objective] | None = None, split: str = "train", batch: int | None = None,
-              progress: bool = False) -> Slice2D:
+def slice_pca(
+    objective: Objective,
+    pca: PCADirections,
+    *,
+    resolution: int = 20,
+    padding: float = 5.0,
+    eval_objectives: Mapping[str, Objective] | None = None,
+    split: str = "train",
+    batch: int | None = None,
+    progress: bool = False,
+) -> Slice2D:
     """The landscape on the PCA plane of a trajectory (Li et al. 2018; Kawase 2025's 20×20 grid padded by 5 rad),
     centred on the final point, with the projected trajectory attached for overlay."""
     alphas, betas = pca_plane_grid(pca, resolution, padding)
-    return slice_2d(objective, pca.directions[0], pca.directions[1], center=pca.center, alphas=alphas, betas=betas,
-                    eval_objectives=eval_objectives, split=split, batch=batch, progress=progress,
-                    trajectory=pca.coordinates, direction_kind="pca", normalization="none",
-                    explained_variance_ratio=pca.explained_variance_ratio)
+    return slice_2d(
+        objective,
+        pca.directions[0],
+        pca.directions[1],
+        center=pca.center,
+        alphas=alphas,
+        betas=betas,
+        eval_objectives=eval_objectives,
+        split=split,
+        batch=batch,
+        progress=progress,
+        trajectory=pca.coordinates,
+        direction_kind="pca",
+        normalization="none",
+        explained_variance_ratio=pca.explained_variance_ratio,
+    )

@@ -12,22 +12,24 @@ measure, on the test set:
 
 The barrier as a function of t_s shows how early the training trajectory is committed to a basin.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from qlandscape.models.classical import has_batch_norm, interpolate_with_bn_reset, recompute_bn_statistics
-from qlandscape.metrics.landscape.connectivity import function_space_distance, interpolate
 from qlandscape.core.errors import ConfigError, is_integer
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.landscape.connectivity import function_space_distance, interpolate
+from qlandscape.models.classical import has_batch_norm, interpolate_with_bn_reset, recompute_bn_statistics
 from qlandscape.train.trainer import TrainConfig, Trainer, flat_parameters
 
 
@@ -81,10 +83,21 @@ def _child_rng_seed(child_seed: int, spawn_step: int) -> int:
     return int(np.random.SeedSequence([int(child_seed), int(spawn_step)]).generate_state(1)[0])
 
 
-def spawn_experiment(model: nn.Module, x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor,
-                     train_config: TrainConfig, spawn_epochs: Sequence[float], *, parent_seed: int = 0,
-                     child_seeds: Sequence[int] = (1, 2), n_points: int = 11, bn_reset: bool | None = None,
-                     progress: bool = False) -> SpawnResult:
+def spawn_experiment(
+    model: nn.Module,
+    x_train: Tensor,
+    y_train: Tensor,
+    x_test: Tensor,
+    y_test: Tensor,
+    train_config: TrainConfig,
+    spawn_epochs: Sequence[float],
+    *,
+    parent_seed: int = 0,
+    child_seeds: Sequence[int] = (1, 2),
+    n_points: int = 11,
+    bn_reset: bool | None = None,
+    progress: bool = False,
+) -> SpawnResult:
     """Train a parent, spawn two children at each time in ``spawn_epochs`` and compare the children at the end.
 
     Args:
@@ -135,27 +148,40 @@ def spawn_experiment(model: nn.Module, x_train: Tensor, y_train: Tensor, x_test:
     parent_theta = flat_parameters(parent.model)
     parent_accuracy = float(parent.history["test_accuracy"][-1])
     if use_bn_reset:  # measured as the children's ends are, so a child equal to the parent has its accuracy
-        parent_accuracy = Objective(recompute_bn_statistics(parent.model, None, x_train), x_test, y_test,
-                                    config.loss).accuracy()
+        parent_accuracy = Objective(
+            recompute_bn_statistics(parent.model, None, x_train), x_test, y_test, config.loss
+        ).accuracy()
     for row in rows:
         row["parent_child_distance"] = [float(torch.linalg.norm(t - parent_theta)) for t in row.pop("thetas")]
     stack = lambda key: np.asarray([row[key] for row in rows], dtype=np.float64)  # noqa: E731
     return SpawnResult(
-        spawn_epochs=times, spawn_steps=np.asarray([row["spawn_step"] for row in rows], dtype=np.int64),
-        error_barrier=stack("error_barrier"), loss_barrier=stack("loss_barrier"),
-        function_distance=stack("function_distance"), child_test_accuracy=stack("child_test_accuracy"),
-        child_test_loss=stack("child_test_loss"), parameter_distance=stack("parameter_distance"),
-        parent_child_distance=stack("parent_child_distance"), ts=rows[0]["ts"],
-        test_losses=stack("losses"), test_errors=stack("errors"),
-        parent_test_accuracy=parent_accuracy, parent_seed=int(parent_seed),
-        child_seeds=child_seeds, n_points=n_points, bn_reset=use_bn_reset, model=type(model).__name__,
+        spawn_epochs=times,
+        spawn_steps=np.asarray([row["spawn_step"] for row in rows], dtype=np.int64),
+        error_barrier=stack("error_barrier"),
+        loss_barrier=stack("loss_barrier"),
+        function_distance=stack("function_distance"),
+        child_test_accuracy=stack("child_test_accuracy"),
+        child_test_loss=stack("child_test_loss"),
+        parameter_distance=stack("parameter_distance"),
+        parent_child_distance=stack("parent_child_distance"),
+        ts=rows[0]["ts"],
+        test_losses=stack("losses"),
+        test_errors=stack("errors"),
+        parent_test_accuracy=parent_accuracy,
+        parent_seed=int(parent_seed),
+        child_seeds=child_seeds,
+        n_points=n_points,
+        bn_reset=use_bn_reset,
+        model=type(model).__name__,
         n_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        seconds=time.perf_counter() - start, train_config=dict(vars(config)),
+        seconds=time.perf_counter() - start,
+        train_config=dict(vars(config)),
     )
 
 
-def _compare(children: list[Trainer], x_train: Tensor, x_test: Tensor, y_test: Tensor, loss: str, n_points: int,
-             bn_reset: bool) -> dict[str, Any]:
+def _compare(
+    children: list[Trainer], x_train: Tensor, x_test: Tensor, y_test: Tensor, loss: str, n_points: int, bn_reset: bool
+) -> dict[str, Any]:
     """Barriers, function distance and accuracies between two finished children.
 
     Everything is read off one evaluation, the interpolation curve, so accuracies, distance and barrier agree at
@@ -173,8 +199,14 @@ def _compare(children: list[Trainer], x_train: Tensor, x_test: Tensor, y_test: T
         distance = function_space_distance(objective, thetas[0], thetas[1])
     losses, errors = curve.loss(), curve.error()
     return {
-        "thetas": thetas, "ts": curve.ts, "losses": losses, "errors": errors,
-        "error_barrier": curve.error_barrier, "loss_barrier": curve.loss_barrier, "function_distance": distance,
-        "child_test_accuracy": [1.0 - errors[0], 1.0 - errors[-1]], "child_test_loss": [losses[0], losses[-1]],
+        "thetas": thetas,
+        "ts": curve.ts,
+        "losses": losses,
+        "errors": errors,
+        "error_barrier": curve.error_barrier,
+        "loss_barrier": curve.loss_barrier,
+        "function_distance": distance,
+        "child_test_accuracy": [1.0 - errors[0], 1.0 - errors[-1]],
+        "child_test_loss": [losses[0], losses[-1]],
         "parameter_distance": float(torch.linalg.norm(thetas[0] - thetas[1])),
     }

@@ -13,10 +13,11 @@ The ridge is absolute by default in :func:`kernel_regression_accuracy`; :func:`k
 ridge relative to the kernel scale (λ · mean of the kernel diagonal) because the NTK's magnitude drifts by orders
 of magnitude during training, and a fixed λ would regularise different times differently.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import scipy.linalg
@@ -25,8 +26,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from qlandscape.core.errors import ConfigError, check_positive_int, require
-from qlandscape.metrics.ntk.kernels import _as_inputs, check_trajectory, kernel_matrix, one_hot, select_times, trace_form
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.ntk.kernels import (
+    _as_inputs,
+    check_trajectory,
+    kernel_matrix,
+    one_hot,
+    select_times,
+    trace_form,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,8 +83,14 @@ def _ridge_value(k_train: np.ndarray, ridge: float, relative: bool) -> float:
     return float(ridge * np.mean(np.diag(k_train))) if relative else float(ridge)
 
 
-def kernel_ridge_predict(k_train_train: np.ndarray, k_test_train: np.ndarray, targets: np.ndarray, *,
-                         ridge: float = 1e-6, ridge_relative: bool = False) -> np.ndarray:
+def kernel_ridge_predict(
+    k_train_train: np.ndarray,
+    k_test_train: np.ndarray,
+    targets: np.ndarray,
+    *,
+    ridge: float = 1e-6,
+    ridge_relative: bool = False,
+) -> np.ndarray:
     """Kernel ridge regression predictions K_test,train (K_train,train + λI)⁻¹ targets, in float64."""
     k_tt = np.asarray(k_train_train, dtype=np.float64)
     k_st = np.asarray(k_test_train, dtype=np.float64)
@@ -89,16 +103,24 @@ def kernel_ridge_predict(k_train_train: np.ndarray, k_test_train: np.ndarray, ta
     return k_st @ _solve_ridge(k_tt, lam, targets)
 
 
-def kernel_regression_accuracy(k_train_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarray | Tensor,
-                               y_test: np.ndarray | Tensor, n_classes: int, *, ridge: float = 1e-6,
-                               ridge_relative: bool = False) -> float:
+def kernel_regression_accuracy(
+    k_train_train: np.ndarray,
+    k_test_train: np.ndarray,
+    y_train: np.ndarray | Tensor,
+    y_test: np.ndarray | Tensor,
+    n_classes: int,
+    *,
+    ridge: float = 1e-6,
+    ridge_relative: bool = False,
+) -> float:
     """Test accuracy of kernel ridge regression on one-hot (uncentred) targets, predicting the argmax class."""
     n_classes = check_positive_int("n_classes", n_classes)
     y_test = np.asarray(y_test).astype(np.int64).reshape(-1)
     k_st = np.asarray(k_test_train)
     require(y_test.shape[0] == k_st.shape[0], "y_test", y_test.shape, f"expected {k_st.shape[0]} labels")
-    pred = kernel_ridge_predict(k_train_train, k_st, one_hot(y_train, n_classes), ridge=ridge,
-                                ridge_relative=ridge_relative)
+    pred = kernel_ridge_predict(
+        k_train_train, k_st, one_hot(y_train, n_classes), ridge=ridge, ridge_relative=ridge_relative
+    )
     return float((pred.argmax(1) == y_test).mean())
 
 
@@ -152,8 +174,12 @@ def kernel_machine_curve(
     n_classes = n_outputs if n_classes is None else check_positive_int("n_classes", n_classes)
     top = int(max(y_tr.max(), y_te.max()))
     require(top < n_classes, "label", top, f"expected labels in 0..{n_classes - 1}")
-    require(not linearised or n_classes == n_outputs, "n_classes", n_classes,
-            f"the residual regression needs one output per class ({n_outputs} outputs)")
+    require(
+        not linearised or n_classes == n_outputs,
+        "n_classes",
+        n_classes,
+        f"the residual regression needs one output per class ({n_outputs} outputs)",
+    )
 
     m = len(idx)
     k_acc, k_train_acc, net_acc, net_train_acc = (np.zeros(m) for _ in range(4))
@@ -164,8 +190,14 @@ def kernel_machine_curve(
         both = torch.cat([x_tr, x_te])
         # one symmetric kernel over train ∪ test reuses each Jacobian chunk for both blocks; with the residual
         # regression the full form is computed once and reduced to the trace form
-        kern, _ = kernel_matrix(objective, theta, both, form="full" if linearised else "trace",
-                                chunk_size=chunk_size, jacobian_memory_mb=jacobian_memory_mb)
+        kern, _ = kernel_matrix(
+            objective,
+            theta,
+            both,
+            form="full" if linearised else "trace",
+            chunk_size=chunk_size,
+            jacobian_memory_mb=jacobian_memory_mb,
+        )
         full = kern.numpy() if linearised else None
         kern_np = trace_form(full, n_outputs) if linearised else kern.numpy()
         n_tr = x_tr.shape[0]
@@ -180,19 +212,41 @@ def kernel_machine_curve(
             lin_acc[k] = _residual_accuracy(full, n_tr, out_tr, out_te, targets, y_te, ridge, ridge_relative)
 
     return KernelMachineCurve(
-        times=t_all[idx].copy(), indices=idx, kernel_accuracy=k_acc, kernel_train_accuracy=k_train_acc,
-        network_accuracy=net_acc, network_train_accuracy=net_train_acc, linearised_accuracy=lin_acc,
-        effective_ridge=lams, final_network_accuracy=_accuracy(final_out, y_te), final_time=float(t_all[-1]),
-        ridge=float(ridge), ridge_relative=bool(ridge_relative), linearised=bool(linearised),
-        n_train=int(x_tr.shape[0]), n_test=int(x_te.shape[0]), n_outputs=n_outputs, n_classes=n_classes,
-        n_params=objective.n_params, every=int(every))
+        times=t_all[idx].copy(),
+        indices=idx,
+        kernel_accuracy=k_acc,
+        kernel_train_accuracy=k_train_acc,
+        network_accuracy=net_acc,
+        network_train_accuracy=net_train_acc,
+        linearised_accuracy=lin_acc,
+        effective_ridge=lams,
+        final_network_accuracy=_accuracy(final_out, y_te),
+        final_time=float(t_all[-1]),
+        ridge=float(ridge),
+        ridge_relative=bool(ridge_relative),
+        linearised=bool(linearised),
+        n_train=int(x_tr.shape[0]),
+        n_test=int(x_te.shape[0]),
+        n_outputs=n_outputs,
+        n_classes=n_classes,
+        n_params=objective.n_params,
+        every=int(every),
+    )
 
 
-def _residual_accuracy(full: np.ndarray, n_tr: int, out_tr: Tensor, out_te: Tensor, targets: np.ndarray,
-                       y_te: np.ndarray, ridge: float, relative: bool) -> float:
+def _residual_accuracy(
+    full: np.ndarray,
+    n_tr: int,
+    out_tr: Tensor,
+    out_te: Tensor,
+    targets: np.ndarray,
+    y_te: np.ndarray,
+    ridge: float,
+    relative: bool,
+) -> float:
     """Accuracy of f_t(x_test) + Θ(x_test, x_train)(Θ_train + λI)⁻¹ vec(Y − f_t(x_train)), full form."""
     c = targets.shape[1]
-    k_tt, k_st = full[:n_tr * c, :n_tr * c], full[n_tr * c:, :n_tr * c]
+    k_tt, k_st = full[: n_tr * c, : n_tr * c], full[n_tr * c :, : n_tr * c]
     residual = (targets - out_tr.numpy().reshape(n_tr, c)).reshape(-1)  # row-major (i, c), as the kernel
     step = kernel_ridge_predict(k_tt, k_st, residual, ridge=ridge, ridge_relative=relative)
     pred = out_te.numpy().reshape(-1, c) + step.reshape(-1, c)

@@ -17,11 +17,13 @@ Kernel evolution: the distance S(t, t′) = 1 − ⟨Θ_t, Θ_t′⟩_F / (‖Θ
 distance from the first recorded time used, the velocity S(t_i, t_{i+1}) / (t_{i+1} − t_i) at midpoints, and the
 kernel–label alignment. Kernel machines built from Θ_t live in :mod:`qlandscape.kernel_regression`.
 """
+
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -88,7 +90,7 @@ class KernelEvolution:
 def _jacobian_chunks(objective: Objective, theta: Tensor, x: Tensor, chunk_size: int) -> Iterator[Tensor]:
     """Yield output Jacobians (m, C, P) of consecutive chunks of ``x``, in float64."""
     for start in range(0, x.shape[0], chunk_size):
-        xc = x[start:start + chunk_size]
+        xc = x[start : start + chunk_size]
         jac = objective.jacobian(theta, xc, chunk_size=xc.shape[0]).to(torch.float64)
         if jac.ndim == 2:  # a model with one scalar output per input
             jac = jac.unsqueeze(1)
@@ -126,8 +128,12 @@ def kernel_matrix(
     x_rows = _as_inputs(x_rows)
     symmetric = x_cols is None
     x_cols = x_rows if symmetric else _as_inputs(x_cols)
-    require(x_rows.shape[0] > 0 and x_cols.shape[0] > 0, "inputs", (x_rows.shape[0], x_cols.shape[0]),
-            "expected at least one input on each side of the kernel")
+    require(
+        x_rows.shape[0] > 0 and x_cols.shape[0] > 0,
+        "inputs",
+        (x_rows.shape[0], x_cols.shape[0]),
+        "expected at least one input on each side of the kernel",
+    )
 
     row_iter = _jacobian_chunks(objective, theta, x_rows, chunk_size)
     first = next(row_iter)
@@ -153,9 +159,9 @@ def kernel_matrix(
                 break  # the upper blocks are the transposes of the lower ones
             b = _rows(jc, form)
             block = a @ b.T
-            kernel[r0:r0 + a.shape[0], c0:c0 + b.shape[0]] = block
+            kernel[r0 : r0 + a.shape[0], c0 : c0 + b.shape[0]] = block
             if symmetric and c0 < r0:
-                kernel[c0:c0 + b.shape[0], r0:r0 + a.shape[0]] = block.T
+                kernel[c0 : c0 + b.shape[0], r0 : r0 + a.shape[0]] = block.T
             c0 += b.shape[0]
         r0 += a.shape[0]
     if symmetric:  # the diagonal blocks carry round-off asymmetry; make the kernel exactly symmetric
@@ -177,20 +183,33 @@ def empirical_ntk(
     check_choice("form", form, FORMS)
     theta_t = objective.as_theta(None if theta is None else torch.as_tensor(theta, dtype=torch.float64))
     x_t = objective.x if x is None else _as_inputs(x)
-    kernel, n_outputs = kernel_matrix(objective, theta_t, x_t, form=form, chunk_size=chunk_size,
-                                      jacobian_memory_mb=jacobian_memory_mb)
+    kernel, n_outputs = kernel_matrix(
+        objective, theta_t, x_t, form=form, chunk_size=chunk_size, jacobian_memory_mb=jacobian_memory_mb
+    )
     k = kernel.numpy()
-    return NTK(kernel=k, form=form, n_inputs=int(x_t.shape[0]), n_outputs=n_outputs,
-               n_params=objective.n_params, theta_norm=float(theta_t.norm()), kernel_trace=float(np.trace(k)),
-               kernel_frobenius_norm=float(np.linalg.norm(k)), chunk_size=chunk_size)
+    return NTK(
+        kernel=k,
+        form=form,
+        n_inputs=int(x_t.shape[0]),
+        n_outputs=n_outputs,
+        n_params=objective.n_params,
+        theta_norm=float(theta_t.norm()),
+        kernel_trace=float(np.trace(k)),
+        kernel_frobenius_norm=float(np.linalg.norm(k)),
+        chunk_size=chunk_size,
+    )
 
 
 def trace_form(kernel: np.ndarray, n_outputs: int) -> np.ndarray:
     """Reduce a full-form kernel (n·C, n·C) to the trace form (n, n): Σ_c Θ[(i, c), (j, c)]."""
     kernel = np.asarray(kernel, dtype=np.float64)
     m = kernel.shape[0]
-    require(kernel.ndim == 2 and kernel.shape[1] == m and m % n_outputs == 0, "kernel", kernel.shape,
-            f"expected a square full-form kernel whose size is a multiple of n_outputs = {n_outputs}")
+    require(
+        kernel.ndim == 2 and kernel.shape[1] == m and m % n_outputs == 0,
+        "kernel",
+        kernel.shape,
+        f"expected a square full-form kernel whose size is a multiple of n_outputs = {n_outputs}",
+    )
     n = m // n_outputs
     return np.einsum("icjc->ij", kernel.reshape(n, n_outputs, n, n_outputs))
 
@@ -227,29 +246,45 @@ def kernel_alignment(kernel: np.ndarray, y: np.ndarray | Tensor, n_classes: int,
     k = np.asarray(kernel, dtype=np.float64)
     labels = one_hot(y, n_classes)
     n = labels.shape[0]
-    require(k.shape == (n, n), "kernel", k.shape,
-            f"expected an (n, n) kernel matching {n} labels (reduce a full-form kernel with trace_form first)")
+    require(
+        k.shape == (n, n),
+        "kernel",
+        k.shape,
+        f"expected an (n, n) kernel matching {n} labels (reduce a full-form kernel with trace_form first)",
+    )
     target = labels @ labels.T
     if centered:
         k = k - k.mean(0, keepdims=True) - k.mean(1, keepdims=True) + k.mean()
         target = target - target.mean(0, keepdims=True) - target.mean(1, keepdims=True) + target.mean()
     nk, nt = np.linalg.norm(k), np.linalg.norm(target)
-    require(nk > 0 and nt > 0, "alignment norms", (float(nk), float(nt)),
-            "expected a non-zero (centred) kernel and at least two classes among the labels when centred")
+    require(
+        nk > 0 and nt > 0,
+        "alignment norms",
+        (float(nk), float(nt)),
+        "expected a non-zero (centred) kernel and at least two classes among the labels when centred",
+    )
     return float(np.vdot(k, target) / (nk * nt))
 
 
 # ----------------------------------------------------------------------------- trajectories and selection
-def check_trajectory(objective: Objective, trajectory: np.ndarray | Tensor,
-                     times: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def check_trajectory(
+    objective: Objective, trajectory: np.ndarray | Tensor, times: np.ndarray | Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate a trajectory (T, P) of flat parameter vectors and its strictly increasing times (T,)."""
-    traj = np.asarray(trajectory.detach().cpu() if isinstance(trajectory, Tensor) else trajectory,
-                      dtype=np.float64)
+    traj = np.asarray(trajectory.detach().cpu() if isinstance(trajectory, Tensor) else trajectory, dtype=np.float64)
     t = np.asarray(times, dtype=np.float64)
-    require(traj.ndim == 2 and traj.shape[1] == objective.n_params and traj.shape[0] >= 1, "trajectory",
-            traj.shape, f"expected a (T, {objective.n_params}) array of flat parameter vectors")
-    require(t.ndim == 1 and t.shape[0] == traj.shape[0], "times", t.shape,
-            f"expected one time per trajectory point, shape ({traj.shape[0]},)")
+    require(
+        traj.ndim == 2 and traj.shape[1] == objective.n_params and traj.shape[0] >= 1,
+        "trajectory",
+        traj.shape,
+        f"expected a (T, {objective.n_params}) array of flat parameter vectors",
+    )
+    require(
+        t.ndim == 1 and t.shape[0] == traj.shape[0],
+        "times",
+        t.shape,
+        f"expected one time per trajectory point, shape ({traj.shape[0]},)",
+    )
     require(bool(np.isfinite(t).all()), "times", t.tolist(), "expected finite times")
     if t.shape[0] > 1 and not (np.diff(t) > 0).all():
         i = int(np.nonzero(np.diff(t) <= 0)[0][0])
@@ -280,38 +315,63 @@ def select_times(times: np.ndarray, every: int = 1, times_to_use: Sequence[float
             raise ConfigError("times_to_use", float(value), f"expected recorded times ({shown})")
         idx.append(int(hits[0]))
     idx_arr = np.asarray(idx, dtype=np.int64)
-    require(bool((np.diff(idx_arr) > 0).all()), "times_to_use", wanted.tolist(),
-            "expected distinct times in increasing order")
+    require(
+        bool((np.diff(idx_arr) > 0).all()),
+        "times_to_use",
+        wanted.tolist(),
+        "expected distinct times in increasing order",
+    )
     return idx_arr
 
 
-def resolve_subset(objective: Objective, x_subset: Tensor | np.ndarray | int | Sequence[int],
-                   y_subset: Tensor | np.ndarray | None) -> tuple[Tensor, np.ndarray | None]:
+def resolve_subset(
+    objective: Objective, x_subset: Tensor | np.ndarray | int | Sequence[int], y_subset: Tensor | np.ndarray | None
+) -> tuple[Tensor, np.ndarray | None]:
     """The kernel inputs: an int n (the first n samples of the Objective's evaluation set), a sequence of indices
     into it (labels come with them), or an explicit input tensor (labels from ``y_subset``, optional)."""
     n_data = objective.n_samples
     if isinstance(x_subset, (int, np.integer)) and not isinstance(x_subset, bool):
-        require(1 <= int(x_subset) <= n_data, "x_subset", int(x_subset),
-                f"expected a subset size between 1 and the {n_data} samples of the evaluation set")
+        require(
+            1 <= int(x_subset) <= n_data,
+            "x_subset",
+            int(x_subset),
+            f"expected a subset size between 1 and the {n_data} samples of the evaluation set",
+        )
         idx = np.arange(int(x_subset))
-    elif not isinstance(x_subset, Tensor) and np.issubdtype((arr := np.asarray(x_subset)).dtype, np.integer) \
-            and arr.ndim == 1:
+    elif (
+        not isinstance(x_subset, Tensor)
+        and np.issubdtype((arr := np.asarray(x_subset)).dtype, np.integer)
+        and arr.ndim == 1
+    ):
         idx = arr.astype(np.int64)
-        require(0 < idx.size <= n_data, "x_subset", f"{idx.size} indices",
-                f"expected between 1 and the {n_data} samples of the evaluation set")
+        require(
+            0 < idx.size <= n_data,
+            "x_subset",
+            f"{idx.size} indices",
+            f"expected between 1 and the {n_data} samples of the evaluation set",
+        )
         bad = idx[(idx < 0) | (idx >= n_data)]
         require(bad.size == 0, "x_subset index", int(bad[0]) if bad.size else 0, f"expected 0..{n_data - 1}")
     else:
         x = _as_inputs(x_subset)
         require(x.ndim >= 1 and x.shape[0] > 0, "x_subset", tuple(x.shape), "expected at least one input")
         y = None if y_subset is None else np.asarray(y_subset).astype(np.int64).reshape(-1)
-        require(y is None or y.shape[0] == x.shape[0], "y_subset", getattr(y, "shape", None),
-                f"expected {x.shape[0]} labels")
+        require(
+            y is None or y.shape[0] == x.shape[0],
+            "y_subset",
+            getattr(y, "shape", None),
+            f"expected {x.shape[0]} labels",
+        )
         require(y is None or y.min() >= 0, "y_subset", "negative label", "expected labels >= 0")
         return x, y
     # labels passed next to a size or indices would otherwise be silently replaced by the evaluation set's
-    require(y_subset is None, "y_subset", "given", "labels come from the Objective's evaluation set when x_subset "
-            "is a size or indices; pass y_subset only with explicit inputs")
+    require(
+        y_subset is None,
+        "y_subset",
+        "given",
+        "labels come from the Objective's evaluation set when x_subset "
+        "is a size or indices; pass y_subset only with explicit inputs",
+    )
     return objective.x[torch.as_tensor(idx)], objective.y.numpy()[idx]
 
 
@@ -347,12 +407,19 @@ def kernel_evolution(
     chunk_size = check_positive_int("chunk_size", chunk_size)
     store_kernels = pairwise if store_kernels is None else bool(store_kernels)
     # checked here, not at the first kernel: centring leaves nothing of YYᵀ when all labels are equal
-    require(y is None or not centered_alignment or np.unique(y).size >= 2, "labels of x_subset",
-            None if y is None else np.unique(y).tolist(),
-            "the centred alignment needs at least two classes among the subset's labels; use a subset with "
-            "several classes or centered_alignment=False")
-    require(pairwise or not store_kernels, "store_kernels", store_kernels,
-            "expected store_kernels=False with pairwise=False (storing kernels keeps them all anyway)")
+    require(
+        y is None or not centered_alignment or np.unique(y).size >= 2,
+        "labels of x_subset",
+        None if y is None else np.unique(y).tolist(),
+        "the centred alignment needs at least two classes among the subset's labels; use a subset with "
+        "several classes or centered_alignment=False",
+    )
+    require(
+        pairwise or not store_kernels,
+        "store_kernels",
+        store_kernels,
+        "expected store_kernels=False with pairwise=False (storing kernels keeps them all anyway)",
+    )
 
     m = len(idx)
     distance = np.full((m, m), np.nan)
@@ -364,8 +431,14 @@ def kernel_evolution(
     # YYᵀ_ij = [y_i = y_j] whatever the one-hot width, so the classes seen are enough for the alignment
     n_classes = int(y.max()) + 1 if y is not None else 0
     for k, i in enumerate(tqdm(idx, desc="NTK", disable=not progress)):
-        kernel_t, n_outputs = kernel_matrix(objective, torch.from_numpy(traj[i]), x, form=form,
-                                            chunk_size=chunk_size, jacobian_memory_mb=jacobian_memory_mb)
+        kernel_t, n_outputs = kernel_matrix(
+            objective,
+            torch.from_numpy(traj[i]),
+            x,
+            form=form,
+            chunk_size=chunk_size,
+            jacobian_memory_mb=jacobian_memory_mb,
+        )
         kern = kernel_t.numpy()
         norms[k], traces[k] = np.linalg.norm(kern), np.trace(kern)
         if y is not None:
@@ -384,10 +457,23 @@ def kernel_evolution(
     dt = np.diff(t_all[idx])
     steps = np.array([distance[k, k + 1] for k in range(m - 1)])
     return KernelEvolution(
-        times=t_all[idx].copy(), indices=idx, distance=distance, distance_from_init=distance[0].copy(),
-        velocity=steps / dt, velocity_times=(t_all[idx][:-1] + t_all[idx][1:]) / 2, alignment=alignment,
-        kernel_norms=norms, kernel_traces=traces,
+        times=t_all[idx].copy(),
+        indices=idx,
+        distance=distance,
+        distance_from_init=distance[0].copy(),
+        velocity=steps / dt,
+        velocity_times=(t_all[idx][:-1] + t_all[idx][1:]) / 2,
+        alignment=alignment,
+        kernel_norms=norms,
+        kernel_traces=traces,
         param_distance_from_init=np.linalg.norm(traj[idx] - traj[idx[0]], axis=1),
-        kernels=np.stack(kept) if store_kernels else None, form=form, n_inputs=int(x.shape[0]),
-        n_outputs=n_outputs, n_params=objective.n_params, n_classes=n_classes,
-        every=every, pairwise=pairwise, centered_alignment=centered_alignment)
+        kernels=np.stack(kept) if store_kernels else None,
+        form=form,
+        n_inputs=int(x.shape[0]),
+        n_outputs=n_outputs,
+        n_params=objective.n_params,
+        n_classes=n_classes,
+        every=every,
+        pairwise=pairwise,
+        centered_alignment=centered_alignment,
+    )
