@@ -76,8 +76,8 @@ def test_catalogue_ships_in_the_wheel_as_package_data():
     import tomllib
     from pathlib import Path
 
-    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     setuptools_cfg = project["tool"]["setuptools"]
     assert setuptools_cfg["package-dir"]["qlandscape.circuits_catalogue"] == "circuits"
     assert "*.toml" in setuptools_cfg["package-data"]["qlandscape.circuits_catalogue"]
-    assert (Path(__file__).parents[1] / "circuits" / "__init__.py").exists()  # a regular package, not a namespace
+    assert (Path(__file__).parents[2] / "circuits" / "__init__.py").exists()  # a regular package, not a namespace

@@ -8,11 +8,11 @@ import random
 
 import pytest
 import torch
-from test_engine_perf_paths import reference_expectations, reference_state
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.sim.circuits import PAULIS, build_circuit
 from qlandscape.sim.engine import simulate, simulate_patch_mean, simulate_state
+from tests.sim.reference import reference_expectations, reference_state
 
 N_CASES = 60
 

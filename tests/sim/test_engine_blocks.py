@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_engine_perf_paths import reference_expectations, reference_state
 
 from qlandscape.sim import engine
 from qlandscape.sim.circuits import build_circuit, catalogue
 from qlandscape.sim.lowering import Block, plan
+from tests.sim.reference import reference_expectations, reference_state
 
 
 def _force(monkeypatch, blocks: bool) -> None:
