@@ -16,7 +16,6 @@ Large evaluation sets are processed in chunks of ``chunk_size`` samples and accu
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -27,9 +26,10 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from qlandscape.core.capabilities import PointBatched, PrecisionSelectable, SecondOrderSelectable, TransformAware
+from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
-from qlandscape.sim.backends import Backend, default_dtype
 
 # Below this many patches the plain torch.func Hessian beats the per-patch assembly (benchmarks/perf).
 STRUCTURED_MIN_PATCHES = 2
@@ -43,7 +43,7 @@ DEFAULT_POINTS_PER_CALL = 64  # models without a state-size estimate
 
 
 def _float64_defaults(method: Callable[..., Any]) -> Callable[..., Any]:
-    # Backward passes of PennyLane devices run inside these methods; see backends.default_dtype.
+    # Backward passes of PennyLane devices run inside these methods; see qlandscape.core.dtypes.
     @functools.wraps(method)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         with default_dtype(torch.float64):
@@ -52,18 +52,9 @@ def _float64_defaults(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _complex128_engines(model: nn.Module) -> None:
-    # A model trained with complex64 states keeps that engine dtype through .to(float64), which would leave every
-    # metric at single precision (and the structured Hessian, which asks for complex128, inconsistent with hvp).
-    for module in model.modules():
-        backend = getattr(module, "backend", None)
-        if isinstance(backend, Backend) and backend.is_engine and backend.dtype != torch.complex128:
-            module.backend = dataclasses.replace(backend, dtype=torch.complex128)
-
-
 def uses_torch_func(model: nn.Module) -> bool:
     """Whether ``model`` composes with ``torch.func`` transforms (PennyLane QNodes do not)."""
-    return bool(getattr(model, "supports_torch_func", True))
+    return model.supports_torch_func if isinstance(model, TransformAware) else True
 
 
 class Objective:
@@ -106,7 +97,9 @@ class Objective:
             chunk_size = check_positive_int("chunk_size", chunk_size)
         check_choice("hessian_method", hessian_method, ("autograd", "parameter-shift"))
         self.model = copy.deepcopy(model).to(torch.float64)
-        _complex128_engines(self.model)
+        for module in self.model.modules():  # a QNN trained in complex64 keeps those states through .to(float64)
+            if isinstance(module, PrecisionSelectable):
+                module.use_metric_precision()
         self.model.train(train_mode)
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -230,11 +223,11 @@ class Objective:
         """How many parameter points :meth:`losses` evaluates per model call by default: for a model that estimates
         its state memory per point (``PatchQNN.point_state_bytes``), as many as fit ``POINTS_STATE_BYTES`` with
         room for temporaries (1 to ``MAX_POINTS_PER_CALL``); else ``DEFAULT_POINTS_PER_CALL``."""
-        estimate = getattr(self.model, "point_state_bytes", None)
-        if estimate is None or not self.functorch:
+        if not (isinstance(self.model, PointBatched) and self.functorch):
             return DEFAULT_POINTS_PER_CALL
         n = self.x.shape[0] if self.chunk_size is None else min(self.chunk_size, self.x.shape[0])
-        return max(1, min(MAX_POINTS_PER_CALL, POINTS_STATE_BYTES // max(1, 4 * estimate(n))))
+        per_point = self.model.point_state_bytes(n)
+        return max(1, min(MAX_POINTS_PER_CALL, POINTS_STATE_BYTES // max(1, 4 * per_point)))
 
     def losses(self, thetas: Tensor, *, batch: int | None = None) -> Tensor:
         """Loss and error at many parameter points: ``thetas`` (K, P) -> (losses (K,), errors (K,)).
@@ -249,7 +242,7 @@ class Objective:
             raise ConfigError("thetas", tuple(thetas.shape), f"expected shape (K, {self.n_params})")
         losses = torch.zeros(thetas.shape[0], dtype=torch.float64)
         errors = torch.zeros(thetas.shape[0], dtype=torch.float64)
-        points_call = getattr(self.model, "forward_points", None)
+        points_call = self.model.forward_points if isinstance(self.model, PointBatched) else None
         with torch.no_grad():
             for start in range(0, thetas.shape[0], batch):
                 group = thetas[start : start + batch]
@@ -269,12 +262,9 @@ class Objective:
 
     # ------------------------------------------------------------ derivatives
     def _model_for_second_order(self) -> nn.Module:
-        # PennyLane's adjoint method is first order only (it can return an incomplete Hessian without an error),
-        # so a device that differentiates by adjoint gets parameter-shift rules for second derivatives.
-        backend = getattr(self.model, "backend", None)
-        adjoint = backend is not None and not backend.is_engine and backend.resolved_diff_method() == "adjoint"
-        if (self.hessian_method == "parameter-shift" or adjoint) and hasattr(self.model, "with_diff_method"):
-            return self.model.with_diff_method("parameter-shift")
+        # A model that chooses its second-order differentiation (a PennyLane device by adjoint is first order only)
+        if isinstance(self.model, SecondOrderSelectable):
+            return self.model.for_second_derivatives(self.hessian_method)
         return self.model
 
     @_float64_defaults

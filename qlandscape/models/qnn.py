@@ -159,6 +159,16 @@ class PatchQNN(nn.Module):
             return self
         return self.with_backend(dataclasses.replace(self.backend, diff_method=diff_method))
 
+    def use_metric_precision(self) -> None:
+        """Switch this model, in place, to the precision metrics are computed in (complex128 engine states)."""
+        self.backend = self.backend.for_metrics()
+
+    def for_second_derivatives(self, method: str) -> PatchQNN:
+        """The model to differentiate twice (see :meth:`Backend.for_second_derivatives`): this model itself, or a
+        copy whose circuits differentiate by parameter shift."""
+        backend = self.backend.for_second_derivatives(method)
+        return self if backend == self.backend else self.with_backend(backend)
+
     def features(self, x: Tensor) -> Tensor:
         """Per-patch circuit inputs ``(B, P, n_features)`` for images ``x (B, H, W)``."""
         # (B, 1, H, W) is one channel; anything else would be mis-flattened into the pixel axis

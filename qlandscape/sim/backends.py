@@ -11,14 +11,14 @@ differentiable, so the model, its loss and every metric stay where they are and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 from torch import Tensor
 
+from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError
 from qlandscape.sim.circuits import Circuit
 from qlandscape.sim.engine import simulate, simulate_patch_mean
@@ -52,6 +52,23 @@ class Backend:
         if self.diff_method != "best":
             return self.diff_method
         return "backprop" if self.name in _BACKPROP else "adjoint"
+
+    def for_metrics(self) -> Backend:
+        """This backend in the precision metrics are computed in: our engine with complex128 states (a model trained
+        with complex64 keeps that engine dtype through ``.to(float64)``); PennyLane devices as they are."""
+        if self.is_engine and self.dtype != torch.complex128:
+            return dataclasses.replace(self, dtype=torch.complex128)
+        return self
+
+    def for_second_derivatives(self, method: str) -> Backend:
+        """The backend to differentiate twice: ``"parameter-shift"`` asks for shift rules on a PennyLane device, and
+        a device that differentiates by adjoint (first order only; it can return an incomplete Hessian without an
+        error) gets them whatever ``method`` says. Our engine differentiates by autograd either way."""
+        if self.is_engine:
+            return self
+        if method == "parameter-shift" or self.resolved_diff_method() == "adjoint":
+            return dataclasses.replace(self, diff_method="parameter-shift")
+        return self
 
     def expectations(
         self, circuit: Circuit, params: Tensor, features: Tensor, scale: float = 1.0, dtype: torch.dtype | None = None
@@ -174,22 +191,6 @@ def _qnode(circuit: Circuit, device: str, diff_method: str, scale: float):
         # Shift rules cannot differentiate broadcast parameters: split the broadcast into single circuits first.
         return qml.transforms.broadcast_expand(run)
     return run
-
-
-@contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Temporarily set torch's default dtype.
-
-    PennyLane's torch interface turns some devices' (lightning's) Python-float results into tensors of torch's
-    default dtype, in the forward pass and again when it differentiates (parameter-shift circuits run inside
-    autograd's backward), which would silently give float32 numbers for float64 parameters. Wrap both in this.
-    """
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def _pennylane_expectations(

@@ -380,7 +380,7 @@ def catalogue_dir() -> Path:
             return path
     except ModuleNotFoundError:
         pass
-    return Path(__file__).resolve().parent.parent / "circuits"
+    return Path(__file__).resolve().parents[2] / "circuits"
 
 
 def catalogue() -> dict[str, Path]:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
 from qlandscape.core.losses import resolve_loss
-from qlandscape.sim.backends import default_dtype
+from qlandscape.core.dtypes import default_dtype
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine_restarts")
@@ -231,7 +231,7 @@ class Trainer:
             self.order = torch.randperm(self.x_train.shape[0], generator=self.generator)
         idx = self.order[within * self.config.batch_size : (within + 1) * self.config.batch_size]
         self.optimizer.zero_grad(set_to_none=True)
-        with default_dtype(self.dtype):  # PennyLane devices differentiate inside backward (backends.default_dtype)
+        with default_dtype(self.dtype):  # PennyLane devices differentiate inside backward (qlandscape.core.dtypes)
             loss = self.loss_fn(self.model(self.x_train[idx]), self.y_train[idx])
             if not torch.isfinite(loss):
                 raise FloatingPointError(
