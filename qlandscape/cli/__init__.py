@@ -1,5 +1,5 @@
 """The ``qlandscape`` command: one module per subcommand."""
 
-from qlandscape.cli.app import build_parser, main
+from qlandscape.cli.app import COMMANDS, build_parser, main
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
