@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.metrics.landscape.spawning import SpawnResult
+from qlandscape.metrics.landscape.results import SpawnResult
 
 
 def _groups(results: SpawnResult | Sequence[SpawnResult], labels: Sequence[str] | None) -> dict[str, list[SpawnResult]]:
