@@ -52,7 +52,11 @@ MOVED: dict[str, tuple[str, ...]] = {
     "qlandscape.spawning": ("qlandscape.metrics.landscape.spawning", "qlandscape.metrics.landscape.results"),
     "qlandscape.ntk": ("qlandscape.metrics.ntk.kernels", "qlandscape.metrics.ntk.results"),
     "qlandscape.kernel_regression": ("qlandscape.metrics.ntk.kernel_machines", "qlandscape.metrics.ntk.results"),
-    "qlandscape.gradients": ("qlandscape.metrics.gradients", "qlandscape.metrics.fits"),
+    "qlandscape.gradients": (
+        "qlandscape.metrics.gradients",
+        "qlandscape.metrics.gradient_results",
+        "qlandscape.metrics.fits",
+    ),
     "qlandscape.decay_fits": ("qlandscape.metrics.fits",),
     "qlandscape.config": ("qlandscape.runs.config",),
     "qlandscape.run_metrics": ("qlandscape.runs.metric_hooks",),
