@@ -219,7 +219,7 @@ def _stratified_subset(y: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
     while take.sum() > k:
         c = int(np.argmax(np.where(take > 1, take - share, -np.inf)))
         take[c] -= 1
-    chosen = [rng.permutation(np.flatnonzero(y == lab))[:t] for lab, t in zip(labels, take)]
+    chosen = [rng.permutation(np.flatnonzero(y == lab))[:t] for lab, t in zip(labels, take, strict=True)]
     return np.sort(np.concatenate(chosen))
 
 

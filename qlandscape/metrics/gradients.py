@@ -421,7 +421,7 @@ def patch_variance(
     for model in tqdm(models, desc="gradvar patches", disable=not progress):
         r = qnn_gradient_variance(model, x, y, samples=samples, init=init, loss=loss, seed=seed)
         rows.append((model.n_patches, r.mean_variance, r.standard_error, r.n_params, r.seconds))
-    n_p, mv, se, npar, secs = (np.array(col) for col in zip(*rows))
+    n_p, mv, se, npar, secs = (np.array(col) for col in zip(*rows, strict=True))
     fit = fit_decay(np.log(n_p), mv, se, confidence=confidence)
     return PatchVarianceCurve(
         ansatz=ansatz,

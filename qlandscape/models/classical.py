@@ -239,7 +239,7 @@ def recompute_bn_statistics(
         if theta.shape != (n,):
             raise ConfigError("theta", tuple(theta.shape), f"expected a flat vector of shape ({n},)")
         with torch.no_grad():
-            for p, value in zip(params, torch.split(theta, [p.numel() for p in params])):
+            for p, value in zip(params, torch.split(theta, [p.numel() for p in params]), strict=True):
                 p.copy_(value.reshape(p.shape))
     out.eval()
     layers = batch_norm_layers(out)
@@ -258,6 +258,6 @@ def recompute_bn_statistics(
                 m.momentum = batch.shape[0] / (seen + batch.shape[0])
             out(batch)
             seen += batch.shape[0]
-    for m, momentum in zip(layers, momenta):
+    for m, momentum in zip(layers, momenta, strict=True):
         m.momentum = momentum
     return out.eval()

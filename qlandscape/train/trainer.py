@@ -18,9 +18,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
 from qlandscape.core.losses import resolve_loss
-from qlandscape.core.dtypes import default_dtype
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine_restarts")
@@ -213,7 +213,7 @@ class Trainer:
     def _evaluate(self) -> None:
         tl, ta = evaluate(self.model, self.x_train, self.y_train, self.config.loss)
         vl, va = evaluate(self.model, self.x_test, self.y_test, self.config.loss)
-        for key, value in zip(self.history, (tl, ta, vl, va)):
+        for key, value in zip(self.history, (tl, ta, vl, va), strict=True):
             self.history[key].append(value)
 
     def record(self) -> None:

@@ -74,14 +74,14 @@ def normalize_direction(
     if normalization == "none":
         return d
     if normalization == "patch" and not any(len(s) >= 2 for s in objective.shapes):
-        shapes = {n: tuple(s) for n, s in zip(objective.names, objective.shapes)}
+        shapes = {n: tuple(s) for n, s in zip(objective.names, objective.shapes, strict=True)}
         raise ConfigError(
             "normalization",
             normalization,
             f"'patch' needs a parameter tensor with >= 2 dims (one row per patch block) but the model "
             f"has {shapes}; use 'layer' or 'none'",
         )
-    for name, shape, block in zip(objective.names, objective.shapes, objective.parameter_blocks().values()):
+    for shape, block in zip(objective.shapes, objective.parameter_blocks().values(), strict=True):
         if block.stop == block.start:
             continue
         if len(shape) <= 1 and zero_1d:

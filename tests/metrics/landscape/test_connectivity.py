@@ -115,7 +115,7 @@ def test_function_space_distance(mlp):
 
 def test_bad_inputs(mlp):
     obj, a, b = mlp
-    with pytest.raises(ConfigError, match=r"\(\(%d,\), \(3,\)\)" % obj.n_params):
+    with pytest.raises(ConfigError, match=rf"\(\({obj.n_params},\), \(3,\)\)"):
         interpolate(obj, a, b[:3])
     with pytest.raises(ConfigError, match="n_points = 2"):
         interpolate(obj, a, b, n_points=2)

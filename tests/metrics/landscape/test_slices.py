@@ -94,7 +94,7 @@ def conv_objective(tiny_images):
 
 
 def _blocks(obj, vec):
-    return {n: vec[s].reshape(shape) for (n, s), shape in zip(obj.parameter_blocks().items(), obj.shapes)}
+    return {n: vec[s].reshape(shape) for (n, s), shape in zip(obj.parameter_blocks().items(), obj.shapes, strict=True)}
 
 
 # ------------------------------------------------------------------------------------------- directions
@@ -105,7 +105,7 @@ def test_filter_normalisation_matches_centre_filter_norms(which, conv_objective,
     d = random_direction(obj, normalization="filter", seed=4)
     assert d.shape == (obj.n_params,)
     dirs, cent = _blocks(obj, d), _blocks(obj, theta)
-    for name, shape in zip(obj.names, obj.shapes):
+    for name, shape in zip(obj.names, obj.shapes, strict=True):
         if len(shape) >= 2:
             got = np.linalg.norm(dirs[name].reshape(shape[0], -1), axis=1)
             want = np.linalg.norm(cent[name].reshape(shape[0], -1), axis=1)
@@ -121,7 +121,7 @@ def test_filter_normalisation_keep_1d_and_layer_and_none(mlp_objective):
     theta = _blocks(obj, obj.theta0.numpy())
     kept = _blocks(obj, random_direction(obj, normalization="filter", seed=1, zero_1d=False))
     layer = _blocks(obj, random_direction(obj, normalization="layer", seed=1, zero_1d=False))
-    for name, shape in zip(obj.names, obj.shapes):
+    for name, shape in zip(obj.names, obj.shapes, strict=True):
         np.testing.assert_allclose(np.linalg.norm(layer[name]), np.linalg.norm(theta[name]), rtol=1e-12)
         if len(shape) == 1:
             np.testing.assert_allclose(np.linalg.norm(kept[name]), np.linalg.norm(theta[name]), rtol=1e-12)
@@ -176,7 +176,7 @@ def test_hessian_directions_are_top_eigenvectors():
         res = hessian_directions(obj, k=2, which=which)
         assert res.method == "lanczos"
         np.testing.assert_allclose(res.eigenvalues, vals[idx], atol=1e-10)
-        for row, j in zip(res.directions, idx):
+        for row, j in zip(res.directions, idx, strict=True):
             assert abs(abs(row @ vecs[:, j]) - 1) < 1e-10
     dense = hessian_directions(obj, k=P_QUAD - 1)
     assert dense.method == "dense"

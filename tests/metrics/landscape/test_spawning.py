@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -133,8 +135,11 @@ def test_save_load_and_plot(tmp_path, result, data):
     other = _spawn(data, parent_seed=1)
     fig = plot_barrier_vs_spawn_time([result, other, result], labels=["a", "a", "b"])
     assert len(fig.axes[0].get_lines()) == 2
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(ConfigError, match="labels"):
         plot_barrier_vs_spawn_time([result, other], labels=["a"])
+    shifted = dataclasses.replace(result, spawn_epochs=result.spawn_epochs + 0.25)
+    with pytest.raises(ConfigError, match="distinct labels"):  # one label = seeds of one setting, one time axis
+        plot_barrier_vs_spawn_time([result, shifted], labels=["a", "a"])
 
 
 def test_cli_spawn_end_to_end(tmp_path, capsys):
