@@ -278,6 +278,13 @@ def test_npz_with_channels_or_missing_keys(tmp_path):
     assert str(path) in _message(e) and "images" in _message(e)
 
 
+def test_empty_npz_is_a_config_error(tmp_path):
+    path = tmp_path / "empty.npz"
+    np.savez(path, x=np.zeros((0, 4, 4)), y=np.zeros(0, dtype=np.int64))
+    with pytest.raises(ConfigError, match="npz x shape"):  # numpy's "zero-size array to reduction" before
+        load_dataset(str(path))
+
+
 def test_write_idx_rejects_int64(tmp_path):
     with pytest.raises(ConfigError) as e:
         write_idx(tmp_path / "x.idx", np.zeros(3, np.int64))

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from sklearn.decomposition import PCA
 from torch import nn
 
 from qlandscape.core.errors import ConfigError
@@ -32,6 +33,7 @@ from qlandscape.metrics.landscape.slices import (
     slice_2d,
     slice_pca,
 )
+from qlandscape.models.classical import MLP
 from qlandscape.plots import save_figure
 from qlandscape.plots.landscape import describe_directions, plot_contour, plot_slice_1d, plot_surface, plot_trajectory
 
@@ -213,6 +215,21 @@ def test_pca_matches_numpy_svd():
     assert betas[-1] == pytest.approx(max(pca.coordinates[:, 1].max(), 0.0) + 5.0)
 
 
+def test_pca_directions_are_principal_components_like_sklearn():
+    g = np.random.default_rng(5)
+    traj = np.cumsum(g.standard_normal((12, 30)) * np.linspace(3, 0.1, 30), axis=0)
+    pca = pca_directions(traj)
+    diffs = traj - traj[-1]
+    ref = PCA(n_components=2, svd_solver="full").fit(diffs)
+    for i in range(2):
+        assert abs(abs(pca.directions[i] @ ref.components_[i]) - 1) < 1e-12
+    np.testing.assert_allclose(pca.explained_variance_ratio, ref.explained_variance_ratio_, rtol=1e-12)
+    np.testing.assert_allclose(pca.singular_values, ref.singular_values_, rtol=1e-12)
+    # the trajectory itself is projected uncentred, so the final point is the plane's origin
+    np.testing.assert_allclose(pca.coordinates, diffs @ pca.directions.T, atol=1e-12)
+    np.testing.assert_allclose(pca.coordinates[-1], 0.0, atol=1e-15)
+
+
 # ------------------------------------------------------------------------------------------------ slices
 def test_slice_2d_equals_analytic_quadratic():
     obj, a, star, value = _quadratic()
@@ -302,6 +319,15 @@ def test_bad_inputs_raise_config_error(mlp_objective):
         normalize_direction(obj, d, normalization="unit")
     with pytest.raises(ConfigError, match="no trajectory"):
         plot_trajectory(slice_2d(obj, d, random_direction(obj, seed=1), alphas=[-1, 1], betas=[-1, 1]))
+
+
+def test_slice_2d_rejects_an_explained_variance_that_is_not_two_fractions():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 4, 4, generator=g, dtype=torch.float64)
+    obj = Objective(MLP((4, 4), 3, width=3, depth=1, seed=0), x, torch.arange(6) % 3)
+    d1, d2 = random_direction(obj, seed=1), random_direction(obj, seed=2)
+    with pytest.raises(ConfigError, match="explained_variance_ratio"):
+        slice_2d(obj, d1, d2, alphas=[-1, 1], betas=[-1, 1], direction_kind="pca", explained_variance_ratio=[0.6])
 
 
 # ------------------------------------------------------------------------------------------------- plots
