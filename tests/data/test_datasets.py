@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import qlandscape.data
 from qlandscape.core.errors import ConfigError
 from qlandscape.data.datasets import MNIST_FILES, Dataset, load_dataset, read_idx, to_torch, write_idx
 
@@ -300,3 +301,10 @@ def test_mnist_class_missing_from_one_file_is_named(tmp_path):
     assert load_dataset(f"mnist:{tmp_path}", classes=[0, 1]).classes == (0, 1)
     with pytest.raises(ConfigError, match=r"classes = \(3,\).*MNIST test file"):
         load_dataset(f"mnist:{tmp_path}", classes=[1, 3])
+
+
+def test_the_data_package_keeps_the_01_names():
+    # qlandscape.data was a module in 0.1; the package face keeps its public names
+    names = ("Dataset", "MNIST_FILES", "load_dataset", "read_idx", "to_torch", "write_idx")
+    assert [name for name in names if not hasattr(qlandscape.data, name)] == []
+    assert qlandscape.data.load_dataset is load_dataset

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+import qlandscape.train
 from qlandscape.core.errors import ConfigError
 from qlandscape.models.qnn import PatchQNN
 from qlandscape.train.trainer import TrainConfig, Trainer, flat_parameters, train
@@ -179,3 +180,11 @@ def test_test_inputs_without_test_labels_are_rejected():
         train(model, x, y, x[:20], y[:10], TrainConfig(epochs=1))
     with pytest.raises(ConfigError, match="y_train"):
         train(model, x, y[:30], config=TrainConfig(epochs=1))
+
+
+def test_the_train_package_keeps_the_01_names():
+    # qlandscape.train was a module in 0.1; the package face keeps its public names
+    names = ("OPTIMIZERS", "SCHEDULES", "SCHEDULE_UNITS", "TrainConfig", "TrainResult", "Trainer", "evaluate")
+    names += ("flat_parameters", "train")
+    assert [name for name in names if not hasattr(qlandscape.train, name)] == []
+    assert qlandscape.train.Trainer is Trainer

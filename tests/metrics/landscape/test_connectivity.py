@@ -172,3 +172,6 @@ def test_interpolate_with_bn_reset():
         assert curve.losses[0, i] == pytest.approx(float(reset.loss(theta)), abs=1e-13)
     # the stale statistics (those of the initial model) give a different loss at b
     assert abs(curve.losses[0, 2] - float(objective.loss(b))) > 1e-6
+    # as in interpolate, a split may not take the objective's own name (it would replace the objective's data)
+    with pytest.raises(ConfigError, match="eval_objectives = 'train'"):
+        interpolate_with_bn_reset(objective, a, b, x, n_points=3, eval_objectives={"train": objective})
