@@ -3,12 +3,12 @@
 Both take images ``(B, H, W)`` (or ``(B, C, H, W)``) and return class logits, so every metric that works for the
 patch QNN works for them unchanged.
 
-Batch norm and metrics: an :class:`~qlandscape.objective.Objective` evaluates in eval mode, i.e. with the batch-norm
-running statistics recorded during training. Those statistics belong to one parameter vector; at any other point
-(an interpolated point between two networks, a point of a landscape slice) they are stale, which inflates the
-measured loss. :func:`recompute_bn_statistics` gives a copy of the model whose statistics are recomputed at θ on
-some inputs; :func:`qlandscape.metrics.landscape.connectivity.interpolate_with_bn_reset` uses it at every point of
-a straight line.
+Batch norm and metrics: an :class:`~qlandscape.core.objective.Objective` evaluates in eval mode, i.e. with the
+batch-norm running statistics recorded during training. Those statistics belong to one parameter vector; at any
+other point (an interpolated point between two networks, a point of a landscape slice) they are stale, which
+inflates the measured loss. :func:`recompute_bn_statistics` gives a copy of the model whose statistics are
+recomputed at θ on some inputs; :func:`qlandscape.metrics.landscape.connectivity.interpolate_with_bn_reset` uses
+it at every point of a straight line.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ class CNN(_Seeded):
 
 
 def build_classical(config: Any, image_shape: Sequence[int], n_classes: int) -> nn.Module:
-    """The MLP or CNN a :class:`~qlandscape.config.RunConfig` describes (``model = "mlp"`` or ``"cnn"``)."""
+    """The MLP or CNN a :class:`~qlandscape.runs.config.RunConfig` describes (``model = "mlp"`` or ``"cnn"``)."""
     check_choice("model", config.model, ("mlp", "cnn"))
     if config.model == "mlp":
         return MLP(

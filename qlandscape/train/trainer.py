@@ -90,6 +90,7 @@ class TrainResult:
 
     @property
     def final_test_accuracy(self) -> float:
+        """Test accuracy at the last evaluation (NaN when nothing was evaluated)."""
         return float(self.test_accuracy[-1]) if self.test_accuracy.size else float("nan")
 
     @property
@@ -208,6 +209,7 @@ class Trainer:
 
     @property
     def epoch(self) -> float:
+        """Training time in epochs (fractional between epoch boundaries)."""
         return self.step / self.steps_per_epoch
 
     def _evaluate(self) -> None:

@@ -4,9 +4,9 @@ Normalisations of a random Gaussian direction d around a centre θ (Li et al. 20
 landscape of neural nets"):
 
 * ``"filter"``: every parameter tensor with ``ndim >= 2`` is cut into slices along dim 0 (a conv filter, a row of
-  a Linear weight, or -- for a :class:`~qlandscape.qnn.PatchQNN`, whose angles are one ``(n_patches, n_per_patch)``
-  tensor ``circuit_params`` -- one patch circuit's block); each slice of d is rescaled to the norm of the same slice
-  of θ. A slice whose centre norm is zero therefore gets a zero direction.
+  a Linear weight, or -- for a :class:`~qlandscape.models.qnn.PatchQNN`, whose angles are one
+  ``(n_patches, n_per_patch)`` tensor ``circuit_params`` -- one patch circuit's block); each slice of d is rescaled
+  to the norm of the same slice of θ. A slice whose centre norm is zero therefore gets a zero direction.
 * ``"patch"``: the same rule, named for QNN users; it requires at least one tensor with ``ndim >= 2``.
 * ``"layer"``: every whole tensor of d is rescaled to the norm of that tensor of θ.
 * ``"none"``: the raw Gaussian (for QNN angles: radians, a natural scale).

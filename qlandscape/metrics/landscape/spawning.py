@@ -2,7 +2,7 @@
 
 A parent is trained from its seed. At each spawn time t_s (in epochs, fractional allowed) its complete training
 state (parameters, optimiser moments, schedule position) is copied into two children that finish training with
-different data orders (:meth:`qlandscape.train.Trainer.fork`). Between the two children's final parameters we
+different data orders (:meth:`qlandscape.train.trainer.Trainer.fork`). Between the two children's final parameters we
 measure, on the test set:
 
 * the error and loss barriers along the straight line θ(t) = (1 − t) θ_1 + t θ_2 (DESIGN.md section 5): a barrier
@@ -71,7 +71,7 @@ def spawn_experiment(
     """Train a parent, spawn two children at each time in ``spawn_epochs`` and compare the children at the end.
 
     Args:
-        model: any ``nn.Module`` (classical net or :class:`~qlandscape.qnn.PatchQNN`); it is copied, not changed.
+        model: any ``nn.Module`` (classical net or :class:`~qlandscape.models.qnn.PatchQNN`); it is copied, not changed.
         x_train, y_train, x_test, y_test: the data; barriers and distances are measured on the test split.
         train_config: training settings; its ``seed`` is replaced by ``parent_seed``.
         spawn_epochs: spawn times in epochs, each in [0, train_config.epochs] (fractional times are rounded to a
