@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 from qlandscape.core.errors import ConfigError, check_positive_int, require
 
@@ -217,13 +219,11 @@ def _stratified_subset(y: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
     while take.sum() > k:
         c = int(np.argmax(np.where(take > 1, take - share, -np.inf)))
         take[c] -= 1
-    chosen = [rng.permutation(np.flatnonzero(y == lab))[:t] for lab, t in zip(labels, take)]
+    chosen = [rng.permutation(np.flatnonzero(y == lab))[:t] for lab, t in zip(labels, take, strict=True)]
     return np.sort(np.concatenate(chosen))
 
 
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
-    from sklearn.model_selection import train_test_split
-
     try:
         return train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     except ValueError as exc:
@@ -323,8 +323,6 @@ def load_dataset(
 
     # --- read the raw data (intrinsic range lo..hi)
     if source == "digits":
-        from sklearn.datasets import load_digits
-
         digits = load_digits()
         x_all, y_all = digits.images.astype(np.float64), digits.target.astype(np.int64)
         lo, hi, name, presplit, where = 0.0, 16.0, "digits", None, "the digits dataset"

@@ -27,6 +27,9 @@ O(1/K) and ignored). The mean over components is the mean over s of ``d_s = mean
 Decay rates: ``log Var = a - b n`` fitted by weighted least squares with weights ``(Var/SE)^2`` (delta method for
 the log); the covariance is scaled by ``max(1, chi^2/(m-2))`` and the interval uses Student's t with ``m - 2``
 degrees of freedom (the normal quantile when only two points are fitted).
+
+The result classes (:class:`GradientVariance`, :class:`VarianceCurve`, :class:`PatchVarianceCurve`) live in
+:mod:`qlandscape.metrics.gradient_results` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -34,18 +37,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.fits import DecayFit, fit_decay  # noqa: F401 (re-exported)
+from qlandscape.metrics.gradient_results import GradientVariance, PatchVarianceCurve, VarianceCurve
+from qlandscape.models.qnn import PatchQNN
 from qlandscape.sim.circuits import Circuit, CircuitSpec, load_spec
 from qlandscape.sim.engine import simulate_state
 from qlandscape.sim.lowering import bit as _bit
@@ -134,29 +138,6 @@ def circuit_gradients(
 
 
 # ---------------------------------------------------------------------------------------------- statistics
-@dataclass(frozen=True)
-class GradientVariance:
-    """Variance of each gradient component over random initialisations, with standard errors and settings."""
-
-    variance: np.ndarray  # (n_params,) unbiased sample variance per component
-    variance_se: np.ndarray  # (n_params,) its standard error
-    mean_gradient: np.ndarray  # (n_params,) sample mean per component (~0 for uniform angles)
-    mean_variance: float  # mean over components of `variance`
-    standard_error: float  # standard error of `mean_variance`
-    mean_cost: float  # mean cost over the samples (diagnostic)
-    n_samples: int
-    n_params: int
-    ansatz: str
-    n_qubits: int
-    n_layers: int
-    cost: str  # "global" | "local" | "projector" | "loss:<name>" for a PatchQNN
-    init: str
-    inputs: str
-    seed: int
-    n_patches: int = 1
-    seconds: float = 0.0
-
-
 def variance_statistics(grads: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(variance (P,), its SE (P,), mean variance, its SE) from per-sample gradients ``(K, P)``."""
     grads = np.asarray(grads, dtype=np.float64)
@@ -243,7 +224,7 @@ def gradient_variance(
 
 
 def qnn_gradient_variance(
-    model: nn.Module,
+    model: PatchQNN,
     x: Tensor,
     y: Tensor,
     *,
@@ -258,9 +239,9 @@ def qnn_gradient_variance(
     samples = _check_samples(samples)
     max_batch = check_positive_int("max_batch", max_batch)
     check_choice("init", init, INITS)
-    circuit = getattr(model, "circuit", None)
-    if circuit is None or not hasattr(model, "circuit_params"):
-        raise ConfigError("model", type(model).__name__, "expected a PatchQNN (with .circuit and .circuit_params)")
+    if not isinstance(model, PatchQNN):
+        raise ConfigError("model", type(model).__name__, "expected a PatchQNN (its circuit parameters are re-drawn)")
+    circuit = model.circuit
     start = time.perf_counter()
     objective = Objective(model, x, y, loss)
     block = objective.parameter_blocks()["circuit_params"]
@@ -308,32 +289,6 @@ def qnn_gradient_variance(
 
 
 # ---------------------------------------------------------------------------------------------- curves
-@dataclass(frozen=True)
-class VarianceCurve:
-    """Mean gradient variance over a (layers, qubits) grid and the fitted exponential decay rate per layer count."""
-
-    ansatz: str
-    cost: str
-    init: str
-    inputs: str
-    samples: int
-    seed: int
-    confidence: float
-    fit_from: int  # smallest qubit count used in the fits
-    qubits: np.ndarray  # (nq,)
-    layers: np.ndarray  # (nl,)
-    mean_variance: np.ndarray  # (nl, nq)
-    standard_error: np.ndarray  # (nl, nq)
-    n_params: np.ndarray  # (nl, nq)
-    seconds: np.ndarray  # (nl, nq) wall time per cell
-    rate: np.ndarray  # (nl,) b in Var ~ exp(a - b n), per qubit
-    rate_se: np.ndarray
-    rate_low: np.ndarray
-    rate_high: np.ndarray
-    intercept: np.ndarray
-    chi2_reduced: np.ndarray
-
-
 def _int_list(field: str, values: Iterable[int], minimum: int) -> list[int]:
     out = [
         check_positive_int(field, v, minimum=minimum) for v in (values if isinstance(values, Iterable) else [values])
@@ -419,33 +374,6 @@ def variance_curve(
     )
 
 
-@dataclass(frozen=True)
-class PatchVarianceCurve:
-    """Gradient variance of a PatchQNN loss against the number of patches (same circuit on every patch)."""
-
-    ansatz: str
-    n_qubits: int
-    n_layers: int
-    loss: str
-    init: str
-    samples: int
-    seed: int
-    aggregation: str
-    image_shape: tuple
-    n_images: int
-    patch_size: np.ndarray  # (m,)
-    stride: np.ndarray  # (m,)
-    n_patches: np.ndarray  # (m,)
-    mean_variance: np.ndarray  # (m,) mean per circuit-parameter component
-    standard_error: np.ndarray  # (m,)
-    n_params: np.ndarray  # (m,) circuit parameters in the model
-    seconds: np.ndarray  # (m,)
-    exponent: float  # c in Var ~ N^-c (weighted fit of log Var against log N)
-    exponent_low: float
-    exponent_high: float
-    intercept: float  # a in log Var = a - c log N
-
-
 DIGITS_GRIDS = ((8, 8), (7, 1), (6, 1), (5, 1), (4, 1))  # (patch size, stride) on 8x8: N = 1, 4, 9, 16, 25
 
 
@@ -467,8 +395,6 @@ def patch_variance(
     **model_kwargs,
 ) -> PatchVarianceCurve:
     """Gradient variance of a PatchQNN loss on images ``x (B, H, W)`` for each (patch size, stride) in ``grids``."""
-    from qlandscape.models.qnn import PatchQNN
-
     samples = _check_samples(samples)
     check_choice("init", init, INITS)
     x = torch.as_tensor(x, dtype=torch.float64)
@@ -495,7 +421,7 @@ def patch_variance(
     for model in tqdm(models, desc="gradvar patches", disable=not progress):
         r = qnn_gradient_variance(model, x, y, samples=samples, init=init, loss=loss, seed=seed)
         rows.append((model.n_patches, r.mean_variance, r.standard_error, r.n_params, r.seconds))
-    n_p, mv, se, npar, secs = (np.array(col) for col in zip(*rows))
+    n_p, mv, se, npar, secs = (np.array(col) for col in zip(*rows, strict=True))
     fit = fit_decay(np.log(n_p), mv, se, confidence=confidence)
     return PatchVarianceCurve(
         ansatz=ansatz,

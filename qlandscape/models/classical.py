@@ -3,25 +3,26 @@
 Both take images ``(B, H, W)`` (or ``(B, C, H, W)``) and return class logits, so every metric that works for the
 patch QNN works for them unchanged.
 
-Batch norm and metrics: an :class:`~qlandscape.objective.Objective` evaluates in eval mode, i.e. with the batch-norm
-running statistics recorded during training. Those statistics belong to one parameter vector; at any other point
-(an interpolated point between two networks, a point of a landscape slice) they are stale, which inflates the
-measured loss. :func:`recompute_bn_statistics` gives a copy of the model whose statistics are recomputed at θ on
-some inputs, and :func:`interpolate_with_bn_reset` uses it at every point of a straight line.
+Batch norm and metrics: an :class:`~qlandscape.core.objective.Objective` evaluates in eval mode, i.e. with the
+batch-norm running statistics recorded during training. Those statistics belong to one parameter vector; at any
+other point (an interpolated point between two networks, a point of a landscape slice) they are stale, which
+inflates the measured loss. :func:`recompute_bn_statistics` gives a copy of the model whose statistics are
+recomputed at θ on some inputs; :func:`qlandscape.metrics.landscape.connectivity.interpolate_with_bn_reset` uses
+it at every point of a straight line.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
+from qlandscape.core.errors import ConfigError, check_choice
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
@@ -180,7 +181,7 @@ class CNN(_Seeded):
 
 
 def build_classical(config: Any, image_shape: Sequence[int], n_classes: int) -> nn.Module:
-    """The MLP or CNN a :class:`~qlandscape.config.RunConfig` describes (``model = "mlp"`` or ``"cnn"``)."""
+    """The MLP or CNN a :class:`~qlandscape.runs.config.RunConfig` describes (``model = "mlp"`` or ``"cnn"``)."""
     check_choice("model", config.model, ("mlp", "cnn"))
     if config.model == "mlp":
         return MLP(
@@ -238,7 +239,7 @@ def recompute_bn_statistics(
         if theta.shape != (n,):
             raise ConfigError("theta", tuple(theta.shape), f"expected a flat vector of shape ({n},)")
         with torch.no_grad():
-            for p, value in zip(params, torch.split(theta, [p.numel() for p in params])):
+            for p, value in zip(params, torch.split(theta, [p.numel() for p in params]), strict=True):
                 p.copy_(value.reshape(p.shape))
     out.eval()
     layers = batch_norm_layers(out)
@@ -257,65 +258,6 @@ def recompute_bn_statistics(
                 m.momentum = batch.shape[0] / (seen + batch.shape[0])
             out(batch)
             seen += batch.shape[0]
-    for m, momentum in zip(layers, momenta):
+    for m, momentum in zip(layers, momenta, strict=True):
         m.momentum = momentum
     return out.eval()
-
-
-def interpolate_with_bn_reset(
-    objective: Any,
-    theta_a: Tensor | np.ndarray,
-    theta_b: Tensor | np.ndarray,
-    x_stats: Tensor,
-    n_points: int = 25,
-    *,
-    batch_size: int | None = None,
-    eval_objectives: Mapping[str, Any] | None = None,
-    split: str = "train",
-    progress: bool = False,
-) -> Any:
-    """Straight-line interpolation where each point's batch-norm statistics are recomputed on ``x_stats``.
-
-    Each point θ(t) = θ_a + t (θ_b − θ_a) is evaluated on the Objective's data (and on each of
-    ``eval_objectives``, as in :func:`qlandscape.connectivity.interpolate`) by a copy of the model whose running
-    statistics come from :func:`recompute_bn_statistics` at θ(t) on ``x_stats``. Without batch norm this equals
-    the ordinary interpolation. Returns a :class:`qlandscape.connectivity.Interpolation`.
-    """
-    from tqdm.auto import tqdm
-
-    from qlandscape.core.objective import Objective
-    from qlandscape.metrics.landscape.connectivity import Interpolation, barrier_location, loss_barrier
-
-    n_points = check_positive_int("n_points", n_points, minimum=3)
-    splits = {split: objective, **dict(eval_objectives or {})}
-    for name, obj in splits.items():
-        if not isinstance(obj, Objective) or obj.n_params != objective.n_params:
-            raise ConfigError(
-                f"eval_objectives[{name!r}]",
-                obj,
-                f"expected an Objective over the same {objective.n_params} parameters",
-            )
-    theta_a, theta_b = objective.as_theta(theta_a), objective.as_theta(theta_b)
-    ts = np.linspace(0.0, 1.0, n_points)
-    losses, errors = np.zeros((len(splits), n_points)), np.zeros((len(splits), n_points))
-    for i, t in enumerate(tqdm(ts, desc="interpolation (BN reset)", disable=not progress)):
-        theta = theta_b if i == n_points - 1 else theta_a + float(t) * (theta_b - theta_a)
-        model_t = recompute_bn_statistics(objective.model, theta, x_stats, batch_size=batch_size)
-        for s, obj in enumerate(splits.values()):
-            point = Objective(model_t, obj.x, obj.y, obj.loss_fn, chunk_size=obj.chunk_size)
-            losses[s, i] = float(point.loss(theta))
-            errors[s, i] = point.error(theta)
-    return Interpolation(
-        ts=ts,
-        losses=losses,
-        errors=errors,
-        loss_barriers=np.array([loss_barrier(ts, row) for row in losses]),
-        error_barriers=np.array([loss_barrier(ts, row) for row in errors]),
-        loss_barrier_ts=np.array([barrier_location(ts, row) for row in losses]),
-        error_barrier_ts=np.array([barrier_location(ts, row) for row in errors]),
-        splits=tuple(splits),
-        distance=float(torch.linalg.norm(theta_b - theta_a)),
-        loss_name=str(objective.loss_name),
-        label_a="θ_a (BN reset)",
-        label_b="θ_b (BN reset)",
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -15,8 +16,6 @@ def axes_or_new(ax: Axes | None, size: tuple[float, float] = (5.0, 4.0)) -> Axes
     """``ax`` itself, or the axes of a new constrained-layout figure of ``size`` inches."""
     if ax is not None:
         return ax
-    import matplotlib.pyplot as plt
-
     _, new_ax = plt.subplots(figsize=size, layout="constrained")
     return new_ax
 

@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.metrics.landscape.connectivity import Interpolation
+from qlandscape.metrics.landscape.results import Interpolation
 from qlandscape.plots.landscape import _figure, label_loss_and_error, loss_label
 
 __all__ = ["plot_interpolation"]

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.metrics.gradients import PatchVarianceCurve, VarianceCurve
+from qlandscape.metrics.gradient_results import PatchVarianceCurve, VarianceCurve
 from qlandscape.plots import axes_or_new
 
 

@@ -1,8 +1,8 @@
 """Figures for landscape slices: 1-D curves, 2-D contours, 3-D surfaces, trajectory overlays; and ``save_figure``.
 
-Every function takes a result object (:class:`~qlandscape.landscape.Slice1D` / ``Slice2D``) and an optional
-Axes, and returns the Figure. Titles say what was plotted: the quantity, the data split, the direction kind and
-its normalisation. 2-D grids are (len(betas), len(alphas)): α on the x axis, β on the y axis.
+Every function takes a result object (:class:`~qlandscape.metrics.landscape.results.Slice1D` / ``Slice2D``) and
+an optional Axes, and returns the Figure. Titles say what was plotted: the quantity, the data split, the direction
+kind and its normalisation. 2-D grids are (len(betas), len(alphas)): α on the x axis, β on the y axis.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 
 from qlandscape.core.errors import ConfigError, check_choice
-from qlandscape.metrics.landscape.slices import Slice1D, Slice2D, _split_index
+from qlandscape.metrics.landscape.results import Slice1D, Slice2D, split_index
 from qlandscape.plots import save_figure  # noqa: F401  (re-exported: figures are saved from here too)
 
 __all__ = ["describe_directions", "plot_contour", "plot_slice_1d", "plot_surface", "plot_trajectory", "save_figure"]
@@ -67,7 +67,7 @@ def _figure(ax: Axes | None, projection: str | None = None) -> tuple[Figure, Axe
 
 def _grid_values(result: Slice2D, split: str | None, quantity: str) -> tuple[np.ndarray, str]:
     check_choice("quantity", quantity, QUANTITIES)
-    i = _split_index(result.splits, split)
+    i = split_index(result.splits, split)
     values = {"loss": result.losses, "error": result.errors, "accuracy": result.accuracies}[quantity][i]
     label = loss_label(result.loss_name) if quantity == "loss" else f"{quantity} rate"
     return np.asarray(values, dtype=np.float64), f"{label}, {result.splits[i]} split"

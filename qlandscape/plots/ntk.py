@@ -9,8 +9,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve
-from qlandscape.metrics.ntk.kernels import KernelEvolution
+from qlandscape.metrics.ntk.results import KernelEvolution, KernelMachineCurve
 from qlandscape.plots import axes_or_new as _axes
 
 

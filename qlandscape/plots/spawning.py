@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.metrics.landscape.spawning import SpawnResult
+from qlandscape.core.errors import ConfigError
+from qlandscape.metrics.landscape.results import SpawnResult
 
 
 def _groups(results: SpawnResult | Sequence[SpawnResult], labels: Sequence[str] | None) -> dict[str, list[SpawnResult]]:
@@ -20,9 +21,9 @@ def _groups(results: SpawnResult | Sequence[SpawnResult], labels: Sequence[str] 
     if labels is None:
         labels = [f"parent seed {r.parent_seed}" if len(results) > 1 else r.model for r in results]
     if len(labels) != len(results):
-        raise ValueError(f"got {len(labels)} labels for {len(results)} results")
+        raise ConfigError("labels", len(labels), f"expected one label per result ({len(results)} results)")
     groups: dict[str, list[SpawnResult]] = {}
-    for result, label in zip(results, labels):
+    for result, label in zip(results, labels, strict=True):
         groups.setdefault(label, []).append(result)
     return groups
 
@@ -36,7 +37,12 @@ def _draw(ax: Axes, groups: dict[str, list[SpawnResult]], key: str, ylabel: str,
     for label, results in groups.items():
         times = results[0].spawn_epochs
         if any(r.spawn_epochs.shape != times.shape or not np.allclose(r.spawn_epochs, times) for r in results):
-            raise ValueError(f"results labelled {label!r} have different spawn times; give them distinct labels")
+            raise ConfigError(
+                "labels",
+                label,
+                "results sharing a label are seeds of one setting and need the same spawn times; give them "
+                "distinct labels",
+            )
         values = np.stack([getattr(r, key) for r in results])
         mean = values.mean(0)
         if len(results) > 1:

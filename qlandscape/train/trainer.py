@@ -18,9 +18,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
 from qlandscape.core.losses import resolve_loss
-from qlandscape.core.dtypes import default_dtype
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine_restarts")
@@ -90,6 +90,7 @@ class TrainResult:
 
     @property
     def final_test_accuracy(self) -> float:
+        """Test accuracy at the last evaluation (NaN when nothing was evaluated)."""
         return float(self.test_accuracy[-1]) if self.test_accuracy.size else float("nan")
 
     @property
@@ -208,12 +209,13 @@ class Trainer:
 
     @property
     def epoch(self) -> float:
+        """Training time in epochs (fractional between epoch boundaries)."""
         return self.step / self.steps_per_epoch
 
     def _evaluate(self) -> None:
         tl, ta = evaluate(self.model, self.x_train, self.y_train, self.config.loss)
         vl, va = evaluate(self.model, self.x_test, self.y_test, self.config.loss)
-        for key, value in zip(self.history, (tl, ta, vl, va)):
+        for key, value in zip(self.history, (tl, ta, vl, va), strict=True):
             self.history[key].append(value)
 
     def record(self) -> None:

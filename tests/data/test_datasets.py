@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import qlandscape.data
 from qlandscape.core.errors import ConfigError
 from qlandscape.data.datasets import MNIST_FILES, Dataset, load_dataset, read_idx, to_torch, write_idx
 
@@ -278,6 +279,13 @@ def test_npz_with_channels_or_missing_keys(tmp_path):
     assert str(path) in _message(e) and "images" in _message(e)
 
 
+def test_empty_npz_is_a_config_error(tmp_path):
+    path = tmp_path / "empty.npz"
+    np.savez(path, x=np.zeros((0, 4, 4)), y=np.zeros(0, dtype=np.int64))
+    with pytest.raises(ConfigError, match="npz x shape"):  # numpy's "zero-size array to reduction" before
+        load_dataset(str(path))
+
+
 def test_write_idx_rejects_int64(tmp_path):
     with pytest.raises(ConfigError) as e:
         write_idx(tmp_path / "x.idx", np.zeros(3, np.int64))
@@ -293,3 +301,10 @@ def test_mnist_class_missing_from_one_file_is_named(tmp_path):
     assert load_dataset(f"mnist:{tmp_path}", classes=[0, 1]).classes == (0, 1)
     with pytest.raises(ConfigError, match=r"classes = \(3,\).*MNIST test file"):
         load_dataset(f"mnist:{tmp_path}", classes=[1, 3])
+
+
+def test_the_data_package_keeps_the_01_names():
+    # qlandscape.data was a module in 0.1; the package face keeps its public names
+    names = ("Dataset", "MNIST_FILES", "load_dataset", "read_idx", "to_torch", "write_idx")
+    assert [name for name in names if not hasattr(qlandscape.data, name)] == []
+    assert qlandscape.data.load_dataset is load_dataset

@@ -23,6 +23,9 @@ from qlandscape.metrics.gradients import (
     variance_curve,
     variance_statistics,
 )
+from qlandscape.models.classical import MLP
+from qlandscape.models.qnn import PatchQNN
+from qlandscape.plots.gradients import plot_patch_variance, plot_variance_curve
 from qlandscape.sim.circuits import build_circuit, parse_spec
 
 SINGLE_RY = parse_spec({"name": "single_ry", "block": [{"type": "layers", "repeat": 1, "gates": ["RY"]}]})
@@ -141,6 +144,41 @@ def test_bad_input_is_named(call, match):
         call()
 
 
+@pytest.mark.parametrize("max_batch", [0, -1])
+def test_gradient_variance_rejects_a_bad_max_batch(max_batch):
+    with pytest.raises(ConfigError, match="max_batch"):
+        gradient_variance("hea", 2, 1, samples=4, max_batch=max_batch)
+    circuit = build_circuit("hea", 2, 1)
+    with pytest.raises(ConfigError, match="max_batch"):
+        circuit_gradients(circuit, sample_parameters(circuit, 3)[:, 0], max_batch=max_batch)
+
+
+def test_qnn_gradient_variance_needs_a_patch_qnn(tiny_images):
+    x, y = tiny_images
+    with pytest.raises(ConfigError, match="model = 'MLP'.*PatchQNN"):  # a classical net has no circuit to re-draw
+        qnn_gradient_variance(MLP((6, 6), 2, width=3, depth=1), x, y, samples=3)
+
+
+def test_qnn_gradient_variance_rejects_a_bad_max_batch():
+    model = PatchQNN((4, 4), 2, n_qubits=2, n_layers=1, patch_size=2, stride=2)
+    x, y = torch.rand(3, 4, 4, dtype=torch.float64), torch.tensor([0, 1, 0])
+    with pytest.raises(ConfigError, match="max_batch"):
+        qnn_gradient_variance(model, x, y, samples=3, max_batch=0)
+
+
+def test_gradient_variance_ignores_a_readout_beyond_the_circuit():
+    # kawase measures qubits 0..4; the bare-circuit costs read the state, so 2..4 qubits must work
+    result = gradient_variance("kawase", 3, 1, samples=4, seed=2)
+    assert result.n_qubits == 3 and np.isfinite(result.mean_variance)
+    curve = variance_curve("kawase", qubits=[2, 3], layers=[1], samples=4)
+    assert np.all(curve.mean_variance > 0)
+    full = build_circuit("kawase", 8, 1)  # where the readout fits, the numbers are those of the spec's circuit
+    np.testing.assert_array_equal(
+        gradient_variance("kawase", 8, 1, samples=4, seed=2).variance,
+        gradient_variance(full, samples=4, seed=2).variance,
+    )
+
+
 def test_fit_decay_recovers_an_exact_exponential():
     n = np.arange(2, 9)
     v = np.exp(1.5 - 0.7 * n)
@@ -164,15 +202,11 @@ def test_variance_curve_decays_and_round_trips(tmp_path):
     np.testing.assert_array_equal(back.mean_variance, curve.mean_variance)
     assert back.ansatz == "hea" and back.samples == 60
 
-    from qlandscape.plots.gradients import plot_variance_curve
-
     fig = plot_variance_curve(curve)
     assert "b=" in fig.axes[0].get_legend().get_texts()[0].get_text()
 
 
 def test_qnn_loss_variance_engine_matches_default_qubit(tiny_images):
-    from qlandscape.models.qnn import PatchQNN
-
     x, y = tiny_images
     model = PatchQNN((6, 6), 2, ansatz="hea", n_qubits=2, n_layers=1, patch_size=3, stride=3, seed=0)
     ours = qnn_gradient_variance(model, x[:3], y[:3], samples=4, seed=3)
@@ -187,8 +221,6 @@ def test_patch_variance_and_plot(tiny_images):
     result = patch_variance(x, y, grids=((6, 6), (3, 3), (3, 1)), n_qubits=2, n_layers=1, samples=8)
     assert list(result.n_patches) == [1, 4, 16]
     assert (result.mean_variance > 0).all() and np.isfinite(result.exponent)
-    from qlandscape.plots.gradients import plot_patch_variance
-
     assert plot_patch_variance(result).axes
     assert isinstance(result, PatchVarianceCurve)
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
-from qlandscape.metrics.landscape.connectivity import Interpolation, interpolate
-from qlandscape.models.classical import CNN, MLP, build_classical, interpolate_with_bn_reset, recompute_bn_statistics
+from qlandscape.models.classical import CNN, MLP, build_classical, recompute_bn_statistics
 from qlandscape.runs.build import build_model, count_parameters
 from qlandscape.runs.config import RunConfig
 
@@ -194,31 +192,3 @@ def test_recompute_bn_statistics_bad_inputs():
         recompute_bn_statistics(model, torch.zeros(3, dtype=torch.float64), _data()[0])
     with pytest.raises(ConfigError, match="batch_size"):
         recompute_bn_statistics(model, None, _data()[0], batch_size=0)
-
-
-def test_interpolate_with_bn_reset():
-    x, y = _data(n=16)
-    plain = CNN((4, 4), 3, channels=(2, 3), seed=0)
-    objective = Objective(plain, x, y)
-    a = objective.theta0
-    b = a + 0.3 * torch.randn(objective.n_params, dtype=torch.float64)
-    ours = interpolate_with_bn_reset(objective, a, b, x, n_points=5)
-    ref = interpolate(objective, a, b, n_points=5)
-    assert isinstance(ours, Interpolation)
-    np.testing.assert_allclose(ours.losses, ref.losses, atol=1e-12, rtol=0)
-    assert ours.loss_barrier == pytest.approx(ref.loss_barrier, abs=1e-12)
-
-    model = _bn_model()
-    objective = Objective(model, x, y)
-    a = objective.theta0
-    b = a + 0.3 * torch.randn(objective.n_params, dtype=torch.float64)
-    x_test, y_test = _data(n=8, seed=1)
-    curve = interpolate_with_bn_reset(
-        objective, a, b, x, n_points=3, eval_objectives={"test": objective.with_data(x_test, y_test)}
-    )
-    assert curve.losses.shape == (2, 3) and curve.splits == ("train", "test")
-    for i, theta in ((0, a), (2, b)):
-        reset = Objective(recompute_bn_statistics(model, theta, x), x, y)
-        assert curve.losses[0, i] == pytest.approx(float(reset.loss(theta)), abs=1e-13)
-    # the stale statistics (those of the initial model) give a different loss at b
-    assert abs(curve.losses[0, 2] - float(objective.loss(b))) > 1e-6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -51,7 +52,7 @@ def count_grids(draw):
     ],
 )
 def test_known_cases(image, patch, strides, counts):
-    for s, n in zip(strides, counts):
+    for s, n in zip(strides, counts, strict=True):
         grid = patch_grid(image, patch, stride=s)
         assert grid.n_patches == n and grid.stride == (s, s)
         # The count-based grid with the same N lands on the very same corners.
@@ -100,7 +101,7 @@ def test_stride_grid_properties(case):
     assert grid.n_patches == rows * cols
     assert all(0 <= r <= h - ph and 0 <= c <= w - pw for r, c in grid.positions)
     assert list(grid.positions) == sorted(grid.positions)  # row-major
-    for (r0, c0), (r1, c1) in zip(grid.positions, grid.positions[1:]):
+    for (r0, c0), (r1, c1) in itertools.pairwise(grid.positions):
         if r1 == r0:  # neighbours in a row overlap by exactly pw - sw columns (or are sw - pw apart)
             assert c1 - c0 == sw and (c0 + pw) - c1 == pw - sw
         else:

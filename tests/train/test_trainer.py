@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import qlandscape.train
 from qlandscape.core.errors import ConfigError
 from qlandscape.models.qnn import PatchQNN
 from qlandscape.train.trainer import TrainConfig, Trainer, flat_parameters, train
@@ -117,3 +120,71 @@ def test_bad_training_config(field, value):
     with pytest.raises(ConfigError) as err:
         TrainConfig(**{field: value}).validate()
     assert str(value) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("weight_decay", "0.1"),
+        ("momentum", float("nan")),
+        ("record_every", 2.5),
+        ("schedule_period", "5"),
+        ("weight_decay", math.inf),
+        ("lr", True),
+        ("seed", 1.5),
+        ("seed", -1),
+    ],
+)
+def test_train_config_numbers_are_validated(field, value):
+    # before: TypeErrors from comparisons, or silently accepted (NaN momentum, fractional record_every)
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: value}).validate()
+
+
+def _linear_problem():
+    torch.manual_seed(0)
+    x = torch.randn(40, 3, 3, dtype=torch.float64)
+    y = (x.sum((1, 2)) > 0).long()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(9, 2, dtype=torch.float64))
+    return model, x, y
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "cosine_restarts"])
+def test_fork_keeps_the_scheduled_learning_rate(schedule):
+    model, x, y = _linear_problem()
+    config = TrainConfig(optimizer="sgd", lr=0.1, epochs=4, batch_size=10, schedule=schedule, schedule_period=3)
+    parent = Trainer(model, x, y, config=config).run_until(2)
+    child = parent.fork(seed=5)
+    assert child.optimizer.param_groups[0]["lr"] == parent.optimizer.param_groups[0]["lr"]
+    assert parent.optimizer.param_groups[0]["lr"] < 0.1
+
+
+def test_fork_with_the_parents_data_order_continues_the_parent_exactly():
+    model, x, y = _linear_problem()
+    config = TrainConfig(optimizer="adam", lr=0.05, epochs=4, batch_size=10, schedule="cosine")
+    parent = Trainer(model, x, y, config=config).run_until(2)
+    child = parent.fork(seed=5)
+    child.generator.set_state(parent.generator.get_state())  # same data order from here on
+    parent.run_until(3)
+    child.run_until(3)
+    np.testing.assert_array_equal(child.result().trajectory, parent.result().trajectory)
+
+
+def test_test_inputs_without_test_labels_are_rejected():
+    model, x, y = _linear_problem()
+    with pytest.raises(ConfigError, match="y_test"):
+        train(model, x, y, x[:20], None, TrainConfig(epochs=1))
+    with pytest.raises(ConfigError, match="x_test"):
+        train(model, x, y, None, y[:20], TrainConfig(epochs=1))
+    with pytest.raises(ConfigError, match="y_test"):
+        train(model, x, y, x[:20], y[:10], TrainConfig(epochs=1))
+    with pytest.raises(ConfigError, match="y_train"):
+        train(model, x, y[:30], config=TrainConfig(epochs=1))
+
+
+def test_the_train_package_keeps_the_01_names():
+    # qlandscape.train was a module in 0.1; the package face keeps its public names
+    names = ("OPTIMIZERS", "SCHEDULES", "SCHEDULE_UNITS", "TrainConfig", "TrainResult", "Trainer", "evaluate")
+    names += ("flat_parameters", "train")
+    assert [name for name in names if not hasattr(qlandscape.train, name)] == []
+    assert qlandscape.train.Trainer is Trainer

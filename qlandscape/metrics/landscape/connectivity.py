@@ -4,20 +4,28 @@ Barrier (DESIGN.md section 5): ``max_t L(t) − [(1−t) L(0) + t L(1)]`` on a g
 it is >= 0 (the endpoints contribute 0) and is 0 on a convex loss. The same on the error rate.
 Points on the path are θ_a + t (θ_b − θ_a), with the t = 1 point set to θ_b exactly, so the endpoint values are
 exactly L(θ_a) and L(θ_b), and a path from a point to itself has a barrier of exactly 0.
+
+Batch norm: an Objective evaluates in eval mode, with the running statistics recorded during training. Those belong
+to one parameter vector; at an interpolated point they are stale, which inflates the measured loss.
+:func:`interpolate_with_bn_reset` recomputes them at every point of the line
+(:func:`qlandscape.models.classical.recompute_bn_statistics`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
+from tqdm.auto import tqdm
 
 from qlandscape.core.errors import ConfigError, check_positive_int
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.landscape.directions import as_center
-from qlandscape.metrics.landscape.slices import SplitResults, _evaluate, _objectives
+from qlandscape.metrics.landscape.evaluation import evaluate_points, split_objectives
+from qlandscape.metrics.landscape.results import Interpolation
+from qlandscape.models.classical import recompute_bn_statistics
 
 __all__ = [
     "Interpolation",
@@ -25,6 +33,7 @@ __all__ = [
     "error_barrier",
     "function_space_distance",
     "interpolate",
+    "interpolate_with_bn_reset",
     "loss_barrier",
 ]
 
@@ -57,39 +66,6 @@ def barrier_location(ts: np.ndarray | Sequence[float], values: np.ndarray | Sequ
 error_barrier = loss_barrier  # the same definition on error rates; a name for readability at call sites
 
 
-@dataclass(frozen=True)
-class Interpolation(SplitResults):
-    """Loss and error on the segment θ_a → θ_b.
-
-    ``losses``/``errors``: (n_splits, n_points) at ``ts``; ``loss_barriers``/``error_barriers`` (n_splits,) and
-    the t where each is attained (``loss_barrier_ts``/``error_barrier_ts``). ``distance`` = ‖θ_b − θ_a‖.
-    The properties ``loss_barrier``/``error_barrier`` give the first split's (the objective's own data).
-    """
-
-    ts: np.ndarray
-    losses: np.ndarray
-    errors: np.ndarray
-    loss_barriers: np.ndarray
-    error_barriers: np.ndarray
-    loss_barrier_ts: np.ndarray
-    error_barrier_ts: np.ndarray
-    splits: tuple[str, ...]
-    distance: float
-    loss_name: str
-    label_a: str = "θ_a"
-    label_b: str = "θ_b"
-
-    @property
-    def loss_barrier(self) -> float:
-        """Loss barrier on the first split."""
-        return float(self.loss_barriers[0])
-
-    @property
-    def error_barrier(self) -> float:
-        """Error barrier on the first split."""
-        return float(self.error_barriers[0])
-
-
 def interpolate(
     objective: Objective,
     theta_a: np.ndarray | torch.Tensor,
@@ -112,7 +88,7 @@ def interpolate(
     b = as_center(objective, theta_b, "theta_b")
     ts = np.linspace(0.0, 1.0, n_points)
     delta = b - a
-    objs = _objectives(objective, eval_objectives, split)
+    objs = split_objectives(objective, eval_objectives, split)
 
     def points(start: int, stop: int) -> np.ndarray:
         pts = a + ts[start:stop, None] * delta
@@ -120,7 +96,7 @@ def interpolate(
             pts[-1] = b
         return pts
 
-    losses, errors = _evaluate(objs, points, n_points, batch, progress, "interpolation")
+    losses, errors = evaluate_points(objs, points, n_points, batch, progress, "interpolation")
     # a non-finite loss (diverged model) gives a NaN barrier rather than an error after the work is done
     lb = [_barrier(ts, row) if np.all(np.isfinite(row)) else (np.nan, np.nan) for row in losses]
     eb = [_barrier(ts, row) if np.all(np.isfinite(row)) else (np.nan, np.nan) for row in errors]
@@ -154,3 +130,50 @@ def function_space_distance(
     pred_a = objective.outputs(a, x).argmax(-1)
     pred_b = objective.outputs(b, x).argmax(-1)
     return float((pred_a != pred_b).double().mean())
+
+
+def interpolate_with_bn_reset(
+    objective: Objective,
+    theta_a: Tensor | np.ndarray,
+    theta_b: Tensor | np.ndarray,
+    x_stats: Tensor,
+    n_points: int = 25,
+    *,
+    batch_size: int | None = None,
+    eval_objectives: Mapping[str, Objective] | None = None,
+    split: str = "train",
+    progress: bool = False,
+) -> Interpolation:
+    """Straight-line interpolation where each point's batch-norm statistics are recomputed on ``x_stats``.
+
+    Each point θ(t) = θ_a + t (θ_b − θ_a) is evaluated on the Objective's data (and on each of
+    ``eval_objectives``, as in :func:`interpolate`) by a copy of the model whose running statistics come from
+    :func:`~qlandscape.models.classical.recompute_bn_statistics` at θ(t) on ``x_stats``. Without batch norm this
+    equals the ordinary interpolation.
+    """
+    n_points = check_positive_int("n_points", n_points, minimum=3)
+    splits = split_objectives(objective, eval_objectives, split)
+    theta_a, theta_b = objective.as_theta(theta_a), objective.as_theta(theta_b)
+    ts = np.linspace(0.0, 1.0, n_points)
+    losses, errors = np.zeros((len(splits), n_points)), np.zeros((len(splits), n_points))
+    for i, t in enumerate(tqdm(ts, desc="interpolation (BN reset)", disable=not progress)):
+        theta = theta_b if i == n_points - 1 else theta_a + float(t) * (theta_b - theta_a)
+        model_t = recompute_bn_statistics(objective.model, theta, x_stats, batch_size=batch_size)
+        for s, obj in enumerate(splits.values()):
+            point = Objective(model_t, obj.x, obj.y, obj.loss_fn, chunk_size=obj.chunk_size)
+            losses[s, i] = float(point.loss(theta))
+            errors[s, i] = point.error(theta)
+    return Interpolation(
+        ts=ts,
+        losses=losses,
+        errors=errors,
+        loss_barriers=np.array([loss_barrier(ts, row) for row in losses]),
+        error_barriers=np.array([loss_barrier(ts, row) for row in errors]),
+        loss_barrier_ts=np.array([barrier_location(ts, row) for row in losses]),
+        error_barrier_ts=np.array([barrier_location(ts, row) for row in errors]),
+        splits=tuple(splits),
+        distance=float(torch.linalg.norm(theta_b - theta_a)),
+        loss_name=str(objective.loss_name),
+        label_a="θ_a (BN reset)",
+        label_b="θ_b (BN reset)",
+    )

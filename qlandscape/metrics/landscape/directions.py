@@ -4,9 +4,9 @@ Normalisations of a random Gaussian direction d around a centre θ (Li et al. 20
 landscape of neural nets"):
 
 * ``"filter"``: every parameter tensor with ``ndim >= 2`` is cut into slices along dim 0 (a conv filter, a row of
-  a Linear weight, or -- for a :class:`~qlandscape.qnn.PatchQNN`, whose angles are one ``(n_patches, n_per_patch)``
-  tensor ``circuit_params`` -- one patch circuit's block); each slice of d is rescaled to the norm of the same slice
-  of θ. A slice whose centre norm is zero therefore gets a zero direction.
+  a Linear weight, or -- for a :class:`~qlandscape.models.qnn.PatchQNN`, whose angles are one
+  ``(n_patches, n_per_patch)`` tensor ``circuit_params`` -- one patch circuit's block); each slice of d is rescaled
+  to the norm of the same slice of θ. A slice whose centre norm is zero therefore gets a zero direction.
 * ``"patch"``: the same rule, named for QNN users; it requires at least one tensor with ``ndim >= 2``.
 * ``"layer"``: every whole tensor of d is rescaled to the norm of that tensor of θ.
 * ``"none"``: the raw Gaussian (for QNN angles: radians, a natural scale).
@@ -74,14 +74,14 @@ def normalize_direction(
     if normalization == "none":
         return d
     if normalization == "patch" and not any(len(s) >= 2 for s in objective.shapes):
-        shapes = {n: tuple(s) for n, s in zip(objective.names, objective.shapes)}
+        shapes = {n: tuple(s) for n, s in zip(objective.names, objective.shapes, strict=True)}
         raise ConfigError(
             "normalization",
             normalization,
             f"'patch' needs a parameter tensor with >= 2 dims (one row per patch block) but the model "
             f"has {shapes}; use 'layer' or 'none'",
         )
-    for name, shape, block in zip(objective.names, objective.shapes, objective.parameter_blocks().values()):
+    for shape, block in zip(objective.shapes, objective.parameter_blocks().values(), strict=True):
         if block.stop == block.start:
             continue
         if len(shape) <= 1 and zero_1d:

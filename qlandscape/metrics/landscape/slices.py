@@ -1,20 +1,14 @@
 """Loss-landscape slices: L(θ + αδ) on a line and L(θ + αδ + βη) on a plane, on one or more data splits.
 
-Grid points are independent, so they are evaluated in batches through :meth:`Objective.losses` (a PatchQNN takes a
-whole group of points in one engine call that encodes the data once; other ``torch.func`` models go through
-``vmap`` over points), a chunk of points at a time so memory stays flat.
-
-Grid layout convention: 2-D grids have shape ``(len(betas), len(alphas))`` -- row i is β = betas[i], column j is
-α = alphas[j] -- the layout of ``np.meshgrid(alphas, betas)`` and of matplotlib's ``contour(alphas, betas, Z)``.
-Multi-split results stack splits first: ``losses[s]`` is split ``splits[s]``.
-
-The directions themselves live in :mod:`qlandscape.directions` and are re-exported here.
+Grid points are evaluated in batches by :func:`qlandscape.metrics.landscape.evaluation.evaluate_points`. The
+results (:class:`Slice1D`, :class:`Slice2D`, with the grid layout convention) live in
+:mod:`qlandscape.metrics.landscape.results`; the directions live in :mod:`qlandscape.metrics.landscape.directions`.
+Both are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +28,8 @@ from qlandscape.metrics.landscape.directions import (
     pca_directions,
     random_direction,
 )
+from qlandscape.metrics.landscape.evaluation import evaluate_points, split_objectives
+from qlandscape.metrics.landscape.results import Slice1D, Slice2D
 
 __all__ = [
     "HessianDirections",
@@ -52,84 +48,6 @@ __all__ = [
     "slice_2d",
     "slice_pca",
 ]
-
-
-class SplitResults:
-    """Accessors shared by results that hold ``losses``/``errors`` stacked over ``splits`` (first axis)."""
-
-    splits: tuple[str, ...]
-    losses: np.ndarray
-    errors: np.ndarray
-
-    @property
-    def accuracies(self) -> np.ndarray:
-        """1 − error, same shape as ``errors``."""
-        return 1.0 - self.errors
-
-    def loss(self, split: str | None = None) -> np.ndarray:
-        """The losses of one split (default: the first, the objective's own data)."""
-        return self.losses[_split_index(self.splits, split)]
-
-    def error(self, split: str | None = None) -> np.ndarray:
-        """The error rates of one split."""
-        return self.errors[_split_index(self.splits, split)]
-
-
-@dataclass(frozen=True)
-class Slice1D(SplitResults):
-    """Loss and error along ``center + α·direction``.
-
-    ``losses``/``errors`` have shape (n_splits, len(alphas)); ``center_losses`` (n_splits,) is L(center) computed
-    on its own, a check on the α = 0 grid point. ``direction_kind`` is one of random/hessian/pca/custom and
-    ``normalization`` one of filter/patch/layer/none.
-    """
-
-    alphas: np.ndarray
-    losses: np.ndarray
-    errors: np.ndarray
-    center_losses: np.ndarray
-    splits: tuple[str, ...]
-    direction_kind: str
-    normalization: str
-    direction_norm: float
-    loss_name: str
-
-
-@dataclass(frozen=True)
-class Slice2D(SplitResults):
-    """Loss and error on the plane ``center + α·d1 + β·d2``.
-
-    ``losses``/``errors``: (n_splits, len(betas), len(alphas)) -- rows are β, columns α (see the module docs).
-    ``trajectory``: (T, 2) (α, β) coordinates of a path to overlay, or shape (0, 2) when there is none.
-    ``explained_variance_ratio``: (2,) for a PCA plane, NaN otherwise. ``direction_cosine``: cos∠(d1, d2).
-    """
-
-    alphas: np.ndarray
-    betas: np.ndarray
-    losses: np.ndarray
-    errors: np.ndarray
-    center_losses: np.ndarray
-    splits: tuple[str, ...]
-    direction_kind: str
-    normalization: str
-    direction_norms: np.ndarray
-    direction_cosine: float
-    trajectory: np.ndarray
-    explained_variance_ratio: np.ndarray
-    loss_name: str
-
-    @property
-    def has_trajectory(self) -> bool:
-        """Whether a projected trajectory is attached for overlay."""
-        return self.trajectory.shape[0] > 0
-
-
-def _split_index(splits: Sequence[str], split: str | None) -> int:
-    if split is None:
-        return 0
-    if split not in splits:
-        raise ConfigError("split", split, f"expected one of {', '.join(map(repr, splits))}")
-    return list(splits).index(split)
 
 
 # ------------------------------------------------------------------------------------------------ grids
@@ -187,50 +105,6 @@ def _check_values(field: str, values: np.ndarray | Sequence[float] | None, defau
     return arr
 
 
-def _objectives(
-    objective: Objective, eval_objectives: Mapping[str, Objective] | None, split: str
-) -> dict[str, Objective]:
-    out = {split: objective}
-    for name, obj in (eval_objectives or {}).items():
-        if name in out:
-            raise ConfigError("eval_objectives", name, f"split names must be unique and differ from {split!r}")
-        if not isinstance(obj, Objective) or obj.n_params != objective.n_params:
-            raise ConfigError(
-                f"eval_objectives[{name!r}]",
-                obj,
-                f"expected an Objective over the same {objective.n_params} parameters",
-            )
-        out[name] = obj
-    return out
-
-
-def _evaluate(
-    objectives: Mapping[str, Objective],
-    make_points: Callable[[int, int], np.ndarray],
-    n_points: int,
-    batch: int | None,
-    progress: bool,
-    desc: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Loss and error (n_splits, n_points) at points built ``batch`` at a time by ``make_points(start, stop)``
-    (default: as many as the first objective evaluates per model call, :meth:`Objective.points_per_call`)."""
-    from tqdm.auto import tqdm
-
-    first = next(iter(objectives.values()))
-    batch = first.points_per_call() if batch is None else check_positive_int("batch", batch)
-    losses = np.zeros((len(objectives), n_points))
-    errors = np.zeros((len(objectives), n_points))
-    starts = range(0, n_points, batch)
-    for start in tqdm(starts, desc=desc, disable=not progress, total=len(starts)):
-        stop = min(n_points, start + batch)
-        thetas = torch.as_tensor(make_points(start, stop))
-        for s, obj in enumerate(objectives.values()):
-            loss, err = obj.losses(thetas, batch=batch)
-            losses[s, start:stop] = loss.numpy()
-            errors[s, start:stop] = err.numpy()
-    return losses, errors
-
-
 def _center_losses(objectives: Mapping[str, Objective], center: np.ndarray) -> np.ndarray:
     return np.array([float(obj.loss(torch.as_tensor(center))) for obj in objectives.values()])
 
@@ -262,8 +136,8 @@ def slice_1d(
     theta = as_center(objective, center)
     d = as_direction(objective, direction)
     alphas = _check_values("alphas", alphas, grid_from_range(1.0, 51))
-    objs = _objectives(objective, eval_objectives, split)
-    losses, errors = _evaluate(
+    objs = split_objectives(objective, eval_objectives, split)
+    losses, errors = evaluate_points(
         objs, lambda a, b: theta + alphas[a:b, None] * d, len(alphas), batch, progress, "1-D slice"
     )
     return Slice1D(
@@ -317,14 +191,14 @@ def slice_2d(
     evr = np.full(2, np.nan) if explained_variance_ratio is None else np.asarray(explained_variance_ratio, float)
     if evr.shape != (2,):  # the plots label the axes with PC1 and PC2's shares
         raise ConfigError("explained_variance_ratio", evr.tolist(), "expected two fractions (PC1, PC2) or None")
-    objs = _objectives(objective, eval_objectives, split)
+    objs = split_objectives(objective, eval_objectives, split)
     a_flat = np.tile(alphas, len(betas))
     b_flat = np.repeat(betas, len(alphas))
 
     def points(start: int, stop: int) -> np.ndarray:
         return theta + a_flat[start:stop, None] * d1 + b_flat[start:stop, None] * d2
 
-    losses, errors = _evaluate(objs, points, len(a_flat), batch, progress, "2-D slice")
+    losses, errors = evaluate_points(objs, points, len(a_flat), batch, progress, "2-D slice")
     shape = (len(objs), len(betas), len(alphas))
     norms = np.array([np.linalg.norm(d1), np.linalg.norm(d2)])
     return Slice2D(

@@ -2,7 +2,7 @@
 
 A parent is trained from its seed. At each spawn time t_s (in epochs, fractional allowed) its complete training
 state (parameters, optimiser moments, schedule position) is copied into two children that finish training with
-different data orders (:meth:`qlandscape.train.Trainer.fork`). Between the two children's final parameters we
+different data orders (:meth:`qlandscape.train.trainer.Trainer.fork`). Between the two children's final parameters we
 measure, on the test set:
 
 * the error and loss barriers along the straight line θ(t) = (1 − t) θ_1 + t θ_2 (DESIGN.md section 5): a barrier
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -28,40 +28,10 @@ from tqdm.auto import tqdm
 
 from qlandscape.core.errors import ConfigError, is_integer
 from qlandscape.core.objective import Objective
-from qlandscape.metrics.landscape.connectivity import function_space_distance, interpolate
-from qlandscape.models.classical import has_batch_norm, interpolate_with_bn_reset, recompute_bn_statistics
+from qlandscape.metrics.landscape.connectivity import function_space_distance, interpolate, interpolate_with_bn_reset
+from qlandscape.metrics.landscape.results import SpawnResult
+from qlandscape.models.classical import has_batch_norm, recompute_bn_statistics
 from qlandscape.train.trainer import TrainConfig, Trainer, flat_parameters
-
-
-@dataclass(frozen=True)
-class SpawnResult:
-    """Barrier, function distance and accuracies between two children, one row per spawn time.
-
-    ``ts``/``test_losses``/``test_errors`` are the interpolation curves behind the barriers. Spawn times are sorted
-    and unique; ``spawn_steps`` is the optimiser step each one was rounded to.
-    """
-
-    spawn_epochs: np.ndarray  # (S,)
-    spawn_steps: np.ndarray  # (S,) int
-    error_barrier: np.ndarray  # (S,)
-    loss_barrier: np.ndarray  # (S,)
-    function_distance: np.ndarray  # (S,) fraction of test inputs where the two children disagree
-    child_test_accuracy: np.ndarray  # (S, 2)
-    child_test_loss: np.ndarray  # (S, 2)
-    parameter_distance: np.ndarray  # (S,) ||θ_1 − θ_2||
-    parent_child_distance: np.ndarray  # (S, 2) ||θ_child − θ_parent|| at the end of training
-    ts: np.ndarray  # (n_points,)
-    test_losses: np.ndarray  # (S, n_points)
-    test_errors: np.ndarray  # (S, n_points)
-    parent_test_accuracy: float
-    parent_seed: int
-    child_seeds: tuple[int, ...]
-    n_points: int
-    bn_reset: bool
-    model: str
-    n_params: int
-    seconds: float
-    train_config: dict = field(default_factory=dict)
 
 
 def check_spawn_epochs(spawn_epochs: Sequence[float], epochs: int) -> np.ndarray:
@@ -101,7 +71,7 @@ def spawn_experiment(
     """Train a parent, spawn two children at each time in ``spawn_epochs`` and compare the children at the end.
 
     Args:
-        model: any ``nn.Module`` (classical net or :class:`~qlandscape.qnn.PatchQNN`); it is copied, not changed.
+        model: any ``nn.Module`` (classical net or :class:`~qlandscape.models.qnn.PatchQNN`); it is copied, not changed.
         x_train, y_train, x_test, y_test: the data; barriers and distances are measured on the test split.
         train_config: training settings; its ``seed`` is replaced by ``parent_seed``.
         spawn_epochs: spawn times in epochs, each in [0, train_config.epochs] (fractional times are rounded to a

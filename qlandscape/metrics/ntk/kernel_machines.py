@@ -17,7 +17,6 @@ of magnitude during training, and a fixed λ would regularise different times di
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
@@ -28,43 +27,14 @@ from tqdm.auto import tqdm
 from qlandscape.core.errors import ConfigError, check_positive_int, require
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.ntk.kernels import (
-    _as_inputs,
+    as_inputs,
     check_trajectory,
     kernel_matrix,
     one_hot,
     select_times,
     trace_form,
 )
-
-
-@dataclass(frozen=True, eq=False)
-class KernelMachineCurve:
-    """Test accuracy of the kernel machine built from Θ_t at each used recorded time, with the network's own.
-
-    ``linearised_accuracy`` is NaN when the residual NTK regression was not requested. ``effective_ridge`` is the
-    ridge actually added to the trace-form training kernel at each time.
-    """
-
-    times: np.ndarray
-    indices: np.ndarray
-    kernel_accuracy: np.ndarray
-    kernel_train_accuracy: np.ndarray
-    network_accuracy: np.ndarray
-    network_train_accuracy: np.ndarray
-    linearised_accuracy: np.ndarray
-    effective_ridge: np.ndarray
-    final_network_accuracy: float
-    final_time: float
-    ridge: float
-    ridge_relative: bool
-    linearised: bool
-    n_train: int
-    n_test: int
-    n_outputs: int
-    n_classes: int
-    n_params: int
-    every: int
-    form: str = "trace"
+from qlandscape.metrics.ntk.results import KernelMachineCurve
 
 
 def _solve_ridge(kernel: np.ndarray, lam: float, rhs: np.ndarray) -> np.ndarray:
@@ -161,7 +131,7 @@ def kernel_machine_curve(
     """
     traj, t_all = check_trajectory(objective, trajectory, times)
     idx = select_times(t_all, every, times_to_use)
-    x_tr, x_te = _as_inputs(x_train), _as_inputs(x_test)
+    x_tr, x_te = as_inputs(x_train), as_inputs(x_test)
     require(x_tr.shape[0] > 0, "x_train", tuple(x_tr.shape), "expected at least one training input")
     require(x_te.shape[0] > 0, "x_test", tuple(x_te.shape), "expected at least one test input")
     y_tr = _labels(y_train, x_tr.shape[0], "y_train")

@@ -15,14 +15,14 @@ chunks are kept while they fit ``jacobian_memory_mb`` and recomputed otherwise, 
 
 Kernel evolution: the distance S(t, t′) = 1 − ⟨Θ_t, Θ_t′⟩_F / (‖Θ_t‖_F ‖Θ_t′‖_F) between recorded times, the
 distance from the first recorded time used, the velocity S(t_i, t_{i+1}) / (t_{i+1} − t_i) at midpoints, and the
-kernel–label alignment. Kernel machines built from Θ_t live in :mod:`qlandscape.kernel_regression`.
+kernel–label alignment. Kernel machines built from Θ_t live in :mod:`qlandscape.metrics.ntk.kernel_machines`;
+the result classes (:class:`NTK`, :class:`KernelEvolution`) in :mod:`qlandscape.metrics.ntk.results`.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -32,58 +32,10 @@ from tqdm.auto import tqdm
 
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, require
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.ntk.results import NTK, KernelEvolution
 
 FORMS = ("trace", "full")
 Form = Literal["trace", "full"]
-
-
-@dataclass(frozen=True, eq=False)
-class NTK:
-    """An empirical NTK at one parameter vector.
-
-    ``kernel`` is (n, n) for the ``"trace"`` form and (n·C, n·C), row ``i*C + c``, for the ``"full"`` form.
-    """
-
-    kernel: np.ndarray
-    form: str
-    n_inputs: int
-    n_outputs: int
-    n_params: int
-    theta_norm: float
-    kernel_trace: float
-    kernel_frobenius_norm: float
-    chunk_size: int
-
-
-@dataclass(frozen=True, eq=False)
-class KernelEvolution:
-    """NTK evolution along a trajectory, at the recorded times used.
-
-    ``distance`` is S(t, t′) over the used times (NaN off the diagonal, first row/column and first off-diagonals
-    when computed with ``pairwise=False``); ``distance_from_init`` is S(times[0], t) relative to the first used
-    time; ``velocity`` sits at ``velocity_times`` (midpoints of consecutive used times). ``alignment`` is NaN
-    when no labels were given. ``kernels`` is None when not stored.
-    """
-
-    times: np.ndarray
-    indices: np.ndarray
-    distance: np.ndarray
-    distance_from_init: np.ndarray
-    velocity: np.ndarray
-    velocity_times: np.ndarray
-    alignment: np.ndarray
-    kernel_norms: np.ndarray
-    kernel_traces: np.ndarray
-    param_distance_from_init: np.ndarray
-    kernels: np.ndarray | None
-    form: str
-    n_inputs: int
-    n_outputs: int
-    n_params: int
-    n_classes: int
-    every: int
-    pairwise: bool
-    centered_alignment: bool
 
 
 # ---------------------------------------------------------------------------------------------- the kernel
@@ -102,7 +54,8 @@ def _rows(jac: Tensor, form: str) -> Tensor:
     return jac.reshape(jac.shape[0], -1) if form == "trace" else jac.reshape(-1, jac.shape[-1])
 
 
-def _as_inputs(x: Tensor | np.ndarray) -> Tensor:
+def as_inputs(x: Tensor | np.ndarray) -> Tensor:
+    """Kernel inputs as a tensor: floating point in float64 (the kernels' precision), integer inputs unchanged."""
     x = torch.as_tensor(x)
     return x.to(torch.float64) if x.is_floating_point() else x
 
@@ -125,9 +78,9 @@ def kernel_matrix(
     check_choice("form", form, FORMS)
     chunk_size = check_positive_int("chunk_size", chunk_size)
     theta = objective.as_theta(theta)
-    x_rows = _as_inputs(x_rows)
+    x_rows = as_inputs(x_rows)
     symmetric = x_cols is None
-    x_cols = x_rows if symmetric else _as_inputs(x_cols)
+    x_cols = x_rows if symmetric else as_inputs(x_cols)
     require(
         x_rows.shape[0] > 0 and x_cols.shape[0] > 0,
         "inputs",
@@ -182,7 +135,7 @@ def empirical_ntk(
     (default: the Objective's evaluation set), in the ``"trace"`` (n, n) or ``"full"`` (n·C, n·C) form."""
     check_choice("form", form, FORMS)
     theta_t = objective.as_theta(None if theta is None else torch.as_tensor(theta, dtype=torch.float64))
-    x_t = objective.x if x is None else _as_inputs(x)
+    x_t = objective.x if x is None else as_inputs(x)
     kernel, n_outputs = kernel_matrix(
         objective, theta_t, x_t, form=form, chunk_size=chunk_size, jacobian_memory_mb=jacobian_memory_mb
     )
@@ -353,7 +306,7 @@ def resolve_subset(
         bad = idx[(idx < 0) | (idx >= n_data)]
         require(bad.size == 0, "x_subset index", int(bad[0]) if bad.size else 0, f"expected 0..{n_data - 1}")
     else:
-        x = _as_inputs(x_subset)
+        x = as_inputs(x_subset)
         require(x.ndim >= 1 and x.shape[0] > 0, "x_subset", tuple(x.shape), "expected at least one input")
         y = None if y_subset is None else np.asarray(y_subset).astype(np.int64).reshape(-1)
         require(

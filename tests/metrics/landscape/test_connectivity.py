@@ -20,8 +20,10 @@ from qlandscape.metrics.landscape.connectivity import (
     barrier_location,
     function_space_distance,
     interpolate,
+    interpolate_with_bn_reset,
     loss_barrier,
 )
+from qlandscape.models.classical import CNN, recompute_bn_statistics
 from qlandscape.plots import save_figure
 from qlandscape.plots.connectivity import plot_interpolation
 
@@ -113,7 +115,7 @@ def test_function_space_distance(mlp):
 
 def test_bad_inputs(mlp):
     obj, a, b = mlp
-    with pytest.raises(ConfigError, match=r"\(\(%d,\), \(3,\)\)" % obj.n_params):
+    with pytest.raises(ConfigError, match=rf"\(\({obj.n_params},\), \(3,\)\)"):
         interpolate(obj, a, b[:3])
     with pytest.raises(ConfigError, match="n_points = 2"):
         interpolate(obj, a, b, n_points=2)
@@ -136,3 +138,40 @@ def test_plot_interpolation_writes_png(mlp, tmp_path):
     assert png.stat().st_size > 1000 and pdf.exists()
     assert "run A → run B" in fig.axes[0].get_title()
     plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------- batch norm
+def _images(n=12, shape=(4, 4), classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, *shape, generator=g, dtype=torch.float64), torch.randint(0, classes, (n,), generator=g))
+
+
+def test_interpolate_with_bn_reset():
+    x, y = _images(n=16)
+    plain = CNN((4, 4), 3, channels=(2, 3), seed=0)
+    objective = Objective(plain, x, y)
+    a = objective.theta0
+    b = a + 0.3 * torch.randn(objective.n_params, dtype=torch.float64)
+    ours = interpolate_with_bn_reset(objective, a, b, x, n_points=5)
+    ref = interpolate(objective, a, b, n_points=5)
+    assert isinstance(ours, Interpolation)
+    np.testing.assert_allclose(ours.losses, ref.losses, atol=1e-12, rtol=0)
+    assert ours.loss_barrier == pytest.approx(ref.loss_barrier, abs=1e-12)
+
+    model = CNN((4, 4), 3, channels=(2, 3), batch_norm=True, dropout=0.3, seed=0)
+    objective = Objective(model, x, y)
+    a = objective.theta0
+    b = a + 0.3 * torch.randn(objective.n_params, dtype=torch.float64)
+    x_test, y_test = _images(n=8, seed=1)
+    curve = interpolate_with_bn_reset(
+        objective, a, b, x, n_points=3, eval_objectives={"test": objective.with_data(x_test, y_test)}
+    )
+    assert curve.losses.shape == (2, 3) and curve.splits == ("train", "test")
+    for i, theta in ((0, a), (2, b)):
+        reset = Objective(recompute_bn_statistics(model, theta, x), x, y)
+        assert curve.losses[0, i] == pytest.approx(float(reset.loss(theta)), abs=1e-13)
+    # the stale statistics (those of the initial model) give a different loss at b
+    assert abs(curve.losses[0, 2] - float(objective.loss(b))) > 1e-6
+    # as in interpolate, a split may not take the objective's own name (it would replace the objective's data)
+    with pytest.raises(ConfigError, match="eval_objectives = 'train'"):
+        interpolate_with_bn_reset(objective, a, b, x, n_points=3, eval_objectives={"train": objective})

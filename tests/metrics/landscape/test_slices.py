@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from sklearn.decomposition import PCA
 from torch import nn
 
 from qlandscape.core.errors import ConfigError
@@ -32,6 +33,7 @@ from qlandscape.metrics.landscape.slices import (
     slice_2d,
     slice_pca,
 )
+from qlandscape.models.classical import MLP
 from qlandscape.plots import save_figure
 from qlandscape.plots.landscape import describe_directions, plot_contour, plot_slice_1d, plot_surface, plot_trajectory
 
@@ -94,7 +96,7 @@ def conv_objective(tiny_images):
 
 
 def _blocks(obj, vec):
-    return {n: vec[s].reshape(shape) for (n, s), shape in zip(obj.parameter_blocks().items(), obj.shapes)}
+    return {n: vec[s].reshape(shape) for (n, s), shape in zip(obj.parameter_blocks().items(), obj.shapes, strict=True)}
 
 
 # ------------------------------------------------------------------------------------------- directions
@@ -105,7 +107,7 @@ def test_filter_normalisation_matches_centre_filter_norms(which, conv_objective,
     d = random_direction(obj, normalization="filter", seed=4)
     assert d.shape == (obj.n_params,)
     dirs, cent = _blocks(obj, d), _blocks(obj, theta)
-    for name, shape in zip(obj.names, obj.shapes):
+    for name, shape in zip(obj.names, obj.shapes, strict=True):
         if len(shape) >= 2:
             got = np.linalg.norm(dirs[name].reshape(shape[0], -1), axis=1)
             want = np.linalg.norm(cent[name].reshape(shape[0], -1), axis=1)
@@ -121,7 +123,7 @@ def test_filter_normalisation_keep_1d_and_layer_and_none(mlp_objective):
     theta = _blocks(obj, obj.theta0.numpy())
     kept = _blocks(obj, random_direction(obj, normalization="filter", seed=1, zero_1d=False))
     layer = _blocks(obj, random_direction(obj, normalization="layer", seed=1, zero_1d=False))
-    for name, shape in zip(obj.names, obj.shapes):
+    for name, shape in zip(obj.names, obj.shapes, strict=True):
         np.testing.assert_allclose(np.linalg.norm(layer[name]), np.linalg.norm(theta[name]), rtol=1e-12)
         if len(shape) == 1:
             np.testing.assert_allclose(np.linalg.norm(kept[name]), np.linalg.norm(theta[name]), rtol=1e-12)
@@ -176,7 +178,7 @@ def test_hessian_directions_are_top_eigenvectors():
         res = hessian_directions(obj, k=2, which=which)
         assert res.method == "lanczos"
         np.testing.assert_allclose(res.eigenvalues, vals[idx], atol=1e-10)
-        for row, j in zip(res.directions, idx):
+        for row, j in zip(res.directions, idx, strict=True):
             assert abs(abs(row @ vecs[:, j]) - 1) < 1e-10
     dense = hessian_directions(obj, k=P_QUAD - 1)
     assert dense.method == "dense"
@@ -211,6 +213,21 @@ def test_pca_matches_numpy_svd():
     assert len(alphas) == 7 and len(betas) == 7
     assert alphas[0] == pytest.approx(pca.coordinates[:, 0].min() - 5.0)
     assert betas[-1] == pytest.approx(max(pca.coordinates[:, 1].max(), 0.0) + 5.0)
+
+
+def test_pca_directions_are_principal_components_like_sklearn():
+    g = np.random.default_rng(5)
+    traj = np.cumsum(g.standard_normal((12, 30)) * np.linspace(3, 0.1, 30), axis=0)
+    pca = pca_directions(traj)
+    diffs = traj - traj[-1]
+    ref = PCA(n_components=2, svd_solver="full").fit(diffs)
+    for i in range(2):
+        assert abs(abs(pca.directions[i] @ ref.components_[i]) - 1) < 1e-12
+    np.testing.assert_allclose(pca.explained_variance_ratio, ref.explained_variance_ratio_, rtol=1e-12)
+    np.testing.assert_allclose(pca.singular_values, ref.singular_values_, rtol=1e-12)
+    # the trajectory itself is projected uncentred, so the final point is the plane's origin
+    np.testing.assert_allclose(pca.coordinates, diffs @ pca.directions.T, atol=1e-12)
+    np.testing.assert_allclose(pca.coordinates[-1], 0.0, atol=1e-15)
 
 
 # ------------------------------------------------------------------------------------------------ slices
@@ -302,6 +319,15 @@ def test_bad_inputs_raise_config_error(mlp_objective):
         normalize_direction(obj, d, normalization="unit")
     with pytest.raises(ConfigError, match="no trajectory"):
         plot_trajectory(slice_2d(obj, d, random_direction(obj, seed=1), alphas=[-1, 1], betas=[-1, 1]))
+
+
+def test_slice_2d_rejects_an_explained_variance_that_is_not_two_fractions():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 4, 4, generator=g, dtype=torch.float64)
+    obj = Objective(MLP((4, 4), 3, width=3, depth=1, seed=0), x, torch.arange(6) % 3)
+    d1, d2 = random_direction(obj, seed=1), random_direction(obj, seed=2)
+    with pytest.raises(ConfigError, match="explained_variance_ratio"):
+        slice_2d(obj, d1, d2, alphas=[-1, 1], betas=[-1, 1], direction_kind="pca", explained_variance_ratio=[0.6])
 
 
 # ------------------------------------------------------------------------------------------------- plots

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
+from qlandscape.metrics.landscape import spawning
 from qlandscape.metrics.landscape.spawning import SpawnResult, spawn_experiment
 from qlandscape.models.classical import CNN, MLP
+from qlandscape.models.qnn import PatchQNN
+from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
 from qlandscape.train.trainer import TrainConfig
 
 
@@ -96,15 +101,41 @@ def test_bad_child_seeds(data):
         _spawn(data, child_seeds=(1, 2, 3))
 
 
+@pytest.mark.parametrize("seeds", [(1, 1), (1.5, 2), (True, 2)])
+def test_spawn_child_seeds_must_be_two_different_integers(monkeypatch, seeds):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the seeds were checked")
+
+    monkeypatch.setattr(spawning, "Trainer", no_training)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 4, 4, generator=g, dtype=torch.float64)
+    y = torch.arange(8) % 2
+    with pytest.raises(ConfigError, match="child_seeds"):
+        spawning.spawn_experiment(
+            MLP((4, 4), 2, width=3, depth=1), x, y, x, y, TrainConfig(epochs=1), [0], child_seeds=seeds
+        )
+
+
 def test_batch_norm_model_uses_recomputed_statistics(data):
     model = CNN((6, 6), 4, channels=(2,), batch_norm=True, seed=0)
     res = _spawn(data, model=model, times=(1, 2), n_points=3)
     assert res.bn_reset and res.error_barrier[-1] == 0 and res.function_distance[-1] == 0
 
 
-def test_patch_qnn_spawns(data):
-    from qlandscape.models.qnn import PatchQNN
+def test_batch_norm_parent_accuracy_is_measured_like_the_children():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 6, 6, generator=g, dtype=torch.float64)
+    y = (x[:, :3].mean((1, 2)) > x[:, 3:].mean((1, 2))).long() + 2 * (x[:, :, :3].mean((1, 2)) > 0.5).long()
+    config = TrainConfig(optimizer="sgd", lr=0.2, momentum=0.5, epochs=2, batch_size=8)
+    res = spawn_experiment(
+        CNN((6, 6), 4, channels=(2,), batch_norm=True, seed=0), x[:40], y[:40], x[40:], y[40:], config, (2,), n_points=3
+    )
+    assert res.bn_reset and res.parameter_distance[0] == 0
+    # spawned at the last epoch, both children are the parent: one network, one accuracy (was 0.4 vs 0.35)
+    assert res.child_test_accuracy[0, 0] == res.child_test_accuracy[0, 1] == res.parent_test_accuracy
 
+
+def test_patch_qnn_spawns(data):
     x_train, y_train, x_test, y_test = data
     model = PatchQNN((6, 6), 2, n_qubits=2, n_layers=1, patch_size=3, stride=3)
     res = spawn_experiment(
@@ -126,15 +157,16 @@ def test_save_load_and_plot(tmp_path, result, data):
     np.testing.assert_array_equal(loaded.error_barrier, result.error_barrier)
     assert loaded.child_seeds == result.child_seeds and loaded.train_config == result.train_config
 
-    from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
-
     fig = plot_barrier_vs_spawn_time(result)
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "symlog"
     other = _spawn(data, parent_seed=1)
     fig = plot_barrier_vs_spawn_time([result, other, result], labels=["a", "a", "b"])
     assert len(fig.axes[0].get_lines()) == 2
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(ConfigError, match="labels"):
         plot_barrier_vs_spawn_time([result, other], labels=["a"])
+    shifted = dataclasses.replace(result, spawn_epochs=result.spawn_epochs + 0.25)
+    with pytest.raises(ConfigError, match="distinct labels"):  # one label = seeds of one setting, one time axis
+        plot_barrier_vs_spawn_time([result, shifted], labels=["a", "a"])
 
 
 def test_cli_spawn_end_to_end(tmp_path, capsys):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import matplotlib
 
@@ -16,6 +18,7 @@ from torch import nn
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import load_result, save_result
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.ntk import kernels
 from qlandscape.metrics.ntk.kernel_machines import (
     KernelMachineCurve,
     kernel_machine_curve,
@@ -33,6 +36,7 @@ from qlandscape.metrics.ntk.kernels import (
     one_hot,
     trace_form,
 )
+from qlandscape.models.classical import MLP
 
 N_IN, N_OUT = 4, 3
 
@@ -173,6 +177,30 @@ def test_kernel_regression_linear_kernel_is_least_squares() -> None:
     assert acc == pytest.approx(float((closed.argmax(1) == y_te).mean()))
 
 
+def _exact_distance(k1: np.ndarray, k2: np.ndarray) -> float:
+    a = [Fraction(float(v)) for v in k1.ravel()]
+    b = [Fraction(float(v)) for v in k2.ravel()]
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    n11, n22 = sum(x * x for x in a), sum(x * x for x in b)
+    with localcontext() as ctx:
+        ctx.prec = 80
+        frac = lambda f: Decimal(f.numerator) / Decimal(f.denominator)  # noqa: E731
+        return float(1 - frac(dot) / (frac(n11) * frac(n22)).sqrt())
+
+
+@pytest.mark.parametrize("eps", [1e-4, 1e-6, 1e-8])
+def test_kernel_distance_keeps_its_digits_for_nearby_kernels(eps) -> None:
+    g = np.random.default_rng(0)
+    a = g.standard_normal((6, 6))
+    k1 = a @ a.T
+    e = g.standard_normal((6, 6))
+    k2 = k1 + eps * (e + e.T)
+    exact = _exact_distance(k1, k2)
+    assert exact > 0
+    # 1 − cos lost 7e-8 relative at eps = 1e-4, 0.2 % at 1e-6 and everything (returned 0) at 1e-8
+    assert kernel_distance(k1, k2) == pytest.approx(exact, rel=1e-8, abs=0)
+
+
 def test_alignment() -> None:
     y = np.array([0, 1, 2, 1, 0, 2, 2])
     yy = one_hot(y, 3) @ one_hot(y, 3).T
@@ -199,6 +227,35 @@ def test_bad_inputs_raise_config_error() -> None:
         empirical_ntk(objective, form="diag")
     with pytest.raises(ConfigError, match="times_to_use"):
         kernel_machine_curve(objective, traj, [0.0, 1.0, 2.0], x[:6], y[:6], x[6:], y[6:], times_to_use=[7.0])
+
+
+def _image_objective(n: int = 10, labels: torch.Tensor | None = None) -> Objective:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 4, 4, generator=g, dtype=torch.float64)
+    y = torch.arange(n) % 3 if labels is None else labels
+    return Objective(MLP((4, 4), 3, width=3, depth=1, seed=0), x, y)
+
+
+def test_kernel_evolution_rejects_one_class_subset_before_any_kernel(monkeypatch) -> None:
+    obj = _image_objective(labels=torch.zeros(10, dtype=torch.long))
+    traj = np.stack([obj.theta0.numpy()] * 3)
+    calls = []
+    real = kernels.kernel_matrix
+    monkeypatch.setattr(kernels, "kernel_matrix", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.raises(ConfigError, match="two classes"):
+        kernels.kernel_evolution(obj, traj, [0.0, 1.0, 2.0], 5)
+    assert not calls
+    # uncentred alignment is defined for one class
+    evo = kernels.kernel_evolution(obj, traj, [0.0, 1.0, 2.0], 5, centered_alignment=False)
+    assert np.all(np.isfinite(evo.alignment))
+
+
+@pytest.mark.parametrize("subset", [4, [0, 2, 5]])
+def test_labels_next_to_a_size_or_indices_are_not_silently_dropped(subset) -> None:
+    obj = _image_objective()
+    traj = np.stack([obj.theta0.numpy()] * 2)
+    with pytest.raises(ConfigError, match="y_subset"):
+        kernel_evolution(obj, traj, [0.0, 1.0], subset, y_subset=np.zeros(len(np.atleast_1d(subset))))
 
 
 def test_kernel_machine_curve_and_roundtrip(tmp_path) -> None:
