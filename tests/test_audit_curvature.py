@@ -124,7 +124,7 @@ def test_lanczos_top3_of_a_triple_eigenvalue():
 def test_options_are_validated_before_any_work():
     from qlandscape.metrics.curvature.hessian import hessian_summary
     from qlandscape.metrics.curvature.spectral_density import density_from_eigenvalues
-    from qlandscape.metrics.curvature.structured import fit_power_law
+    from qlandscape.metrics.fits import fit_power_law
 
     op = matrix_operator(np.diag(np.arange(30.0)))
     with pytest.raises(ConfigError, match="solver"):

@@ -18,30 +18,16 @@ The loss must be a mean of per-sample losses (true for ``cross_entropy`` and ``m
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.func import grad, hessian, jvp, vjp, vmap
 
-from qlandscape.core.errors import ConfigError, is_finite_number
+from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.curvature.results import CurvatureDecomposition, StructureSummary
 from qlandscape.models.qnn import apply_feature_map
-
-
-@dataclass(frozen=True)
-class CurvatureDecomposition:
-    """H = G + R at one parameter point, with how it was computed."""
-
-    hessian: np.ndarray
-    gauss_newton: np.ndarray
-    residual: np.ndarray
-    method: str  # "structured" (per-patch assembly) or "generic" (R = H - G)
-    n_params: int
-    n_patches: int
-    n_classes: int
-    seconds: float
 
 
 def _per_sample_loss_derivatives(objective: Objective, logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -243,33 +229,6 @@ def residual_vector_product(objective: Objective, theta: Tensor | None, v: Tenso
     return total.detach()
 
 
-@dataclass(frozen=True)
-class StructureSummary:
-    """Spectra of H, G and R with outlier counts and the aggregation-normalised top eigenvalue.
-
-    ``aggregation_scale`` is c²/N for the parameter-free mean rule (logits = c · patch mean), the factor by which
-    averaging alone scales G; ``lambda_max_normalised`` = λ_max(H) / aggregation_scale separates that trivial 1/N
-    from a genuine change of the landscape. Outliers: the number of eigenvalues above the largest multiplicative
-    gap among the top ``4·C`` positive eigenvalues (a bulk near zero plus separated outliers, Papyan 2020).
-    """
-
-    eigenvalues_hessian: np.ndarray
-    eigenvalues_gauss_newton: np.ndarray
-    eigenvalues_residual: np.ndarray
-    lambda_max: float
-    lambda_min: float
-    lambda_max_gauss_newton: float
-    lambda_max_residual: float
-    lambda_min_residual: float
-    n_outliers: int
-    n_outliers_gauss_newton: int
-    n_classes: int
-    n_patches: int
-    aggregation_scale: float
-    lambda_max_normalised: float
-    method: str
-
-
 def count_outliers(eigenvalues: np.ndarray, n_classes: int) -> int:
     """Eigenvalues above the largest ratio gap among the top ``4 * n_classes`` positive ones."""
     top = np.sort(eigenvalues[eigenvalues > 0])[::-1][: 4 * n_classes]
@@ -303,37 +262,4 @@ def structure_summary(decomposition: CurvatureDecomposition, *, output_scale: fl
         aggregation_scale=scale,
         lambda_max_normalised=float(h[-1] / scale),
         method=decomposition.method,
-    )
-
-
-@dataclass(frozen=True)
-class PowerLawFit:
-    """value ≈ prefactor · N^exponent, fitted on log-log axes, with a 95% confidence interval on the exponent."""
-
-    exponent: float
-    prefactor: float
-    exponent_low: float
-    exponent_high: float
-    n_points: int
-
-
-def fit_power_law(ns: np.ndarray, values: np.ndarray, confidence: float = 0.95) -> PowerLawFit:
-    """Least-squares fit of log(value) = log(prefactor) + exponent · log(N)."""
-    from scipy import stats
-
-    if not (is_finite_number(confidence) and 0 < confidence < 1):
-        raise ConfigError("confidence", confidence, "expected a level strictly between 0 and 1 (e.g. 0.95)")
-    ns, values = np.asarray(ns, dtype=float), np.asarray(values, dtype=float)
-    keep = (ns > 0) & (values > 0) & np.isfinite(values)
-    if keep.sum() < 2 or np.unique(ns[keep]).size < 2:
-        raise ConfigError("points", int(keep.sum()), "a power law needs positive values at two or more distinct N")
-    fit = stats.linregress(np.log(ns[keep]), np.log(values[keep]))
-    dof = int(keep.sum()) - 2
-    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * fit.stderr) if dof > 0 else float("nan")
-    return PowerLawFit(
-        exponent=float(fit.slope),
-        prefactor=float(np.exp(fit.intercept)),
-        exponent_low=float(fit.slope - half),
-        exponent_high=float(fit.slope + half),
-        n_points=int(keep.sum()),
     )

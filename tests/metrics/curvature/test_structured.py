@@ -95,8 +95,8 @@ def test_classical_decomposition_and_errors():
     assert np.abs(decompose(lin).residual).max() < 1e-12
 
 
-def test_structure_summary_and_power_law():
-    from qlandscape.metrics.curvature.structured import count_outliers, fit_power_law, structure_summary
+def test_structure_summary():
+    from qlandscape.metrics.curvature.structured import count_outliers, structure_summary
 
     x, y = images(6)
     model = PatchQNN((6, 6), 3, n_qubits=3, n_layers=1, patch_size=3, stride=3, seed=2, output_scale=4.0)
@@ -105,10 +105,6 @@ def test_structure_summary_and_power_law():
     assert np.isclose(summary.lambda_max_normalised * 4.0, summary.lambda_max)
     assert summary.lambda_max_gauss_newton >= 0
     assert count_outliers(np.array([100.0, 90.0, 80.0, 1.0, 0.9, 0.8, 0.0]), 2) == 3
-    fit = fit_power_law([1, 4, 9, 16], 3.0 * np.array([1, 4, 9, 16.0]) ** -0.7)
-    assert abs(fit.exponent + 0.7) < 1e-12 and abs(fit.prefactor - 3.0) < 1e-10
-    with pytest.raises(ConfigError):
-        fit_power_law([4, 4], [1.0, 2.0])
 
 
 def test_objective_hessian_auto_uses_structure_for_many_patches():
