@@ -21,7 +21,8 @@ MOVED: dict[str, tuple[str, ...]] = {
     "qlandscape.errors": ("qlandscape.core.errors",),
     "qlandscape.io": ("qlandscape.core.io",),
     "qlandscape.losses": ("qlandscape.core.losses",),
-    "qlandscape.objective": ("qlandscape.core.objective",),
+    # STRUCTURED_MIN_PATCHES moved with the automatic choice of the structured Hessian (exact_hessian)
+    "qlandscape.objective": ("qlandscape.core.objective", "qlandscape.metrics.curvature.structured"),
     "qlandscape.operators": ("qlandscape.core.operators",),
     "qlandscape.allocator": ("qlandscape.sim.allocator",),
     "qlandscape.backends": ("qlandscape.sim.backends",),

@@ -31,8 +31,6 @@ from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
 
-# Below this many patches the plain torch.func Hessian beats the per-patch assembly (benchmarks/perf).
-STRUCTURED_MIN_PATCHES = 2
 # losses() groups as many parameter points per forward_points call as keep about this much state memory (with the
 # engine's temporaries counted as 3 more states), up to MAX_POINTS_PER_CALL: per-call work (encoding, building
 # the blocks) is shared by the group, so larger groups are faster (benchmarks/perf: 51x51 demo grid 1.15x from
@@ -321,20 +319,21 @@ class Objective:
         return hv.detach()
 
     @_float64_defaults
-    def hessian(self, theta: Tensor | None = None, *, method: str = "auto") -> Tensor:
-        """Dense Hessian (P, P) of the mean loss at θ, symmetrised to remove round-off asymmetry.
+    def hessian(self, theta: Tensor | None = None, *, method: str = "autograd") -> Tensor:
+        """Dense Hessian (P, P) of the mean loss at θ by ``torch.func.hessian`` or, for a model that does not
+        compose with it, double backward; symmetrised to remove round-off asymmetry.
 
-        ``method``: ``"autograd"`` (``torch.func.hessian`` or double backward), ``"structured"`` (per-patch
-        assembly for a PatchQNN on our engine, :mod:`qlandscape.structured`), or ``"auto"``: structured for patch
-        models with at least ``STRUCTURED_MIN_PATCHES`` patches, where it is measured to be faster.
+        ``method`` is kept for qlandscape 0.1 callers: only ``"autograd"`` is computed here. The per-patch assembly
+        and the automatic choice between the two live with the curvature metrics:
+        ``qlandscape.metrics.curvature.structured.exact_hessian(objective, theta, method=...)``.
         """
-        check_choice("method", method, ("auto", "autograd", "structured"))
         if method != "autograd":
-            from qlandscape.metrics.curvature.structured import is_patch_model, structured_hessian
-
-            patch_model = is_patch_model(self)
-            if method == "structured" or (patch_model and self.model.n_patches >= STRUCTURED_MIN_PATCHES):
-                return torch.from_numpy(structured_hessian(self, theta).hessian)
+            raise ConfigError(
+                "method",
+                method,
+                "Objective.hessian computes the generic 'autograd' Hessian only; for 'structured' or 'auto' call "
+                "qlandscape.metrics.curvature.structured.exact_hessian(objective, theta, method=...)",
+            )
         theta = self.as_theta(theta)
         total = torch.zeros(self.n_params, self.n_params, dtype=torch.float64)
         for xc, yc, w in self.chunks():

@@ -3,11 +3,12 @@
 Lanczos, power iteration, Hutchinson and stochastic Lanczos quadrature need nothing but ``v -> H v``, so they take
 a :class:`LinearOperator` (size + float64 matvec + a count of the matvecs used) rather than a model. Sources:
 
-* :func:`hessian_operator`: exact HVPs of an :class:`~qlandscape.objective.Objective` (double backward through our
+* :func:`hessian_operator`: exact HVPs of an :class:`~qlandscape.core.objective.Objective` (double backward through our
   engine, any autograd model, or a parameter-shift differentiable PennyLane model);
 * :func:`gradient_difference_operator`: central differences of the gradient (with parameter-shift gradients this
   is the hardware-faithful HVP, 2 gradient evaluations per product);
-* :func:`matrix_operator`: a dense symmetric matrix (tests, analytic cases).
+* :func:`matrix_operator`: a dense symmetric matrix (tests, analytic cases);
+* the Gauss-Newton and residual parts of the Hessian, in :mod:`qlandscape.metrics.curvature.structured`.
 
 Every matvec is counted, so results can report how many HVPs they cost.
 """

@@ -145,3 +145,15 @@ def test_points_per_call_follows_the_state_memory(tiny_images):
     )
     default, grouped = obj.losses(thetas), obj.losses(thetas, batch=4)
     assert torch.allclose(default[0], grouped[0], atol=1e-13) and torch.equal(default[1], grouped[1])
+
+
+def test_hessian_is_the_generic_one_and_points_to_exact_hessian_for_the_rest(mlp_problem):
+    model, x, y = mlp_problem
+    obj = Objective(model, x, y)
+    theta = obj.theta0 + 0.1
+    reference = torch.autograd.functional.hessian(lambda t: obj.loss_fn(obj._outputs(t, x), obj.y), theta)
+    torch.testing.assert_close(obj.hessian(theta), reference, atol=1e-12, rtol=0)
+    torch.testing.assert_close(obj.hessian(theta, method="autograd"), obj.hessian(theta), atol=0, rtol=0)
+    for method in ("structured", "auto", "fast"):
+        with pytest.raises(ConfigError, match=f"method = '{method}'.*exact_hessian"):
+            obj.hessian(method=method)

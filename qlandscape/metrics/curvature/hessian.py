@@ -5,7 +5,8 @@ eigensolvers (:mod:`~qlandscape.metrics.curvature.eigensolvers`), the stochastic
 (:mod:`~qlandscape.metrics.curvature.results`) live in modules of their own and are re-exported here.
 
 Everything except :func:`dense_spectrum` needs only Hessian-vector products and takes an Objective or any
-:class:`~qlandscape.core.operators.LinearOperator` (see :mod:`qlandscape.core.operators` for HVP sources). Eigenvalues are
+:class:`~qlandscape.core.operators.LinearOperator` (see :mod:`qlandscape.core.operators` for HVP sources, and
+:mod:`~qlandscape.metrics.curvature.structured` for the Gauss-Newton and residual operators). Eigenvalues are
 always returned in ascending order, as ``numpy.linalg.eigh`` and SciPy's ``eigsh`` give them. Every result reports
 the matvecs (HVPs) it used.
 
@@ -38,6 +39,7 @@ from qlandscape.metrics.curvature.results import (
     TrajectoryCurvature,
 )
 from qlandscape.metrics.curvature.spectral_density import hutchinson_trace, spectral_density
+from qlandscape.metrics.curvature.structured import exact_hessian
 
 __all__ = [
     "DenseSpectrum",
@@ -83,8 +85,9 @@ def dense_spectrum(
     keep_eigenvectors: bool = True,
     keep_hessian: bool = False,
 ) -> DenseSpectrum:
-    """Full eigendecomposition (``numpy.linalg.eigh``) of the Hessian from ``objective.hessian`` (or of an
-    operator applied to the identity). Raises ConfigError above ``max_params`` parameters."""
+    """Full eigendecomposition (``numpy.linalg.eigh``) of the exact Hessian from
+    :func:`~qlandscape.metrics.curvature.structured.exact_hessian` (per-patch assembly for patch models, else
+    autograd), or of an operator applied to the identity. Raises ConfigError above ``max_params`` parameters."""
     max_params = check_positive_int("max_params", max_params)
     if isinstance(source, LinearOperator):
         require(theta is None, "theta", "<given>", "theta only applies to an Objective")
@@ -92,7 +95,7 @@ def dense_spectrum(
         h = to_dense(source)
     elif isinstance(source, Objective):
         _check_dense_size(source.n_params, max_params)
-        h = source.hessian(checked_theta(source, theta)).numpy()
+        h = exact_hessian(source, checked_theta(source, theta)).numpy()
         if not np.isfinite(h).all():
             raise ValueError("the Hessian contains non-finite entries at this point although the loss is finite")
     else:

@@ -168,7 +168,11 @@ class SpectralDensity:
 
 @dataclass(frozen=True)
 class CurvatureDecomposition:
-    """H = G + R at one parameter point, with how it was computed."""
+    """H = G + R at one parameter point, with how it was computed.
+
+    ``aggregation_scale``: c²/N of a parameter-free patch-mean readout (logits = c · patch mean over N patches),
+    the factor by which averaging alone scales G; NaN for a model without one (a linear head, a classical net).
+    """
 
     hessian: np.ndarray
     gauss_newton: np.ndarray
@@ -178,6 +182,7 @@ class CurvatureDecomposition:
     n_patches: int
     n_classes: int
     seconds: float
+    aggregation_scale: float = float("nan")
 
 
 @dataclass(frozen=True)

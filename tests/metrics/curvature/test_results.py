@@ -67,12 +67,13 @@ def test_old_module_paths_resolve_every_public_name(old):
     sys.modules.pop(old, None)
 
 
-def test_decomposition_round_trips(tmp_path):
+def test_decomposition_with_its_aggregation_scale_round_trips(tmp_path):
     dec = results.CurvatureDecomposition(
         hessian=np.eye(2), gauss_newton=np.eye(2), residual=np.zeros((2, 2)), method="generic", n_params=2,
         n_patches=1, n_classes=2, seconds=0.1,
     )  # fmt: skip
+    assert np.isnan(dec.aggregation_scale)  # the default: no patch-mean readout
     save_result(dec, tmp_path / "dec")
     back = load_result(results.CurvatureDecomposition, tmp_path / "dec")
-    assert back.method == "generic" and back.n_patches == 1
+    assert np.isnan(back.aggregation_scale) and back.method == "generic"
     np.testing.assert_array_equal(back.gauss_newton, dec.gauss_newton)
