@@ -21,7 +21,8 @@ MOVED: dict[str, tuple[str, ...]] = {
     "qlandscape.errors": ("qlandscape.core.errors",),
     "qlandscape.io": ("qlandscape.core.io",),
     "qlandscape.losses": ("qlandscape.core.losses",),
-    "qlandscape.objective": ("qlandscape.core.objective",),
+    # STRUCTURED_MIN_PATCHES moved with the automatic choice of the structured Hessian (exact_hessian)
+    "qlandscape.objective": ("qlandscape.core.objective", "qlandscape.metrics.curvature.structured"),
     "qlandscape.operators": ("qlandscape.core.operators",),
     "qlandscape.allocator": ("qlandscape.sim.allocator",),
     "qlandscape.backends": ("qlandscape.sim.backends",),
@@ -38,10 +39,18 @@ MOVED: dict[str, tuple[str, ...]] = {
         "qlandscape.metrics.curvature.hessian",
         "qlandscape.metrics.curvature.eigensolvers",
         "qlandscape.metrics.curvature.spectral_density",
+        "qlandscape.metrics.curvature.results",
     ),
-    "qlandscape.eigensolvers": ("qlandscape.metrics.curvature.eigensolvers",),
-    "qlandscape.spectral_density": ("qlandscape.metrics.curvature.spectral_density",),
-    "qlandscape.structured": ("qlandscape.metrics.curvature.structured", "qlandscape.metrics.fits"),
+    "qlandscape.eigensolvers": ("qlandscape.metrics.curvature.eigensolvers", "qlandscape.metrics.curvature.results"),
+    "qlandscape.spectral_density": (
+        "qlandscape.metrics.curvature.spectral_density",
+        "qlandscape.metrics.curvature.results",
+    ),
+    "qlandscape.structured": (
+        "qlandscape.metrics.curvature.structured",
+        "qlandscape.metrics.curvature.results",
+        "qlandscape.metrics.fits",
+    ),
     "qlandscape.directions": ("qlandscape.metrics.landscape.directions",),
     "qlandscape.landscape": (
         "qlandscape.metrics.landscape.slices",

@@ -7,6 +7,7 @@ here, so the layers below (``sim``) and above (``models``) never import each oth
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from torch import Tensor, nn
@@ -53,4 +54,53 @@ class SecondOrderSelectable(Protocol):
     def for_second_derivatives(self, method: str) -> nn.Module:
         """The model to differentiate twice: ``method`` ``"autograd"`` keeps its own differentiation where that
         supports second derivatives, ``"parameter-shift"`` asks for shift rules."""
+        ...
+
+
+@dataclass(frozen=True)
+class PatchLayout:
+    """Where a patch model keeps its parameters, by their names in ``named_parameters()``.
+
+    ``circuit``: one ``(N, n)`` tensor whose row k is patch k's circuit parameters; ``position_bias``: a tensor
+    added to every input before the patches are cut (shared by all patches), or None; ``head_weight`` ``(C, O)``
+    and ``head_bias`` ``(C,)``: a linear head on the patch mean, or None for a fixed readout.
+    """
+
+    circuit: str
+    position_bias: str | None = None
+    head_weight: str | None = None
+    head_bias: str | None = None
+
+
+@runtime_checkable
+class PatchStructured(Protocol):
+    """A model whose logits are a readout of the mean over N patches of per-patch outputs: patch k's O outputs
+    depend on its own row of the circuit parameters and, through a feature map shared by all patches, on the input
+    plus an optional positional bias; the readout is a fixed ``(C, O)`` matrix or a linear head. This is what the
+    per-patch assembly of the exact Hessian (``qlandscape.metrics.curvature.structured``) needs: its cost then
+    grows like N times one patch's Hessian. The assembly differentiates :meth:`evaluate_patches` with
+    ``torch.func``, so it also needs a model that composes with it (:class:`TransformAware`)."""
+
+    @property
+    def n_patches(self) -> int:
+        """N, the number of patches (and of circuit-parameter rows)."""
+        ...
+
+    @property
+    def n_classes(self) -> int:
+        """C, the number of logits."""
+        ...
+
+    def patch_layout(self) -> PatchLayout:
+        """The names of the circuit parameters, the positional bias and the head's weight and bias."""
+        ...
+
+    def fixed_readout(self) -> Tensor | None:
+        """The ``(C, O)`` float64 matrix A of a parameter-free readout, logits = A · (patch mean); None when a
+        linear head (the parameters named by :meth:`patch_layout`) maps the patch mean to logits."""
+        ...
+
+    def evaluate_patches(self, circuit_params: Tensor, position_bias: Tensor | None, x: Tensor) -> Tensor:
+        """The outputs ``(B, N, O)`` of every patch on inputs ``x`` at the given circuit parameters ``(N, n)``
+        and positional bias (flattened, or None where the model has none), in the model's current precision."""
         ...

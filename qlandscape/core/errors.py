@@ -39,10 +39,10 @@ def check_positive_int(field: str, value: Any, *, minimum: int = 1, source: str 
     """Return ``value`` as an int, raising :class:`ConfigError` unless it is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int,)) and not (hasattr(value, "__index__")):
         raise ConfigError(field, value, f"expected an integer >= {minimum}", source=source)
-    value = int(value)
-    if value < minimum:
-        raise ConfigError(field, value, f"expected an integer >= {minimum}", source=source)
-    return value
+    number = int(value)
+    if number < minimum:
+        raise ConfigError(field, number, f"expected an integer >= {minimum}", source=source)
+    return number
 
 
 def is_integer(value: Any) -> bool:

@@ -7,21 +7,25 @@ leaves a half-written file behind.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import tempfile
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from qlandscape.core.errors import ConfigError
+
 T = TypeVar("T")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,23 +59,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically; numpy scalars and arrays become plain JSON."""
     atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n").encode())
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
 
-def read_toml(path: str | os.PathLike, what: str) -> dict[str, Any]:
+def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     """Read a TOML file; a missing file or bad TOML raises ConfigError naming ``what`` and the path."""
-    import tomllib
-
-    from qlandscape.core.errors import ConfigError
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(what, str(path), "no such file")
@@ -81,22 +81,21 @@ def read_toml(path: str | os.PathLike, what: str) -> dict[str, Any]:
         raise ConfigError(what, str(path), f"is not valid TOML ({exc})") from exc
 
 
-def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
     """Write arrays to a compressed ``.npz`` atomically."""
-    import io as _io
-
-    buffer = _io.BytesIO()
-    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    buffer = io.BytesIO()
+    named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}  # numpy's stubs type **kwds narrowly
+    np.savez_compressed(buffer, **named)
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read every array of an ``.npz`` into a dict (no pickle)."""
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
 
-def update_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+def update_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
     """Add or replace arrays in an ``.npz`` file, keeping the others, atomically."""
     existing = read_npz(path) if Path(path).exists() else {}
     existing.update({k: np.asarray(v) for k, v in arrays.items()})
@@ -155,7 +154,7 @@ def _with_suffix(path: Path, suffix: str) -> Path:
     return path.parent / f"{name}{suffix}"
 
 
-def save_result(result: Any, path: str | os.PathLike) -> None:
+def save_result(result: Any, path: str | os.PathLike[str]) -> None:
     """Save a result dataclass as ``path.json`` + ``path.npz`` (``path`` without suffix)."""
     path = Path(path)
     scalars, arrays = result_to_dicts(result, exact=True)
@@ -164,7 +163,7 @@ def save_result(result: Any, path: str | os.PathLike) -> None:
     write_json(_with_suffix(path, ".json"), scalars)
 
 
-def load_result(cls: type[T], path: str | os.PathLike) -> T:
+def load_result(cls: type[T], path: str | os.PathLike[str]) -> T:
     """Load a result dataclass saved by :func:`save_result` (flat dataclasses only)."""
     path = Path(path)
     json_path, npz_path = _with_suffix(path, ".json"), _with_suffix(path, ".npz")

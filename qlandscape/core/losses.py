@@ -70,5 +70,5 @@ def loss_name(loss: str | LossFn) -> str:
     other rebuilt Objectives do), else the callable's ``__name__``."""
     if isinstance(loss, str):
         return loss
-    builtin = {_cross_entropy: "cross_entropy", _mse: "mse"}
-    return builtin.get(loss, getattr(loss, "__name__", "custom"))
+    builtin: dict[LossFn, str] = {_cross_entropy: "cross_entropy", _mse: "mse"}
+    return builtin.get(loss) or str(getattr(loss, "__name__", "custom"))

@@ -31,8 +31,6 @@ from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
 
-# Below this many patches the plain torch.func Hessian beats the per-patch assembly (benchmarks/perf).
-STRUCTURED_MIN_PATCHES = 2
 # losses() groups as many parameter points per forward_points call as keep about this much state memory (with the
 # engine's temporaries counted as 3 more states), up to MAX_POINTS_PER_CALL: per-call work (encoding, building
 # the blocks) is shared by the group, so larger groups are faster (benchmarks/perf: 51x51 demo grid 1.15x from
@@ -145,9 +143,9 @@ class Objective:
 
     def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
         """Split a flat vector into the model's named parameter tensors (views)."""
-        parts = torch.split(theta, self.numels, dim=-1)
+        parts = torch.split(theta, list(self.numels), dim=-1)
         lead = theta.shape[:-1]
-        return {n: p.reshape(*lead, *s) for n, p, s in zip(self.names, parts, self.shapes)}
+        return {n: p.reshape(*lead, *s) for n, p, s in zip(self.names, parts, self.shapes, strict=True)}
 
     def flatten(self, params: dict[str, Tensor]) -> Tensor:
         """Concatenate named parameter tensors into one flat vector, in the Objective's order."""
@@ -156,7 +154,7 @@ class Objective:
     def parameter_blocks(self) -> dict[str, slice]:
         """Where each named parameter lives in the flat vector."""
         out, start = {}, 0
-        for n, k in zip(self.names, self.numels):
+        for n, k in zip(self.names, self.numels, strict=True):
             out[n] = slice(start, start + k)
             start += k
         return out
@@ -188,7 +186,8 @@ class Objective:
 
     # ------------------------------------------------------------ evaluation
     def _outputs(self, theta: Tensor, x: Tensor) -> Tensor:
-        return functional_call(self.model, (self.unflatten(theta), self.buffers), (x,))
+        out: Tensor = functional_call(self.model, (self.unflatten(theta), self.buffers), (x,))
+        return out
 
     def _chunk_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
         return self.loss_fn(self._outputs(theta, x), y)
@@ -205,7 +204,8 @@ class Objective:
         """Mean loss over the evaluation set at θ (a 0-d float64 tensor)."""
         theta = self.as_theta(theta)
         with torch.no_grad():
-            return sum(w * self._chunk_loss(theta, xc, yc) for xc, yc, w in self.chunks())
+            zero = torch.zeros((), dtype=torch.float64)
+            return sum((w * self._chunk_loss(theta, xc, yc) for xc, yc, w in self.chunks()), zero)
 
     def error(self, theta: Tensor | None = None) -> float:
         """Fraction of misclassified samples at θ (argmax of the outputs); NaN for a model with one output per
@@ -229,7 +229,7 @@ class Objective:
         per_point = self.model.point_state_bytes(n)
         return max(1, min(MAX_POINTS_PER_CALL, POINTS_STATE_BYTES // max(1, 4 * per_point)))
 
-    def losses(self, thetas: Tensor, *, batch: int | None = None) -> Tensor:
+    def losses(self, thetas: Tensor, *, batch: int | None = None) -> tuple[Tensor, Tensor]:
         """Loss and error at many parameter points: ``thetas`` (K, P) -> (losses (K,), errors (K,)).
 
         Models with a ``forward_points(params, x)`` method (PatchQNN on our engine) take each group of ``batch``
@@ -310,7 +310,7 @@ class Objective:
     def _chunk_hvp(self, theta: Tensor, v: Tensor, xc: Tensor, yc: Tensor) -> Tensor:
         if self.functorch:
             grad_fn = torch.func.grad(self._chunk_loss)
-            _, hv = torch.func.jvp(lambda t: grad_fn(t, xc, yc), (theta,), (v,))
+            hv: Tensor = torch.func.jvp(lambda t: grad_fn(t, xc, yc), (theta,), (v,))[1]
             return hv.detach()
         model = self._model_for_second_order()
         t = theta.clone().requires_grad_(True)
@@ -321,20 +321,21 @@ class Objective:
         return hv.detach()
 
     @_float64_defaults
-    def hessian(self, theta: Tensor | None = None, *, method: str = "auto") -> Tensor:
-        """Dense Hessian (P, P) of the mean loss at θ, symmetrised to remove round-off asymmetry.
+    def hessian(self, theta: Tensor | None = None, *, method: str = "autograd") -> Tensor:
+        """Dense Hessian (P, P) of the mean loss at θ by ``torch.func.hessian`` or, for a model that does not
+        compose with it, double backward; symmetrised to remove round-off asymmetry.
 
-        ``method``: ``"autograd"`` (``torch.func.hessian`` or double backward), ``"structured"`` (per-patch
-        assembly for a PatchQNN on our engine, :mod:`qlandscape.structured`), or ``"auto"``: structured for patch
-        models with at least ``STRUCTURED_MIN_PATCHES`` patches, where it is measured to be faster.
+        ``method`` is kept for qlandscape 0.1 callers: only ``"autograd"`` is computed here. The per-patch assembly
+        and the automatic choice between the two live with the curvature metrics:
+        ``qlandscape.metrics.curvature.structured.exact_hessian(objective, theta, method=...)``.
         """
-        check_choice("method", method, ("auto", "autograd", "structured"))
         if method != "autograd":
-            from qlandscape.metrics.curvature.structured import is_patch_model, structured_hessian
-
-            patch_model = is_patch_model(self)
-            if method == "structured" or (patch_model and self.model.n_patches >= STRUCTURED_MIN_PATCHES):
-                return torch.from_numpy(structured_hessian(self, theta).hessian)
+            raise ConfigError(
+                "method",
+                method,
+                "Objective.hessian computes the generic 'autograd' Hessian only; for 'structured' or 'auto' call "
+                "qlandscape.metrics.curvature.structured.exact_hessian(objective, theta, method=...)",
+            )
         theta = self.as_theta(theta)
         total = torch.zeros(self.n_params, self.n_params, dtype=torch.float64)
         for xc, yc, w in self.chunks():
@@ -343,7 +344,7 @@ class Objective:
             else:
                 model = self._model_for_second_order()
 
-                def f(t: Tensor, xc=xc, yc=yc, model=model) -> Tensor:
+                def f(t: Tensor, xc: Tensor = xc, yc: Tensor = yc, model: nn.Module = model) -> Tensor:
                     return self.loss_fn(functional_call(model, (self.unflatten(t), self.buffers), (xc,)), yc)
 
                 h = torch.autograd.functional.hessian(f, theta.clone())
@@ -361,7 +362,8 @@ class Objective:
             return self._outputs(t, xi.unsqueeze(0))[0]
 
         try:
-            return torch.func.vmap(torch.func.jacrev(one), in_dims=(None, 0))(theta, xc)
+            jac: Tensor = torch.func.vmap(torch.func.jacrev(one), in_dims=(None, 0))(theta, xc)
+            return jac
         except (RuntimeError, NotImplementedError):  # a model whose ops have no batching rule
             return None
 
@@ -378,7 +380,7 @@ class Objective:
             if j is None and self.functorch:
                 j = torch.func.jacrev(self._outputs)(theta, xc)
             elif j is None:
-                j = torch.autograd.functional.jacobian(lambda t: self._outputs(t, xc), theta.clone())
+                j = torch.autograd.functional.jacobian(lambda t, xc=xc: self._outputs(t, xc), theta.clone())
             parts.append(j.detach())
         return torch.cat(parts)
 

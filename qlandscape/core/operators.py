@@ -3,11 +3,12 @@
 Lanczos, power iteration, Hutchinson and stochastic Lanczos quadrature need nothing but ``v -> H v``, so they take
 a :class:`LinearOperator` (size + float64 matvec + a count of the matvecs used) rather than a model. Sources:
 
-* :func:`hessian_operator`: exact HVPs of an :class:`~qlandscape.objective.Objective` (double backward through our
+* :func:`hessian_operator`: exact HVPs of an :class:`~qlandscape.core.objective.Objective` (double backward through our
   engine, any autograd model, or a parameter-shift differentiable PennyLane model);
 * :func:`gradient_difference_operator`: central differences of the gradient (with parameter-shift gradients this
   is the hardware-faithful HVP, 2 gradient evaluations per product);
-* :func:`matrix_operator`: a dense symmetric matrix (tests, analytic cases).
+* :func:`matrix_operator`: a dense symmetric matrix (tests, analytic cases);
+* the Gauss-Newton and residual parts of the Hessian, in :mod:`qlandscape.metrics.curvature.structured`.
 
 Every matvec is counted, so results can report how many HVPs they cost.
 """
@@ -104,7 +105,8 @@ def hessian_operator(objective: Objective, theta: np.ndarray | torch.Tensor | No
     theta_t = checked_theta(objective, theta)
 
     def apply(v: np.ndarray) -> np.ndarray:
-        return objective.hvp(theta_t, torch.from_numpy(np.ascontiguousarray(v))).numpy()
+        hv: np.ndarray = objective.hvp(theta_t, torch.from_numpy(np.ascontiguousarray(v))).numpy()
+        return hv
 
     return LinearOperator(objective.n_params, apply, name=f"Hessian of {objective!r}")
 
@@ -125,8 +127,8 @@ def gradient_difference_operator(
         if norm == 0.0:
             return np.zeros_like(v)
         step = torch.from_numpy(v / norm) * eps
-        diff = objective.grad(theta_t + step) - objective.grad(theta_t - step)
-        return (diff.numpy() / (2 * eps)) * norm
+        diff: np.ndarray = (objective.grad(theta_t + step) - objective.grad(theta_t - step)).numpy()
+        return (diff / (2 * eps)) * norm
 
     return LinearOperator(objective.n_params, apply, name=f"gradient differences of {objective!r} (eps={eps:g})")
 
@@ -151,7 +153,8 @@ def matrix_operator(matrix: np.ndarray, *, check_symmetric: bool = True) -> Line
 def to_dense(op: LinearOperator) -> np.ndarray:
     """The operator as a dense (n, n) matrix, by applying it to the identity (n counted matvecs), symmetrised."""
     dense = op.matmat(np.eye(op.size))
-    return (dense + dense.T) / 2
+    symmetric: np.ndarray = (dense + dense.T) / 2
+    return symmetric
 
 
 def to_scipy(op: LinearOperator) -> spla.LinearOperator:

@@ -1,13 +1,17 @@
-"""Fitting how a variance decays with circuit size: log-linear least squares weighted by standard errors."""
+"""Fits of how a metric scales: the decay of a variance with circuit size (log-linear least squares weighted by
+standard errors) and a power law in the patch count (log-log least squares)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
+
+from qlandscape.core.errors import ConfigError, is_finite_number
 
 
 class DecayFit(NamedTuple):
@@ -48,3 +52,37 @@ def fit_decay(
     q = stats.t.ppf((1 + confidence) / 2, dof) if dof > 0 else stats.norm.ppf((1 + confidence) / 2)
     rate = float(beta[1])
     return DecayFit(rate, float(beta[0]), rate_se, rate - q * rate_se, rate + q * rate_se, chi2_red, m)
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """value ≈ prefactor · N^exponent, fitted on log-log axes, with a confidence interval (95% by default) on the
+    exponent."""
+
+    exponent: float
+    prefactor: float
+    exponent_low: float
+    exponent_high: float
+    n_points: int
+
+
+def fit_power_law(ns: np.ndarray, values: np.ndarray, confidence: float = 0.95) -> PowerLawFit:
+    """Least-squares fit of log(value) = log(prefactor) + exponent · log(N); points with N <= 0 or a non-positive
+    or non-finite value are left out. Raises ConfigError for a confidence outside (0, 1) or fewer than two distinct
+    usable N."""
+    if not (is_finite_number(confidence) and 0 < confidence < 1):
+        raise ConfigError("confidence", confidence, "expected a level strictly between 0 and 1 (e.g. 0.95)")
+    ns, values = np.asarray(ns, dtype=float), np.asarray(values, dtype=float)
+    keep = (ns > 0) & (values > 0) & np.isfinite(values)
+    if keep.sum() < 2 or np.unique(ns[keep]).size < 2:
+        raise ConfigError("points", int(keep.sum()), "a power law needs positive values at two or more distinct N")
+    fit = stats.linregress(np.log(ns[keep]), np.log(values[keep]))
+    dof = int(keep.sum()) - 2
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * fit.stderr) if dof > 0 else float("nan")
+    return PowerLawFit(
+        exponent=float(fit.slope),
+        prefactor=float(np.exp(fit.intercept)),
+        exponent_low=float(fit.slope - half),
+        exponent_high=float(fit.slope + half),
+        n_points=int(keep.sum()),
+    )

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from qlandscape.core.capabilities import PatchLayout
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, is_finite_number
 from qlandscape.models.patches import PatchGrid, feature_map, patch_grid
 from qlandscape.sim.backends import Backend, make_backend
@@ -209,6 +210,34 @@ class PatchQNN(nn.Module):
         if self.head is not None:
             return torch.einsum("kbo,kco->kbc", pooled, params["head.weight"]) + params["head.bias"][:, None, :]
         return self.output_scale * pooled
+
+    # Patch structure (qlandscape.core.capabilities.PatchStructured): what the per-patch Hessian assembly needs.
+    def patch_layout(self) -> PatchLayout:
+        """The names of the circuit parameters ``(N, n)``, the positional bias and the linear head."""
+        return PatchLayout(
+            circuit="circuit_params",
+            position_bias="position_bias" if self.position_bias is not None else None,
+            head_weight="head.weight" if self.head is not None else None,
+            head_bias="head.bias" if self.head is not None else None,
+        )
+
+    def fixed_readout(self) -> Tensor | None:
+        """The ``(C, O)`` matrix of the ``"mean"`` rule, ``output_scale`` times the first C observables; None with
+        a linear head."""
+        if self.head is not None:
+            return None
+        readout = torch.zeros(self.n_classes, self.circuit.n_outputs, dtype=torch.float64)
+        readout[:, : self.n_classes] = self.output_scale * torch.eye(self.n_classes, dtype=torch.float64)
+        return readout
+
+    def evaluate_patches(self, circuit_params: Tensor, position_bias: Tensor | None, x: Tensor) -> Tensor:
+        """Expectations ``(B, N, n_observables)`` of every patch circuit for images ``x (B, H, W)`` at the given
+        circuit parameters ``(N, n)`` and flattened positional bias ``(H*W,)`` (None: no bias), in one backend call."""
+        flat = x.reshape(x.shape[0], -1)
+        if position_bias is not None:
+            flat = flat + position_bias.reshape(-1)
+        features = apply_feature_map(flat, self.patch_map)
+        return self.backend.expectations(self.circuit, circuit_params, features, scale=self.encoding_scale)
 
     def extra_repr(self) -> str:
         return (

@@ -9,9 +9,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from qlandscape.metrics.curvature.eigensolvers import EigenResult
-from qlandscape.metrics.curvature.hessian import DenseSpectrum, TrajectoryCurvature
-from qlandscape.metrics.curvature.spectral_density import SpectralDensity
+from qlandscape.metrics.curvature.results import DenseSpectrum, EigenResult, SpectralDensity, TrajectoryCurvature
 from qlandscape.plots import axes_or_new as _axes
 
 

@@ -24,7 +24,7 @@ from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve
 from qlandscape.metrics.landscape.slices import Slice2D
 from qlandscape.metrics.ntk.kernels import KernelEvolution
 from qlandscape.metrics.curvature.spectral_density import SpectralDensity
-from qlandscape.metrics.curvature.structured import PowerLawFit, fit_power_law
+from qlandscape.metrics.fits import PowerLawFit, fit_power_law
 from qlandscape.runs.tables import load_runs, write_csv
 
 REPLICATE_AXES = ("seed", "data_seed")

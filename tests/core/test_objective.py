@@ -10,6 +10,7 @@ from torch import nn
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective, check_finite_loss
 from qlandscape.models.qnn import PatchQNN
+from qlandscape.sim.backends import make_backend
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_callers_model_is_untouched(mlp_problem):
     obj = Objective(model, x, y)
     obj.hessian(obj.theta0 + 1.0)
     obj.losses(torch.stack([obj.theta0 * 2]))
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     assert all(p.requires_grad for p in model.parameters())
 
 
@@ -145,3 +146,60 @@ def test_points_per_call_follows_the_state_memory(tiny_images):
     )
     default, grouped = obj.losses(thetas), obj.losses(thetas, batch=4)
     assert torch.allclose(default[0], grouped[0], atol=1e-13) and torch.equal(default[1], grouped[1])
+
+
+def test_objective_of_a_complex64_model_evaluates_in_complex128(tiny_images):
+    def qnn(**kwargs) -> PatchQNN:
+        return PatchQNN((6, 6), 3, n_qubits=3, n_layers=1, patch_size=4, stride=2, seed=2, **kwargs)
+
+    x, y = tiny_images
+    fast = qnn(backend=make_backend("torch", dtype=torch.complex64))
+    exact = Objective(qnn(), x, y)
+    obj = Objective(fast, x, y)
+    v = torch.randn(obj.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert abs(float(obj.loss() - exact.loss())) < 1e-14
+    assert float((obj.hvp(None, v) - exact.hvp(None, v)).abs().max()) < 1e-14
+    assert float((obj.hessian() @ v - obj.hvp(None, v)).abs().max()) < 1e-13
+    assert fast.backend.dtype == torch.complex64  # the caller's model is untouched
+
+
+def test_custom_loss_keeps_real_targets_and_builtin_losses_reject_fractional_labels():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1).double()
+    x, y = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+
+    def regression(out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return ((out[:, 0] - t) ** 2).mean()
+
+    obj = Objective(model, x, y, regression)
+    assert abs(float(obj.loss()) - float(regression(model(x), y).detach())) < 1e-15
+    with pytest.raises(ConfigError, match=r"labels\[3\] = 0.5"):
+        Objective(nn.Linear(3, 2).double(), x, torch.tensor([0.0, 1.0, 1.0, 0.5, 0.0, 1.0]))
+    assert Objective(nn.Linear(3, 2).double(), x, torch.tensor([0.0, 1, 1, 0, 0, 1])).y.dtype == torch.long
+
+
+def test_loss_name_survives_with_data():
+    obj = Objective(nn.Linear(3, 2).double(), torch.randn(4, 3), torch.tensor([0, 1, 0, 1]), "mse")
+    assert obj.with_data(torch.randn(2, 3), torch.tensor([0, 1])).loss_name == "mse"
+
+
+def test_batch_and_chunk_sizes_are_validated():
+    obj = Objective(nn.Linear(3, 2).double(), torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ConfigError, match="batch"):
+        obj.losses(obj.theta0[None], batch=0)
+    with pytest.raises(ConfigError, match="chunk_size"):
+        obj.jacobian(chunk_size=0)
+    with pytest.raises(ConfigError, match="chunk_size"):
+        Objective(nn.Linear(3, 2).double(), torch.randn(4, 3), torch.tensor([0, 1, 0, 1]), chunk_size=1.5)
+
+
+def test_hessian_is_the_generic_one_and_points_to_exact_hessian_for_the_rest(mlp_problem):
+    model, x, y = mlp_problem
+    obj = Objective(model, x, y)
+    theta = obj.theta0 + 0.1
+    reference = torch.autograd.functional.hessian(lambda t: obj.loss_fn(obj._outputs(t, x), obj.y), theta)
+    torch.testing.assert_close(obj.hessian(theta), reference, atol=1e-12, rtol=0)
+    torch.testing.assert_close(obj.hessian(theta, method="autograd"), obj.hessian(theta), atol=0, rtol=0)
+    for method in ("structured", "auto", "fast"):
+        with pytest.raises(ConfigError, match=f"method = '{method}'.*exact_hessian"):
+            obj.hessian(method=method)

@@ -4,7 +4,6 @@ iteration (the PyHessian baseline), with per-iteration histories so the cost to 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -15,32 +14,10 @@ import torch
 from qlandscape.core.errors import check_choice, check_positive_int, require
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import LinearOperator, as_operator, to_dense, to_scipy
+from qlandscape.metrics.curvature.results import EigenResult
 
 log = logging.getLogger(__name__)
 WHICH = ("largest", "smallest", "both")
-
-
-@dataclass(frozen=True, eq=False)
-class EigenResult:
-    """Extreme eigenpairs (eigenvalues ascending, eigenvectors as columns) with per-pair residuals ‖Hv − λv‖.
-
-    ``which`` is largest / smallest / both (k of each end) / magnitude (power iteration). ``n_matvecs`` counts
-    every matvec the call used, including the k that check the residuals. ``history`` is the estimate of the
-    leading wanted eigenvalue after each iteration (the largest Ritz value for "largest"/"both", the smallest for
-    "smallest", the Rayleigh quotient for power iteration; empty for ARPACK and dense), so the cost to any
-    accuracy can be read off afterwards.
-    """
-
-    eigenvalues: np.ndarray
-    eigenvectors: np.ndarray
-    residual_norms: np.ndarray
-    n_matvecs: int
-    converged: bool
-    tol: float
-    which: str
-    method: str
-    n_params: int
-    history: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _residuals(op: LinearOperator, vals: np.ndarray, vecs: np.ndarray) -> np.ndarray:

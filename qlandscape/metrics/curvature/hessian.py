@@ -1,9 +1,12 @@
 """Hessian spectrum of the mean loss: dense eigendecomposition, Lanczos extremes, power iteration (baseline),
 Hutchinson trace, SLQ spectral density, a one-call summary and curvature along a training trajectory. The
-eigensolvers live in :mod:`qlandscape.eigensolvers` and are re-exported here.
+eigensolvers (:mod:`~qlandscape.metrics.curvature.eigensolvers`), the stochastic estimators
+(:mod:`~qlandscape.metrics.curvature.spectral_density`) and the result classes
+(:mod:`~qlandscape.metrics.curvature.results`) live in modules of their own and are re-exported here.
 
 Everything except :func:`dense_spectrum` needs only Hessian-vector products and takes an Objective or any
-:class:`~qlandscape.operators.LinearOperator` (see :mod:`qlandscape.operators` for HVP sources). Eigenvalues are
+:class:`~qlandscape.core.operators.LinearOperator` (see :mod:`qlandscape.core.operators` for HVP sources, and
+:mod:`~qlandscape.metrics.curvature.structured` for the Gauss-Newton and residual operators). Eigenvalues are
 always returned in ascending order, as ``numpy.linalg.eigh`` and SciPy's ``eigsh`` give them. Every result reports
 the matvecs (HVPs) it used.
 
@@ -13,7 +16,6 @@ Before any curvature is computed at a point, its parameters must be finite (Conf
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -23,18 +25,21 @@ from tqdm.auto import tqdm
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, require
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import LinearOperator, as_operator, checked_theta, hessian_operator, to_dense
-from qlandscape.metrics.curvature.eigensolvers import (  # noqa: F401
-    EigenResult,
+from qlandscape.metrics.curvature.eigensolvers import (  # noqa: F401  (re-exported, as in qlandscape 0.1)
     matvecs_to_tolerance,
     power_iteration,
     top_eigenvalues,
 )
-from qlandscape.metrics.curvature.spectral_density import (
+from qlandscape.metrics.curvature.results import (
+    DenseSpectrum,
+    EigenResult,
+    HessianSummary,
     SpectralDensity,
     TraceResult,
-    hutchinson_trace,
-    spectral_density,
+    TrajectoryCurvature,
 )
+from qlandscape.metrics.curvature.spectral_density import hutchinson_trace, spectral_density
+from qlandscape.metrics.curvature.structured import exact_hessian
 
 __all__ = [
     "DenseSpectrum",
@@ -60,68 +65,6 @@ METHODS = ("auto", "dense", "lanczos")
 
 
 # ---------------------------------------------------------------------------------------------- results
-@dataclass(frozen=True, eq=False)
-class DenseSpectrum:
-    """All eigenvalues (ascending) of the dense Hessian, with eigenvectors as columns and optionally H itself."""
-
-    eigenvalues: np.ndarray
-    eigenvectors: np.ndarray | None
-    hessian: np.ndarray | None
-    n_params: int
-
-    @property
-    def lambda_max(self) -> float:
-        return float(self.eigenvalues[-1])
-
-    @property
-    def lambda_min(self) -> float:
-        return float(self.eigenvalues[0])
-
-    @property
-    def trace(self) -> float:
-        return float(self.eigenvalues.sum())
-
-    def fraction_negative(self, negative_tol: float = 1e-9) -> float:
-        """Fraction of eigenvalues below −negative_tol · max|λ| (round-off of a zero eigenvalue is not negative)."""
-        return float(np.mean(self.eigenvalues < -negative_tol * np.abs(self.eigenvalues).max()))
-
-
-@dataclass(frozen=True, eq=False)
-class HessianSummary:
-    """Scalar curvature at one point. ``trace_stderr`` is 0 when exact (dense); ``ratio`` = |λ_min| / λ_max (NaN
-    when λ_max = 0); ``fraction_negative`` is exact (dense) or the SLQ quadrature mass below −negative_tol·‖H‖."""
-
-    lambda_max: float
-    lambda_min: float
-    trace: float
-    trace_stderr: float
-    ratio: float
-    fraction_negative: float
-    n_params: int
-    method: str
-    n_matvecs: int
-    converged: bool
-    negative_tol: float
-
-
-@dataclass(frozen=True, eq=False)
-class TrajectoryCurvature:
-    """Curvature at each recorded point of a trajectory: ``top_k`` (T, k) ascending (λ_max is the last column),
-    ``lambda_min``, ``trace`` (± ``trace_stderr``, 0 when exact) and the matvecs used per point."""
-
-    times: np.ndarray
-    top_k: np.ndarray
-    lambda_max: np.ndarray
-    lambda_min: np.ndarray
-    trace: np.ndarray
-    trace_stderr: np.ndarray
-    n_matvecs: np.ndarray
-    converged: np.ndarray
-    method: str
-    k: int
-    n_params: int
-
-
 # ---------------------------------------------------------------------------------------------- dense
 def _check_dense_size(n: int, max_params: int) -> None:
     if n > max_params:
@@ -142,8 +85,9 @@ def dense_spectrum(
     keep_eigenvectors: bool = True,
     keep_hessian: bool = False,
 ) -> DenseSpectrum:
-    """Full eigendecomposition (``numpy.linalg.eigh``) of the Hessian from ``objective.hessian`` (or of an
-    operator applied to the identity). Raises ConfigError above ``max_params`` parameters."""
+    """Full eigendecomposition (``numpy.linalg.eigh``) of the exact Hessian from
+    :func:`~qlandscape.metrics.curvature.structured.exact_hessian` (per-patch assembly for patch models, else
+    autograd), or of an operator applied to the identity. Raises ConfigError above ``max_params`` parameters."""
     max_params = check_positive_int("max_params", max_params)
     if isinstance(source, LinearOperator):
         require(theta is None, "theta", "<given>", "theta only applies to an Objective")
@@ -151,7 +95,7 @@ def dense_spectrum(
         h = to_dense(source)
     elif isinstance(source, Objective):
         _check_dense_size(source.n_params, max_params)
-        h = source.hessian(checked_theta(source, theta)).numpy()
+        h = exact_hessian(source, checked_theta(source, theta)).numpy()
         if not np.isfinite(h).all():
             raise ValueError("the Hessian contains non-finite entries at this point although the loss is finite")
     else:
@@ -168,7 +112,6 @@ def spectrum_of_matrix(h: np.ndarray, *, keep_eigenvectors: bool = True, keep_he
     return DenseSpectrum(eigenvalues=vals, eigenvectors=vecs, hessian=h if keep_hessian else None, n_params=h.shape[0])
 
 
-# ---------------------------------------------------------------------------------------------- Lanczos
 # ---------------------------------------------------------------------------------------------- summaries
 def _resolve_method(method: str, n_params: int, max_params: int) -> str:
     check_choice("method", method, METHODS)

@@ -8,7 +8,6 @@ quadrature of a start v satisfies Σ_i w_i θ_i = e₁ᵀ T e₁ = vᵀHv / |v|�
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -17,67 +16,10 @@ import scipy.linalg
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, require
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import LinearOperator, as_operator
+from qlandscape.metrics.curvature.results import SpectralDensity, TraceResult
 
 PROBES = ("rademacher", "gaussian")
 Probe = Literal["rademacher", "gaussian"]
-
-
-@dataclass(frozen=True, eq=False)
-class TraceResult:
-    """Hutchinson estimate of tr(H) = E[zᵀHz] over ``n_probes`` probes z, with its standard error std/√n."""
-
-    estimate: float
-    stderr: float
-    samples: np.ndarray
-    n_probes: int
-    n_params: int
-    n_matvecs: int
-    probe: str
-    seed: int
-
-
-@dataclass(frozen=True, eq=False)
-class SpectralDensity:
-    """SLQ spectral density of a symmetric operator, normalised to integrate to 1 over ``grid``.
-
-    ``nodes``/``weights`` (n_starts, lanczos_steps) are the Gauss quadrature of each start (Ritz values and squared
-    first eigenvector components; each row of weights sums to 1). A start whose Krylov space closed early (an
-    invariant subspace, exact) has ``steps[s]`` < lanczos_steps real nodes; the rest are padded with node 0 and
-    weight 0, which changes no sum. ``density`` is the quadrature broadened by Gaussians of width ``sigma``.
-    """
-
-    grid: np.ndarray
-    density: np.ndarray
-    nodes: np.ndarray
-    weights: np.ndarray
-    steps: np.ndarray
-    sigma: float
-    n_params: int
-    n_starts: int
-    lanczos_steps: int
-    n_matvecs: int
-    probe: str
-    seed: int
-
-    @property
-    def mean(self) -> float:
-        """Quadrature mean Σ w θ averaged over starts: an unbiased estimate of tr(H)/P."""
-        return float(np.mean(np.sum(self.weights * self.nodes, axis=1)))
-
-    @property
-    def trace_estimate(self) -> float:
-        """mean × P, the SLQ estimate of tr(H)."""
-        return self.mean * self.n_params
-
-    @property
-    def grid_mean(self) -> float:
-        """∫ x ρ(x) dx of the broadened density on its grid (equals ``mean`` up to the grid's accuracy)."""
-        return float(np.trapezoid(self.grid * self.density, self.grid))
-
-    def mass_below(self, threshold: float = 0.0) -> float:
-        """Quadrature mass strictly below ``threshold``: the estimated fraction of eigenvalues < threshold
-        (unbroadened, so a large cluster at 0 does not leak across it)."""
-        return float(np.mean(np.sum(self.weights * (self.nodes < threshold), axis=1)))
 
 
 def probe_vectors(n: int, count: int, *, seed: int = 0, probe: Probe = "rademacher") -> np.ndarray:

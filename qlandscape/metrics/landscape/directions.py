@@ -29,6 +29,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.curvature.structured import exact_hessian
 
 NORMALIZATIONS = ("filter", "patch", "layer", "none")
 DIRECTION_KINDS = ("random", "hessian", "pca", "custom")
@@ -181,7 +182,7 @@ def hessian_directions(
     center = as_center(objective, theta, "theta")
     center_t = torch.as_tensor(center)
     if k >= p - 1:
-        vals, vecs = np.linalg.eigh(objective.hessian(center_t).numpy())
+        vals, vecs = np.linalg.eigh(exact_hessian(objective, center_t).numpy())
         method = "dense"
     else:
         op = LinearOperator(

@@ -1,4 +1,4 @@
-"""Hessian metrics: dense vs Lanczos, Hutchinson, SLQ, power iteration, bad input, save/load, plots."""
+"""Hessian metrics: dense vs Lanczos, Hutchinson, SLQ, summaries, trajectories, bad input, save/load, plots."""
 
 from __future__ import annotations
 
@@ -11,13 +11,9 @@ from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import load_result, save_result
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import (
-    gradient_difference_operator,
-    hessian_operator,
     matrix_operator,
-    to_dense,
-    to_scipy,
 )
-from qlandscape.metrics.curvature.eigensolvers import EigenResult, power_iteration, top_eigenvalues
+from qlandscape.metrics.curvature.eigensolvers import EigenResult, top_eigenvalues
 from qlandscape.metrics.curvature.hessian import (
     DenseSpectrum,
     TrajectoryCurvature,
@@ -26,14 +22,10 @@ from qlandscape.metrics.curvature.hessian import (
     hessian_summary,
 )
 from qlandscape.metrics.curvature.spectral_density import SpectralDensity, hutchinson_trace, spectral_density
+from tests.metrics.curvature.matrices import symmetric_with_spectrum
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
-def symmetric_with_spectrum(eigenvalues, seed: int = 0) -> np.ndarray:
-    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(eigenvalues), len(eigenvalues))))
-    return (q * np.asarray(eigenvalues, dtype=np.float64)) @ q.T
-
-
 class Quadratic(nn.Module):
     """Outputs 1/2 θᵀAθ for every input, so the mean loss is exactly that and the Hessian is A."""
 
@@ -106,28 +98,6 @@ def test_lanczos_matches_dense_on_mlp(mlp_objective, mlp_dense):
     np.testing.assert_allclose(h @ top.eigenvectors, top.eigenvectors * top.eigenvalues, atol=1e-6)
 
 
-def test_hvp_equals_central_difference_of_gradient(mlp_objective, mlp_dense):
-    theta = mlp_objective.theta0
-    v = torch.from_numpy(np.random.default_rng(5).standard_normal(mlp_objective.n_params))
-    eps = 1e-5
-    fd = (mlp_objective.grad(theta + eps * v) - mlp_objective.grad(theta - eps * v)) / (2 * eps)
-    hv = mlp_objective.hvp(theta, v)
-    np.testing.assert_allclose(hv.numpy(), fd.numpy(), rtol=0, atol=1e-7 * float(hv.norm()))
-    np.testing.assert_allclose(hv.numpy(), mlp_dense.hessian @ v.numpy(), atol=1e-12)
-    op = gradient_difference_operator(mlp_objective, eps=1e-5)
-    np.testing.assert_allclose(op.matvec(v.numpy()), hv.numpy(), atol=1e-7 * float(hv.norm()))
-    assert op.n_matvecs == 1
-
-
-def test_operator_counts_and_scipy_view(mlp_objective, mlp_dense):
-    op = hessian_operator(mlp_objective)
-    assert op.size == 84 and op.n_matvecs == 0
-    sp = to_scipy(op)
-    sp.matvec(np.ones(84))
-    np.testing.assert_allclose(to_dense(op), mlp_dense.hessian, atol=1e-12)
-    assert op.n_matvecs == 1 + 84
-
-
 # ---------------------------------------------------------------------------------------------- estimators
 def test_hutchinson_within_four_standard_errors(mlp_objective, mlp_dense):
     result = hutchinson_trace(mlp_objective, n_probes=200, seed=0)
@@ -169,20 +139,6 @@ def test_slq_stops_early_on_an_invariant_subspace():
     assert (density.steps == 4).all() and density.n_matvecs == 12
     np.testing.assert_allclose(density.mean * 30, np.trace(a), rtol=0.5)
     assert density.mass_below(-1e-9) == 0.0
-
-
-def test_power_iteration_baseline():
-    clear = symmetric_with_spectrum(np.r_[10.0, np.linspace(-1.0, 1.0, 99)], seed=1)
-    result = power_iteration(matrix_operator(clear), tol=1e-10, max_iter=500)
-    assert result.converged and result.eigenvalues[0] == pytest.approx(10.0, rel=1e-8)
-    assert result.residual_norms[0] < 1e-3
-    small_gap = symmetric_with_spectrum(np.r_[1.0, 0.99, np.linspace(-0.5, 0.9, 198)], seed=2)
-    power = power_iteration(matrix_operator(small_gap), tol=1e-8, max_iter=20000)
-    lanczos = top_eigenvalues(matrix_operator(small_gap), 1, tol=1e-8)
-    assert power.converged and lanczos.converged
-    assert lanczos.eigenvalues[0] == pytest.approx(1.0, abs=1e-10)
-    assert power.eigenvalues[0] == pytest.approx(1.0, abs=1e-5)
-    assert power.n_matvecs > 3 * lanczos.n_matvecs
 
 
 # ---------------------------------------------------------------------------------------------- summaries
@@ -339,40 +295,13 @@ def test_density_from_dense_eigenvalues_is_exact_and_normalised():
     assert abs(slq.mean - exact.mean) < 1e-12
 
 
-def test_converging_lanczos_matches_arpack_with_fewer_matvecs():
-    from qlandscape.core.operators import matrix_operator
+def test_density_and_summary_options_are_validated_before_any_work():
+    from qlandscape.metrics.curvature.spectral_density import density_from_eigenvalues
 
-    rng = np.random.default_rng(3)
-    q, _ = np.linalg.qr(rng.standard_normal((150, 150)))
-    eig = np.concatenate([[10.0, 6.0, -4.0], rng.uniform(-1, 1, 147)])
-    matrix = (q * eig) @ q.T
-    for which, k in [("largest", 2), ("smallest", 1), ("both", 1)]:
-        ours = top_eigenvalues(matrix_operator(matrix), k, which=which, tol=1e-10)
-        ref = top_eigenvalues(matrix_operator(matrix), k, which=which, tol=1e-10, solver="arpack")
-        np.testing.assert_allclose(ours.eigenvalues, ref.eigenvalues, atol=1e-9)
-        explicit = np.linalg.norm(matrix @ ours.eigenvectors - ours.eigenvectors * ours.eigenvalues, axis=0)
-        assert explicit.max() < 1e-8 and ours.residual_norms.max() < 1e-8
-        # k >= 2 searches each end once more beyond the found vectors (repeated eigenvalues), about twice the cost
-        assert ours.n_matvecs < ref.n_matvecs if k == 1 else ours.n_matvecs <= 1.5 * ref.n_matvecs
-    with pytest.raises(ConfigError, match="krylov"):
-        top_eigenvalues(matrix_operator(matrix), 1, solver="krylov")
-
-
-def test_histories_give_the_cost_to_an_accuracy():
-    """Cost to relative accuracy 1e-6, read from the histories: on a clustered top (λ₂/λ₁ = 0.95, the shape of
-    a many-class Hessian's outliers) Lanczos needs well under a third of power iteration's matvecs."""
-    from qlandscape.core.operators import matrix_operator
-    from qlandscape.metrics.curvature.eigensolvers import matvecs_to_tolerance
-
-    rng = np.random.default_rng(5)
-    eig = np.concatenate([[1.0, 0.95, 0.9, 0.85], rng.uniform(-0.05, 0.2, 196)])
-    op = matrix_operator(symmetric_with_spectrum(eig, seed=5))
-    lanczos = top_eigenvalues(op, 1, tol=1e-12)
-    power = power_iteration(op, tol=1e-14, max_iter=3000)
-    assert len(lanczos.history) == lanczos.n_matvecs and len(power.history) == power.n_matvecs
-    n_lanczos, n_power = matvecs_to_tolerance(lanczos, 1.0), matvecs_to_tolerance(power, 1.0)
-    assert n_lanczos is not None and n_power is not None and 3 * n_lanczos <= n_power
-    assert abs(lanczos.history[n_lanczos - 1] - 1.0) <= 1e-6 < abs(lanczos.history[n_lanczos - 2] - 1.0)
-    assert matvecs_to_tolerance(power, 2.0) is None  # never reaches a wrong value
-    with pytest.raises(ConfigError, match="rel_tol"):
-        matvecs_to_tolerance(power, 1.0, rel_tol=0.0)
+    for sigma in (-1.0, 0.0):  # a reversed grid / NaN density before
+        with pytest.raises(ConfigError, match="sigma"):
+            density_from_eigenvalues(np.array([1.0, 2.0]), sigma=sigma)
+    op = matrix_operator(np.eye(1))
+    with pytest.raises(ConfigError, match="method"):
+        hessian_summary(op, method="lanczos")  # named a k the caller never passed
+    assert op.n_matvecs == 0
