@@ -34,7 +34,6 @@ RESULTS = [
 # Figures whose result classes are split from their compute modules in other parts of the 0.2 layering work
 # (curvature results; the report's sweep results). Remove an entry once its module passes: strict xfail fails then.
 PENDING = {
-    "qlandscape.plots.hessian": "the curvature result classes move to qlandscape.metrics.curvature.results",
     "qlandscape.plots.report": "plots/report.py imports qlandscape.runs.report (the sweep results move below plots)",
 }
 
