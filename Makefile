@@ -59,9 +59,12 @@ contracts: setup
 
 check: lint format-check typecheck contracts test
 
-# API reference from the docstrings, into docs/api (not committed).
+# API reference from the docstrings, into docs/api (not committed). The layers are named one by one: the top
+# package's __all__ lists only its lazy shortcuts, which would hide the subpackages from pdoc.
+DOC_MODULES := $(addprefix qlandscape.,core sim models data train metrics plots runs cli)
 docs: setup
-	$(BIN)/pdoc -o docs/api qlandscape '!qlandscape._compat'
+	rm -rf docs/api
+	$(BIN)/pdoc -o docs/api $(DOC_MODULES)
 
 clean:
 	rm -rf $(VENV) runs docs/api
