@@ -30,7 +30,11 @@ from qlandscape.sim.allocator import retain_freed_memory  # noqa: E402
 from qlandscape.sim.circuits import build_circuit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_REVS = {"59376f9": "59376f9 (first engine)", "9768672": "9768672 (grouped layers)", "02aa3cd": "02aa3cd (blocks)"}
+DEFAULT_REVS = {
+    "59376f9": "59376f9 (first engine)",
+    "9768672": "9768672 (grouped layers)",
+    "02aa3cd": "02aa3cd (blocks)",
+}
 
 
 def engine_at(rev: str):
