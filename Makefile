@@ -1,12 +1,16 @@
-# One-command entry points for a fresh machine (see README.md).
+# One-command entry points for a fresh machine (see README.md and CONTRIBUTING.md).
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of torch is installed first so that the package's torch range does not pull a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 BIN := $(VENV)/bin
+# One thread per BLAS library: the tests and benchmarks measure one-thread runs on a shared 2-core machine.
+THREADS := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+# The checked code: the library and its tests (benchmarks are scripts, checked by hand).
+SRC := qlandscape tests
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench lint format-check format typecheck contracts check docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +27,44 @@ demo: setup
 	$(BIN)/qlandscape --threads 1 run benchmarks/demo.toml --out runs/demo
 
 test: setup
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	$(THREADS) $(BIN)/python -m pytest -q
 
 test-slow: setup
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow
+	$(THREADS) $(BIN)/python -m pytest -q -m slow
+
+# The engine against PennyLane, quick subset (~3 min); results go to runs/bench, not over the committed ones.
+bench: setup
+	$(THREADS) $(BIN)/python benchmarks/perf/run_perf.py --quick --out runs/bench
+
+# --- checks (each one its own target; `make check` runs them all, `make -k check` reports every failure) ---
+
+lint: setup
+	$(BIN)/ruff check $(SRC)
+
+format-check: setup
+	$(BIN)/ruff format --check $(SRC)
+
+# Rewrites files: ruff's formatting and the fixes ruff marks safe.
+format: setup
+	$(BIN)/ruff format $(SRC)
+	$(BIN)/ruff check --fix $(SRC)
+
+# Which packages mypy checks is set in pyproject.toml ([tool.mypy] files).
+typecheck: setup
+	$(BIN)/mypy
+
+# The import contracts of pyproject.toml ([tool.importlinter]): layers, no cycles, plots draw results only.
+contracts: setup
+	$(BIN)/lint-imports
+
+check: lint format-check typecheck contracts test
+
+# API reference from the docstrings, into docs/api (not committed). The layers are named one by one: the top
+# package's __all__ lists only its lazy shortcuts, which would hide the subpackages from pdoc.
+DOC_MODULES := $(addprefix qlandscape.,core sim models data train metrics plots runs cli)
+docs: setup
+	rm -rf docs/api
+	$(BIN)/pdoc -o docs/api $(DOC_MODULES)
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs docs/api

@@ -1,7 +1,7 @@
 """Earlier engines (loaded from git revisions) against the current one, interleaved in one process: forward and
 forward+backward of sum(outputs) for hea circuits, B=64 samples, 4 patches, one thread. Prints a Markdown table.
 
-    .venv/bin/python benchmarks/perf/before_after.py                      # first engine, sessions 1 and 2, now
+    .venv/bin/python benchmarks/perf/before_after.py                      # first engine, 9768672, 02aa3cd, now
     .venv/bin/python benchmarks/perf/before_after.py --revs 9768672       # any revisions of qlandscape/engine.py
 
 A revision's whole package is exported from git to a temporary folder and imported under a name of its own, so
@@ -30,7 +30,11 @@ from qlandscape.sim.allocator import retain_freed_memory  # noqa: E402
 from qlandscape.sim.circuits import build_circuit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_REVS = {"59376f9": "first engine", "9768672": "end of session 1", "02aa3cd": "end of session 2"}
+DEFAULT_REVS = {
+    "59376f9": "59376f9 (first engine)",
+    "9768672": "9768672 (grouped layers)",
+    "02aa3cd": "02aa3cd (blocks)",
+}
 
 
 def engine_at(rev: str):
