@@ -1,0 +1,1 @@
+"""Runs: run configs, run directories, the registry of run metrics, sweeps and the report over runs."""
