@@ -174,11 +174,11 @@ def _init_worker(threads: int = 1) -> None:
     torch.set_num_threads(threads)
 
 
-def _init_local_worker(threads: int = 1) -> None:
-    """Initializer of the local process pool: one torch thread, and exit when the sweep process is gone."""
+def _init_local_worker(threads: int, parent: int) -> None:
+    """Initializer of the local process pool: one torch thread, and exit when the sweep process ``parent`` is gone
+    (also when it went while this worker was still starting: its pid is passed, not read here)."""
     _init_worker(threads)
     matplotlib.use("Agg")  # the worker writes figures to files; it never opens a window
-    parent = os.getppid()
 
     def watch() -> None:
         # A sweep killed with SIGKILL cannot stop its pool: the workers would go on with the runs already queued
@@ -314,7 +314,7 @@ def _run_processes(todo: list[RunConfig], out: Path, workers: int, finished) -> 
             max_workers=min(workers, len(pending)),
             mp_context=context,
             initializer=_init_local_worker,
-            initargs=(1,),
+            initargs=(1, os.getpid()),
         )
         futures: dict[Future, RunConfig] = {pool.submit(run_one, c.to_dict(), str(out)): c for c in pending}
         broken: list[RunConfig] = []
