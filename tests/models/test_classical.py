@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.landscape.connectivity import Interpolation, interpolate
-from qlandscape.models.classical import CNN, MLP, build_classical, interpolate_with_bn_reset, recompute_bn_statistics
 from qlandscape.models import build_model, count_parameters
+from qlandscape.models.classical import CNN, MLP, build_classical, interpolate_with_bn_reset, recompute_bn_statistics
 from qlandscape.runs.config import RunConfig
 
 
