@@ -9,8 +9,11 @@ import sys
 
 import numpy as np
 
-from qlandscape.runs.report import complete_rows, scaling_fit
+from qlandscape.metrics.sweeps import complete_rows, scaling_fit
+from qlandscape.runs.config import RunConfig
 from qlandscape.runs.tables import load_runs
+
+FIELDS = RunConfig.fields()
 
 
 def cell(values: list[float]) -> str:
@@ -45,16 +48,16 @@ def main(directory: str) -> None:
     ]:
         table(rows, metric, title)
     for metric in ("hessian.lambda_max", "hessian.structure.lambda_max_normalised"):
-        fit = scaling_fit(rows, metric)
+        fit = scaling_fit(rows, metric, fields=FIELDS)
         print(f"\npower law {metric} ∝ N^b, per L (all seeds as points, 95% CI):")
-        for label, f in zip(fit.line_labels, fit.fits):
+        for label, f in zip(fit.line_labels, fit.fits, strict=True):
             print(
                 f"  {label}: b = {f.exponent:.2f} [{f.exponent_low:.2f}, {f.exponent_high:.2f}], "
                 f"a = {f.prefactor:.3g}, {f.n_points} points"
             )
-    fit = scaling_fit(rows, "hessian.lambda_max", "n_params", "n_patches")
+    fit = scaling_fit(rows, "hessian.lambda_max", "n_params", "n_patches", fields=FIELDS)
     print("\npower law hessian.lambda_max ∝ P^b per N (P = parameter count):")
-    for label, f in zip(fit.line_labels, fit.fits):
+    for label, f in zip(fit.line_labels, fit.fits, strict=True):
         print(f"  {label}: b = {f.exponent:.2f} [{f.exponent_low:.2f}, {f.exponent_high:.2f}]")
     seconds = [r["time.total_seconds"] for r in rows]
     print(f"\nrun time: {sum(seconds):.0f} s in all, {min(seconds):.1f}–{max(seconds):.1f} s per run")

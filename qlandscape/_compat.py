@@ -67,16 +67,19 @@ MOVED: dict[str, tuple[str, ...]] = {
         "qlandscape.metrics.fits",
     ),
     "qlandscape.decay_fits": ("qlandscape.metrics.fits",),
-    "qlandscape.config": ("qlandscape.runs.config",),
-    "qlandscape.run_metrics": ("qlandscape.runs.metric_hooks",),
+    "qlandscape.config": ("qlandscape.runs.config", "qlandscape.models.config"),
+    "qlandscape.run_metrics": ("qlandscape.runs.run", "qlandscape.runs.registry"),
     "qlandscape.run_tables": ("qlandscape.runs.tables",),
     "qlandscape.sweep": ("qlandscape.runs.sweep", "qlandscape.runs.tables"),
-    "qlandscape.report": ("qlandscape.runs.report",),
+    "qlandscape.report": ("qlandscape.runs.report", "qlandscape.metrics.sweeps"),
+    "qlandscape.plots.report": ("qlandscape.plots.sweeps", "qlandscape.runs.report"),
     "qlandscape.commands": ("qlandscape.cli",),
     **{
         f"qlandscape.commands.{name}": (f"qlandscape.cli.{name}",)
-        for name in ("circuits", "gradvar", "hessian", "landscape", "ntk", "report", "run", "spawn", "sweep")
+        for name in ("circuits", "gradvar", "report", "run", "spawn", "sweep")
     },
+    # the metric subcommands are built from the registered run metrics
+    **{f"qlandscape.commands.{name}": ("qlandscape.cli.metric",) for name in ("hessian", "landscape", "ntk")},
 }
 
 

@@ -1,21 +1,26 @@
-"""The ``qlandscape`` command: one subcommand per module of :mod:`qlandscape.cli`."""
+"""The ``qlandscape`` command: one subcommand per module of :mod:`qlandscape.cli`, and one per registered run
+metric (:mod:`qlandscape.cli.metric`)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
+import matplotlib
+import torch
+
+from qlandscape.cli import circuits, gradvar, metric, report, run, spawn, sweep
 from qlandscape.core.errors import ConfigError
 
-COMMANDS = ("run", "circuits", "hessian", "landscape", "ntk", "spawn", "gradvar", "sweep", "report")
+# The subcommands of their own; every registered run metric adds one more (hessian, landscape, ntk, ...).
+COMMANDS = ("run", "circuits", "spawn", "gradvar", "sweep", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every available subcommand."""
+    """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="qlandscape",
         description="Loss-landscape geometry of quantum neural networks and classical nets: "
@@ -29,26 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads (default: torch's choice; 1 is fastest for small models)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"qlandscape.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.endswith(f"cli.{name}"):
-                continue  # a command that is not part of this build
-            raise
-        module.add_parser(sub)
+    run.add_parser(sub)
+    circuits.add_parser(sub)
+    metric.add_parsers(sub, reserved=set(COMMANDS))
+    spawn.add_parser(sub)
+    gradvar.add_parser(sub)
+    sweep.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qlandscape`` console script."""
+    matplotlib.use("Agg")  # the command writes figures to files; it never opens a window
     args = build_parser().parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
             print(f"qlandscape: error: --threads = {args.threads} is not allowed; expected >= 1", file=sys.stderr)
             return 2
-        import torch
-
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:

@@ -7,7 +7,12 @@ import math
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from qlandscape.core.errors import ConfigError
+from qlandscape.core.io import save_result
+from qlandscape.metrics.gradients import variance_curve
+from qlandscape.plots.gradients import plot_variance_curve
 
 
 def parse_int_range(field: str, text: str) -> list[int]:
@@ -63,9 +68,6 @@ def format_table(curve) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qlandscape.core.io import save_result
-    from qlandscape.metrics.gradients import variance_curve
-
     qubits = parse_int_range("qubits", args.qubits)
     layers = parse_int_range("layers", args.layers)
     curve = variance_curve(
@@ -83,13 +85,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_result(curve, out / "gradvar")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qlandscape.plots.gradients import plot_variance_curve
-
     fig = plot_variance_curve(curve)
     for suffix in (".png", ".pdf"):
         fig.savefig(out / f"gradvar{suffix}", dpi=150)

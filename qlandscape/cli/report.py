@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from qlandscape.runs.report import write_report
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="CSV, figures and a Markdown/HTML page over the runs below a folder")
@@ -14,8 +16,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qlandscape.runs.report import write_report
-
     files = write_report(args.directory, args.out, pdf=not args.no_pdf)
     print(f"{files.n_runs} runs ({files.n_complete} complete); {len(files.figures)} figures")
     print(f"table: {files.runs_csv}\nsummary: {files.summary_csv}\npage: {files.markdown} and {files.html}")

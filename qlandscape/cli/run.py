@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from typing import Any
 
 from qlandscape.runs.config import RunConfig, load_config, parse_override
+from qlandscape.runs.registry import get
+from qlandscape.runs.run import execute_run, load_run
 
 # Common fields with their own flags; any other field goes through --set key=value.
 FLAGS = {
@@ -56,8 +60,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qlandscape.runs.run import execute_run, load_run
-
     config = config_from_args(args)
     path = execute_run(config, args.out, force=args.force, progress=not args.quiet and sys.stderr.isatty())
     info = load_run(path).info
@@ -68,18 +70,16 @@ def run(args: argparse.Namespace) -> int:
         f"train accuracy: {m['train_accuracy']:.4f}   test accuracy: {m['test_accuracy']:.4f}   "
         f"test loss: {m['test_loss']:.4f}   training time: {info['timings']['train_seconds']:.1f} s"
     )
-    if "hessian.lambda_max" in m:
-        parts = [
-            f"{key} {m[f'hessian.{key}']:.5g}"
-            for key in ("lambda_max", "lambda_min", "trace", "fraction_negative")
-            if f"hessian.{key}" in m
-        ]
-        print(f"Hessian at the {m['hessian.point']} point ({m['hessian.method']}): " + ", ".join(parts))
-    if "landscape.center_loss" in m:
-        print(
-            f"landscape: {m['landscape.grid']}x{m['landscape.grid']} {m['landscape.directions']} slice, loss "
-            f"{m['landscape.min_loss']:.4g} .. {m['landscape.max_loss']:.4g}"
-        )
+    for name in config.metrics:
+        parts = [f"{h.axis_label} {_format(m[h.key])}" for h in get(name).headline if h.key in m]
+        if parts:
+            print(f"{name}: " + ", ".join(parts))
     if (path / "figures").exists():
         print(f"figures: {path / 'figures'}")
     return 0
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.5g}"
+    return str(value)

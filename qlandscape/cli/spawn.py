@@ -6,8 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from qlandscape.cli.run import add_config_arguments, config_from_args
+from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
+from qlandscape.data.datasets import to_torch
+from qlandscape.metrics.landscape.spawning import check_spawn_epochs, spawn_experiment
+from qlandscape.models.config import build_model
+from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
 
 DEFAULT_SPAWN_EPOCHS = "0,0.25,0.5,1,2,4,8"
 
@@ -43,12 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qlandscape.core import io
-    from qlandscape.data.datasets import to_torch
-    from qlandscape.metrics.landscape.spawning import check_spawn_epochs, spawn_experiment
-    from qlandscape.runs.build import build_model
-    from qlandscape.runs.run import dataset_for, train_config
-
     config = config_from_args(args)
     spawn_epochs = parse_numbers("--spawn-epochs", args.spawn_epochs)
     child_seeds = parse_numbers("--child-seeds", args.child_seeds, int)
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     check_spawn_epochs(spawn_epochs, config.epochs)  # fail before loading data or training
     parent_seed = config.seed if args.parent_seed is None else args.parent_seed
 
-    data = dataset_for(config)
-    model = build_model(config, data.image_shape, data.n_classes)
+    data = config.data.load()
+    model = build_model(config.network, data.image_shape, data.n_classes, seed=config.training.seed)
     x_train, y_train, x_test, y_test = to_torch(data)
     result = spawn_experiment(
         model,
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         y_train,
         x_test,
         y_test,
-        train_config(config),
+        config.training,
         spawn_epochs,
         parent_seed=parent_seed,
         child_seeds=child_seeds,
@@ -78,13 +79,6 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     io.save_result(result, out / "spawn")
     io.write_json(out / "config.json", config.to_dict())
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
-
     fig = plot_barrier_vs_spawn_time(result, [f"{config.model}, parent seed {parent_seed}"])
     for suffix in ("png", "pdf"):
         fig.savefig(out / f"spawn.{suffix}", dpi=150)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+
+from qlandscape.runs.layout import is_complete
+from qlandscape.runs.sweep import load_sweep, run_sweep
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,11 +34,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from qlandscape.runs.run import is_complete
-    from qlandscape.runs.sweep import load_sweep, run_sweep
-
     if not getattr(args, "verbose", False):  # Dask logs every worker start and stop at INFO; read at its import
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     sweep = load_sweep(args.config)
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(sweep.runs)} runs ({done} already complete in {args.out}); axes: "
             + ", ".join(f"{k} ({len(v)})" for k, v in sweep.grid.items())
         )
-        for rid, point in zip(sweep.run_ids(), sweep.points):
+        for rid, point in zip(sweep.run_ids(), sweep.points, strict=True):
             print(f"  {rid}  " + ", ".join(f"{k}={v}" for k, v in point.items()))
         return 0
     rows = run_sweep(

@@ -1,15 +1,16 @@
 """Sweeps: a ``[base]`` run config plus ``[grid]`` axes whose Cartesian product gives the runs.
 
-The whole sweep is validated before any run starts: every grid point's :class:`~qlandscape.config.RunConfig` is
-built (so a bad axis name or value fails naming it and the sweep file) and every metric table is checked against
-the registered hooks and their settings. Each run is :func:`qlandscape.runs.execute_run`, a pure function of its
-config writing ``OUT/<run id>`` atomically, so finished runs are skipped on a rerun and a killed sweep loses only
+The whole sweep is validated before any run starts: every grid point's :class:`~qlandscape.runs.config.RunConfig`
+is built (so a bad axis name or value fails naming it and the sweep file) and every metric table is checked against
+the registered run metrics and their settings. Each run is :func:`qlandscape.runs.run.execute_run`, a pure function
+of its config writing ``OUT/<run id>`` atomically, so finished runs are skipped on a rerun and a killed sweep loses only
 the runs in flight. Executors: in-process (``workers=1``), local processes (one torch thread each), or a Dask
 distributed cluster (``dask=ADDRESS`` or a ``distributed.Client``; the optional extra ``qlandscape[dask]``).
 After every finished run the manifest ``OUT/sweep.json`` (the sweep config, the run ids, each run's status) is
-rewritten atomically; it describes the latest sweep over ``OUT``, while :func:`load_runs` (in
-:mod:`qlandscape.run_tables`, re-exported here) reads every run there.
+rewritten atomically; it describes the latest sweep over ``OUT``, while :func:`qlandscape.runs.tables.load_runs`
+reads every run there.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -17,17 +18,28 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+import matplotlib
+import torch
+from tqdm.auto import tqdm
 
 from qlandscape.core import io
-from qlandscape.runs.config import RunConfig
 from qlandscape.core.errors import ConfigError
-from qlandscape.runs.tables import _rows_for, load_runs, run_row, write_csv  # noqa: F401 (re-exported)
+from qlandscape.runs.config import RunConfig
+from qlandscape.runs.layout import RUN_FILE, is_complete
+from qlandscape.runs.registry import check_metrics
+from qlandscape.runs.run import execute_run
+from qlandscape.runs.tables import rows_of
+from qlandscape.sim.backends import available_devices
+from qlandscape.sim.circuits import build_circuit
 
 log = logging.getLogger(__name__)
 MANIFEST = "sweep.json"
@@ -53,14 +65,6 @@ class Sweep:
         return [config.run_id() for config in self.runs]
 
 
-def check_metrics(metrics: Any, source: str | None = None) -> None:
-    """Metric names against the registered hooks and each metric's settings (see
-    :func:`qlandscape.run_metrics.check_metrics`)."""
-    from qlandscape.runs.metric_hooks import check_metrics as check
-
-    check(metrics, source)
-
-
 def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep:
     """Validate a sweep given as ``{"base": {...}, "grid": {axis: [values]}}`` and build every run's config."""
     where = source or "sweep"
@@ -68,24 +72,33 @@ def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
         raise ConfigError("sweep", data, "expected a table with [base] and [grid]", source=source)
     for key in data:
         if key not in ("base", "grid", "zip"):
-            raise ConfigError(key, data[key], "is not a sweep table; expected [base], [grid] and [zip]",
-                              source=source)
+            raise ConfigError(key, data[key], "is not a sweep table; expected [base], [grid] and [zip]", source=source)
     base = dict(data.get("base", {}))
     grid = dict(data.get("grid", {}))
     zipped = dict(data.get("zip", {}))
     fields = RunConfig.fields()
     for axis, values in zipped.items():
         if axis not in fields or axis in grid:
-            raise ConfigError(f"zip.{axis}", values, "expected a run field that is not also a [grid] axis",
-                              source=source)
+            raise ConfigError(
+                f"zip.{axis}", values, "expected a run field that is not also a [grid] axis", source=source
+            )
         lengths = {len(v) if isinstance(v, list) else -1 for v in zipped.values()}
         if len(lengths) != 1 or lengths == {-1} or lengths == {0}:
-            raise ConfigError(f"zip.{axis}", values, "expected non-empty lists of one common length (zipped "
-                              "axes advance together, e.g. a learning rate per layer count)", source=source)
+            raise ConfigError(
+                f"zip.{axis}",
+                values,
+                "expected non-empty lists of one common length (zipped "
+                "axes advance together, e.g. a learning rate per layer count)",
+                source=source,
+            )
     for axis, values in grid.items():
         if axis not in fields:
-            raise ConfigError(f"grid.{axis}", values, f"'{axis}' is not a run field; expected one of "
-                              f"{', '.join(fields)}", source=source)
+            raise ConfigError(
+                f"grid.{axis}",
+                values,
+                f"'{axis}' is not a run field; expected one of {', '.join(fields)}",
+                source=source,
+            )
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{axis}", values, "expected a non-empty list of values", source=source)
         seen = [json.dumps(v, sort_keys=True) for v in values]
@@ -98,13 +111,11 @@ def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
             raise
     check_metrics(base.get("metrics", {}), f"{where} [base]")
     runs, points, ids = [], [], set()
-    zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] if zipped else [{}]
+    zip_rows = [dict(zip(zipped, row, strict=True)) for row in zip(*zipped.values(), strict=True)] if zipped else [{}]
     for combo in itertools.product(*grid.values(), zip_rows):
-        point = {**dict(zip(grid, combo[:-1])), **combo[-1]}
+        point = {**dict(zip(grid, combo[:-1], strict=True)), **combo[-1]}
         label = ", ".join(f"{k}={json.dumps(v)}" for k, v in point.items())
         config = RunConfig.from_dict({**base, **point}, source=f"{where} [grid point {label}]")
-        if "metrics" in point:
-            check_metrics(config.metrics, f"{where} [grid point {label}]")
         if config.run_id() in ids:  # e.g. equal values spelt differently (1 and 1.0)
             continue
         ids.add(config.run_id())
@@ -117,21 +128,24 @@ def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
 def _check_circuits(runs: list[RunConfig], points: list[dict], where: str) -> None:
     # The ansatz (with its qubits, layers and readout) and the backend name are otherwise only checked when a
     # run builds its model, so a typo in one grid value would fail that run after the others had trained.
-    from qlandscape.sim.backends import available_devices
-    from qlandscape.sim.circuits import build_circuit
-
     seen: set[str] = set()
     devices = available_devices()
-    for config, point in zip(runs, points):
-        key = json.dumps([config.ansatz, config.qubits, config.layers, config.observables, config.measure_qubits,
-                          config.backend])
+    for config, point in zip(runs, points, strict=True):
+        key = json.dumps(
+            [config.ansatz, config.qubits, config.layers, config.observables, config.measure_qubits, config.backend]
+        )
         if config.model != "qnn" or key in seen:
             continue
         seen.add(key)
         label = ", ".join(f"{k}={json.dumps(v)}" for k, v in point.items())
         try:
-            build_circuit(config.ansatz, config.qubits, config.layers, observables=config.observables,
-                          measure_qubits=config.measure_qubits)
+            build_circuit(
+                config.ansatz,
+                config.qubits,
+                config.layers,
+                observables=config.observables,
+                measure_qubits=config.measure_qubits,
+            )
             if config.backend not in devices:
                 raise ConfigError("backend", config.backend, f"expected one of {devices}")
         except ConfigError as exc:
@@ -155,18 +169,16 @@ def as_sweep(config: Sweep | str | Path | Mapping[str, Any]) -> Sweep:
 
 # ---------------------------------------------------------------------------------------------------- execution
 
-def _init_worker(threads: int = 1) -> None:
-    import torch
 
+def _init_worker(threads: int = 1) -> None:
     torch.set_num_threads(threads)
 
 
-def _init_local_worker(threads: int = 1) -> None:
-    """Initializer of the local process pool: one torch thread, and exit when the sweep process is gone."""
-    import threading
-
+def _init_local_worker(threads: int, parent: int) -> None:
+    """Initializer of the local process pool: one torch thread, and exit when the sweep process ``parent`` is gone
+    (also when it went while this worker was still starting: its pid is passed, not read here)."""
     _init_worker(threads)
-    parent = os.getppid()
+    matplotlib.use("Agg")  # the worker writes figures to files; it never opens a window
 
     def watch() -> None:
         # A sweep killed with SIGKILL cannot stop its pool: the workers would go on with the runs already queued
@@ -182,8 +194,6 @@ def run_one(config: dict, out: str, threads: int | None = None) -> dict[str, Any
     """Execute one run (in whichever process or Dask worker calls this); never raises for a failed run."""
     if threads is not None:
         _init_worker(threads)
-    from qlandscape.runs.run import execute_run
-
     start = time.perf_counter()
     run_config = RunConfig.from_dict(config)
     try:
@@ -200,8 +210,10 @@ class _Manifest:
     def __init__(self, sweep: Sweep, out: Path) -> None:
         self.path = out / MANIFEST
         self.sweep = sweep
-        self.entries = {rid: {"id": rid, "point": point, "status": "pending"}
-                        for rid, point in zip(sweep.run_ids(), sweep.points)}
+        self.entries = {
+            rid: {"id": rid, "point": point, "status": "pending"}
+            for rid, point in zip(sweep.run_ids(), sweep.points, strict=True)
+        }
 
     def update(self, rid: str, **fields: Any) -> None:
         self.entries[rid].update({k: v for k, v in fields.items() if v is not None})
@@ -212,19 +224,31 @@ class _Manifest:
         counts: dict[str, int] = {}
         for entry in self.entries.values():
             counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-        io.write_json(self.path, {"sweep": self.sweep.to_dict(), "n_runs": len(self.entries), "counts": counts,
-                                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                  "run_ids": list(self.entries), "runs": list(self.entries.values())})
+        io.write_json(
+            self.path,
+            {
+                "sweep": self.sweep.to_dict(),
+                "n_runs": len(self.entries),
+                "counts": counts,
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "run_ids": list(self.entries),
+                "runs": list(self.entries.values()),
+            },
+        )
 
 
-def _progress_bar(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
+def _progress_bar(total: int, initial: int, enabled: bool) -> tqdm:
     return tqdm(total=total, initial=initial, desc="sweep", unit="run", disable=not enabled, dynamic_ncols=True)
 
 
-def run_sweep(config: Sweep | str | Path | Mapping[str, Any], out: str | Path, *, workers: int | None = None,
-              dask: Any = None, progress: bool = True) -> list[dict[str, Any]]:
+def run_sweep(
+    config: Sweep | str | Path | Mapping[str, Any],
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    dask: Any = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Run every grid point of a sweep into ``out`` (skipping complete runs); one row per run, in grid order.
 
     ``workers``: 1 runs in this process; more uses that many local processes (spawned, one torch thread each);
@@ -237,11 +261,9 @@ def run_sweep(config: Sweep | str | Path | Mapping[str, Any], out: str | Path, *
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError("workers", workers, "expected a positive integer")
     out.mkdir(parents=True, exist_ok=True)
-    from qlandscape.runs.run import is_complete
-
     manifest = _Manifest(sweep, out)
     todo = []
-    for config_, rid in zip(sweep.runs, sweep.run_ids()):
+    for config_, rid in zip(sweep.runs, sweep.run_ids(), strict=True):
         if is_complete(out / rid):
             manifest.update(rid, status="complete", skipped=True)
         else:
@@ -252,8 +274,13 @@ def run_sweep(config: Sweep | str | Path | Mapping[str, Any], out: str | Path, *
 
     def finished(result: dict[str, Any]) -> None:
         nonlocal failed
-        manifest.update(result["id"], status=result["status"], error=result["error"],
-                        seconds=round(result["seconds"], 3), skipped=False)
+        manifest.update(
+            result["id"],
+            status=result["status"],
+            error=result["error"],
+            seconds=round(result["seconds"], 3),
+            skipped=False,
+        )
         manifest.write()
         failed += result["status"] != "complete"
         bar.update(1)
@@ -274,7 +301,7 @@ def run_sweep(config: Sweep | str | Path | Mapping[str, Any], out: str | Path, *
             _run_processes(todo, out, min(workers or os.cpu_count() or 1, len(todo)), finished)
     finally:
         bar.close()
-    return _rows_for(out, sweep.run_ids())
+    return rows_of(out, sweep.run_ids())
 
 
 def _run_processes(todo: list[RunConfig], out: Path, workers: int, finished) -> None:
@@ -283,8 +310,12 @@ def _run_processes(todo: list[RunConfig], out: Path, workers: int, finished) -> 
     context = multiprocessing.get_context("spawn")
     while pending:
         started = time.time()
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
-                                   initializer=_init_local_worker, initargs=(1,))
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(pending)),
+            mp_context=context,
+            initializer=_init_local_worker,
+            initargs=(1, os.getpid()),
+        )
         futures: dict[Future, RunConfig] = {pool.submit(run_one, c.to_dict(), str(out)): c for c in pending}
         broken: list[RunConfig] = []
         try:
@@ -332,8 +363,6 @@ def _started_since(path: Path, since: float) -> bool:
 
 
 def _mark_failed(path: Path, error: str, status: str = "failed") -> None:
-    from qlandscape.runs.run import RUN_FILE
-
     try:
         info = io.read_json(path / RUN_FILE)
     except (OSError, ValueError):
@@ -344,15 +373,21 @@ def _mark_failed(path: Path, error: str, status: str = "failed") -> None:
 
 
 def _run_dask(todo: list[RunConfig], out: Path, dask: Any, workers: int | None, finished) -> None:
-    try:
+    try:  # Dask is an optional dependency (the extra qlandscape[dask]): imported only when a sweep asks for it
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
-        raise ConfigError("dask", dask, "needs the optional extra: pip install 'qlandscape[dask]' "
-                          "(dask.distributed is not installed)") from exc
+        raise ConfigError(
+            "dask", dask, "needs the optional extra: pip install 'qlandscape[dask]' (dask.distributed is not installed)"
+        ) from exc
     own_client = not isinstance(dask, Client)
     if dask == "local":
-        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        cluster = LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         client = Client(cluster)
     elif own_client:
         try:
@@ -364,8 +399,14 @@ def _run_dask(todo: list[RunConfig], out: Path, dask: Any, workers: int | None, 
     futures = {}
     try:
         for config_ in todo:
-            future = client.submit(run_one, config_.to_dict(), str(out), 1, pure=False,
-                                   key=f"qlandscape-run-{config_.run_id()}-{time.time_ns()}")
+            future = client.submit(
+                run_one,
+                config_.to_dict(),
+                str(out),
+                1,
+                pure=False,
+                key=f"qlandscape-run-{config_.run_id()}-{time.time_ns()}",
+            )
             futures[future] = config_
         for future in as_completed(futures):
             try:

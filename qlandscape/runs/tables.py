@@ -1,24 +1,24 @@
 """Run tables: one flat row per run directory (config fields, model facts, scalar metrics, timings) and CSV."""
+
 from __future__ import annotations
 
 import csv
 import io as _io
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from qlandscape.core import io
-from qlandscape.runs.config import LATER_FIELDS
 from qlandscape.core.errors import ConfigError
-
+from qlandscape.runs.config import LATER_FIELDS
+from qlandscape.runs.layout import ARRAYS_FILE, RUN_FILE
 
 MODEL_FACTS = ("n_params", "n_patches", "params_per_circuit", "kind")
 
 
 def run_row(path: Path, root: Path | None = None) -> dict[str, Any] | None:
     """One flat row for a run directory: id, status, config fields, model facts, scalar metrics, timings."""
-    from qlandscape.runs.run import ARRAYS_FILE, RUN_FILE
-
     try:
         info = io.read_json(path / RUN_FILE)
     except (OSError, ValueError):
@@ -26,9 +26,12 @@ def run_row(path: Path, root: Path | None = None) -> dict[str, Any] | None:
     status = info.get("status", "unknown")
     if status == "complete" and not (path / ARRAYS_FILE).exists():
         status = "incomplete"
-    row: dict[str, Any] = {"id": info.get("id", path.name), "status": status,
-                           "path": str(path.relative_to(root)) if root else str(path),
-                           "error": info.get("error")}
+    row: dict[str, Any] = {
+        "id": info.get("id", path.name),
+        "status": status,
+        "path": str(path.relative_to(root)) if root else str(path),
+        "error": info.get("error"),
+    }
     config = info.get("config", {})
     if config:
         # A run written before a field existed keeps its id (the id leaves such fields out at their default), so
@@ -52,12 +55,16 @@ def load_runs(directory: str | Path) -> list[dict[str, Any]]:
     root = Path(directory)
     if not root.is_dir():
         raise ConfigError("directory", str(root), "no such folder")
-    rows = [run_row(p.parent, root) for p in sorted(root.rglob("run.json"))
-            if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    rows = [
+        run_row(p.parent, root)
+        for p in sorted(root.rglob(RUN_FILE))
+        if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
     return [row for row in rows if row is not None]
 
 
-def _rows_for(out: Path, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+def rows_of(out: Path, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The rows of the runs ``run_ids`` below ``out``, in that order; a run without a directory is ``missing``."""
     rows = []
     for rid in run_ids:
         row = run_row(out / rid, out)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
-from qlandscape.core.losses import resolve_loss
+from qlandscape.core.losses import LOSSES, resolve_loss
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine_restarts")
@@ -52,6 +52,8 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("schedule_unit", self.schedule_unit, SCHEDULE_UNITS)
+        if not callable(self.loss):  # a callable is the caller's own loss
+            check_choice("loss", self.loss, LOSSES)
         if not (is_finite_number(self.lr) and self.lr > 0):
             raise ConfigError("lr", self.lr, "expected a finite positive learning rate")
         if not is_integer(self.epochs) or self.epochs < 0:

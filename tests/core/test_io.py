@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,3 +49,19 @@ def test_result_files_are_readable_by_others(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+@dataclass(frozen=True)
+class _WithNonFinite:
+    a: float
+    b: float
+    c: tuple
+    x: np.ndarray
+
+
+def test_saved_result_with_non_finite_floats_round_trips(tmp_path):
+    result = _WithNonFinite(math.nan, math.inf, (1.0, -math.inf), np.arange(3.0))
+    io.save_result(result, tmp_path / "r")
+    back = io.load_result(_WithNonFinite, tmp_path / "r")
+    assert math.isnan(back.a) and back.b == math.inf and back.c == (1.0, -math.inf)
+    np.testing.assert_array_equal(back.x, result.x)

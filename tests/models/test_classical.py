@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
+from qlandscape.metrics.landscape.connectivity import Interpolation, interpolate, interpolate_with_bn_reset
+from qlandscape.models import build_model, count_parameters
 from qlandscape.models.classical import CNN, MLP, build_classical, recompute_bn_statistics
-from qlandscape.runs.build import build_model, count_parameters
 from qlandscape.runs.config import RunConfig
 
 
@@ -60,7 +61,8 @@ def test_seeded_initialisation_leaves_global_rng_alone():
 def test_build_classical_from_run_config():
     mlp = build_classical(RunConfig(model="mlp", width=7, depth=3, activation="tanh", seed=2), (8, 8), 4)
     assert isinstance(mlp, MLP) and (mlp.width, mlp.depth, mlp.activation) == (7, 3, "tanh")
-    cnn = build_model(RunConfig(model="cnn", channels=(3, 5), batch_norm=True, dropout=0.2), (8, 8), 10)
+    config = RunConfig(model="cnn", channels=(3, 5), batch_norm=True, dropout=0.2)
+    cnn = build_model(config.network, (8, 8), 10, seed=config.seed)
     assert isinstance(cnn, CNN) and cnn.channels == (3, 5) and cnn.batch_norm
     assert any(isinstance(m, torch.nn.Dropout) for m in cnn.modules())
 

@@ -27,15 +27,13 @@ FORBIDDEN_MODULES = ("qlandscape.core.objective",)
 ROOT = Path(qlandscape.__file__).parent
 PLOTS = ["qlandscape.plots", *(f"qlandscape.plots.{m.name}" for m in pkgutil.iter_modules(qlandscape.plots.__path__))]
 RESULTS = [
+    "qlandscape.metrics.curvature.results",
     "qlandscape.metrics.landscape.results",
     "qlandscape.metrics.ntk.results",
     "qlandscape.metrics.gradient_results",
+    "qlandscape.metrics.fits",
+    "qlandscape.metrics.sweeps",
 ]
-# Figures whose result classes are split from their compute modules in other parts of the 0.2 layering work
-# (curvature results; the report's sweep results). Remove an entry once its module passes: strict xfail fails then.
-PENDING = {
-    "qlandscape.plots.report": "plots/report.py imports qlandscape.runs.report (the sweep results move below plots)",
-}
 
 
 def _source(module: str) -> Path | None:
@@ -87,12 +85,6 @@ def _forbidden(module: str) -> bool:
     return module in FORBIDDEN_MODULES or any(module == f or module.startswith(f + ".") for f in FORBIDDEN)
 
 
-def _marked(modules: list[str]) -> list:
-    return [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=PENDING[m])) if m in PENDING else m for m in modules
-    ]
-
-
 def test_the_scan_sees_the_plots_and_finds_indirect_imports():
     assert {"qlandscape.plots.landscape", "qlandscape.plots.ntk", "qlandscape.plots.gradients"} <= set(PLOTS)
     # a compute module reaches torch through the Objective: the scan must see that
@@ -102,7 +94,7 @@ def test_the_scan_sees_the_plots_and_finds_indirect_imports():
     assert not _forbidden("qlandscape.core.errors") and not _forbidden("torchvision")
 
 
-@pytest.mark.parametrize("module", _marked(PLOTS))
+@pytest.mark.parametrize("module", PLOTS)
 def test_plots_module_imports_no_compute_code(module):
     bad = {name: chain for name, chain in _import_chains(module).items() if _forbidden(name)}
     assert not bad, "\n".join(" -> ".join(chain) for chain in bad.values())
@@ -115,7 +107,7 @@ def test_results_module_imports_no_compute_code(module):
 
 
 def test_importing_the_figures_loads_no_torch():
-    modules = [m for m in PLOTS if m not in PENDING] + RESULTS
+    modules = PLOTS + RESULTS
     code = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}:\n"

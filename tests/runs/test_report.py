@@ -11,18 +11,21 @@ import pytest
 from qlandscape import cli
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
+from qlandscape.metrics.sweeps import scaling_fit, series, split_axes, summary_table
 from qlandscape.runs.config import RunConfig
-from qlandscape.runs.report import scaling_fit, series, split_axes, summary_table, write_report
+from qlandscape.runs.report import run_summary, write_report
 from qlandscape.runs.run import execute_run
 from qlandscape.runs.sweep import run_sweep
+from qlandscape.runs.tables import load_runs
 
 BASE = dict(classes=[0, 1], max_train=30, max_test=20, qubits=2, patch_size=4, epochs=2, batch_size=10)
+FIELDS = RunConfig.fields()
 
 
 @pytest.fixture
 def no_run_figures(monkeypatch):
     # Per-run figures (drawn by the metric hooks) are not what this file tests, and cost ~1 s each.
-    monkeypatch.setattr("qlandscape.runs.metric_hooks._figure", lambda *args, **kwargs: None)
+    monkeypatch.setattr("qlandscape.runs.run.save_metric_figures", lambda *args, **kwargs: None)
 
 
 def fake_rows():
@@ -52,31 +55,31 @@ def fake_rows():
 
 def test_series_aggregates_seeds_and_absorbs_size_axes():
     rows = fake_rows()
-    s = series(rows, "hessian.lambda_max", "n_params", "n_patches")
+    s = series(rows, "hessian.lambda_max", "n_params", "n_patches", fields=FIELDS)
     assert s.line_labels == ("N = 1", "N = 4") and s.x.tolist() == [4, 8, 16, 32]
     first = 3.0 * np.array([1.0, 1.1, 1.2])
     assert s.mean[0] == pytest.approx(first.mean()) and s.std[0] == pytest.approx(first.std(ddof=1))
     assert (s.low[0], s.high[0]) == pytest.approx((3.0, 3.6)) and s.n.tolist() == [3, 3, 3, 3]
-    by_n = series(rows, "hessian.lambda_max", "n_patches", "params_per_circuit")
+    by_n = series(rows, "hessian.lambda_max", "n_patches", "params_per_circuit", fields=FIELDS)
     assert by_n.line_labels == ("L = 1 (4 params/circuit)", "L = 2 (8 params/circuit)")
     # a varying field that is not a size axis splits lines
     rows += [{**r, "id": r["id"] + "b", "lr": 0.1} for r in rows if r["status"] == "complete"]
-    assert split_axes(rows, "n_params", "n_patches") == ["lr"]
-    assert series(rows, "hessian.lambda_max", "n_params", "n_patches").line_labels == (
+    assert split_axes(rows, "n_params", "n_patches", fields=FIELDS) == ["lr"]
+    assert series(rows, "hessian.lambda_max", "n_params", "n_patches", fields=FIELDS).line_labels == (
         "N = 1, lr = 0.05",
         "N = 1, lr = 0.1",
         "N = 4, lr = 0.05",
         "N = 4, lr = 0.1",
     )
     with pytest.raises(ConfigError, match="test_accuracy"):
-        series(rows, "test_accuracy", "n_params")
+        series(rows, "test_accuracy", "n_params", fields=FIELDS)
 
 
 def test_scaling_fit_and_summary_table():
     rows = fake_rows()
-    fit = scaling_fit(rows, "hessian.lambda_max")
+    fit = scaling_fit(rows, "hessian.lambda_max", fields=FIELDS)
     assert [f.exponent for f in fit.fits] == pytest.approx([-0.5, -0.5])
-    table = summary_table(rows, ["hessian.lambda_max"])
+    table = summary_table(rows, ["hessian.lambda_max"], fields=FIELDS)
     assert [(t["layers"], t["patches"], t["n_runs"], t["n_complete"]) for t in table] == [
         (1, 1, 4, 3),
         (1, 4, 3, 3),
@@ -147,3 +150,31 @@ def test_report_of_classical_ntk_runs(tmp_path, no_run_figures):
 def test_report_of_an_empty_folder(tmp_path):
     with pytest.raises(ConfigError, match="no run directories"):
         write_report(tmp_path)
+
+
+def _fake_run(root, rid: str, config: dict, lambda_max: float) -> None:
+    (root / rid).mkdir(parents=True)
+    io.write_json(
+        root / rid / "run.json",
+        {
+            "id": rid,
+            "status": "complete",
+            "config": config,
+            "model": {"n_params": 8, "n_patches": 2, "params_per_circuit": 4},
+            "metrics": {"hessian.lambda_max": lambda_max},
+        },
+    )
+    io.write_npz(root / rid / "arrays.npz", {"trajectory": np.zeros((1, 8))})
+
+
+def test_report_groups_seeds_across_runs_written_before_later_fields(tmp_path):
+    # A run written before 'device' and 'schedule_unit' existed keeps its id, so a resumed sweep mixes both kinds.
+    new = RunConfig.from_dict({**BASE, "patches": 2, "layers": 1}).to_dict()
+    old = {k: v for k, v in new.items() if k not in ("device", "schedule_unit")}
+    for layers in (1, 2):
+        _fake_run(tmp_path, f"a{layers}", {**old, "layers": layers, "seed": 0}, 1.0 * layers)
+        _fake_run(tmp_path, f"b{layers}", {**new, "layers": layers, "seed": 1}, 2.0 * layers)
+        _fake_run(tmp_path, f"c{layers}", {**new, "layers": layers, "seed": 2}, 6.0 * layers)
+    table = run_summary(load_runs(tmp_path))
+    assert [(e["layers"], e["n_runs"]) for e in table] == [(1, 3), (2, 3)]
+    assert [e["hessian.lambda_max.mean"] for e in table] == pytest.approx([3.0, 6.0])

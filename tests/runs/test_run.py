@@ -1,45 +1,28 @@
-"""Run configs, run directories and the command line."""
+"""Run directories: training into one, reading it back (also one written by qlandscape 0.1), failures, and metrics
+added then or later."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from qlandscape import cli
+from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
-from qlandscape.runs.config import RunConfig, load_config, parse_override
-from qlandscape.runs.run import execute_run, is_complete, load_run
+from qlandscape.runs.config import RunConfig, load_config
+from qlandscape.runs.layout import is_complete
+from qlandscape.runs.run import execute_run, load_run, run_metric
 
 TINY = dict(
     classes=[0, 1], max_train=40, max_test=20, qubits=2, layers=1, patch_size=4, stride=4, epochs=1, batch_size=10
 )
-
-
-def test_config_hash_is_stable_and_sensitive():
-    a, b = RunConfig.from_dict(TINY), RunConfig.from_dict(dict(TINY))
-    assert a.run_id() == b.run_id() and len(a.run_id()) == 12
-    assert a.replace(seed=1).run_id() != a.run_id()
-
-
-@pytest.mark.parametrize(
-    "field,value",
-    [
-        ("model", "transformer"),
-        ("qubits", 0),
-        ("patch_size", -1),
-        ("lr", 0.0),
-        ("test_fraction", 1.5),
-        ("classes", [3]),
-        ("optimizer", "lbfgs"),
-        ("schedule_unit", "batch"),
-        ("colour", "red"),
-    ],
+TINY_PATCHES = dict(
+    classes=[0, 1], max_train=30, max_test=20, qubits=2, layers=1, patch_size=4, patches=2, epochs=1, batch_size=10
 )
-def test_bad_config_names_value(field, value):
-    with pytest.raises(ConfigError) as err:
-        RunConfig.from_dict({field: value})
-    assert str(value).strip("[]") in str(err.value) and field in str(err.value)
+RUN_0_1 = Path(__file__).parent / "data" / "v0_1_run" / "0307e95d34d7"
 
 
 def test_run_directory_roundtrip(tmp_path):
@@ -66,44 +49,76 @@ def test_failed_run_is_recorded(tmp_path):
     assert info["status"] == "failed" and "42" in info["error"]
 
 
-def test_toml_config_and_overrides(tmp_path):
-    path = tmp_path / "c.toml"
-    path.write_text("qubits = 3\nclasses = [0, 1, 2]\n[metrics]\n")
-    config = load_config(path)
-    assert config.qubits == 3 and config.classes == (0, 1, 2)
-    assert parse_override("classes=[1,7]") == ("classes", [1, 7])
-    assert parse_override("backend=default.qubit") == ("backend", "default.qubit")
-    with pytest.raises(ConfigError, match="nope.toml"):
-        load_config(tmp_path / "nope.toml")
+@pytest.mark.parametrize(
+    "metrics,needle",
+    [
+        ({"hessian": {"tpo_k": 3}}, "metrics.hessian.tpo_k"),
+        ({"hessian": {"method": "dens"}}, "metrics.hessian.method"),
+        ({"hessian": {"split": "tset"}}, "metrics.hessian.split"),
+        ({"hessian": {"density": "yes"}}, "metrics.hessian.density"),
+        ({"landscape": {"normalization": "filtre"}}, "metrics.landscape.normalization"),
+        ({"landscape": {"splits": ["trian"]}}, "metrics.landscape.splits"),
+        ({"landscape": {"grid": "x"}}, "metrics.landscape.grid"),
+        ({"ntk": {"subset": 1000}}, "metrics.ntk.subset"),
+        ({"hessian": {"method": "dense", "max_params": 2}}, "metrics.hessian.method"),
+    ],
+)
+def test_run_checks_metric_settings_before_training(tmp_path, monkeypatch, metrics, needle):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the metric settings were checked")
+
+    monkeypatch.setattr("qlandscape.runs.run.train", no_training)
+    with pytest.raises(ConfigError) as err:
+        execute_run(RunConfig(**{**TINY_PATCHES, "metrics": metrics}), tmp_path)
+    assert needle in str(err.value)
 
 
-def test_cli_run_and_circuits(tmp_path, capsys):
-    args = ["run", "--out", str(tmp_path), "--quiet"] + [f"--set={k}={json.dumps(v)}" for k, v in TINY.items()]
-    assert cli.main(args) == 0
-    out = capsys.readouterr().out
-    assert "test accuracy" in out
-    assert cli.main(["circuits", "--qubits", "3"]) == 0
-    assert "strongly_entangling" in capsys.readouterr().out
-    assert cli.main(["run", "--out", str(tmp_path), "--qubits", "0"]) == 2
-    assert "qubits" in capsys.readouterr().err
+def test_metric_computed_again_replaces_the_earlier_one(tmp_path):
+    config = RunConfig.from_dict({**TINY_PATCHES, "metrics": {"hessian": {"structure": True, "figures": False}}})
+    path = execute_run(config, tmp_path)
+    assert (path / "results" / "hessian_structure.json").exists()
+    scalars = run_metric(path, "hessian", {"point": "init", "density": False, "figures": False})
+    info = io.read_json(path / "run.json")
+    hessian_keys = {k for k in info["metrics"] if k.startswith("hessian.")}
+    assert hessian_keys == set(scalars)
+    assert not any(k.startswith("hessian.structure") for k in hessian_keys)
+    assert not any(k.startswith(("hessian.structure", "hessian.density")) for k in io.read_npz(path / "arrays.npz"))
+    assert not (path / "results" / "hessian_structure.json").exists()
+    assert not (path / "results" / "hessian_density.json").exists()
+    assert (path / "results" / "hessian_spectrum.json").exists()
 
 
-def test_run_ids_survive_fields_added_later():
-    """Ids hash the whole config, except fields added after the first release while at their default, so run
-    directories written before schedule_unit existed keep their names and old sweeps still resume."""
-    assert RunConfig().run_id() == "502ac814add8"
-    assert RunConfig(model="mlp", seed=3).run_id() == "a6fed072fbbf"
-    assert RunConfig(schedule_unit="epoch").run_id() != RunConfig().run_id()
+def test_a_run_directory_written_by_0_1_loads_with_its_numbers():
+    info = io.read_json(RUN_0_1 / "run.json")
+    assert info["versions"]["qlandscape"] == "0.1.0"
+    run = load_run(RUN_0_1)
+    # the same config, the same id, and the config file it came from gives that id today
+    assert run.config.to_dict() == info["config"] and run.config.run_id() == RUN_0_1.name
+    assert load_config(RUN_0_1.parent / "config.toml").run_id() == RUN_0_1.name
+    # what 0.1 wrote, read back
+    assert info["metrics"]["test_accuracy"] == 0.6 and info["metrics"]["train_loss"] == 0.8197627148573816
+    np.testing.assert_array_equal(run.result.train_loss, io.read_npz(RUN_0_1 / "arrays.npz")["train_loss"])
+    assert run.result.trajectory.shape == (3, info["model"]["n_params"])
+    # the data and the model rebuilt today, at the final parameters, give the losses and accuracy 0.1 recorded
+    train, test = run.objective("train"), run.objective("test")
+    assert float(train.loss()) == pytest.approx(info["metrics"]["train_loss"], rel=1e-12, abs=1e-14)
+    assert float(test.loss()) == pytest.approx(info["metrics"]["test_loss"], rel=1e-12, abs=1e-14)
+    assert test.accuracy() == info["metrics"]["test_accuracy"]
 
 
-def test_whole_numbers_in_float_fields_give_one_run_id():
-    """lr = 1 and lr = 1.0 are the same setting, so the same run (a sweep's grid [1, 1.0] is one run)."""
-    from qlandscape.runs.config import RunConfig
-
-    assert RunConfig(lr=1).run_id() == RunConfig(lr=1.0).run_id()
-    assert (
-        RunConfig.from_dict({"angle_range": [0, 3], "output_scale": 5}).run_id()
-        == RunConfig.from_dict({"angle_range": [0.0, 3.0], "output_scale": 5.0}).run_id()
-    )
-    assert RunConfig(lr=1).lr == 1.0 and isinstance(RunConfig(lr=1).lr, float)
-    assert RunConfig().run_id() == "502ac814add8"  # defaults are floats already: old ids are kept
+def test_a_metric_is_added_to_a_copy_of_a_0_1_run_directory(tmp_path):
+    path = Path(shutil.copytree(RUN_0_1, tmp_path / RUN_0_1.name))
+    before = io.read_json(path / "run.json")["metrics"]
+    # the Hessian computed today at the final point is the one 0.1 recorded
+    again = run_metric(path, "hessian", {"density": False, "figures": False})
+    for key in ("lambda_max", "lambda_min", "trace"):
+        assert again[f"hessian.{key}"] == pytest.approx(before[f"hessian.{key}"], rel=1e-9, abs=1e-12)
+    scalars = run_metric(path, "landscape", {"grid": 3, "figures": False})
+    info = io.read_json(path / "run.json")
+    assert info["metrics"]["landscape.grid"] == 3 and info["metrics"]["test_accuracy"] == before["test_accuracy"]
+    assert {k for k in info["metrics"] if k.startswith("hessian.")} == {k for k in again}
+    # the centre of the slice is the final point, on the training split: the training loss 0.1 recorded
+    assert scalars["landscape.center_loss"] == pytest.approx(before["train_loss"], rel=1e-12)
+    assert io.read_npz(path / "arrays.npz")["landscape.losses"].shape == (1, 3, 3)
+    assert (path / "results" / "landscape.json").exists()
+    assert load_run(path).info["metrics"]["landscape.center_loss"] == scalars["landscape.center_loss"]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,13 @@ import pytest
 from qlandscape import cli
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
-from qlandscape.runs.run import METRIC_HOOKS, _load_metric_hooks, is_complete
+from qlandscape.runs import registry
+from qlandscape.runs.layout import is_complete
+from qlandscape.runs.metric_spec import MetricOutput, MetricSpec
 from qlandscape.runs.sweep import load_sweep, run_sweep, sweep_from_dict
 from qlandscape.runs.tables import load_runs, write_csv
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE = """[base]
 classes = [0, 1]
 max_train = 30
@@ -128,15 +131,18 @@ def test_in_process_sweep_manifest_rows_and_reuse(tmp_path, capsys):
     assert "4 complete, 0 failed" in capsys.readouterr().out
 
 
-def test_failed_run_is_recorded_and_others_go_on(tmp_path, monkeypatch):
-    _load_metric_hooks()
+@dataclass(frozen=True)
+class _NoSettings:
+    pass
 
+
+def test_failed_run_is_recorded_and_others_go_on(tmp_path, monkeypatch):
     def explode(run, settings):
         if run.config.layers == 2:
             raise RuntimeError("boom at two layers")
-        return {"explode.ok": 1.0}, {}
+        return MetricOutput({"explode.ok": 1.0})
 
-    monkeypatch.setitem(METRIC_HOOKS, "explode", explode)
+    monkeypatch.setitem(registry._SPECS, "explode", MetricSpec("explode", "fails at two layers", _NoSettings, explode))
     sweep = {"base": {**BASE_DICT, "metrics": {"explode": {}}}, "grid": {"layers": [2, 1, 3]}}
     rows = run_sweep(sweep, tmp_path, workers=1, progress=False)
     assert [r["status"] for r in rows] == ["failed", "complete", "complete"]
@@ -208,7 +214,7 @@ def test_dask_local_cluster_matches_local_executor(tmp_path):
     ):
         remote = run_sweep(sweep, tmp_path / "dask", dask=client, progress=False)
     assert [r["id"] for r in remote] == [r["id"] for r in local]
-    for a, b in zip(local, remote):
+    for a, b in zip(local, remote, strict=True):
         assert b["status"] == "complete"
         for key in ("train_loss", "test_loss", "test_accuracy", "n_params"):
             assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-12)
@@ -235,3 +241,58 @@ def test_zip_axes_advance_together():
         sweep_from_dict({"base": BASE_DICT, "zip": {"layers": [1, 2], "lr": [0.1]}})
     with pytest.raises(ConfigError, match="zip.seed"):
         sweep_from_dict({"base": BASE_DICT, "grid": {"seed": [0, 1]}, "zip": {"seed": [3]}})
+
+
+@pytest.mark.parametrize(
+    "base,grid,needle",
+    [
+        ({"metrics": {"landscape": {"normalization": "filtre"}}}, {"seed": [0, 1]}, "metrics.landscape.normalization"),
+        ({"metrics": {"hessian": {"method": "dens"}}}, {"seed": [0, 1]}, "metrics.hessian.method"),
+        ({}, {"ansatz": ["hea", "heaa"]}, "ansatz = 'heaa'"),
+        ({}, {"backend": ["torch", "default.qbit"]}, "backend = 'default.qbit'"),
+        ({}, {"output_scale": [1.0, "x"]}, "output_scale = 'x'"),
+    ],
+)
+def test_sweep_rejects_bad_values_before_any_run(base, grid, needle):
+    with pytest.raises(ConfigError) as err:
+        sweep_from_dict({"base": {**BASE_DICT, **base}, "grid": grid})
+    assert needle in str(err.value)
+
+
+def test_sigkilled_sweep_leaves_no_worker_processes(tmp_path):
+    sweep = tmp_path / "sweep.toml"
+    base = "\n".join(f"{k} = {json.dumps(v)}" for k, v in {**BASE_DICT, "epochs": 20, "max_train": 100}.items())
+    sweep.write_text(f"[base]\n{base}\n[grid]\nseed = [0, 1, 2, 3, 4, 5, 6, 7]\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qlandscape.cli", "sweep", str(sweep), "--out", str(out), "--workers", "2", "--quiet"],
+        cwd=ROOT,
+        start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if any(io.read_json(p).get("status") == "running" for p in out.glob("*/run.json")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before it could be killed"
+    proc.kill()
+    proc.wait()
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                os.killpg(proc.pid, 0)  # anything left in the sweep's process group?
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("worker processes outlived the SIGKILLed sweep")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

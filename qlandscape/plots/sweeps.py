@@ -1,42 +1,18 @@
-"""Figures of a sweep report (metrics against model size, power-law fits, landscape and spectral-density grids,
-NTK curves) and its page. Each figure function takes result objects of :mod:`qlandscape.report` and returns the
-Figure; :func:`report_page` lays out the Markdown / HTML page."""
+"""Figures of a sweep report: metrics against model size, power-law fits, landscape and spectral-density grids, NTK
+curves. Each function takes result objects of :mod:`qlandscape.metrics.sweeps` and returns the Figure."""
 
 from __future__ import annotations
 
-import base64
-import html
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from qlandscape.metrics.sweeps import AXIS_LABELS, KernelCurves, ResultGrid, ScalingFit, SweepSeries
 from qlandscape.plots import axes_or_new
 from qlandscape.plots.landscape import describe_directions, loss_label
-from qlandscape.runs.report import (
-    AXIS_LABELS,
-    REPLICATE_AXES,
-    SUMMARY_METRICS,
-    KernelCurves,
-    ResultGrid,
-    ScalingFit,
-    SweepSeries,
-    complete_rows,
-    varying_axes,
-)
-
-SHORT = {
-    "hessian.lambda_max": "λ_max",
-    "hessian.trace": "tr H",
-    "test_accuracy": "test accuracy",
-    "hessian.structure.lambda_max_normalised": "λ_max / (c²/N)",
-}
 
 
 def _axis_name(axis: str) -> str:
@@ -66,7 +42,7 @@ def plot_series(series: SweepSeries, ax: Axes | None = None, *, title: str | Non
             ax.minorticks_off()
     if series.metric != "test_accuracy" and _wide(np.concatenate([series.low, series.high])):
         ax.set_yscale("log")
-    name = SHORT.get(series.metric, series.metric)
+    name = series.label
     ax.set_xlabel(_axis_name(series.x_axis))
     ax.set_ylabel(name)
     n = f"{series.n.min()}" if series.n.min() == series.n.max() else f"{series.n.min()}–{series.n.max()}"
@@ -78,7 +54,7 @@ def plot_series(series: SweepSeries, ax: Axes | None = None, *, title: str | Non
 def plot_series_panels(panels: Sequence[SweepSeries], titles: Mapping[str, str] | None = None) -> Figure:
     """Several metrics against the same axes side by side, one shared legend below."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), layout="constrained", squeeze=False)
-    for ax, s in zip(axes[0], panels):
+    for ax, s in zip(axes[0], panels, strict=True):
         plot_series(s, ax, title=(titles or {}).get(s.metric, s.metric))
     handles, labels = axes[0][0].get_legend_handles_labels()
     what = panels[0].line_axis
@@ -102,7 +78,7 @@ def plot_scaling(fit: ScalingFit, ax: Axes | None = None) -> Figure:
     """Every run's value against x on log-log axes, with each line's fitted power law and its exponent."""
     ax = axes_or_new(ax, (5.2, 4.2))
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, max(len(fit.line_labels), 1)))
-    for i, (label, pl) in enumerate(zip(fit.line_labels, fit.fits)):
+    for i, (label, pl) in enumerate(zip(fit.line_labels, fit.fits, strict=True)):
         keep = fit.line == i
         text = (
             label if pl is None else (f"{label}: b = {pl.exponent:.2f} [{pl.exponent_low:.2f}, {pl.exponent_high:.2f}]")
@@ -117,7 +93,7 @@ def plot_scaling(fit: ScalingFit, ax: Axes | None = None) -> Figure:
     if ticks.size <= 10:
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
-    name = SHORT.get(fit.metric, fit.metric)
+    name = fit.label
     ax.set_xlabel(_axis_name(fit.x_axis))
     ax.set_ylabel(f"{name} (log)")
     ax.set_title(f"{name} vs {_axis_name(fit.x_axis)}: fit a·N^b per line (95% CI on b)", fontsize="medium")
@@ -129,7 +105,7 @@ def plot_scaling(fit: ScalingFit, ax: Axes | None = None) -> Figure:
 def plot_scaling_panels(fits: Sequence[ScalingFit]) -> Figure:
     """Several :func:`plot_scaling` panels side by side."""
     fig, axes = plt.subplots(1, len(fits), figsize=(5.4 * len(fits), 4.4), layout="constrained", squeeze=False)
-    for ax, fit in zip(axes[0], fits):
+    for ax, fit in zip(axes[0], fits, strict=True):
         plot_scaling(fit, ax)
     return fig
 
@@ -210,9 +186,9 @@ def plot_kernel_curves(curves: KernelCurves) -> Figure:
     """NTK distance from initialisation, kernel velocity and kernel-machine test accuracy against epochs."""
     fig, axes = plt.subplots(1, 3, figsize=(14.0, 4.0), layout="constrained")
     labels = list(dict.fromkeys(curves.labels))
-    colours = dict(zip(labels, plt.get_cmap("tab10")(np.arange(len(labels)) % 10)))
+    colours = dict(zip(labels, plt.get_cmap("tab10")(np.arange(len(labels)) % 10), strict=True))
     seen: set[str] = set()
-    for label, evo, machine in zip(curves.labels, curves.evolutions, curves.machines):
+    for label, evo, machine in zip(curves.labels, curves.evolutions, curves.machines, strict=True):
         kw = dict(color=colours[label], lw=1.2, alpha=0.85, label=None if label in seen else label)
         seen.add(label)
         axes[0].plot(evo.times, evo.distance_from_init, marker=".", **kw)
@@ -224,6 +200,7 @@ def plot_kernel_curves(curves: KernelCurves) -> Figure:
         axes,
         ("kernel distance S(0, t)", "kernel velocity", "test accuracy"),
         ("NTK distance from initialisation", "kernel velocity", "kernel machine (solid) vs network (dashed)"),
+        strict=True,
     ):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
@@ -232,107 +209,3 @@ def plot_kernel_curves(curves: KernelCurves) -> Figure:
     axes[0].legend(fontsize="x-small")
     fig.suptitle("Neural tangent kernel during training (one curve per run; colour: group)")
     return fig
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-@dataclass
-class ReportPage:
-    """The report page: intro lines, figures (caption, PNG path), the summary table, failed runs."""
-
-    title: str
-    intro: list[str]
-    header: list[str]
-    table: list[list[str]]
-    figures: list[tuple[str, Path]]
-    failures: list[tuple[str, str]]
-
-    def markdown(self, base: Path) -> str:
-        """Markdown with the figures linked relative to ``base``."""
-        lines = [f"# {self.title}", "", *self.intro, ""]
-        for caption, png in self.figures:
-            lines += [f"## {caption}", "", f"![{caption}]({png.relative_to(base).as_posix()})", ""]
-        lines += [
-            "## Summary (mean ± std over seeds)",
-            "",
-            "| " + " | ".join(self.header) + " |",
-            "|" + "---|" * len(self.header),
-        ]
-        lines += ["| " + " | ".join(row) + " |" for row in self.table]
-        if self.failures:
-            lines += ["", "## Failed runs", ""] + [f"- `{rid}`: {err}" for rid, err in self.failures]
-        return "\n".join(lines) + "\n"
-
-    def html(self) -> str:
-        """One self-contained HTML file: the PNGs embedded as base64."""
-        esc = html.escape
-        parts = [
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(self.title)}</title><style>"
-            "body{font-family:sans-serif;max-width:1200px;margin:auto}img{max-width:100%}"
-            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-            "</style></head><body>",
-            f"<h1>{esc(self.title)}</h1>",
-        ]
-        parts += [f"<p>{esc(p)}</p>" for p in self.intro]
-        for caption, png in self.figures:
-            data = base64.b64encode(png.read_bytes()).decode()
-            parts.append(f"<h2>{esc(caption)}</h2><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>")
-        parts.append(
-            "<h2>Summary (mean ± std over seeds)</h2><table><tr>"
-            + "".join(f"<th>{esc(h)}</th>" for h in self.header)
-            + "</tr>"
-        )
-        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.table]
-        parts.append("</table>")
-        if self.failures:
-            parts.append(
-                "<h2>Failed runs</h2><ul>"
-                + "".join(f"<li><code>{esc(r)}</code>: {esc(e)}</li>" for r, e in self.failures)
-                + "</ul>"
-            )
-        return "".join(parts) + "</body></html>\n"
-
-
-def report_page(
-    directory: Path, rows: list[dict], summary: list[dict], figures: list[tuple[str, Path]], fits: dict
-) -> ReportPage:
-    """The page of :func:`qlandscape.report.write_report` (rendered with ``.markdown(base)`` / ``.html()``)."""
-    axes = varying_axes(rows)
-    done = complete_rows(rows)
-    failures = [(r["id"], str(r.get("error") or r["status"])) for r in rows if r["status"] != "complete"]
-    intro = [
-        f"{len(rows)} runs below `{directory}` ({len(done)} complete, {len(failures)} not); varying: "
-        f"{', '.join(axes) or 'nothing'}; replicates: "
-        f"{', '.join(a for a in REPLICATE_AXES if a in varying_axes(rows, replicates=True)) or 'none'}. "
-        "All runs: runs.csv; groups: summary.csv."
-    ]
-    for metric, per_line in fits.items():
-        text = "; ".join(
-            f"{lab}: exponent {f['exponent']:.3f} [{f['exponent_low']:.3f}, {f['exponent_high']:.3f}]"
-            for lab, f in per_line.items()
-            if f is not None
-        )
-        if text:
-            intro.append(f"Power law {metric} ∝ N^b (95% CI): {text}.")
-    facts = [f for f in ("n_params", "n_patches") if any(s.get(f) is not None for s in summary)]
-    metrics = [m for m in SUMMARY_METRICS if any(f"{m}.mean" in s for s in summary)]
-    header = axes + facts + ["runs"] + metrics
-    table = []
-    for s in summary:
-        cells = [_fmt(s.get(a)) for a in axes + facts] + [f"{s['n_complete']}/{s['n_runs']}"]
-        cells += [
-            f"{_fmt(s[m + '.mean'])} ± {_fmt(s[m + '.std'])}" if not math.isnan(s[m + ".mean"]) else "" for m in metrics
-        ]
-        table.append(cells)
-    return ReportPage(
-        title=f"Sweep report: {directory.name}",
-        intro=intro,
-        header=header,
-        table=table,
-        figures=figures,
-        failures=failures,
-    )

@@ -1,0 +1,2 @@
+"""The built-in run metrics, one module each (hessian, landscape, ntk); :mod:`qlandscape.runs.registry` registers
+them."""
