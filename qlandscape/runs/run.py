@@ -27,9 +27,9 @@ import qlandscape
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
-from qlandscape.models.qnn import PatchQNN
 from qlandscape.data.datasets import Dataset, to_torch
 from qlandscape.models.config import build_model, count_parameters
+from qlandscape.models.qnn import PatchQNN
 from qlandscape.plots import save_figure
 from qlandscape.runs.config import RunConfig
 from qlandscape.runs.layout import ARRAYS_FILE, FIGURES_DIR, RESULTS_DIR, RUN_FILE, is_complete

@@ -374,7 +374,7 @@ def _mark_failed(path: Path, error: str, status: str = "failed") -> None:
 
 def _run_dask(todo: list[RunConfig], out: Path, dask: Any, workers: int | None, finished) -> None:
     try:  # Dask is an optional dependency (the extra qlandscape[dask]): imported only when a sweep asks for it
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster, as_completed  # noqa: PLC0415 (optional dependency)
     except ImportError as exc:
         raise ConfigError(
             "dask", dask, "needs the optional extra: pip install 'qlandscape[dask]' (dask.distributed is not installed)"

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
-from qlandscape.metrics.landscape.connectivity import Interpolation, interpolate, interpolate_with_bn_reset
 from qlandscape.models import build_model, count_parameters
 from qlandscape.models.classical import CNN, MLP, build_classical, recompute_bn_statistics
 from qlandscape.runs.config import RunConfig
