@@ -22,6 +22,7 @@ from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError
 from qlandscape.sim.circuits import Circuit
 from qlandscape.sim.engine import simulate, simulate_patch_mean
+from qlandscape.sim.gates import entangler, rotation
 
 ENGINE = "torch"
 # Devices whose QNodes differentiate by backprop; others use adjoint (first order) or parameter shift.
@@ -172,19 +173,20 @@ def _qnode(circuit: Circuit, device: str, diff_method: str, scale: float):
     import pennylane as qml
 
     dev = qml.device(device, wires=circuit.n_qubits)
-    gate_types = {"RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ, "CNOT": qml.CNOT, "CZ": qml.CZ}
+    # each gate's PennyLane operation, from the gate table, once per QNode
+    ops = [getattr(qml, (entangler(g.name) if g.source is None else rotation(g.name)).pennylane) for g in circuit.gates]
     paulis = {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ}
     kwargs = {"max_diff": 2} if diff_method in ("parameter-shift", "finite-diff") else {}
 
     @qml.qnode(dev, interface="torch", diff_method=diff_method, **kwargs)
     def run(params: Tensor, features: Tensor):
-        for gate in circuit.gates:
+        for op, gate in zip(ops, circuit.gates, strict=True):
             if gate.source == "param":
-                gate_types[gate.name](params[..., gate.index], wires=gate.wires[0])
+                op(params[..., gate.index], wires=gate.wires[0])
             elif gate.source == "feature":
-                gate_types[gate.name](scale * features[..., gate.index], wires=gate.wires[0])
+                op(scale * features[..., gate.index], wires=gate.wires[0])
             else:
-                gate_types[gate.name](wires=list(gate.wires))
+                op(wires=list(gate.wires))
         return [qml.expval(paulis[p](w)) for p, w in circuit.observables]
 
     if kwargs:

@@ -16,9 +16,10 @@ and a list of ``[[block]]`` tables, applied in order:
     qubit, then the entangler. ``reupload = true`` re-reads the same features in every repetition (data
     re-uploading). ``skip_last_entangler = true`` leaves out the entangler of the last repetition.
 
-Gates: RX, RY, RZ (rotations); entanglers: CNOT, CZ or none; patterns: chain, ring, all-to-all, strong (CNOT
-i -> i + r with the range r cycling through 1 .. n-1 with the repetition index, as in StronglyEntanglingLayers).
-Wire 0 is the most significant qubit, as in PennyLane.
+Gates: the rotations (RX, RY, RZ) and entanglers (CNOT, CZ, or none) of the gate table,
+:mod:`qlandscape.sim.gates`; patterns: chain, ring, all-to-all, strong (entangler i -> i + r with the range r
+cycling through 1 .. n-1 with the repetition index, as in StronglyEntanglingLayers). Wire 0 is the most
+significant qubit, as in PennyLane.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ import torch
 
 from qlandscape.core.errors import ConfigError, check_positive_int, is_finite_number
 from qlandscape.core.io import read_toml
+from qlandscape.sim.gates import entangler_names, rotation_names
 
-ROTATIONS = ("RX", "RY", "RZ")
-ENTANGLERS = ("CNOT", "CZ", "none")
+NO_ENTANGLER = "none"
 PATTERNS = ("chain", "ring", "all-to-all", "strong")
 PAULIS = ("X", "Y", "Z")
 BLOCK_TYPES = ("encode", "layers")
@@ -200,7 +201,7 @@ class _Builder:
 
     def _entangle(self, gate: str, pattern: str, repetition: int) -> None:
         n = self.n
-        if gate == "none" or n < 2:
+        if gate == NO_ENTANGLER or n < 2:
             return
         if pattern == "chain":
             pairs = [(i, i + 1) for i in range(n - 1)]
@@ -222,7 +223,7 @@ class _Builder:
             for token in sequences[f % len(sequences)]:
                 self._token(token, wire, start + f if token.startswith("x:") else None)
         self.cursor = start + k * self.n
-        self._entangle(block.get("entangler", "none"), block.get("pattern", "ring"), 0)
+        self._entangle(block.get("entangler", NO_ENTANGLER), block.get("pattern", "ring"), 0)
 
     def layers(self, block: dict, n_layers: int) -> None:
         repeat = n_layers if block.get("repeat", "layers") == "layers" else int(block["repeat"])
@@ -242,7 +243,7 @@ class _Builder:
             self.cursor = base + used
             last = rep == repeat - 1
             if not (last and block.get("skip_last_entangler", False)):
-                self._entangle(block.get("entangler", "none"), block.get("pattern", "ring"), rep)
+                self._entangle(block.get("entangler", NO_ENTANGLER), block.get("pattern", "ring"), rep)
 
 
 def _qubit_list(value: Any, source: str) -> tuple[int, ...]:
@@ -286,10 +287,11 @@ def _validate_init(init: Any, source: str) -> dict:
 def _validate_tokens(tokens: Any, where: str, source: str) -> None:
     if not isinstance(tokens, list) or not tokens:
         raise ConfigError(where, tokens, "expected a non-empty list of gate names like 'RY' or 'x:RX'", source=source)
+    rotations = rotation_names()
     for token in tokens:
         gate = token[2:] if isinstance(token, str) and token.startswith("x:") else token
-        if gate not in ROTATIONS:
-            raise ConfigError(where, token, f"expected gates among {ROTATIONS} (prefix 'x:' for data)", source=source)
+        if gate not in rotations:
+            raise ConfigError(where, token, f"expected gates among {rotations} (prefix 'x:' for data)", source=source)
 
 
 def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
@@ -338,8 +340,9 @@ def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
         for flag in ("reupload", "skip_last_entangler"):
             if flag in block and not isinstance(block[flag], bool):  # "false" is a true-ish string
                 raise ConfigError(f"{where}.{flag}", block[flag], "expected true or false", source=source)
-        if block.get("entangler", "none") not in ENTANGLERS:
-            raise ConfigError(f"{where}.entangler", block["entangler"], f"expected one of {ENTANGLERS}", source=source)
+        entanglers = (*entangler_names(), NO_ENTANGLER)
+        if block.get("entangler", NO_ENTANGLER) not in entanglers:
+            raise ConfigError(f"{where}.entangler", block["entangler"], f"expected one of {entanglers}", source=source)
         if block.get("pattern", "ring") not in PATTERNS:
             raise ConfigError(f"{where}.pattern", block["pattern"], f"expected one of {PATTERNS}", source=source)
         if block.get("order", "qubit") not in ("qubit", "round-robin"):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from qlandscape.sim.gates import Rotation
 from qlandscape.sim.lowering import Gather, SignatureGather, Stack
 
 
@@ -42,19 +43,29 @@ def group_sizes(n: int) -> tuple[int, ...]:
     return tuple(base + (1 if i < extra else 0) for i in range(k))
 
 
-def rotations(name: str, angle: Tensor, cdtype: torch.dtype) -> Tensor:
-    """Rotation matrices ``(..., 2, 2)`` for angles ``(...)``; real for RY when ``cdtype`` is real."""
+def rotations(gate: Rotation, angle: Tensor, cdtype: torch.dtype) -> Tensor:
+    """Matrices ``(..., 2, 2)`` of rotation ``gate`` at angles ``(...)``; real when the gate's matrices are real and
+    ``cdtype`` is real. Each entry is one of the gate's precomputed terms (``cos``, ``sin``, ``-sin``, 0, ...), so a
+    batch of matrices is one stack (two for complex ones), with no branch on the gate's name."""
     half = angle / 2
     c, s = torch.cos(half), torch.sin(half)
-    if name == "RY":
-        return torch.stack((c, -s, s, c), dim=-1).reshape(*angle.shape, 2, 2).to(cdtype)
-    zero = torch.zeros_like(c)
-    real = torch.stack((c, zero, zero, c), dim=-1)
-    if name == "RX":
-        imag = torch.stack((zero, -s, -s, zero), dim=-1)
-    else:  # RZ = diag(e^{-i a/2}, e^{i a/2})
-        imag = torch.stack((-s, zero, zero, s), dim=-1)
+    terms = [_term(cos_coef, sin_coef, c, s) for cos_coef, sin_coef in gate.terms]
+    real = torch.stack([terms[i] for i in gate.real_entries], dim=-1)
+    if gate.real:
+        return real.reshape(*angle.shape, 2, 2).to(cdtype)
+    imag = torch.stack([terms[i] for i in gate.imag_entries], dim=-1)
     return torch.complex(real, imag).reshape(*angle.shape, 2, 2).to(cdtype)
+
+
+def _term(cos_coef: float, sin_coef: float, c: Tensor, s: Tensor) -> Tensor:
+    """``cos_coef * c + sin_coef * s`` for one of a rotation's terms: ``c`` itself on the diagonal's real part (the
+    generator is anti-Hermitian, so its diagonal is imaginary), a multiple of ``s`` everywhere else, without
+    arithmetic for the 0 and ±1 of Pauli rotations."""
+    if cos_coef:
+        return c
+    if sin_coef == 0:
+        return torch.zeros_like(c)
+    return s if sin_coef == 1 else -s if sin_coef == -1 else sin_coef * s
 
 
 def angles(source: Tensor, gather: Gather) -> Tensor:
@@ -140,7 +151,7 @@ def layer_columns(stack: Stack, params: Tensor, features: Tensor, scale: float, 
     if stack.real:
         cdtype = params.dtype
     c, s = _half_angle_cos_sin(combined, params, features, scale)
-    if combined.generators.shape[0] == 1 and stack.real:  # RY|0> = (cos, sin)
+    if combined.cos_sin_column and stack.real:  # RY|0> = (cos, sin)
         columns = torch.stack((c[..., 0], s[..., 0]), dim=-1)
     else:
         first = constant(combined.first_column, c.device, cdtype)
@@ -168,17 +179,17 @@ def layer_matrices(stack: Stack, params: Tensor, features: Tensor, scale: float,
     if stack.real:
         cdtype = params.dtype
     blocks = []
-    for (key, gathers), combined in zip(stack.signatures, stack.combined):
+    for (key, gathers), gates, combined in zip(stack.signatures, stack.rotations, stack.combined, strict=True):
         if combined is not None:
             blocks.append(_signature_matrices(combined, params, features, scale, cdtype))
             continue
         m = None
-        for (name, source), gather in zip(key, gathers):
+        for (_, source), gather, gate in zip(key, gathers, gates, strict=True):
             if source == "param":  # (*K, 1, P, F, W): shared by every sample
                 angle = angles(params, gather).unsqueeze(-4)
             else:  # (B, P, F, W)
                 angle = scale * angles(features, gather)
-            u = rotations(name, angle, cdtype)
+            u = rotations(gate, angle, cdtype)
             m = u if m is None else u @ m  # later gates act after earlier ones
         blocks.append(m)
     if len(blocks) > 1:

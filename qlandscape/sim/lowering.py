@@ -3,8 +3,9 @@
 :func:`lower` turns the gate list into two instructions:
 
 * ``fused``: all single-qubit rotations on one wire between two entangling steps (a batched 2x2 matrix later);
-* ``permute``: a run of consecutive CNOT/CZ gates composed into one basis permutation and one sign vector
-  (a gather and a multiply, never a dense 2**n x 2**n matrix).
+* ``permute``: a run of consecutive entanglers (CNOT, CZ: signed permutations, see :mod:`qlandscape.sim.gates`)
+  composed into one basis permutation and one sign vector (a gather and a multiply, never a dense 2**n x 2**n
+  matrix).
 
 :func:`plan` then groups the fused steps between two entangler runs into one :class:`Layer` (all wires at once)
 and, with Z-only readout, folds the trailing entangler run into the readout matrix and drops the phases that
@@ -23,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from qlandscape.sim.circuits import Circuit, Gate
+from qlandscape.sim.gates import Rotation, entangler, rotation
 
 BLOCK_MAX_QUBITS = 6  # a block is a dense (2**n)^2 matrix per (point, patch): worth it only for small circuits
 
@@ -53,22 +55,33 @@ def bit(indices: np.ndarray, wire: int, n: int) -> np.ndarray:
 
 
 def _compose_entanglers(gates: list[Gate], n: int) -> Permute:
+    """One signed permutation for a run of entanglers: basis state i ends up at ``image[i]`` with ``sign[i]``."""
     basis = np.arange(2**n)
     image = basis.copy()
     sign = np.ones(2**n)
     for gate in gates:
+        action = entangler(gate.name)
         a, b = gate.wires
-        if gate.name == "CZ":
-            sign = sign * np.where(bit(image, a, n) & bit(image, b, n), -1.0, 1.0)
-        else:  # CNOT: flip the target bit where the control bit is set
-            image = image ^ (bit(image, a, n) << (n - 1 - b))
+        control, target = bit(image, a, n), bit(image, b, n)
+        local = 2 * control + target  # where each state now is, in the pair's basis
+        sign = sign * action.sign_array[local]
+        moved = action.image_array[local]
+        image = image ^ (((moved >> 1) ^ control) << (n - 1 - a)) ^ (((moved & 1) ^ target) << (n - 1 - b))
     source = np.argsort(image)
     return Permute(source=source, sign=sign[source], identity=bool((source == basis).all()))
 
 
 @lru_cache(maxsize=64)
 def lower(circuit: Circuit) -> tuple[object, ...]:
-    """Lower a circuit into fused single-qubit steps and composed entangler steps."""
+    """Lower a circuit into fused single-qubit steps and composed entangler steps.
+
+    Every gate is looked up in the gate table here: a name the table does not have, or has as the other kind, is
+    a :class:`~qlandscape.core.errors.ConfigError` naming it before anything runs."""
+    for gate in circuit.gates:
+        if gate.source is None:
+            entangler(gate.name)
+        else:
+            rotation(gate.name)
     program: list[object] = []
     pending: dict[int, list[Gate]] = {}
     run: list[Gate] = []
@@ -106,25 +119,23 @@ class Gather:
     shape: tuple[int, ...]
 
 
-# R_P(a) = cos(a/2) I + sin(a/2) G_P with G_P = -iP: every rotation is two scaled constants
-GENERATORS = {
-    "RX": np.array([[0, -1j], [-1j, 0]]),
-    "RY": np.array([[0, -1], [1, 0]], dtype=complex),
-    "RZ": np.array([[-1j, 0], [0, 1j]]),
-}
-
-
 @dataclass(frozen=True, eq=False)
 class SignatureGather:
     """All angles of a signature whose gates share one source, in one gather: index ``(F, W, G)``, and the
-    ``(G, 2, 2)`` generators of its G gate positions (real when they are all RY)."""
+    ``(G, 2, 2)`` generators of its G gate positions (``R(a) = cos(a/2) I + sin(a/2) G``; real when they all are).
+
+    Derived: ``first_column``, G e0 of the first gate (what it adds to |0>, see ``layer_columns``), and
+    ``cos_sin_column``, whether the signature is one gate with G e0 = e1 (RY), so that it takes |0> to (cos, sin).
+    """
 
     source: str
     gather: Gather
     generators: np.ndarray
 
-    def __post_init__(self) -> None:  # G e0 of the first gate: what it adds to |0> (see layer_columns)
-        object.__setattr__(self, "first_column", np.ascontiguousarray(self.generators[0][:, 0]))
+    def __post_init__(self) -> None:
+        first = np.ascontiguousarray(self.generators[0][:, 0])
+        object.__setattr__(self, "first_column", first)
+        object.__setattr__(self, "cos_sin_column", len(self.generators) == 1 and np.array_equal(first, [0, 1]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,9 +143,10 @@ class Stack:
     """The angle gathers of F layers sharing one structure, so their matrices come out of one set of ops."""
 
     signatures: tuple[tuple[tuple[tuple[str, str], ...], tuple[Gather, ...]], ...]  # (gate pattern, gathers)
+    rotations: tuple[tuple[Rotation, ...], ...]  # per signature, its gates' table entries
     order: np.ndarray | None  # from concatenated signature groups to wire order (None: identity)
     gated: tuple[int, ...]
-    real: bool  # every rotation is an RY: real matrices
+    real: bool  # every rotation's matrices are real (RY): the layer stays real
     combined: tuple[SignatureGather | None, ...]  # per signature; None when its gates mix sources
 
 
@@ -151,20 +163,28 @@ def make_stack(layers: list[Layer]) -> Stack:
         (key, tuple(_gather([layer.signatures[s][2][k] for layer in layers]) for k in range(len(key))))
         for s, (key, _, _) in enumerate(first.signatures)
     )
-    real = all(name == "RY" for key, _, _ in first.signatures for name, _ in key)
+    rotations = tuple(tuple(rotation(name) for name, _ in key) for key, _, _ in first.signatures)
+    real = all(gate.real for gates in rotations for gate in gates)
     combined = []
     for s, (key, _, _) in enumerate(first.signatures):
         if len({source for _, source in key}) > 1:
             combined.append(None)
             continue
         per_layer = [np.stack([layer.signatures[s][2][k] for k in range(len(key))], axis=-1) for layer in layers]
-        generators = np.stack([GENERATORS[name] for name, _ in key])
+        generators = np.stack([gate.generator for gate in rotations[s]])
         combined.append(
             SignatureGather(
                 source=key[0][1], gather=_gather(per_layer), generators=generators.real.copy() if real else generators
             )
         )
-    return Stack(signatures=signatures, order=first.order, gated=first.gated, real=real, combined=tuple(combined))
+    return Stack(
+        signatures=signatures,
+        rotations=rotations,
+        order=first.order,
+        gated=first.gated,
+        real=real,
+        combined=tuple(combined),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -307,9 +327,10 @@ class Plan:
 
 
 def drop_phases_before_z(program: tuple[object, ...]) -> tuple[object, ...]:
-    """The lowered program without the RZ gates that end each wire's last rotations, for a Z readout.
+    """The lowered program without the diagonal rotations (phases: RZ) that end each wire's last rotations, for a
+    Z readout.
 
-    Everything after them is monomial (the other wires' rotations commute with them, the trailing CNOT/CZ runs
+    Everything after them is monomial (the other wires' rotations commute with them, the trailing entangler runs
     permute basis states and flip signs), so a diagonal phase there cannot change a probability: hea's last RZ
     layer, strongly entangling's last RZ of every Rot. Their parameters keep exactly zero derivatives, and the
     last layer may become RY-only, hence real.
@@ -324,7 +345,7 @@ def drop_phases_before_z(program: tuple[object, ...]) -> tuple[object, ...]:
     kept = []
     for step in steps[start:end]:
         rotations = list(step.rotations)
-        while rotations and rotations[-1].name == "RZ":
+        while rotations and rotation(rotations[-1].name).diagonal:
             rotations.pop()
         if rotations:
             kept.append(Fused(step.wire, tuple(rotations)))
