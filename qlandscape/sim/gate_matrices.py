@@ -7,6 +7,7 @@ GEMMs, and plan constants (index and sign vectors) cached as tensors per device.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -183,14 +184,16 @@ def layer_matrices(stack: Stack, params: Tensor, features: Tensor, scale: float,
         if combined is not None:
             blocks.append(_signature_matrices(combined, params, features, scale, cdtype))
             continue
-        m = None
+        per_gate = []
         for (_, source), gather, gate in zip(key, gathers, gates, strict=True):
             if source == "param":  # (*K, 1, P, F, W): shared by every sample
                 angle = angles(params, gather).unsqueeze(-4)
             else:  # (B, P, F, W)
                 angle = scale * angles(features, gather)
-            u = rotations(gate, angle, cdtype)
-            m = u if m is None else u @ m  # later gates act after earlier ones
+            per_gate.append(rotations(gate, angle, cdtype))
+        m = per_gate[0]
+        for u in per_gate[1:]:  # later gates act after earlier ones
+            m = u @ m
         blocks.append(m)
     if len(blocks) > 1:
         shape = broadcast_shapes(*(b.shape[:-3] for b in blocks))
@@ -211,9 +214,10 @@ def per_wire_columns(gated: tuple[int, ...], columns: Tensor, n: int) -> list[Te
     return _fill_wires(gated, columns, n, lambda: torch.eye(2, dtype=columns.dtype, device=columns.device)[0])
 
 
-def _fill_wires(gated: tuple[int, ...], per_gated: Tensor, n: int, fill) -> list[Tensor]:
+def _fill_wires(gated: tuple[int, ...], per_gated: Tensor, n: int, fill: Callable[[], Tensor]) -> list[Tensor]:
     """The gated wires' slices of ``per_gated`` ``(M, W, ...)``, ``fill()`` expanded to M rows elsewhere."""
-    out, filler = [], None
+    out: list[Tensor] = []
+    filler: Tensor | None = None
     picked = iter(per_gated.unbind(1))  # one UnbindBackward (a stack) instead of a zero-fill per selected wire
     for w in range(n):
         if w in gated:
@@ -233,9 +237,9 @@ def kron(mats: list[Tensor]) -> Tensor:
         # strided reductions over the whole matrix, one per wire (6 wires: 1.6x slower forward+backward).
         half = len(mats) // 2
         a, b = kron(mats[:half]), kron(mats[half:])
-        m, da, db = a.shape[0], a.shape[-1], b.shape[-1]
-        outer = a.reshape(m, -1, 1) @ b.reshape(m, 1, -1)  # (M, (ra, ca), (rb, cb))
-        return outer.reshape(m, da, da, db, db).transpose(2, 3).reshape(m, da * db, da * db)
+        rows, da, db = a.shape[0], a.shape[-1], b.shape[-1]
+        outer = a.reshape(rows, -1, 1) @ b.reshape(rows, 1, -1)  # (M, (ra, ca), (rb, cb))
+        return outer.reshape(rows, da, da, db, db).transpose(2, 3).reshape(rows, da * db, da * db)
     k = mats[0]
     for m in mats[1:]:  # (M, a, 1, a, 1) * (M, 1, 2, 1, 2) -> (M, 2a, 2a)
         size = k.shape[-1] * 2
@@ -257,6 +261,8 @@ def product_state(columns: list[Tensor]) -> Tensor:
 
 
 def apply_layer(state: Tensor, wires: list[Tensor], n: int) -> Tensor:
+    """Apply per-wire matrices ``wires`` (n tensors ``(M, 2, 2)``) to states ``(M, 2**n)``, a Kronecker group of
+    wires (:func:`group_sizes`) per GEMM."""
     m_total = state.shape[0]
     start = 0
     for g in group_sizes(n):
@@ -334,4 +340,5 @@ def common_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def probabilities(state: Tensor) -> Tensor:
+    """Squared magnitudes of the amplitudes of real or complex ``state``."""
     return state**2 if not state.is_complex() else state.real**2 + state.imag**2

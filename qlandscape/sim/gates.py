@@ -72,7 +72,8 @@ class Rotation:
 
     def matrix(self, angle: float) -> NDArray[np.complex128]:
         """The 2x2 matrix at ``angle``: ``cos(angle/2) I + sin(angle/2) G``."""
-        return np.cos(angle / 2) * _I + np.sin(angle / 2) * self.generator
+        matrix: NDArray[np.complex128] = np.cos(angle / 2) * _I + np.sin(angle / 2) * self.generator
+        return matrix
 
 
 @dataclass(frozen=True, eq=False)

@@ -129,7 +129,6 @@ def _qnode(circuit: Circuit, device: str, diff_method: str, scale: float) -> QNo
     paulis = {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ}
     kwargs = {"max_diff": 2} if diff_method in ("parameter-shift", "finite-diff") else {}
 
-    @qml.qnode(dev, interface="torch", diff_method=diff_method, **kwargs)
     def run(params: Tensor, features: Tensor) -> list[Any]:
         for op, gate in zip(ops, circuit.gates, strict=True):
             if gate.source == "param":
@@ -140,10 +139,11 @@ def _qnode(circuit: Circuit, device: str, diff_method: str, scale: float) -> QNo
                 op(wires=list(gate.wires))
         return [qml.expval(paulis[p](w)) for p, w in circuit.observables]
 
+    qnode: QNode = qml.QNode(run, dev, interface="torch", diff_method=diff_method, **kwargs)
     if kwargs:
         # Shift rules cannot differentiate broadcast parameters: split the broadcast into single circuits first.
-        return qml.transforms.broadcast_expand(run)  # type: ignore[no-any-return]
-    return run  # type: ignore[no-any-return]
+        qnode = qml.transforms.broadcast_expand(qnode)
+    return qnode
 
 
 def _run_qnode(qnode: QNode, circuit: Circuit, params: Tensor, features: Tensor, mode: str) -> Tensor:
