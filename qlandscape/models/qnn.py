@@ -17,7 +17,6 @@ every image before the patches are cut, shared by all patches (as in Kawase 2025
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -143,9 +142,9 @@ class PatchQNN(nn.Module):
 
     def point_state_bytes(self, n_samples: int) -> int:
         """Bytes of state vectors that one parameter point costs :meth:`forward_points` on ``n_samples`` images:
-        one 2**n-amplitude state per (sample, patch) in the engine's dtype (what sizes groups of grid points)."""
-        itemsize = torch.empty((), dtype=self.backend.dtype).element_size()
-        return int(n_samples) * self.n_patches * 2**self.circuit.n_qubits * itemsize
+        one 2**n-amplitude state per (sample, patch) in the backend's state dtype (what sizes groups of grid
+        points)."""
+        return int(n_samples) * self.n_patches * 2**self.circuit.n_qubits * self.backend.state_itemsize
 
     def with_backend(self, backend: str | Backend) -> PatchQNN:
         """A copy of this model (same parameters) running on another backend."""
@@ -154,11 +153,11 @@ class PatchQNN(nn.Module):
         return clone
 
     def with_diff_method(self, diff_method: str) -> PatchQNN:
-        """A copy differentiating its circuits by ``diff_method`` (e.g. ``"parameter-shift"`` for a
-        hardware-faithful Hessian on a PennyLane device)."""
-        if self.backend.is_engine:
-            return self
-        return self.with_backend(dataclasses.replace(self.backend, diff_method=diff_method))
+        """The model differentiating its circuits by ``diff_method`` (e.g. ``"parameter-shift"`` for a
+        hardware-faithful Hessian on a PennyLane device): a copy, or this model where its backend already does
+        (our engine differentiates by autograd, exactly, whatever the method)."""
+        backend = self.backend.with_diff_method(diff_method)
+        return self if backend == self.backend else self.with_backend(backend)
 
     def use_metric_precision(self) -> None:
         """Switch this model, in place, to the precision metrics are computed in (complex128 engine states)."""

@@ -62,8 +62,8 @@ def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> 
     while mats.shape[-3] > 1:  # U = M_{F-1} ... M_1 M_0, pairwise
         # split/unbind rather than strided slices: their backward is a cat/stack, a slice's a zero-filled copy
         n_factors = mats.shape[-3]
-        head, tail = mats.split([n_factors - 1, 1], dim=-3) if n_factors % 2 else (mats, None)
-        first, second = head.unflatten(-3, (n_factors // 2, 2)).unbind(-3)
+        head, tail = torch.split(mats, [n_factors - 1, 1], dim=-3) if n_factors % 2 else (mats, None)
+        first, second = torch.unflatten(head, -3, (n_factors // 2, 2)).unbind(-3)
         paired = second @ first
         mats = paired if tail is None else torch.cat((paired, tail), dim=-3)
     return mats.squeeze(-3)
@@ -157,6 +157,8 @@ def _upper_triangle(dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 def _negative_rows(plan: Plan, n_outputs: int, pairs: bool) -> tuple[np.ndarray, int]:
     """Per output, the basis states where its Z string reads -1 (each as its (re, im) rows for ``pairs``): exactly
     half of them, since a Z string on at least one wire has parity -1 on half the basis, in any order."""
+    if plan.z_signs is None:
+        raise ValueError("a plan without a Z readout has no Z strings")
     rows = np.stack([np.flatnonzero(column < 0) for column in plan.z_signs[:, :n_outputs].T])
     if pairs:
         rows = np.stack([rows * 2, rows * 2 + 1], axis=-1).reshape(rows.shape[0], -1)
@@ -199,6 +201,8 @@ class Readout:
     transposed (see :class:`qlandscape.lowering.Plan`)."""
 
     def __init__(self, plan: Plan, device: torch.device, dtype: torch.dtype) -> None:
+        if plan.z_read is None or plan.z_pairs_read is None:
+            raise ValueError("a plan without a Z readout has no Z signs")
         self.signs = constant(plan.z_read, device, dtype)
         self.pairs = constant(plan.z_pairs_read, device, dtype)
         self.n_outputs = plan.z_read.shape[0]

@@ -16,9 +16,10 @@ and a list of ``[[block]]`` tables, applied in order:
     qubit, then the entangler. ``reupload = true`` re-reads the same features in every repetition (data
     re-uploading). ``skip_last_entangler = true`` leaves out the entangler of the last repetition.
 
-Gates: RX, RY, RZ (rotations); entanglers: CNOT, CZ or none; patterns: chain, ring, all-to-all, strong (CNOT
-i -> i + r with the range r cycling through 1 .. n-1 with the repetition index, as in StronglyEntanglingLayers).
-Wire 0 is the most significant qubit, as in PennyLane.
+Gates: the rotations (RX, RY, RZ) and entanglers (CNOT, CZ, or none) of the gate table,
+:mod:`qlandscape.sim.gates`; patterns: chain, ring, all-to-all, strong (entangler i -> i + r with the range r
+cycling through 1 .. n-1 with the repetition index, as in StronglyEntanglingLayers). Wire 0 is the most
+significant qubit, as in PennyLane.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,9 +36,9 @@ import torch
 
 from qlandscape.core.errors import ConfigError, check_positive_int, is_finite_number
 from qlandscape.core.io import read_toml
+from qlandscape.sim.gates import entangler_names, rotation_names
 
-ROTATIONS = ("RX", "RY", "RZ")
-ENTANGLERS = ("CNOT", "CZ", "none")
+NO_ENTANGLER = "none"
 PATTERNS = ("chain", "ring", "all-to-all", "strong")
 PAULIS = ("X", "Y", "Z")
 BLOCK_TYPES = ("encode", "layers")
@@ -69,29 +71,29 @@ class Circuit:
     n_params: int
     n_features: int
     observables: tuple[tuple[str, int], ...]
-    init: dict = field(default_factory=dict, hash=False, compare=False)
+    init: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     source: str = ""
 
     def __hash__(self) -> int:
-        # computed once: the engine's plan cache hashes the circuit on every call (24 µs for 16 layers' gates)
-        cached = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash(
-                (
-                    self.name,
-                    self.n_qubits,
-                    self.n_layers,
-                    self.gates,
-                    self.n_params,
-                    self.n_features,
-                    self.observables,
-                    self.source,
-                )
-            )
-            object.__setattr__(self, "_hash", cached)
-        return cached
+        return self._hash
 
-    def __getstate__(self) -> dict:
+    @cached_property
+    def _hash(self) -> int:
+        # computed once: the engine's plan cache hashes the circuit on every call (24 µs for 16 layers' gates)
+        return hash(
+            (
+                self.name,
+                self.n_qubits,
+                self.n_layers,
+                self.gates,
+                self.n_params,
+                self.n_features,
+                self.observables,
+                self.source,
+            )
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_hash", None)  # string hashes differ between processes: never ship a cached one
         return state
@@ -118,10 +120,10 @@ class CircuitSpec:
 
     name: str
     description: str
-    blocks: tuple[dict, ...]
+    blocks: tuple[dict[str, Any], ...]
     observables: tuple[str, ...]
     measure_qubits: tuple[int, ...] | None
-    init: dict
+    init: dict[str, Any]
     source: str
 
     def build(
@@ -190,17 +192,17 @@ class _Builder:
         self.n_features = 0
         self.cursor = 0
 
-    def _token(self, token: str, wire: int, feature: int | None) -> None:
-        if token.startswith("x:"):
-            self.gates.append(Gate(token[2:], (wire,), "feature", feature))
-            self.n_features = max(self.n_features, feature + 1)
-        else:
-            self.gates.append(Gate(token, (wire,), "param", self.n_params))
-            self.n_params += 1
+    def _data_gate(self, name: str, wire: int, feature: int) -> None:
+        self.gates.append(Gate(name, (wire,), "feature", feature))
+        self.n_features = max(self.n_features, feature + 1)
+
+    def _param_gate(self, name: str, wire: int) -> None:
+        self.gates.append(Gate(name, (wire,), "param", self.n_params))
+        self.n_params += 1
 
     def _entangle(self, gate: str, pattern: str, repetition: int) -> None:
         n = self.n
-        if gate == "none" or n < 2:
+        if gate == NO_ENTANGLER or n < 2:
             return
         if pattern == "chain":
             pairs = [(i, i + 1) for i in range(n - 1)]
@@ -208,23 +210,28 @@ class _Builder:
             pairs = [(i, (i + 1) % n) for i in range(n)] if n > 2 else [(0, 1)]
         elif pattern == "all-to-all":
             pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-        else:  # strong
+        elif pattern == "strong":
             r = repetition % (n - 1) + 1
             pairs = [(i, (i + r) % n) for i in range(n)]
+        else:
+            raise ConfigError("pattern", pattern, f"expected one of {PATTERNS}")
         self.gates.extend(Gate(gate, pair) for pair in pairs)
 
-    def encode(self, block: dict) -> None:
+    def encode(self, block: dict[str, Any]) -> None:
         k = block.get("features_per_qubit", 1)
         sequences = block.get("alternate") or [block["gates"]]
         start = self.cursor
         for f in range(k * self.n):
             wire = f // k if block.get("order", "qubit") == "qubit" else f % self.n
             for token in sequences[f % len(sequences)]:
-                self._token(token, wire, start + f if token.startswith("x:") else None)
+                if token.startswith("x:"):
+                    self._data_gate(token[2:], wire, start + f)
+                else:
+                    self._param_gate(token, wire)
         self.cursor = start + k * self.n
-        self._entangle(block.get("entangler", "none"), block.get("pattern", "ring"), 0)
+        self._entangle(block.get("entangler", NO_ENTANGLER), block.get("pattern", "ring"), 0)
 
-    def layers(self, block: dict, n_layers: int) -> None:
+    def layers(self, block: dict[str, Any], n_layers: int) -> None:
         repeat = n_layers if block.get("repeat", "layers") == "layers" else int(block["repeat"])
         start = self.cursor
         for rep in range(repeat):
@@ -234,15 +241,15 @@ class _Builder:
                 data_tokens = 0
                 for token in block["gates"]:
                     if token.startswith("x:"):
-                        self._token(token, wire, base + data_tokens * self.n + wire)
+                        self._data_gate(token[2:], wire, base + data_tokens * self.n + wire)
                         data_tokens += 1
                     else:
-                        self._token(token, wire, None)
+                        self._param_gate(token, wire)
                 used = data_tokens * self.n
             self.cursor = base + used
             last = rep == repeat - 1
             if not (last and block.get("skip_last_entangler", False)):
-                self._entangle(block.get("entangler", "none"), block.get("pattern", "ring"), rep)
+                self._entangle(block.get("entangler", NO_ENTANGLER), block.get("pattern", "ring"), rep)
 
 
 def _qubit_list(value: Any, source: str) -> tuple[int, ...]:
@@ -251,7 +258,7 @@ def _qubit_list(value: Any, source: str) -> tuple[int, ...]:
     return tuple(check_positive_int("measure_qubits", q, minimum=0, source=source) for q in value)
 
 
-def _validate_init(init: Any, source: str) -> dict:
+def _validate_init(init: Any, source: str) -> dict[str, Any]:
     if not isinstance(init, dict):
         raise ConfigError(
             "init", init, "expected a table such as {distribution = 'uniform', low = 0.0, high = 6.28}", source=source
@@ -286,13 +293,14 @@ def _validate_init(init: Any, source: str) -> dict:
 def _validate_tokens(tokens: Any, where: str, source: str) -> None:
     if not isinstance(tokens, list) or not tokens:
         raise ConfigError(where, tokens, "expected a non-empty list of gate names like 'RY' or 'x:RX'", source=source)
+    rotations = rotation_names()
     for token in tokens:
         gate = token[2:] if isinstance(token, str) and token.startswith("x:") else token
-        if gate not in ROTATIONS:
-            raise ConfigError(where, token, f"expected gates among {ROTATIONS} (prefix 'x:' for data)", source=source)
+        if gate not in rotations:
+            raise ConfigError(where, token, f"expected gates among {rotations} (prefix 'x:' for data)", source=source)
 
 
-def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
+def parse_spec(data: dict[str, Any], source: str = "<dict>") -> CircuitSpec:
     """Validate a spec given as a dict (as read from TOML) and return a :class:`CircuitSpec`."""
     unknown = set(data) - _SPEC_KEYS
     if unknown:
@@ -338,8 +346,9 @@ def parse_spec(data: dict, source: str = "<dict>") -> CircuitSpec:
         for flag in ("reupload", "skip_last_entangler"):
             if flag in block and not isinstance(block[flag], bool):  # "false" is a true-ish string
                 raise ConfigError(f"{where}.{flag}", block[flag], "expected true or false", source=source)
-        if block.get("entangler", "none") not in ENTANGLERS:
-            raise ConfigError(f"{where}.entangler", block["entangler"], f"expected one of {ENTANGLERS}", source=source)
+        entanglers = (*entangler_names(), NO_ENTANGLER)
+        if block.get("entangler", NO_ENTANGLER) not in entanglers:
+            raise ConfigError(f"{where}.entangler", block["entangler"], f"expected one of {entanglers}", source=source)
         if block.get("pattern", "ring") not in PATTERNS:
             raise ConfigError(f"{where}.pattern", block["pattern"], f"expected one of {PATTERNS}", source=source)
         if block.get("order", "qubit") not in ("qubit", "round-robin"):

@@ -50,7 +50,7 @@ from qlandscape.sim.gate_matrices import (
     product_state,
     real_dtype,
 )
-from qlandscape.sim.lowering import BLOCK_MAX_QUBITS, Block, Layer, bit, plan
+from qlandscape.sim.lowering import BLOCK_MAX_QUBITS, Block, Layer, Plan, Step, bit, plan
 from qlandscape.sim.product_readout import product_plan, product_z
 
 
@@ -64,7 +64,7 @@ def use_blocks(circuit: Circuit, n_samples: int) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- execution
-def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtype) -> torch.Size:
+def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtype) -> tuple[int, ...]:
     if dtype not in (torch.complex128, torch.complex64):
         raise ConfigError("dtype", dtype, "expected torch.complex128 or torch.complex64")
     if params.shape[-1] != circuit.n_params:
@@ -84,8 +84,8 @@ def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtyp
 
 
 def _run(
-    circuit: Circuit, steps: tuple[object, ...], params: Tensor, features: Tensor, scale: float, dtype: torch.dtype
-) -> tuple[Tensor, torch.Size]:
+    circuit: Circuit, steps: tuple[Step, ...], params: Tensor, features: Tensor, scale: float, dtype: torch.dtype
+) -> tuple[Tensor, tuple[int, ...]]:
     """Run ``steps``; return the state ``(*K', B', P, 2**n)`` (size-1 dims where it is shared) and the full
     batch shape ``(*K, B, P)`` it broadcasts to."""
     batch = _check(circuit, params, features, dtype)
@@ -94,7 +94,7 @@ def _run(
     rdtype = real_dtype(dtype)
     params, features = params.to(rdtype), features.to(rdtype)
     device = params.device
-    state = None
+    state: Tensor | None = None
     for step in steps:
         if isinstance(step, Block):
             u = block_unitary(step, params, n, dtype)
@@ -103,12 +103,13 @@ def _run(
                 state = state.reshape((1,) * (rank + 1 - state.ndim) + tuple(state.shape))
             else:
                 state = apply_block(state, u, n_k)
-        elif isinstance(step, Layer) and state is None:  # on |0...0>: a product of the matrices' first columns
-            cols = layer_columns(step.stack, params, features, scale, dtype).squeeze(-3)  # (*nb, W, 2)
-            nb = cols.shape[:-2]
-            columns = per_wire_columns(step.gated, cols.reshape(-1, *cols.shape[-2:]), n)
-            state = product_state(columns).reshape(*((1,) * (rank - len(nb))), *nb, 2**n)
         elif isinstance(step, Layer):
+            if state is None:  # on |0...0>: a product of the matrices' first columns
+                cols = layer_columns(step.stack, params, features, scale, dtype).squeeze(-3)  # (*nb, W, 2)
+                nb = cols.shape[:-2]
+                columns = per_wire_columns(step.gated, cols.reshape(-1, *cols.shape[-2:]), n)
+                state = product_state(columns).reshape(*((1,) * (rank - len(nb))), *nb, 2**n)
+                continue
             mats = layer_matrices(step.stack, params, features, scale, dtype).squeeze(-4)  # (*nb, W, 2, 2)
             nb = mats.shape[:-3]
             target = broadcast_shapes(state.shape[:-1], nb)
@@ -142,12 +143,13 @@ def _basis_zero(n: int, rank: int, dtype: torch.dtype, device: torch.device) -> 
     return state
 
 
-def _fuses_last_block(chosen) -> bool:
-    """Whether a plan ends in a block after other steps with a Z readout: its GEMM and readout run as one."""
-    return chosen.z_signs is not None and len(chosen.steps) > 1 and isinstance(chosen.steps[-1], Block)
+def _fused_last_block(chosen: Plan) -> Block | None:
+    """The block a plan ends in after other steps, with a Z readout: its GEMM and readout run as one; else None."""
+    last = chosen.steps[-1] if chosen.z_signs is not None and len(chosen.steps) > 1 else None
+    return last if isinstance(last, Block) else None
 
 
-def _plan_for(circuit: Circuit, features: Tensor, fold_readout: bool):
+def _plan_for(circuit: Circuit, features: Tensor, fold_readout: bool) -> Plan:
     return plan(circuit, fold_readout=fold_readout, blocks=use_blocks(circuit, features.shape[-3]))
 
 
@@ -188,11 +190,11 @@ def simulate(
         )
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
-    fused = _fuses_last_block(chosen)
-    state, batch = _run(circuit, steps[:-1] if fused else steps, params, features, scale, dtype)
-    if fused:  # the last block and the readout in one pass over the GEMM's output
+    fused = _fused_last_block(chosen)
+    state, batch = _run(circuit, steps[:-1] if fused is not None else steps, params, features, scale, dtype)
+    if fused is not None:  # the last block and the readout in one pass over the GEMM's output
         rdtype = real_dtype(dtype)
-        u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
+        u = block_unitary(fused, params.to(rdtype), circuit.n_qubits, dtype)
         out = apply_block(state, u, len(batch) - 2, Readout(chosen, state.device, rdtype))
     elif chosen.z_signs is not None:
         out = read_z(state, Readout(chosen, state.device, state.real.dtype))
@@ -231,19 +233,19 @@ def simulate_patch_mean(
     if not 1 <= n_outputs <= circuit.n_outputs:
         raise ConfigError("n_outputs", n_outputs, f"expected 1..{circuit.n_outputs} for {circuit.name}")
     chosen = _plan_for(circuit, features, fold_readout=True)
-    steps = chosen.steps
-    if not (
-        product_plan(circuit) is None
-        and _fuses_last_block(chosen)
-        and params.ndim == 3
-        and features.ndim == 3
-        and nothing_differentiated(params, features)
+    fused = _fused_last_block(chosen)
+    if (
+        fused is None
+        or product_plan(circuit) is not None
+        or params.ndim != 3
+        or features.ndim != 3
+        or not nothing_differentiated(params, features)
     ):
         return simulate(circuit, params, features, scale=scale, dtype=dtype)[..., :n_outputs].mean(dim=-2)
-    state, batch = _run(circuit, steps[:-1], params, features, scale, dtype)
+    state, batch = _run(circuit, chosen.steps[:-1], params, features, scale, dtype)
     n_points, n_patches, dim = params.shape[0], params.shape[1], 2**circuit.n_qubits
     rdtype = real_dtype(dtype)
-    u = block_unitary(steps[-1], params.to(rdtype), circuit.n_qubits, dtype)
+    u = block_unitary(fused, params.to(rdtype), circuit.n_qubits, dtype)
     if state.shape[0] == 1 and not state.is_complex():
         state = state.expand(1, *batch[1:], dim).reshape(-1, n_patches, dim)
         return patch_mean_z(state, u.reshape(n_points, n_patches, dim, dim), chosen, n_outputs)

@@ -7,11 +7,13 @@ GEMMs, and plan constants (index and sign vectors) cached as tensors per device.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from qlandscape.sim.gates import Rotation
 from qlandscape.sim.lowering import Gather, SignatureGather, Stack
 
 
@@ -42,19 +44,29 @@ def group_sizes(n: int) -> tuple[int, ...]:
     return tuple(base + (1 if i < extra else 0) for i in range(k))
 
 
-def rotations(name: str, angle: Tensor, cdtype: torch.dtype) -> Tensor:
-    """Rotation matrices ``(..., 2, 2)`` for angles ``(...)``; real for RY when ``cdtype`` is real."""
+def rotations(gate: Rotation, angle: Tensor, cdtype: torch.dtype) -> Tensor:
+    """Matrices ``(..., 2, 2)`` of rotation ``gate`` at angles ``(...)``; real when the gate's matrices are real and
+    ``cdtype`` is real. Each entry is one of the gate's precomputed terms (``cos``, ``sin``, ``-sin``, 0, ...), so a
+    batch of matrices is one stack (two for complex ones), with no branch on the gate's name."""
     half = angle / 2
     c, s = torch.cos(half), torch.sin(half)
-    if name == "RY":
-        return torch.stack((c, -s, s, c), dim=-1).reshape(*angle.shape, 2, 2).to(cdtype)
-    zero = torch.zeros_like(c)
-    real = torch.stack((c, zero, zero, c), dim=-1)
-    if name == "RX":
-        imag = torch.stack((zero, -s, -s, zero), dim=-1)
-    else:  # RZ = diag(e^{-i a/2}, e^{i a/2})
-        imag = torch.stack((-s, zero, zero, s), dim=-1)
+    terms = [_term(cos_coef, sin_coef, c, s) for cos_coef, sin_coef in gate.terms]
+    real = torch.stack([terms[i] for i in gate.real_entries], dim=-1)
+    if gate.real:
+        return real.reshape(*angle.shape, 2, 2).to(cdtype)
+    imag = torch.stack([terms[i] for i in gate.imag_entries], dim=-1)
     return torch.complex(real, imag).reshape(*angle.shape, 2, 2).to(cdtype)
+
+
+def _term(cos_coef: float, sin_coef: float, c: Tensor, s: Tensor) -> Tensor:
+    """``cos_coef * c + sin_coef * s`` for one of a rotation's terms: ``c`` itself on the diagonal's real part (the
+    generator is anti-Hermitian, so its diagonal is imaginary), a multiple of ``s`` everywhere else, without
+    arithmetic for the 0 and ±1 of Pauli rotations."""
+    if cos_coef:
+        return c
+    if sin_coef == 0:
+        return torch.zeros_like(c)
+    return s if sin_coef == 1 else -s if sin_coef == -1 else sin_coef * s
 
 
 def angles(source: Tensor, gather: Gather) -> Tensor:
@@ -140,7 +152,7 @@ def layer_columns(stack: Stack, params: Tensor, features: Tensor, scale: float, 
     if stack.real:
         cdtype = params.dtype
     c, s = _half_angle_cos_sin(combined, params, features, scale)
-    if combined.generators.shape[0] == 1 and stack.real:  # RY|0> = (cos, sin)
+    if combined.cos_sin_column and stack.real:  # RY|0> = (cos, sin)
         columns = torch.stack((c[..., 0], s[..., 0]), dim=-1)
     else:
         first = constant(combined.first_column, c.device, cdtype)
@@ -168,18 +180,20 @@ def layer_matrices(stack: Stack, params: Tensor, features: Tensor, scale: float,
     if stack.real:
         cdtype = params.dtype
     blocks = []
-    for (key, gathers), combined in zip(stack.signatures, stack.combined):
+    for (key, gathers), gates, combined in zip(stack.signatures, stack.rotations, stack.combined, strict=True):
         if combined is not None:
             blocks.append(_signature_matrices(combined, params, features, scale, cdtype))
             continue
-        m = None
-        for (name, source), gather in zip(key, gathers):
+        per_gate = []
+        for (_, source), gather, gate in zip(key, gathers, gates, strict=True):
             if source == "param":  # (*K, 1, P, F, W): shared by every sample
                 angle = angles(params, gather).unsqueeze(-4)
             else:  # (B, P, F, W)
                 angle = scale * angles(features, gather)
-            u = rotations(name, angle, cdtype)
-            m = u if m is None else u @ m  # later gates act after earlier ones
+            per_gate.append(rotations(gate, angle, cdtype))
+        m = per_gate[0]
+        for u in per_gate[1:]:  # later gates act after earlier ones
+            m = u @ m
         blocks.append(m)
     if len(blocks) > 1:
         shape = broadcast_shapes(*(b.shape[:-3] for b in blocks))
@@ -200,9 +214,10 @@ def per_wire_columns(gated: tuple[int, ...], columns: Tensor, n: int) -> list[Te
     return _fill_wires(gated, columns, n, lambda: torch.eye(2, dtype=columns.dtype, device=columns.device)[0])
 
 
-def _fill_wires(gated: tuple[int, ...], per_gated: Tensor, n: int, fill) -> list[Tensor]:
+def _fill_wires(gated: tuple[int, ...], per_gated: Tensor, n: int, fill: Callable[[], Tensor]) -> list[Tensor]:
     """The gated wires' slices of ``per_gated`` ``(M, W, ...)``, ``fill()`` expanded to M rows elsewhere."""
-    out, filler = [], None
+    out: list[Tensor] = []
+    filler: Tensor | None = None
     picked = iter(per_gated.unbind(1))  # one UnbindBackward (a stack) instead of a zero-fill per selected wire
     for w in range(n):
         if w in gated:
@@ -222,9 +237,9 @@ def kron(mats: list[Tensor]) -> Tensor:
         # strided reductions over the whole matrix, one per wire (6 wires: 1.6x slower forward+backward).
         half = len(mats) // 2
         a, b = kron(mats[:half]), kron(mats[half:])
-        m, da, db = a.shape[0], a.shape[-1], b.shape[-1]
-        outer = a.reshape(m, -1, 1) @ b.reshape(m, 1, -1)  # (M, (ra, ca), (rb, cb))
-        return outer.reshape(m, da, da, db, db).transpose(2, 3).reshape(m, da * db, da * db)
+        rows, da, db = a.shape[0], a.shape[-1], b.shape[-1]
+        outer = a.reshape(rows, -1, 1) @ b.reshape(rows, 1, -1)  # (M, (ra, ca), (rb, cb))
+        return outer.reshape(rows, da, da, db, db).transpose(2, 3).reshape(rows, da * db, da * db)
     k = mats[0]
     for m in mats[1:]:  # (M, a, 1, a, 1) * (M, 1, 2, 1, 2) -> (M, 2a, 2a)
         size = k.shape[-1] * 2
@@ -246,6 +261,8 @@ def product_state(columns: list[Tensor]) -> Tensor:
 
 
 def apply_layer(state: Tensor, wires: list[Tensor], n: int) -> Tensor:
+    """Apply per-wire matrices ``wires`` (n tensors ``(M, 2, 2)``) to states ``(M, 2**n)``, a Kronecker group of
+    wires (:func:`group_sizes`) per GEMM."""
     m_total = state.shape[0]
     start = 0
     for g in group_sizes(n):
@@ -323,4 +340,5 @@ def common_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def probabilities(state: Tensor) -> Tensor:
+    """Squared magnitudes of the amplitudes of real or complex ``state``."""
     return state**2 if not state.is_complex() else state.real**2 + state.imag**2

@@ -3,8 +3,9 @@
 :func:`lower` turns the gate list into two instructions:
 
 * ``fused``: all single-qubit rotations on one wire between two entangling steps (a batched 2x2 matrix later);
-* ``permute``: a run of consecutive CNOT/CZ gates composed into one basis permutation and one sign vector
-  (a gather and a multiply, never a dense 2**n x 2**n matrix).
+* ``permute``: a run of consecutive entanglers (CNOT, CZ: signed permutations, see :mod:`qlandscape.sim.gates`)
+  composed into one basis permutation and one sign vector (a gather and a multiply, never a dense 2**n x 2**n
+  matrix).
 
 :func:`plan` then groups the fused steps between two entangler runs into one :class:`Layer` (all wires at once)
 and, with Z-only readout, folds the trailing entangler run into the readout matrix and drops the phases that
@@ -16,60 +17,85 @@ builds it once per (parameter point, patch) and applies it to all samples as one
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from qlandscape.sim.circuits import Circuit, Gate
+from qlandscape.sim.gates import Rotation, entangler, rotation
 
 BLOCK_MAX_QUBITS = 6  # a block is a dense (2**n)^2 matrix per (point, patch): worth it only for small circuits
+
+IntArray = NDArray[np.integer[Any]]
+FloatArray = NDArray[np.floating[Any]]
+Pattern = tuple[tuple[str, str], ...]  # a wire's gate sequence as (name, source) pairs, source "param" or "feature"
 
 
 @dataclass(frozen=True)
 class Fused:
+    """All rotations on one wire between two entangling steps, in order."""
+
     wire: int
     rotations: tuple[Gate, ...]
 
 
 @dataclass(frozen=True, eq=False)
 class Permute:
-    source: np.ndarray  # new_state[j] = sign[j] * state[source[j]]
-    sign: np.ndarray
+    """A run of entanglers as one signed permutation: ``new_state[j] = sign[j] * state[source[j]]``.
+
+    Derived: ``sign_vector``, the signs where any is -1, else None (nothing to multiply).
+    """
+
+    source: IntArray
+    sign: FloatArray
     identity: bool
+    sign_vector: FloatArray | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sign_vector", None if (self.sign == 1).all() else self.sign)
 
     @property
     def trivial(self) -> bool:
-        return self.identity and bool((self.sign == 1).all())
+        return self.identity and self.sign_vector is None
 
 
-def bit(indices: np.ndarray, wire: int, n: int) -> np.ndarray:
+def bit(indices: IntArray, wire: int, n: int) -> IntArray:
     """Bit of ``wire`` (wire 0 most significant) in basis-state ``indices`` of an n-qubit register."""
     return (indices >> (n - 1 - wire)) & 1
 
 
 def _compose_entanglers(gates: list[Gate], n: int) -> Permute:
+    """One signed permutation for a run of entanglers: basis state i ends up at ``image[i]`` with ``sign[i]``."""
     basis = np.arange(2**n)
     image = basis.copy()
     sign = np.ones(2**n)
     for gate in gates:
+        action = entangler(gate.name)
         a, b = gate.wires
-        if gate.name == "CZ":
-            sign = sign * np.where(bit(image, a, n) & bit(image, b, n), -1.0, 1.0)
-        else:  # CNOT: flip the target bit where the control bit is set
-            image = image ^ (bit(image, a, n) << (n - 1 - b))
+        control, target = bit(image, a, n), bit(image, b, n)
+        local = 2 * control + target  # where each state now is, in the pair's basis
+        sign = sign * action.sign_array[local]
+        moved = action.image_array[local]
+        image = image ^ (((moved >> 1) ^ control) << (n - 1 - a)) ^ (((moved & 1) ^ target) << (n - 1 - b))
     source = np.argsort(image)
     return Permute(source=source, sign=sign[source], identity=bool((source == basis).all()))
 
 
 @lru_cache(maxsize=64)
-def lower(circuit: Circuit) -> tuple[object, ...]:
-    """Lower a circuit into fused single-qubit steps and composed entangler steps."""
-    program: list[object] = []
+def lower(circuit: Circuit) -> tuple[Fused | Permute, ...]:
+    """Lower a circuit into fused single-qubit steps and composed entangler steps.
+
+    Every gate is looked up in the gate table here: a name the table does not have, or has as the other kind, is
+    a :class:`~qlandscape.core.errors.ConfigError` naming it before anything runs."""
+    for gate in circuit.gates:
+        if gate.source is None:
+            entangler(gate.name)
+        else:
+            rotation(gate.name)
+    program: list[Fused | Permute] = []
     pending: dict[int, list[Gate]] = {}
     run: list[Gate] = []
 
@@ -101,44 +127,45 @@ class Gather:
     ``(F, W)`` for one gate or ``(F, W, G)`` for G gates at once; ``start`` is set when the index is a contiguous
     range (a view, no copy)."""
 
-    index: np.ndarray
+    index: IntArray
     start: int | None
     shape: tuple[int, ...]
-
-
-# R_P(a) = cos(a/2) I + sin(a/2) G_P with G_P = -iP: every rotation is two scaled constants
-GENERATORS = {
-    "RX": np.array([[0, -1j], [-1j, 0]]),
-    "RY": np.array([[0, -1], [1, 0]], dtype=complex),
-    "RZ": np.array([[-1j, 0], [0, 1j]]),
-}
 
 
 @dataclass(frozen=True, eq=False)
 class SignatureGather:
     """All angles of a signature whose gates share one source, in one gather: index ``(F, W, G)``, and the
-    ``(G, 2, 2)`` generators of its G gate positions (real when they are all RY)."""
+    ``(G, 2, 2)`` generators of its G gate positions (``R(a) = cos(a/2) I + sin(a/2) G``; real when they all are).
+
+    Derived: ``first_column``, G e0 of the first gate (what it adds to |0>, see ``layer_columns``), and
+    ``cos_sin_column``, whether the signature is one gate with G e0 = e1 (RY), so that it takes |0> to (cos, sin).
+    """
 
     source: str
     gather: Gather
-    generators: np.ndarray
+    generators: NDArray[Any]  # complex128, or float64 when all are real
+    first_column: NDArray[Any] = field(init=False, repr=False)
+    cos_sin_column: bool = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:  # G e0 of the first gate: what it adds to |0> (see layer_columns)
-        object.__setattr__(self, "first_column", np.ascontiguousarray(self.generators[0][:, 0]))
+    def __post_init__(self) -> None:
+        first = np.ascontiguousarray(self.generators[0][:, 0])
+        object.__setattr__(self, "first_column", first)
+        object.__setattr__(self, "cos_sin_column", len(self.generators) == 1 and np.array_equal(first, [0, 1]))
 
 
 @dataclass(frozen=True, eq=False)
 class Stack:
     """The angle gathers of F layers sharing one structure, so their matrices come out of one set of ops."""
 
-    signatures: tuple[tuple[tuple[tuple[str, str], ...], tuple[Gather, ...]], ...]  # (gate pattern, gathers)
-    order: np.ndarray | None  # from concatenated signature groups to wire order (None: identity)
+    signatures: tuple[tuple[Pattern, tuple[Gather, ...]], ...]  # (gate pattern, gathers)
+    rotations: tuple[tuple[Rotation, ...], ...]  # per signature, its gates' table entries
+    order: IntArray | None  # from concatenated signature groups to wire order (None: identity)
     gated: tuple[int, ...]
-    real: bool  # every rotation is an RY: real matrices
+    real: bool  # every rotation's matrices are real (RY): the layer stays real
     combined: tuple[SignatureGather | None, ...]  # per signature; None when its gates mix sources
 
 
-def _gather(indices: list[np.ndarray]) -> Gather:
+def _gather(indices: list[IntArray]) -> Gather:
     index = np.stack(indices)
     flat = index.reshape(-1)
     contiguous = flat.size > 0 and bool((np.diff(flat) == 1).all())
@@ -151,20 +178,28 @@ def make_stack(layers: list[Layer]) -> Stack:
         (key, tuple(_gather([layer.signatures[s][2][k] for layer in layers]) for k in range(len(key))))
         for s, (key, _, _) in enumerate(first.signatures)
     )
-    real = all(name == "RY" for key, _, _ in first.signatures for name, _ in key)
-    combined = []
+    rotations = tuple(tuple(rotation(name) for name, _ in key) for key, _, _ in first.signatures)
+    real = all(gate.real for gates in rotations for gate in gates)
+    combined: list[SignatureGather | None] = []
     for s, (key, _, _) in enumerate(first.signatures):
         if len({source for _, source in key}) > 1:
             combined.append(None)
             continue
         per_layer = [np.stack([layer.signatures[s][2][k] for k in range(len(key))], axis=-1) for layer in layers]
-        generators = np.stack([GENERATORS[name] for name, _ in key])
+        generators = np.stack([gate.generator for gate in rotations[s]])
         combined.append(
             SignatureGather(
                 source=key[0][1], gather=_gather(per_layer), generators=generators.real.copy() if real else generators
             )
         )
-    return Stack(signatures=signatures, order=first.order, gated=first.gated, real=real, combined=tuple(combined))
+    return Stack(
+        signatures=signatures,
+        rotations=rotations,
+        order=first.order,
+        gated=first.gated,
+        real=real,
+        combined=tuple(combined),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,26 +210,37 @@ class Layer:
     2x2 matrices come out of a few tensor ops rather than a few ops per gate.
     """
 
-    signatures: tuple[tuple[tuple[tuple[str, str], ...], np.ndarray, tuple[np.ndarray, ...]], ...]
-    order: np.ndarray | None  # permutation from concatenated signature groups to wire order (None: identity)
+    signatures: tuple[tuple[Pattern, IntArray, tuple[IntArray, ...]], ...]  # (pattern, wires, angle indices)
+    order: IntArray | None  # permutation from concatenated signature groups to wire order (None: identity)
     gated: tuple[int, ...]  # wires with at least one gate, ascending
     has_params: bool
     has_features: bool
-    stack: Stack | None = None  # this layer alone (F = 1)
+    stack: Stack = field(init=False, repr=False)  # this layer alone (F = 1)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stack", make_stack([self]))
 
     @property
-    def structure(self) -> tuple:
+    def structure(self) -> tuple[tuple[tuple[Pattern, tuple[int, ...]], ...], tuple[int, ...] | None]:
         """What two layers must share to be built in one stacked call (everything but the angle indices)."""
         order = None if self.order is None else tuple(self.order.tolist())
         return tuple((key, tuple(wires.tolist())) for key, wires, _ in self.signatures), order
 
 
+def _fed_by(gate: Gate) -> str:
+    """Where a rotation's angle comes from, ``"param"`` or ``"feature"``: :func:`lower` sends every gate without
+    one to the entanglers."""
+    assert gate.source is not None, gate
+    return gate.source
+
+
 def make_layer(steps: list[Fused]) -> Layer:
-    by_signature: dict[tuple, list[Fused]] = {}
+    by_signature: dict[Pattern, list[Fused]] = {}
     for step in steps:
-        key = tuple((g.name, g.source) for g in step.rotations)
+        key = tuple((g.name, _fed_by(g)) for g in step.rotations)
         by_signature.setdefault(key, []).append(step)
-    signatures, concatenated = [], []
+    signatures: list[tuple[Pattern, IntArray, tuple[IntArray, ...]]] = []
+    concatenated: list[int] = []
     for key, group in by_signature.items():
         wires = np.array([s.wire for s in group])
         indices = tuple(np.array([s.rotations[k].index for s in group]) for k in range(len(key)))
@@ -203,14 +249,13 @@ def make_layer(steps: list[Fused]) -> Layer:
     order = np.argsort(np.array(concatenated))
     identity = bool((order == np.arange(len(order))).all())
     sources = {g.source for s in steps for g in s.rotations}
-    layer = Layer(
+    return Layer(
         signatures=tuple(signatures),
         order=None if identity else order,
         gated=tuple(sorted(concatenated)),
         has_params="param" in sources,
         has_features="feature" in sources,
     )
-    return dataclasses.replace(layer, stack=make_stack([layer]))
 
 
 def _split_at_data(steps: list[Fused]) -> list[list[Fused]]:
@@ -219,7 +264,9 @@ def _split_at_data(steps: list[Fused]) -> list[list[Fused]]:
     Rotations on different wires commute, so a layer equals its suffix layer after its data layer after its prefix
     layer. The data part runs from a wire's first to its last data-fed rotation.
     """
-    pre, mid, post = [], [], []
+    pre: list[Fused] = []
+    mid: list[Fused] = []
+    post: list[Fused] = []
     for step in steps:
         fed = [i for i, g in enumerate(step.rotations) if g.source == "feature"]
         if not fed:
@@ -242,29 +289,36 @@ class Block:
 
     Precomputed: ``stacks`` (layers grouped by structure, each built in one call), ``order`` (from the stacks'
     concatenation back to layer order), ``rows`` (each layer's entangler as a row gather: one source vector
-    when all layers share it, else an index into the flattened (F * D) rows) and ``signs`` ((F, D, 1), None when all ones).
+    when all layers share it, else an index into the flattened (F * D) rows) and ``signs`` ((F, D, 1), None when
+    all ones).
     """
 
     layers: tuple[Layer, ...]
     perms: tuple[Permute | None, ...]
+    stacks: tuple[Stack, ...] = field(init=False, repr=False)
+    order: IntArray | None = field(init=False, repr=False)
+    rows: IntArray | None = field(init=False, repr=False)
+    signs: FloatArray | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        groups: dict[tuple, list[int]] = {}
+        groups: dict[object, list[int]] = {}
         for f, layer in enumerate(self.layers):
             groups.setdefault(layer.structure, []).append(f)
         stacks = tuple(make_stack([self.layers[f] for f in members]) for members in groups.values())
         order = [f for members in groups.values() for f in members]
         perms = [p for p in self.perms if p is not None]
-        dim = perms[0].source.size if perms else None
-        rows = signs = None
-        if any(not p.identity for p in perms):
+        rows: IntArray | None = None
+        signs: FloatArray | None = None
+        if perms and any(not p.identity for p in perms):
+            dim = perms[0].source.size
             if len(perms) == len(self.perms) and all((p.source == perms[0].source).all() for p in perms):
                 rows = perms[0].source
             else:
                 rows = np.concatenate(
                     [f * dim + (np.arange(dim) if p is None else p.source) for f, p in enumerate(self.perms)]
                 )  # into the flattened (F * D) rows
-        if any(not (p.sign == 1).all() for p in perms):
+        if perms and any(p.sign_vector is not None for p in perms):
+            dim = perms[0].source.size
             signs = np.stack([np.ones(dim) if p is None else p.sign for p in self.perms])[:, :, None]
         object.__setattr__(self, "stacks", stacks)
         object.__setattr__(self, "order", None if order == sorted(order) else np.argsort(order))
@@ -273,7 +327,7 @@ class Block:
 
 
 @lru_cache(maxsize=256)
-def kron_rows(block: Block, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def kron_rows(block: Block, n: int) -> tuple[IntArray, IntArray, IntArray, IntArray]:
     """Row indices that build each ``perm_f @ (A_f ⊗ B_f)`` of a block from its Kronecker halves.
 
     Row j of ``A ⊗ B`` is ``A[j >> b] ⊗ B[j & (2**b - 1)]`` (b = the right half's wires), and a permutation of
@@ -291,25 +345,36 @@ def kron_rows(block: Block, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return np.concatenate(idx_a), np.concatenate(idx_b), idx_a[0].copy(), idx_b[0].copy()
 
 
+Step = Layer | Permute | Block  # what a plan runs, in order
+
+
 @dataclass(frozen=True, eq=False)
 class Plan:
-    steps: tuple[object, ...]  # Layer | Permute | Block
-    z_signs: np.ndarray | None  # (2**n, n_outputs) readout when every observable is Z (trailing entanglers
-    #                             folded in), else None
+    """What the engine runs: ``steps`` in order, and the Z readout ``z_signs`` ``(2**n, n_outputs)`` when every
+    observable is Z (trailing entanglers folded in), else None.
+
+    Derived: the readout as GEMM right operands stored transposed, ``z_read`` ``(O, 2**n)`` and, for squared
+    (re, im) pairs, ``z_pairs_read`` ``(O, 2**(n+1))``: MKL's kernel for a skinny contiguous (D, O) operand is
+    1.6x slower (benchmarks/perf).
+    """
+
+    steps: tuple[Step, ...]
+    z_signs: FloatArray | None
     has_blocks: bool
+    z_read: FloatArray | None = field(init=False, repr=False)
+    z_pairs_read: FloatArray | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # The readout as GEMM right operands stored transposed, (O, 2**n) and, for squared (re, im) pairs,
-        # (O, 2**(n+1)): MKL's kernel for a skinny contiguous (D, O) operand is 1.6x slower (benchmarks/perf).
         z = self.z_signs
         object.__setattr__(self, "z_read", None if z is None else np.ascontiguousarray(z.T))
         object.__setattr__(self, "z_pairs_read", None if z is None else np.ascontiguousarray(np.repeat(z, 2, 0).T))
 
 
-def drop_phases_before_z(program: tuple[object, ...]) -> tuple[object, ...]:
-    """The lowered program without the RZ gates that end each wire's last rotations, for a Z readout.
+def drop_phases_before_z(program: tuple[Fused | Permute, ...]) -> tuple[Fused | Permute, ...]:
+    """The lowered program without the diagonal rotations (phases: RZ) that end each wire's last rotations, for a
+    Z readout.
 
-    Everything after them is monomial (the other wires' rotations commute with them, the trailing CNOT/CZ runs
+    Everything after them is monomial (the other wires' rotations commute with them, the trailing entangler runs
     permute basis states and flip signs), so a diagonal phase there cannot change a probability: hea's last RZ
     layer, strongly entangling's last RZ of every Rot. Their parameters keep exactly zero derivatives, and the
     last layer may become RY-only, hence real.
@@ -321,18 +386,19 @@ def drop_phases_before_z(program: tuple[object, ...]) -> tuple[object, ...]:
     start = end
     while start and isinstance(steps[start - 1], Fused):
         start -= 1
-    kept = []
+    kept: list[Fused | Permute] = []
     for step in steps[start:end]:
+        assert isinstance(step, Fused)  # the run found above
         rotations = list(step.rotations)
-        while rotations and rotations[-1].name == "RZ":
+        while rotations and rotation(rotations[-1].name).diagonal:
             rotations.pop()
         if rotations:
             kept.append(Fused(step.wire, tuple(rotations)))
     return tuple(steps[:start] + kept + steps[end:])
 
 
-def _layer_steps(circuit: Circuit, split: bool, z_readout: bool = False) -> list[object]:
-    steps: list[object] = []
+def _layer_steps(circuit: Circuit, split: bool, z_readout: bool = False) -> list[Step]:
+    steps: list[Step] = []
     pending: list[Fused] = []
 
     def flush() -> None:
@@ -354,9 +420,9 @@ def _layer_steps(circuit: Circuit, split: bool, z_readout: bool = False) -> list
     return steps
 
 
-def _gather_blocks(steps: list[object]) -> list[object]:
+def _gather_blocks(steps: list[Step]) -> list[Step]:
     """Replace each run of parameter-only layers (and their entanglers) that follows data by one Block."""
-    out: list[object] = []
+    out: list[Step] = []
     seen_data, i = False, 0
     while i < len(steps):
         step = steps[i]
@@ -365,17 +431,19 @@ def _gather_blocks(steps: list[object]) -> list[object]:
             out.append(step)
             i += 1
             continue
-        layers, perms = [], []
-        while i < len(steps) and isinstance(steps[i], Layer) and not steps[i].has_features:
-            layers.append(steps[i])
-            following = steps[i + 1] if i + 1 < len(steps) and isinstance(steps[i + 1], Permute) else None
+        layers: list[Layer] = []
+        perms: list[Permute | None] = []
+        while i < len(steps) and isinstance(layer := steps[i], Layer) and not layer.has_features:
+            layers.append(layer)
+            after = steps[i + 1] if i + 1 < len(steps) else None
+            following = after if isinstance(after, Permute) else None
             perms.append(following)
             i += 2 if following is not None else 1
         out.append(Block(layers=tuple(layers), perms=tuple(perms)))
     return out
 
 
-def _stacks_in_last_block(steps: list[object]) -> int:
+def _stacks_in_last_block(steps: list[Step]) -> int:
     gathered = [s for s in _gather_blocks(list(steps)) if isinstance(s, Block)]
     return len(gathered[-1].stacks) if gathered else 0
 
@@ -402,8 +470,9 @@ def plan(circuit: Circuit, *, fold_readout: bool = True, blocks: bool = False) -
         basis = np.arange(2**n)
         z = np.stack([1.0 - 2.0 * bit(basis, w, n) for _, w in circuit.observables], axis=1)
         # p_new[j] = p_old[source[j]], so <Z> = sum_i p_old[i] z[inverse[i]].
-        while steps and isinstance(steps[-1], Permute):
-            z = z[np.argsort(steps.pop().source)]
+        while steps and isinstance(last := steps[-1], Permute):
+            steps.pop()
+            z = z[np.argsort(last.source)]
         z_signs = z
     has_blocks = False
     if blocks and n <= BLOCK_MAX_QUBITS:

@@ -17,21 +17,24 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
 from qlandscape.sim.circuits import Circuit
 from qlandscape.sim.gate_matrices import constant, layer_columns, real_dtype
-from qlandscape.sim.lowering import Layer, Plan, bit, plan
+from qlandscape.sim.lowering import Layer, bit, plan
 
 
 @lru_cache(maxsize=128)
-def product_plan(circuit: Circuit) -> tuple[Plan, np.ndarray] | None:
-    """``(plan, mask)`` when the circuit's Z readout acts on a product state, else None. ``mask`` (O, W) marks,
-    for each output, the gated wires (the layer's ``gated`` order) in its parity; ungated wires stay |0> (Z = 1)."""
+def product_plan(circuit: Circuit) -> tuple[Layer, NDArray[np.bool_]] | None:
+    """``(layer, mask)`` when the circuit's Z readout acts on the product state of its one layer, else None.
+    ``mask`` (O, W) marks, for each output, the gated wires (the layer's ``gated`` order) in its parity; ungated
+    wires stay |0> (Z = 1)."""
     chosen = plan(circuit, fold_readout=True, blocks=False)
-    if chosen.z_signs is None or len(chosen.steps) != 1 or not isinstance(chosen.steps[0], Layer):
+    layer = chosen.steps[0] if len(chosen.steps) == 1 else None
+    if chosen.z_signs is None or not isinstance(layer, Layer):
         return None
-    layer, n = chosen.steps[0], circuit.n_qubits
+    n = circuit.n_qubits
     basis = np.arange(2**n)
     wire_signs = 1.0 - 2.0 * np.stack([bit(basis, w, n) for w in range(n)])  # (n, 2**n)
     single = [1 << (n - 1 - w) for w in range(n)]  # |e_w>: only wire w set (wire 0 is the most significant)
@@ -41,12 +44,12 @@ def product_plan(circuit: Circuit) -> tuple[Plan, np.ndarray] | None:
         if signs[0] != 1 or not np.array_equal(signs, np.prod(wire_signs[wires], axis=0)):
             return None  # not a parity of wires (cannot happen after CNOT/CZ runs, but nothing is assumed)
         masks.append([w in wires for w in layer.gated])
-    return chosen, np.array(masks, dtype=bool).reshape(len(masks), len(layer.gated))
+    return layer, np.array(masks, dtype=bool).reshape(len(masks), len(layer.gated))
 
 
 def product_z(
     circuit: Circuit,
-    found: tuple[Plan, np.ndarray],
+    found: tuple[Layer, NDArray[np.bool_]],
     params: Tensor,
     features: Tensor,
     scale: float,
@@ -54,10 +57,9 @@ def product_z(
     rank: int,
 ) -> Tensor:
     """Expectations ``(*nb, O)``, padded with leading 1s to ``rank`` batch dims, for a :func:`product_plan`."""
-    chosen, mask = found
-    step = chosen.steps[0]
+    layer, mask = found
     rdtype = real_dtype(dtype)
-    cols = layer_columns(step.stack, params.to(rdtype), features.to(rdtype), scale, dtype).squeeze(-3)
+    cols = layer_columns(layer.stack, params.to(rdtype), features.to(rdtype), scale, dtype).squeeze(-3)
     weights = cols.real**2 + cols.imag**2 if cols.is_complex() else cols**2  # (*nb, W, 2)
     z = weights[..., 0] - weights[..., 1]  # <Z_w> per gated wire
     factors = torch.where(constant(mask, z.device), z.unsqueeze(-2), 1.0)  # (*nb, O, W)

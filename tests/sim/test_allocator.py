@@ -9,6 +9,9 @@ import sys
 
 import pytest
 
+from qlandscape.core.errors import ConfigError
+from qlandscape.sim import allocator
+
 PROBE = (
     "import resource, torch\n"
     "from qlandscape.sim.allocator import retain_freed_memory\n"
@@ -44,8 +47,6 @@ def test_freed_tensors_are_reused_without_page_faults():
 
 
 def test_opt_out_and_repeat_calls(monkeypatch):
-    from qlandscape.sim import allocator
-
     monkeypatch.setattr(allocator, "_state", {})
     monkeypatch.setenv("QLANDSCAPE_MALLOC", "system")
     assert allocator.retain_freed_memory() is False
@@ -54,9 +55,6 @@ def test_opt_out_and_repeat_calls(monkeypatch):
 
 
 def test_bad_settings_are_named(monkeypatch):
-    from qlandscape.core.errors import ConfigError
-    from qlandscape.sim import allocator
-
     monkeypatch.setattr(allocator, "_state", {})
     monkeypatch.setenv("QLANDSCAPE_MALLOC", "sytem")
     with pytest.raises(ConfigError, match="sytem"):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from qlandscape.core.errors import ConfigError
@@ -73,9 +76,6 @@ def test_missing_field_and_unknown_ansatz(tmp_path):
 
 
 def test_catalogue_ships_in_the_wheel_as_package_data():
-    import tomllib
-    from pathlib import Path
-
     project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     setuptools_cfg = project["tool"]["setuptools"]
     assert setuptools_cfg["package-dir"]["qlandscape.circuits_catalogue"] == "circuits"

@@ -3,10 +3,15 @@ its natural-batch execution, against the plain layered plan and a gate-by-gate r
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
+from qlandscape.core.errors import ConfigError
+from qlandscape.sim import blocks as sim_blocks
 from qlandscape.sim import engine
+from qlandscape.sim.backends import make_backend
 from qlandscape.sim.circuits import build_circuit, catalogue
 from qlandscape.sim.lowering import Block, plan
 from tests.sim.reference import reference_expectations, reference_state
@@ -70,16 +75,12 @@ def test_parameter_points_share_the_data(ansatz, n, observables, monkeypatch):
 def test_grid_readout_in_chunks_and_threads(monkeypatch):
     """The no-grad grid path (chunks of points into a reused per-thread buffer) equals the differentiable path,
     with one point per chunk and from two threads at once."""
-    import threading
-
-    from qlandscape.sim import blocks
-
     circuit = build_circuit("hea", 4, 2)
     g = torch.Generator().manual_seed(3)
     params = circuit.init_params((9, 3), g)
     features = torch.rand(7, 3, circuit.n_features, generator=g, dtype=torch.float64)
     reference = engine.simulate(circuit, params.clone().requires_grad_(True), features).detach()
-    monkeypatch.setattr(blocks, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(sim_blocks, "_CHUNK_BYTES", 1)
     with torch.no_grad():
         assert torch.allclose(engine.simulate(circuit, params, features), reference, atol=1e-13)
     results = {}
@@ -132,8 +133,6 @@ def test_block_choice_follows_circuit_size_and_samples():
 
 def test_per_point_features_and_bad_shapes():
     """Features may carry the parameter-point dims; dims that do not broadcast fail naming both shapes."""
-    from qlandscape.core.errors import ConfigError
-
     circuit = build_circuit("hea", 3, 2)
     g = torch.Generator().manual_seed(4)
     params = circuit.init_params((3, 2), g)
@@ -180,9 +179,6 @@ def test_patch_mean_with_a_complex_encoding(tmp_path):
 
 
 def test_patch_mean_on_pennylane_and_bad_output_counts():
-    from qlandscape.core.errors import ConfigError
-    from qlandscape.sim.backends import make_backend
-
     circuit = _circuit("hea", 3, 1)
     g = torch.Generator().manual_seed(4)
     params = circuit.init_params((2,), g)

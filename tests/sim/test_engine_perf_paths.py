@@ -3,13 +3,25 @@ plain dense reference simulator -- correctness only, no timings (those live in b
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 
 from qlandscape.sim.circuits import build_circuit, catalogue
 from qlandscape.sim.engine import simulate, simulate_state
+from qlandscape.sim.gate_matrices import (
+    apply_layer,
+    apply_shared_layer,
+    broadcast_shapes,
+    kron,
+    product_state,
+    real_dtype,
+)
 from qlandscape.sim.gate_matrices import group_sizes as _group_sizes
-from qlandscape.sim.lowering import plan
+from qlandscape.sim.lowering import Layer, plan
+from qlandscape.sim.product_readout import product_plan
 from tests.sim.reference import reference_expectations, reference_state
 
 
@@ -74,13 +86,11 @@ def test_torch_func_transforms_through_fast_paths():
 @pytest.mark.parametrize("wires", [1, 2, 3, 4, 5, 6, 7])
 @pytest.mark.parametrize("rows", [1, 40])
 def test_kronecker_products_and_product_states_against_torch_kron(wires, rows):
-    from qlandscape.sim.gate_matrices import kron, product_state
-
     g = torch.Generator().manual_seed(wires * rows)
     mats = [torch.randn(rows, 2, 2, dtype=torch.complex128, generator=g) for _ in range(wires)]
     expected = mats[0]
     for m in mats[1:]:
-        expected = torch.stack([torch.kron(a, b) for a, b in zip(expected, m)])
+        expected = torch.stack([torch.kron(a, b) for a, b in zip(expected, m, strict=True)])
     assert torch.allclose(kron(mats), expected, atol=1e-13)
     columns = [m[:, :, 0] for m in mats]
     assert torch.allclose(product_state(columns), expected[:, :, 0], atol=1e-13)
@@ -89,8 +99,6 @@ def test_kronecker_products_and_product_states_against_torch_kron(wires, rows):
 @pytest.mark.parametrize("n", [2, 3, 6, 8, 9, 10])
 @pytest.mark.parametrize("real_state", [False, True])
 def test_shared_layer_matches_per_row_layer(n, real_state):
-    from qlandscape.sim.gate_matrices import apply_layer, apply_shared_layer
-
     g = torch.Generator().manual_seed(n)
     k, b, p = 2, 3, 2
     wires = [torch.randn(k, 1, p, 2, 2, dtype=torch.complex128, generator=g) for _ in range(n)]  # per point, patch
@@ -132,8 +140,6 @@ def test_first_layer_on_zero_state_for_any_rotations(first_gates, tmp_path):
 def test_phases_before_a_z_readout_are_dropped_exactly(ansatz):
     """The last RZ of every wire cannot change a Z-basis probability: the Z plan drops it, the state plan keeps it,
     and the outputs, gradients (exact zeros for those parameters) and Hessians are unchanged."""
-    from qlandscape.sim.lowering import Layer
-
     circuit = _circuit_or_skip(ansatz, 5, 2)
     last = [s for s in plan(circuit, fold_readout=True).steps if isinstance(s, Layer)][-1]
     assert all(key[-1][0] != "RZ" for key, _, _ in last.signatures)  # no wire ends in a phase
@@ -170,10 +176,6 @@ def _circuit_or_skip(ansatz, n, layers):
 
 
 def test_broadcast_shapes_and_circuit_hash():
-    import copy
-    import pickle
-
-    from qlandscape.sim.gate_matrices import broadcast_shapes, real_dtype
 
     for dtype in (torch.complex128, torch.complex64, torch.float64, torch.float32):
         assert real_dtype(dtype) == torch.zeros(1, dtype=dtype).real.dtype
@@ -202,8 +204,6 @@ def test_broadcast_shapes_and_circuit_hash():
 def test_product_state_readout_matches_the_state_vector(spec_text, n, tmp_path):
     """Rotations only before the entanglers and a Z readout: outputs are parities of a product state, computed
     without the state vector; they must equal the state-vector readout, gradients included."""
-    from qlandscape.sim.product_readout import product_plan
-
     if spec_text is None:
         circuit = build_circuit("hea", n, 1)
     else:
@@ -249,8 +249,6 @@ def test_product_state_readout_matches_the_state_vector(spec_text, n, tmp_path):
 def test_shared_layer_on_a_training_batch_matches_per_row_layer(n, real_state, real_halves):
     """State (B, P, 2**n) with per-patch halves: the patch-major path, values and gradients, against the per-row
     layer."""
-    from qlandscape.sim.gate_matrices import apply_layer, apply_shared_layer
-
     g = torch.Generator().manual_seed(n)
     b, p = 5, 3
     mdtype = torch.float64 if real_halves else torch.complex128
@@ -265,4 +263,4 @@ def test_shared_layer_on_a_training_batch_matches_per_row_layer(n, real_state, r
     weights = torch.randn(shared.shape, dtype=shared.dtype, generator=g)
     grads = torch.autograd.grad((shared * weights.conj()).real.sum(), [state, *wires])
     ref = torch.autograd.grad((per_row * weights.conj()).real.sum(), [state, *wires])
-    assert all(torch.allclose(x, y, atol=1e-10) for x, y in zip(grads, ref))
+    assert all(torch.allclose(x, y, atol=1e-10) for x, y in zip(grads, ref, strict=True))
