@@ -25,7 +25,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "qlandscape.objective": ("qlandscape.core.objective", "qlandscape.metrics.curvature.structured"),
     "qlandscape.operators": ("qlandscape.core.operators",),
     "qlandscape.allocator": ("qlandscape.sim.allocator",),
-    "qlandscape.backends": ("qlandscape.sim.backends",),
+    "qlandscape.backends": ("qlandscape.sim.backends", "qlandscape.core.dtypes"),
     "qlandscape.blocks": ("qlandscape.sim.blocks",),
     "qlandscape.circuits": ("qlandscape.sim.circuits",),
     "qlandscape.engine": ("qlandscape.sim.engine",),

@@ -16,9 +16,12 @@ import pytest
 from qlandscape import _compat
 
 NAMES_0_1: dict[str, list[str]] = json.loads((Path(__file__).parent / "fixtures" / "public_names_0_1.json").read_text())
-# The run-metric plumbing of 0.1, replaced as a whole by one MetricSpec per metric (qlandscape.runs.registry), and
-# two helpers replaced by the composed RunConfig; CHANGELOG.md lists each with its replacement.
+# The run-metric plumbing of 0.1, replaced as a whole by one MetricSpec per metric (qlandscape.runs.registry), two
+# helpers replaced by the composed RunConfig, and the gate constants the gate table replaces; CHANGELOG.md lists
+# each with its replacement.
 REMOVED = {
+    "qlandscape.circuits": {"ROTATIONS", "ENTANGLERS"},
+    "qlandscape.lowering": {"GENERATORS"},
     "qlandscape.runs": {"METRIC_HOOKS", "MetricHook", "register_metric", "dataset_for", "train_config"},
     "qlandscape.run_metrics": {
         "DEFAULTS",

@@ -121,7 +121,7 @@ class PennyLaneBackend:
 
 @lru_cache(maxsize=32)
 def _qnode(circuit: Circuit, device: str, diff_method: str, scale: float) -> QNode:
-    import pennylane as qml  # optional at import time: loaded only when a PennyLane backend runs
+    import pennylane as qml  # noqa: PLC0415 (optional at import time: loaded only when a PennyLane backend runs)
 
     dev = qml.device(device, wires=circuit.n_qubits)
     # each gate's PennyLane operation, from the gate table, once per QNode
