@@ -180,9 +180,12 @@ class CNN(_Seeded):
         return self.head(self.features(self._as_chw(x)))
 
 
-def build_classical(config: Any, image_shape: Sequence[int], n_classes: int) -> nn.Module:
-    """The MLP or CNN a :class:`~qlandscape.runs.config.RunConfig` describes (``model = "mlp"`` or ``"cnn"``)."""
+def build_classical(config: Any, image_shape: Sequence[int], n_classes: int, *, seed: int | None = None) -> nn.Module:
+    """The MLP or CNN a model config describes (``model = "mlp"`` or ``"cnn"``, with its ``width``, ``depth``,
+    ``activation``, ``channels``, ``batch_norm`` and ``dropout``); ``seed`` draws the initial parameters (default:
+    the config's own ``seed``, which a run config has)."""
     check_choice("model", config.model, ("mlp", "cnn"))
+    seed = config.seed if seed is None else seed
     if config.model == "mlp":
         return MLP(
             image_shape,
@@ -191,7 +194,7 @@ def build_classical(config: Any, image_shape: Sequence[int], n_classes: int) -> 
             depth=config.depth,
             activation=config.activation,
             dropout=config.dropout,
-            seed=config.seed,
+            seed=seed,
         )
     return CNN(
         image_shape,
@@ -200,7 +203,7 @@ def build_classical(config: Any, image_shape: Sequence[int], n_classes: int) -> 
         batch_norm=config.batch_norm,
         dropout=config.dropout,
         activation=config.activation,
-        seed=config.seed,
+        seed=seed,
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from torch import nn
 
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
-from qlandscape.models.classical import CNN, MLP
+from qlandscape.models.classical import build_classical
 from qlandscape.models.qnn import PatchQNN
 
 MODEL_KINDS = ("qnn", "mlp", "cnn")
@@ -125,25 +125,7 @@ def build_model(config: ModelConfig, image_shape: tuple[int, int], n_classes: in
             positional_bias=config.positional_bias,
             seed=seed,
         )
-    if config.model == "mlp":
-        return MLP(
-            image_shape,
-            n_classes,
-            width=config.width,
-            depth=config.depth,
-            activation=config.activation,
-            dropout=config.dropout,
-            seed=seed,
-        )
-    return CNN(
-        image_shape,
-        n_classes,
-        channels=tuple(config.channels),
-        batch_norm=config.batch_norm,
-        dropout=config.dropout,
-        activation=config.activation,
-        seed=seed,
-    )
+    return build_classical(config, image_shape, n_classes, seed=seed)
 
 
 def count_parameters(model: nn.Module) -> int:
