@@ -102,12 +102,15 @@ def check_output_dir(path: str | os.PathLike[str], option: str = "--out") -> Pat
         free = None
     if free is not None and free < MIN_FREE_BYTES:
         raise ConfigError(
-            option, str(path), f"the disk holding {existing} is full ({free} bytes free); free space or choose another"
+            option,
+            str(path),
+            f"the disk holding {os.path.abspath(existing)} is full ({free} bytes free); free space or choose another",
         )
     return path
 
 
-def _write_problem(exc: OSError, folder: Path) -> str:
+def _write_problem(exc: OSError, existing: Path) -> str:
+    folder = os.path.abspath(existing)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"the disk holding {folder} is full ({exc.strerror}); free space or choose another folder"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):

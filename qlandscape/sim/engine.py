@@ -28,6 +28,8 @@ compose with it. complex128 by default; complex64 is allowed for training.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -93,9 +95,13 @@ def check_state_memory(circuit: Circuit, params: Tensor, features: Tensor, dtype
     """Refuse, with :class:`~qlandscape.core.memory.SizeError`, a call whose state vectors ``(*K, B, P, 2**n)``
     exceed the memory budget (:mod:`qlandscape.core.memory`; a GPU's free memory for CUDA tensors), before
     anything is allocated."""
-    batch = _check(circuit, params, features, dtype)
-    n_states = int(np.prod(batch, dtype=np.float64))
     itemsize = 16 if dtype == torch.complex128 else 8
+    # an upper bound first, from the shapes alone: most calls are far below the checked sizes
+    bound = math.prod(params.shape[:-1]) * math.prod(features.shape[:-1]) * 2.0**circuit.n_qubits * itemsize
+    if bound < _CHECK_FROM_BYTES:
+        return
+    batch = _check(circuit, params, features, dtype)
+    n_states = math.prod(batch)
     estimate = float(n_states) * 2.0**circuit.n_qubits * itemsize
     if estimate < _CHECK_FROM_BYTES:
         return
