@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import save_result
 from qlandscape.metrics.gradients import variance_curve
+from qlandscape.plots import save_figure
 from qlandscape.plots.gradients import plot_variance_curve
 
 
@@ -86,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_result(curve, out / "gradvar")
     fig = plot_variance_curve(curve)
-    for suffix in (".png", ".pdf"):
-        fig.savefig(out / f"gradvar{suffix}", dpi=150)
-    plt.close(fig)
+    try:
+        save_figure(fig, out / "gradvar")
+    finally:
+        plt.close(fig)
     print(format_table(curve))
     print(f"wrote {out / 'gradvar.json'}, gradvar.npz, gradvar.png, gradvar.pdf")
     return 0

@@ -62,9 +62,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     path = execute_run(config, args.out, force=args.force, progress=not args.quiet and sys.stderr.isatty())
-    info = load_run(path).info
+    loaded = load_run(path)
+    info = loaded.info
     m = info["metrics"]
     print(f"run directory: {path}")
+    print(f"data: {config.data.describe(loaded.dataset)}")
     print(f"model: {config.model} ({info['model']['n_params']} parameters)")
     print(
         f"train accuracy: {m['train_accuracy']:.4f}   test accuracy: {m['test_accuracy']:.4f}   "

@@ -14,6 +14,7 @@ from qlandscape.core.errors import ConfigError
 from qlandscape.data.datasets import to_torch
 from qlandscape.metrics.landscape.spawning import check_spawn_epochs, spawn_experiment
 from qlandscape.models.config import build_model
+from qlandscape.plots import save_figure
 from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
 
 DEFAULT_SPAWN_EPOCHS = "0,0.25,0.5,1,2,4,8"
@@ -80,11 +81,13 @@ def run(args: argparse.Namespace) -> int:
     io.save_result(result, out / "spawn")
     io.write_json(out / "config.json", config.to_dict())
     fig = plot_barrier_vs_spawn_time(result, [f"{config.model}, parent seed {parent_seed}"])
-    for suffix in ("png", "pdf"):
-        fig.savefig(out / f"spawn.{suffix}", dpi=150)
-    plt.close(fig)
+    try:
+        save_figure(fig, out / "spawn")
+    finally:
+        plt.close(fig)
 
     print(f"spawn directory: {out}")
+    print(f"data: {config.data.describe(data)}")
     print(
         f"model: {config.model} ({result.n_params} parameters), {config.epochs} epochs, parent seed "
         f"{parent_seed}, child seeds {child_seeds[0]},{child_seeds[1]}; parent test accuracy "

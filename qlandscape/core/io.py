@@ -7,6 +7,7 @@ leaves a half-written file behind.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import json
 import os
@@ -25,22 +26,96 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+# errno values of a folder that cannot take our files: where the data goes is the problem, not the program
+WRITE_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENOENT,
+        errno.ENAMETOOLONG,
+    }
+)
+MIN_FREE_BYTES = 2**20  # an output folder with less room than this is full for any result
+
+
+def _write_synced(fd: int, data: bytes) -> None:
+    # every file this package writes reaches the disk here (the write check of an output folder too)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file + rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file + rename). An OSError names ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results on shared filesystems must be readable
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(fd, data)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # e.g. ENOSPC from write(): say which file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+
+
+def check_output_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Check, before any work, that ``path`` is a folder this process can write to, or one it can create; a
+    problem raises :class:`ConfigError` naming ``option`` and the path. Nothing is left behind: the folder is
+    not created, and the write test removes its file."""
+    path = Path(path)
+    existing = path
+    try:
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:
+        raise ConfigError(option, str(path), f"cannot be checked ({exc.strerror or exc})") from None
+    if not is_dir:
+        if existing == path:
+            raise ConfigError(option, str(path), "it is a file; expected a folder (or a path where one can be made)")
+        raise ConfigError(option, str(path), f"the folder cannot be made: {existing} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".qlandscape-write-check.", dir=existing)
+        try:
+            _write_synced(fd, b"\0" * 512)
+        finally:
+            os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(option, str(path), _write_problem(exc, existing)) from None
+    try:
+        stat = os.statvfs(existing)
+        free = stat.f_bavail * stat.f_frsize
+    except (OSError, AttributeError):  # no statvfs (Windows): the write test above is all there is
+        free = None
+    if free is not None and free < MIN_FREE_BYTES:
+        raise ConfigError(
+            option,
+            str(path),
+            f"the disk holding {os.path.abspath(existing)} is full ({free} bytes free); free space or choose another",
+        )
+    return path
+
+
+def _write_problem(exc: OSError, existing: Path) -> str:
+    folder = os.path.abspath(existing)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk holding {folder} is full ({exc.strerror}); free space or choose another folder"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{folder} is not writable ({exc.strerror}); choose a folder you can write to"
+    return f"{folder} cannot take new files ({exc.strerror or exc})"
 
 
 def _jsonable(value: Any) -> Any:
@@ -76,9 +151,23 @@ def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(what, str(path), "no such file")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(what, str(path), f"could not be read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            what,
+            str(path),
+            f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8, as TOML "
+            "requires",
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(what, str(path), f"is not valid TOML ({exc})") from exc
+        raise ConfigError(what, str(path), f"is not valid TOML ({exc})") from None
 
 
 def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:

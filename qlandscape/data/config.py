@@ -14,7 +14,8 @@ from qlandscape.data.datasets import Dataset, load_dataset
 class DataConfig:
     """Which data a run trains and evaluates on; :meth:`load` gives the :class:`Dataset`.
 
-    ``dataset``: ``digits``, ``mnist:DIR`` or a ``.npz`` path; ``classes``: the labels kept (None: all);
+    ``dataset``: ``digits``, ``mnist:DIR`` or a ``.npz`` path; ``classes``: the labels kept (None: all; the
+    default is 0 and 1, and a config file that leaves ``classes`` out means all, see ``RunConfig.from_dict``);
     ``angle_range``: pixels are scaled linearly onto it; ``pool``: average pooling factor; ``max_train`` /
     ``max_test``: caps on the split sizes; ``data_seed``: the subset and split draw.
     """
@@ -61,6 +62,14 @@ class DataConfig:
                     "classes", self.classes, "expected at least two classes (or nothing for all)", source=source
                 )
         return self
+
+    def describe(self, dataset: Dataset) -> str:
+        """Which classes ``dataset`` (loaded from these settings) holds, for a command's output: all of them when
+        ``classes`` is None, said so, since the labels were not listed."""
+        labels = ", ".join(map(str, dataset.classes))
+        if self.classes is None:
+            return f"{dataset.name}, all {dataset.n_classes} classes ({labels}): the config lists no classes"
+        return f"{dataset.name}, classes {labels}"
 
     def load(self) -> Dataset:
         """Load, subset, pool, scale and split the dataset these settings name."""

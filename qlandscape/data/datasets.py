@@ -19,6 +19,8 @@ import gzip
 import math
 import os
 import struct
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,15 +238,21 @@ def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy array saved under an .npz name
+            raise ConfigError("npz file", str(path), "holds one array (.npy format); expected an .npz with x and y")
+        with loaded as data:
             keys = tuple(data.files)
             if "x" not in keys or "y" not in keys:
                 raise ConfigError("npz file", str(path), f"expected arrays 'x' and 'y', found {keys}")
             x, y = np.asarray(data["x"]), np.asarray(data["y"])
     except ConfigError:
         raise
-    except (OSError, ValueError) as exc:
-        raise ConfigError("npz file", str(path), f"could not be read as an .npz without pickles ({exc})") from exc
+    # a damaged file fails in zipfile (truncated archive), zlib (corrupt member) or numpy (bad header)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ConfigError(
+            "npz file", str(path), f"could not be read as an .npz without pickles; is it damaged or truncated? ({exc})"
+        ) from None
     if x.ndim != 3:
         raise ConfigError(
             "npz x shape",

@@ -46,6 +46,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
+from qlandscape.core.memory import check_fits
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.fits import DecayFit, fit_decay  # noqa: F401 (re-exported)
 from qlandscape.metrics.gradient_results import GradientVariance, PatchVarianceCurve, VarianceCurve
@@ -78,6 +79,18 @@ def cost_diagonal(cost: str, n_qubits: int) -> Tensor:
 
 def _check_samples(samples: int) -> int:
     return check_positive_int("samples", samples, minimum=2)
+
+
+def check_sample_memory(samples: int, n_params: int) -> None:
+    """Refuse, before drawing them, ``samples`` initialisations whose parameters and gradients (float64, held at
+    once) exceed the memory budget."""
+    check_fits(
+        2 * 8.0 * samples * n_params,
+        f"the parameters and gradients of {samples:,} initialisations of {n_params:,} parameters (float64)",
+        "use fewer samples",
+        field="samples",
+        value=samples,
+    )
 
 
 def _check_max_batch(max_batch: int | None) -> int | None:
@@ -197,6 +210,7 @@ def gradient_variance(
     circuit = _resolve_circuit(circuit, n_qubits, n_layers)
     if circuit.n_params == 0:
         raise ConfigError("layers", circuit.n_layers, f"{circuit.name} has no trainable parameters at this size")
+    check_sample_memory(samples, circuit.n_params)
     start = time.perf_counter()
     params = sample_parameters(circuit, samples, init=init, seed=seed)
     costs, grads = circuit_gradients(
@@ -328,6 +342,11 @@ def variance_curve(
     if not 0 < confidence < 1:
         raise ConfigError("confidence", confidence, "expected a number in (0, 1)")
     spec = ansatz if isinstance(ansatz, CircuitSpec) else load_spec(ansatz)
+    # every cell's size before the first one runs: a grid must not fail at its last, largest cell
+    for n in qubit_list:
+        for n_layers in layer_list:
+            spec.check_size(n, n_layers)
+    check_sample_memory(samples, _bare_circuit(spec, qubit_list[-1], layer_list[-1]).n_params)
     fit_from = qubit_list[0] if fit_from is None else int(fit_from)
     shape = (len(layer_list), len(qubit_list))
     mean_var, se, n_params, seconds = (np.zeros(shape) for _ in range(4))

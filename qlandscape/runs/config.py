@@ -123,8 +123,14 @@ class RunConfig:
         cls, data: Mapping[str, Any], source: str | None = None, *, check_metric_names: bool = True
     ) -> RunConfig:
         """Build and validate a config from a flat dict; unknown fields and bad values raise :class:`ConfigError`.
-        ``check_metric_names=False`` leaves the ``metrics`` table as it is (what a finished run recorded)."""
-        kwargs: dict[str, Any] = {}
+        ``check_metric_names=False`` leaves the ``metrics`` table as it is (what a finished run recorded).
+
+        A dict without ``classes`` means every class of the dataset (``classes = None``), as a config file that
+        leaves it out; the ``RunConfig()`` defaults themselves train classes 0 and 1 (the binary digits task,
+        which the default four-output QNN can classify), and hash as they always have."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("run", data, "expected a table of run settings", source=source)
+        kwargs: dict[str, Any] = {"classes": None}
         for key, value in data.items():
             if key not in FIELDS:
                 raise ConfigError(key, value, f"is not a run field; expected one of {', '.join(FIELDS)}", source=source)
@@ -188,9 +194,22 @@ def _is_plain(value: Any) -> bool:
 
 
 def load_config(path: str | Path) -> RunConfig:
-    """Read a run config from TOML: top-level fields (or a ``[run]`` table), validated."""
+    """Read a run config from TOML: top-level fields or a ``[run]`` table (not both), validated."""
     data = read_toml(path, "config")
-    data = data.get("run", data)
+    if "run" in data:
+        table = data["run"]
+        if not isinstance(table, dict):
+            raise ConfigError("run", table, "expected a [run] table of run settings", source=str(path))
+        others = sorted(k for k in data if k != "run")
+        if others:
+            raise ConfigError(
+                "top-level keys",
+                others,
+                "a [run] table holds the settings, so keys beside it would be ignored; put every setting inside "
+                "[run] (metric tables as [run.metrics.NAME]) or drop the [run] header",
+                source=str(path),
+            )
+        data = table
     return RunConfig.from_dict(data, source=str(path))
 
 

@@ -25,6 +25,7 @@ significant qubit, as in PennyLane.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,8 +37,15 @@ import torch
 
 from qlandscape.core.errors import ConfigError, check_positive_int, is_finite_number
 from qlandscape.core.io import read_toml
+from qlandscape.core.memory import check_fits, format_seconds
 from qlandscape.sim.gates import entangler_names, rotation_names
 
+# Compiling (gate list, lowering, plan) costs about 17 us and 0.9 kB per gate on one core (hea, 4 qubits,
+# 120k to 1.2M gates), and every forward pass applies each gate: a circuit of more than MAX_GATES is refused up
+# front (100 000 gates: about 2 s to compile; the Kawase 2025 circuit at 200 layers on 8 qubits has 15k).
+MAX_GATES = 100_000
+MAX_GATES_ENV = "QLANDSCAPE_MAX_GATES"
+COMPILE_SECONDS_PER_GATE = 1.7e-5
 NO_ENTANGLER = "none"
 PATTERNS = ("chain", "ring", "all-to-all", "strong")
 PAULIS = ("X", "Y", "Z")
@@ -133,9 +141,11 @@ class CircuitSpec:
         observables: Iterable[str] | None = None,
         measure_qubits: Iterable[int] | None = None,
     ) -> Circuit:
-        """Compile the spec into a :class:`Circuit` for ``n_qubits`` qubits and ``n_layers`` layers."""
+        """Compile the spec into a :class:`Circuit` for ``n_qubits`` qubits and ``n_layers`` layers; a circuit too
+        large to compile or simulate here is refused first (:meth:`check_size`)."""
         n_qubits = check_positive_int("qubits", n_qubits, source=self.source)
         n_layers = check_positive_int("layers", n_layers, minimum=0, source=self.source)
+        self.check_size(n_qubits, n_layers)
         if isinstance(observables, str):  # tuple("XZ") would silently read as ["X", "Z"]
             raise ConfigError(
                 "observables", observables, "expected a list of Paulis such as ['X', 'Z']", source=self.source
@@ -182,6 +192,72 @@ class CircuitSpec:
     def n_params(self, n_qubits: int, n_layers: int) -> int:
         """Trainable parameters per circuit for (qubits, layers)."""
         return self.build(n_qubits, n_layers).n_params
+
+    def gate_count(self, n_qubits: int, n_layers: int) -> int:
+        """Gates of the circuit for (qubits, layers), counted without building it (as :meth:`build` places them)."""
+        total = 0
+        for block in self.blocks:
+            gate, pattern = block.get("entangler", NO_ENTANGLER), block.get("pattern", "ring")
+            if block["type"] == "encode":
+                k = block.get("features_per_qubit", 1)
+                sequences = block.get("alternate") or [block["gates"]]
+                total += sum(len(sequences[f % len(sequences)]) for f in range(k * n_qubits))
+                total += _entangler_pairs(gate, pattern, n_qubits)
+            else:
+                repeat = n_layers if block.get("repeat", "layers") == "layers" else int(block["repeat"])
+                entangled = repeat - (1 if repeat and block.get("skip_last_entangler", False) else 0)
+                total += repeat * n_qubits * len(block["gates"]) + entangled * _entangler_pairs(gate, pattern, n_qubits)
+        return total
+
+    def check_size(self, n_qubits: int, n_layers: int, *, max_gates: int | None = None) -> None:
+        """Refuse, with :class:`ConfigError`, a circuit whose gate list is over ``max_gates`` (default
+        :func:`max_gates`: compiling and every forward pass are linear in it) or whose state vector is over the
+        memory budget (:mod:`qlandscape.core.memory`); nothing is built or allocated."""
+        limit = gate_limit() if max_gates is None else check_positive_int("max_gates", max_gates)
+        gates = self.gate_count(n_qubits, n_layers)
+        if gates > limit:
+            per_layer = self.gate_count(n_qubits, n_layers + 1) - gates
+            field, value, fix = "qubits", n_qubits, "fewer qubits"
+            if per_layer > 0 and n_layers > 0:
+                most = max(0, (limit - self.gate_count(n_qubits, 0)) // per_layer)
+                field, value, fix = "layers", n_layers, f"layers <= {most} for {self.name} on {_qubits(n_qubits)}"
+            raise ConfigError(
+                field,
+                value,
+                f"{self.name} on {_qubits(n_qubits)} with {n_layers} layers has {gates:,} gates; compiling alone takes "
+                f"about {format_seconds(gates * COMPILE_SECONDS_PER_GATE)} and every forward pass applies each gate; "
+                f"at most {limit:,} gates are allowed ({fix}; set {MAX_GATES_ENV} to allow more)",
+                source=self.source,
+            )
+        check_fits(
+            16 * 2.0**n_qubits,
+            f"one state vector of {_qubits(n_qubits)} (2**{n_qubits} amplitudes x 16 bytes)",
+            "use fewer qubits",
+            field="qubits",
+            value=n_qubits,
+            source=self.source,
+        )
+
+
+def _entangler_pairs(gate: str, pattern: str, n: int) -> int:
+    """Two-qubit gates of one entangler (as :meth:`_Builder._entangle` places them)."""
+    if gate == NO_ENTANGLER or n < 2:
+        return 0
+    return {"chain": n - 1, "ring": n if n > 2 else 1, "all-to-all": n * (n - 1) // 2, "strong": n}[pattern]
+
+
+def _qubits(n: int) -> str:
+    return f"{n} qubit" if n == 1 else f"{n} qubits"
+
+
+def gate_limit() -> int:
+    """The most gates a circuit may have: ``QLANDSCAPE_MAX_GATES`` when set, else :data:`MAX_GATES`."""
+    text = os.environ.get(MAX_GATES_ENV, "").strip()
+    if not text:
+        return MAX_GATES
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(MAX_GATES_ENV, text, "expected a positive whole number of gates")
+    return int(text)
 
 
 class _Builder:

@@ -28,11 +28,14 @@ compose with it. complex128 by default; complex64 is allowed for training.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from qlandscape.core.errors import ConfigError
+from qlandscape.core.memory import check_fits
 from qlandscape.sim.allocator import retain_freed_memory
 from qlandscape.sim.blocks import Readout, apply_block, block_unitary, nothing_differentiated, patch_mean_z, read_z
 from qlandscape.sim.circuits import Circuit
@@ -81,6 +84,38 @@ def _check(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtyp
         raise ConfigError(
             "features", tuple(features.shape), f"leading dims do not broadcast with params {tuple(params.shape)}"
         ) from None
+
+
+# Below this size a call's states are not checked against the memory budget: reading the available memory costs
+# more than simulating a small circuit, and no budget is that small.
+_CHECK_FROM_BYTES = 2**26
+
+
+def check_state_memory(circuit: Circuit, params: Tensor, features: Tensor, dtype: torch.dtype) -> None:
+    """Refuse, with :class:`~qlandscape.core.memory.SizeError`, a call whose state vectors ``(*K, B, P, 2**n)``
+    exceed the memory budget (:mod:`qlandscape.core.memory`; a GPU's free memory for CUDA tensors), before
+    anything is allocated."""
+    itemsize = 16 if dtype == torch.complex128 else 8
+    # an upper bound first, from the shapes alone: most calls are far below the checked sizes
+    bound = math.prod(params.shape[:-1]) * math.prod(features.shape[:-1]) * 2.0**circuit.n_qubits * itemsize
+    if bound < _CHECK_FROM_BYTES:
+        return
+    batch = _check(circuit, params, features, dtype)
+    n_states = math.prod(batch)
+    estimate = float(n_states) * 2.0**circuit.n_qubits * itemsize
+    if estimate < _CHECK_FROM_BYTES:
+        return
+    available = torch.cuda.mem_get_info(params.device)[0] if params.device.type == "cuda" else None
+    names = ["points"] * (len(batch) - 2) + ["samples", "patches"]
+    shape = " x ".join(f"{size} {name}" for size, name in zip(batch, names, strict=True))
+    check_fits(
+        estimate,
+        f"one call's {n_states:,} state vectors ({shape}, each 2**{circuit.n_qubits} amplitudes x {itemsize} bytes)",
+        "use fewer qubits, a smaller batch_size or fewer points at once",
+        field="qubits",
+        value=circuit.n_qubits,
+        available=available,
+    )
 
 
 def _run(
@@ -159,6 +194,7 @@ def simulate_state(
     """Final state vectors ``(*K, B, P, 2**n)`` for params ``(*K, P, n_params)`` and features ``(B, P, F)`` or
     ``(*K, B, P, F)``."""
     retain_freed_memory()
+    check_state_memory(circuit, params, features, dtype)
     steps = _plan_for(circuit, features, fold_readout=False).steps
     state, batch = _run(circuit, steps, params, features, scale, dtype)
     return state.to(dtype).expand(*batch, 2**circuit.n_qubits)
@@ -188,6 +224,7 @@ def simulate(
         return _connected(product_z(circuit, product, params, features, scale, dtype, len(batch)), params).expand(
             *batch, circuit.n_outputs
         )
+    check_state_memory(circuit, params, features, dtype)
     chosen = _plan_for(circuit, features, fold_readout=True)
     steps = chosen.steps
     fused = _fused_last_block(chosen)
@@ -242,6 +279,7 @@ def simulate_patch_mean(
         or not nothing_differentiated(params, features)
     ):
         return simulate(circuit, params, features, scale=scale, dtype=dtype)[..., :n_outputs].mean(dim=-2)
+    check_state_memory(circuit, params, features, dtype)
     state, batch = _run(circuit, chosen.steps[:-1], params, features, scale, dtype)
     n_points, n_patches, dim = params.shape[0], params.shape[1], 2**circuit.n_qubits
     rdtype = real_dtype(dtype)

@@ -7,8 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from qlandscape import cli
 from qlandscape.core import io
+from qlandscape.runs.config import RunConfig
+from qlandscape.runs.run import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(
@@ -50,3 +55,19 @@ def test_import_qlandscape_stays_cheap():
         env={"PYTHONPATH": str(ROOT)},
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_config_without_classes_trains_every_class_and_says_so(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    labels = np.arange(36) % 3
+    np.savez(tmp_path / "three.npz", x=rng.random((36, 4, 4)), y=labels)
+    config = tmp_path / "three.toml"
+    config.write_text(f'dataset = "{tmp_path / "three.npz"}"\nqubits = 4\nlayers = 1\npatch_size = 2\nepochs = 1\n')
+    assert RunConfig.from_dict({}).classes is None and RunConfig().classes == (0, 1)
+    assert cli.main(["run", str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "data: three, all 3 classes (0, 1, 2): the config lists no classes" in out
+    run = load_run(Path(out.split("run directory: ")[1].splitlines()[0]))
+    assert run.config.classes is None and run.dataset.classes == tuple(np.unique(labels))
+    assert run.model(torch.as_tensor(run.dataset.x_test[:2])).shape == (2, 3)  # three logits: a 3-class model
+    assert io.read_json(run.path / "run.json")["config"]["classes"] is None

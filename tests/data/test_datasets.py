@@ -11,6 +11,7 @@ import torch
 
 import qlandscape.data
 from qlandscape.core.errors import ConfigError
+from qlandscape.data.config import DataConfig
 from qlandscape.data.datasets import MNIST_FILES, Dataset, load_dataset, read_idx, to_torch, write_idx
 
 
@@ -308,3 +309,45 @@ def test_the_data_package_keeps_the_01_names():
     names = ("Dataset", "MNIST_FILES", "load_dataset", "read_idx", "to_torch", "write_idx")
     assert [name for name in names if not hasattr(qlandscape.data, name)] == []
     assert qlandscape.data.load_dataset is load_dataset
+
+
+@pytest.mark.parametrize(
+    "damage,named",
+    [
+        ("truncated", "truncated"),
+        ("empty", "truncated"),
+        ("text", "truncated"),
+        ("corrupt member", "Bad CRC-32"),
+        ("npy", ".npy format"),
+    ],
+)
+def test_a_damaged_npz_is_a_config_error_naming_the_path(tmp_path, damage, named):
+    good = tmp_path / "good.npz"
+    np.savez_compressed(good, x=np.random.default_rng(0).random((30, 4, 4)), y=np.arange(30) % 3)
+    data = bytearray(good.read_bytes())
+    path = tmp_path / "damaged.npz"
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "text":
+        path.write_text("x,y\n1,2\n")
+    elif damage == "corrupt member":
+        data[200:260] = bytes(60)  # inside the first member's compressed bytes: its checksum no longer matches
+        path.write_bytes(bytes(data))
+    else:
+        with open(path, "wb") as handle:
+            np.save(handle, np.zeros((3, 4, 4)))
+    with pytest.raises(ConfigError) as e:
+        load_dataset(str(path))
+    assert str(path) in _message(e) and named in _message(e)
+
+
+def test_data_settings_say_which_classes_a_dataset_holds(tmp_path):
+    path = tmp_path / "three.npz"
+    np.savez(path, x=np.random.default_rng(0).random((30, 4, 4)), y=np.arange(30) % 3)
+    everything = DataConfig(dataset=str(path), classes=None)
+    assert everything.describe(everything.load()) == "three, all 3 classes (0, 1, 2): the config lists no classes"
+    two = DataConfig(dataset=str(path), classes=(2, 0))
+    assert two.describe(two.load()) == "three, classes 2, 0"
+    assert DataConfig().classes == (0, 1)  # the default run's binary digits task

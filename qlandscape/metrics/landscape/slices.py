@@ -8,12 +8,15 @@ Both are re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
+from qlandscape.core.memory import check_fits, format_seconds
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.landscape.directions import (
     DIRECTION_KINDS,
@@ -31,11 +34,15 @@ from qlandscape.metrics.landscape.directions import (
 from qlandscape.metrics.landscape.evaluation import evaluate_points, split_objectives
 from qlandscape.metrics.landscape.results import Slice1D, Slice2D
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "HessianDirections",
     "PCADirections",
     "Slice1D",
     "Slice2D",
+    "check_grid_size",
+    "grid_bytes",
     "grid_from_range",
     "hessian_directions",
     "normalize_direction",
@@ -95,6 +102,61 @@ def project_onto_plane(points: np.ndarray, center: np.ndarray, d1: np.ndarray, d
     return np.linalg.solve(gram, basis @ (pts - center).T).T
 
 
+# ------------------------------------------------------------------------------------------- sizes
+# A grid that takes longer than this announces its estimate and shows its progress, wherever its output goes.
+LONG_SECONDS = 60.0
+
+
+def grid_bytes(n_alphas: int, n_betas: int, n_splits: int) -> float:
+    """Memory of a 2-D slice's own arrays: the flat α and β coordinates and the loss and error of every split at
+    every point (float64); the points themselves are evaluated a batch at a time."""
+    return 8.0 * n_alphas * n_betas * (2 + 2 * n_splits)
+
+
+def check_grid_size(n_alphas: int, n_betas: int, n_splits: int, *, field: str = "grid", value: object = None) -> None:
+    """Refuse, before anything is evaluated, a grid whose arrays exceed the memory budget."""
+    check_fits(
+        grid_bytes(n_alphas, n_betas, n_splits),
+        f"a {n_alphas} x {n_betas} grid ({n_alphas * n_betas:,} points) on {n_splits} split(s) "
+        "(coordinates, losses and errors in float64)",
+        "use a smaller grid",
+        field=field,
+        value=(n_alphas if n_alphas == n_betas else (n_alphas, n_betas)) if value is None else value,
+    )
+
+
+def _evaluate_timed(
+    objectives: Mapping[str, Objective],
+    make_points: Callable[[int, int], np.ndarray],
+    n_points: int,
+    batch: int | None,
+    progress: bool,
+    desc: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`evaluate_points` in the same batches, the first one timed: when the rest would take longer than
+    :data:`LONG_SECONDS`, the estimate is logged and the progress shown, wherever the output goes."""
+    size = next(iter(objectives.values())).points_per_call() if batch is None else check_positive_int("batch", batch)
+    first = min(size, n_points)
+    started = time.perf_counter()
+    head = evaluate_points(objectives, make_points, first, size, False, desc)
+    if first == n_points:
+        return head
+    remaining = (n_points - first) * (time.perf_counter() - started) / first
+    if remaining > LONG_SECONDS:
+        log.warning(
+            "%s: %s points, about %s to go (measured on the first %s); progress follows, Ctrl-C stops it",
+            desc,
+            f"{n_points:,}",
+            format_seconds(remaining),
+            f"{first:,}",
+        )
+        progress = True
+    tail = evaluate_points(
+        objectives, lambda start, stop: make_points(first + start, first + stop), n_points - first, size, progress, desc
+    )
+    return np.concatenate([head[0], tail[0]], axis=1), np.concatenate([head[1], tail[1]], axis=1)
+
+
 # ------------------------------------------------------------------------------------------- evaluation
 def _check_values(field: str, values: np.ndarray | Sequence[float] | None, default: np.ndarray) -> np.ndarray:
     arr = default if values is None else np.asarray(values, dtype=np.float64)
@@ -137,7 +199,7 @@ def slice_1d(
     d = as_direction(objective, direction)
     alphas = _check_values("alphas", alphas, grid_from_range(1.0, 51))
     objs = split_objectives(objective, eval_objectives, split)
-    losses, errors = evaluate_points(
+    losses, errors = _evaluate_timed(
         objs, lambda a, b: theta + alphas[a:b, None] * d, len(alphas), batch, progress, "1-D slice"
     )
     return Slice1D(
@@ -192,13 +254,14 @@ def slice_2d(
     if evr.shape != (2,):  # the plots label the axes with PC1 and PC2's shares
         raise ConfigError("explained_variance_ratio", evr.tolist(), "expected two fractions (PC1, PC2) or None")
     objs = split_objectives(objective, eval_objectives, split)
+    check_grid_size(len(alphas), len(betas), len(objs))
     a_flat = np.tile(alphas, len(betas))
     b_flat = np.repeat(betas, len(alphas))
 
     def points(start: int, stop: int) -> np.ndarray:
         return theta + a_flat[start:stop, None] * d1 + b_flat[start:stop, None] * d2
 
-    losses, errors = evaluate_points(objs, points, len(a_flat), batch, progress, "2-D slice")
+    losses, errors = _evaluate_timed(objs, points, len(a_flat), batch, progress, "2-D slice")
     shape = (len(objs), len(betas), len(alphas))
     norms = np.array([np.linalg.norm(d1), np.linalg.norm(d2)])
     return Slice2D(
@@ -231,6 +294,8 @@ def slice_pca(
 ) -> Slice2D:
     """The landscape on the PCA plane of a trajectory (Li et al. 2018; Kawase 2025's 20×20 grid padded by 5 rad),
     centred on the final point, with the projected trajectory attached for overlay."""
+    resolution = check_positive_int("resolution", resolution, minimum=2)
+    check_grid_size(resolution, resolution, 1 + len(eval_objectives or {}), field="resolution")
     alphas, betas = pca_plane_grid(pca, resolution, padding)
     return slice_2d(
         objective,

@@ -31,6 +31,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, require
+from qlandscape.core.memory import check_fits
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.ntk.results import NTK, KernelEvolution
 
@@ -102,6 +103,8 @@ def kernel_matrix(
         cols = rows if symmetric else list(_jacobian_chunks(objective, theta, x_cols, chunk_size))
 
     width = 1 if form == "trace" else n_outputs
+    # the kernel, and for a symmetric one its symmetrised copy
+    check_kernel_memory(x_rows.shape[0] * width, x_cols.shape[0] * width, copies=2 if symmetric else 1, form=form)
     kernel = torch.zeros(x_rows.shape[0] * width, x_cols.shape[0] * width, dtype=torch.float64)
     r0 = 0
     for jr in rows:
@@ -120,6 +123,18 @@ def kernel_matrix(
     if symmetric:  # the diagonal blocks carry round-off asymmetry; make the kernel exactly symmetric
         kernel = (kernel + kernel.T).mul_(0.5)
     return kernel, n_outputs
+
+
+def check_kernel_memory(n_rows: int, n_cols: int, *, copies: int = 1, form: str = "trace") -> None:
+    """Refuse, before it is allocated, ``copies`` float64 kernels of ``n_rows x n_cols`` over the memory budget
+    (the full form has one row and column per input and output: n·C)."""
+    check_fits(
+        8.0 * n_rows * n_cols * copies,
+        f"{copies} {form}-form kernel(s) of {n_rows:,} x {n_cols:,} (float64)",
+        "use fewer inputs (subset), the trace form, or pairwise=False to keep fewer kernels",
+        field="inputs",
+        value=(n_rows, n_cols),
+    )
 
 
 def empirical_ntk(
@@ -393,6 +408,8 @@ def kernel_evolution(
             jacobian_memory_mb=jacobian_memory_mb,
         )
         kern = kernel_t.numpy()
+        if k == 0 and store_kernels:  # the kernels kept for the distances, before the second is computed
+            check_kernel_memory(kern.shape[0], kern.shape[1], copies=2 * m, form=form)
         norms[k], traces[k] = np.linalg.norm(kern), np.trace(kern)
         if y is not None:
             reduced = kern if form == "trace" else trace_form(kern, n_outputs)

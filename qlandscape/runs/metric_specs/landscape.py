@@ -17,7 +17,14 @@ from qlandscape.metrics.landscape.directions import (
     pca_directions,
     random_direction,
 )
-from qlandscape.metrics.landscape.slices import Slice2D, grid_from_range, project_onto_plane, slice_2d, slice_pca
+from qlandscape.metrics.landscape.slices import (
+    Slice2D,
+    check_grid_size,
+    grid_from_range,
+    project_onto_plane,
+    slice_2d,
+    slice_pca,
+)
 from qlandscape.metrics.sweeps import result_grid
 from qlandscape.plots import landscape as lplots
 from qlandscape.plots.sweeps import plot_landscape_grid
@@ -139,6 +146,11 @@ def compute(run: MetricRun, s: LandscapeSettings) -> MetricOutput:
     return MetricOutput(scalars, (SavedResult("landscape", "landscape", result),))
 
 
+def check_against_run(s: LandscapeSettings, n_train: int, n_params: int) -> None:
+    """The grid's memory, before training: a grid that cannot fit must not wait for the training to end."""
+    check_grid_size(s.grid, s.grid, len(s.splits), field="metrics.landscape.grid", value=s.grid)
+
+
 def figures(output: MetricOutput, s: LandscapeSettings) -> Iterator[tuple[str, Figure]]:
     """Contour and surface of the first split, and the trajectory on the plane when it was projected."""
     result = output.result("landscape")
@@ -168,5 +180,6 @@ SPEC = MetricSpec(
         Headline("landscape.min_loss", "lowest loss on the slice", "min loss", summary=False),
         Headline("landscape.max_loss", "highest loss on the slice", "max loss", summary=False),
     ),
+    check_against_run=check_against_run,
     sweep_figures=sweep_figures,
 )
