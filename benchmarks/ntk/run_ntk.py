@@ -40,8 +40,9 @@ import torch
 from qlandscape.core import io
 from qlandscape.core.objective import Objective
 from qlandscape.data.datasets import load_dataset, to_torch
-from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve, kernel_machine_curve
-from qlandscape.metrics.ntk.kernels import KernelEvolution, kernel_evolution
+from qlandscape.metrics.ntk.kernel_machines import kernel_machine_curve
+from qlandscape.metrics.ntk.kernels import kernel_evolution
+from qlandscape.metrics.ntk.results import KernelEvolution, KernelMachineCurve
 from qlandscape.models.classical import CNN
 from qlandscape.models.qnn import PatchQNN
 from qlandscape.plots.ntk import (

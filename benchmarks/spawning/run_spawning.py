@@ -23,7 +23,8 @@ import torch
 
 from qlandscape.core import io
 from qlandscape.data.datasets import load_dataset, to_torch
-from qlandscape.metrics.landscape.spawning import SpawnResult, spawn_experiment
+from qlandscape.metrics.landscape.results import SpawnResult
+from qlandscape.metrics.landscape.spawning import spawn_experiment
 from qlandscape.models.classical import CNN
 from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
 from qlandscape.train.trainer import TrainConfig

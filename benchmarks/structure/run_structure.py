@@ -42,7 +42,8 @@ import torch
 from qlandscape.core import io
 from qlandscape.core.objective import Objective
 from qlandscape.data.datasets import load_dataset, to_torch
-from qlandscape.metrics.curvature.structured import StructureSummary, decompose, structure_summary
+from qlandscape.metrics.curvature.results import StructureSummary
+from qlandscape.metrics.curvature.structured import decompose, structure_summary
 from qlandscape.metrics.fits import fit_power_law
 from qlandscape.models.classical import MLP
 from qlandscape.models.qnn import PatchQNN

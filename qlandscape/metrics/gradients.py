@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.memory import check_fits
 from qlandscape.core.objective import Objective
-from qlandscape.metrics.fits import DecayFit, fit_decay  # noqa: F401 (re-exported)
+from qlandscape.metrics.fits import fit_decay
 from qlandscape.metrics.gradient_results import GradientVariance, PatchVarianceCurve, VarianceCurve
 from qlandscape.models.qnn import PatchQNN
 from qlandscape.sim.circuits import Circuit, CircuitSpec, load_spec

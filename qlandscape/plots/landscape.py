@@ -18,7 +18,7 @@ from matplotlib.ticker import FormatStrFormatter
 
 from qlandscape.core.errors import ConfigError, check_choice
 from qlandscape.metrics.landscape.results import Slice1D, Slice2D, split_index
-from qlandscape.plots import save_figure  # noqa: F401  (re-exported: figures are saved from here too)
+from qlandscape.plots import save_figure  # noqa: F401  (the qlandscape 0.1 path of save_figure)
 
 __all__ = ["describe_directions", "plot_contour", "plot_slice_1d", "plot_surface", "plot_trajectory", "save_figure"]
 

@@ -11,9 +11,8 @@ import torch
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import load_result, save_result
 from qlandscape.metrics.fits import fit_decay
+from qlandscape.metrics.gradient_results import PatchVarianceCurve, VarianceCurve
 from qlandscape.metrics.gradients import (
-    PatchVarianceCurve,
-    VarianceCurve,
     circuit_features,
     circuit_gradients,
     gradient_variance,

@@ -2,7 +2,7 @@
 Hutchinson trace, SLQ spectral density, a one-call summary and curvature along a training trajectory. The
 eigensolvers (:mod:`~qlandscape.metrics.curvature.eigensolvers`), the stochastic estimators
 (:mod:`~qlandscape.metrics.curvature.spectral_density`) and the result classes
-(:mod:`~qlandscape.metrics.curvature.results`) live in modules of their own and are re-exported here.
+(:mod:`~qlandscape.metrics.curvature.results`) live in modules of their own.
 
 Everything except :func:`dense_spectrum` needs only Hessian-vector products and takes an Objective or any
 :class:`~qlandscape.core.operators.LinearOperator` (see :mod:`qlandscape.core.operators` for HVP sources, and
@@ -25,39 +25,25 @@ from tqdm.auto import tqdm
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, require
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import LinearOperator, as_operator, checked_theta, hessian_operator, to_dense
-from qlandscape.metrics.curvature.eigensolvers import (  # noqa: F401  (re-exported, as in qlandscape 0.1)
-    matvecs_to_tolerance,
-    power_iteration,
+from qlandscape.metrics.curvature.eigensolvers import (
     top_eigenvalues,
 )
 from qlandscape.metrics.curvature.results import (
     DenseSpectrum,
-    EigenResult,
     HessianSummary,
-    SpectralDensity,
-    TraceResult,
     TrajectoryCurvature,
 )
 from qlandscape.metrics.curvature.spectral_density import hutchinson_trace, spectral_density
 from qlandscape.metrics.curvature.structured import exact_hessian
 
 __all__ = [
-    "DenseSpectrum",
-    "EigenResult",
-    "HessianSummary",
-    "SpectralDensity",
-    "TraceResult",
-    "TrajectoryCurvature",
+    "DEFAULT_MAX_PARAMS",
+    "METHODS",
     "dense_spectrum",
     "hessian_along_trajectory",
     "hessian_summary",
-    "summary_from_spectrum",
     "spectrum_of_matrix",
-    "hutchinson_trace",
-    "power_iteration",
-    "spectral_density",
-    "top_eigenvalues",
-    "DEFAULT_MAX_PARAMS",
+    "summary_from_spectrum",
 ]
 
 DEFAULT_MAX_PARAMS = 3000

@@ -3,7 +3,6 @@
 Grid points are evaluated in batches by :func:`qlandscape.metrics.landscape.evaluation.evaluate_points`. The
 results (:class:`Slice1D`, :class:`Slice2D`, with the grid layout convention) live in
 :mod:`qlandscape.metrics.landscape.results`; the directions live in :mod:`qlandscape.metrics.landscape.directions`.
-Both are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,15 +20,10 @@ from qlandscape.core.objective import Objective
 from qlandscape.metrics.landscape.directions import (
     DIRECTION_KINDS,
     NORMALIZATIONS,
-    HessianDirections,
     PCADirections,
     as_center,
     as_direction,
-    hessian_directions,
-    normalize_direction,
     orthogonalize,
-    pca_directions,
-    random_direction,
 )
 from qlandscape.metrics.landscape.evaluation import evaluate_points, split_objectives
 from qlandscape.metrics.landscape.results import Slice1D, Slice2D
@@ -37,20 +31,11 @@ from qlandscape.metrics.landscape.results import Slice1D, Slice2D
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "HessianDirections",
-    "PCADirections",
-    "Slice1D",
-    "Slice2D",
     "check_grid_size",
     "grid_bytes",
     "grid_from_range",
-    "hessian_directions",
-    "normalize_direction",
-    "orthogonalize",
-    "pca_directions",
     "pca_plane_grid",
     "project_onto_plane",
-    "random_direction",
     "slice_1d",
     "slice_2d",
     "slice_pca",

@@ -21,7 +21,8 @@ from qlandscape.metrics.curvature.hessian import (
     spectrum_of_matrix,
     summary_from_spectrum,
 )
-from qlandscape.metrics.curvature.spectral_density import SpectralDensity, density_from_eigenvalues, spectral_density
+from qlandscape.metrics.curvature.results import SpectralDensity
+from qlandscape.metrics.curvature.spectral_density import density_from_eigenvalues, spectral_density
 from qlandscape.metrics.curvature.structured import decompose, structure_summary
 from qlandscape.metrics.sweeps import result_grid
 from qlandscape.plots import hessian as hplots

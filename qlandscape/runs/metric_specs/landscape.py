@@ -17,8 +17,8 @@ from qlandscape.metrics.landscape.directions import (
     pca_directions,
     random_direction,
 )
+from qlandscape.metrics.landscape.results import Slice2D
 from qlandscape.metrics.landscape.slices import (
-    Slice2D,
     check_grid_size,
     grid_from_range,
     project_onto_plane,

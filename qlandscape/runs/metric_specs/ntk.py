@@ -10,8 +10,9 @@ from matplotlib.figure import Figure
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.data.datasets import to_torch
-from qlandscape.metrics.ntk.kernel_machines import KernelMachineCurve, kernel_machine_curve
-from qlandscape.metrics.ntk.kernels import KernelEvolution, kernel_evolution
+from qlandscape.metrics.ntk.kernel_machines import kernel_machine_curve
+from qlandscape.metrics.ntk.kernels import kernel_evolution
+from qlandscape.metrics.ntk.results import KernelEvolution, KernelMachineCurve
 from qlandscape.metrics.sweeps import kernel_curves
 from qlandscape.plots import ntk as nplots
 from qlandscape.plots.sweeps import plot_kernel_curves

@@ -13,15 +13,10 @@ from qlandscape.core.objective import Objective
 from qlandscape.core.operators import (
     matrix_operator,
 )
-from qlandscape.metrics.curvature.eigensolvers import EigenResult, top_eigenvalues
-from qlandscape.metrics.curvature.hessian import (
-    DenseSpectrum,
-    TrajectoryCurvature,
-    dense_spectrum,
-    hessian_along_trajectory,
-    hessian_summary,
-)
-from qlandscape.metrics.curvature.spectral_density import SpectralDensity, hutchinson_trace, spectral_density
+from qlandscape.metrics.curvature.eigensolvers import top_eigenvalues
+from qlandscape.metrics.curvature.hessian import dense_spectrum, hessian_along_trajectory, hessian_summary
+from qlandscape.metrics.curvature.results import DenseSpectrum, EigenResult, SpectralDensity, TrajectoryCurvature
+from qlandscape.metrics.curvature.spectral_density import hutchinson_trace, spectral_density
 from tests.metrics.curvature.matrices import symmetric_with_spectrum
 
 

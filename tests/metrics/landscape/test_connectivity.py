@@ -16,13 +16,13 @@ from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import load_result, save_result
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.landscape.connectivity import (
-    Interpolation,
     barrier_location,
     function_space_distance,
     interpolate,
     interpolate_with_bn_reset,
     loss_barrier,
 )
+from qlandscape.metrics.landscape.results import Interpolation
 from qlandscape.models.classical import CNN, recompute_bn_statistics
 from qlandscape.plots import save_figure
 from qlandscape.plots.connectivity import plot_interpolation

@@ -23,9 +23,8 @@ from qlandscape.metrics.landscape.directions import (
     pca_directions,
     random_direction,
 )
+from qlandscape.metrics.landscape.results import Slice1D, Slice2D
 from qlandscape.metrics.landscape.slices import (
-    Slice1D,
-    Slice2D,
     grid_from_range,
     pca_plane_grid,
     project_onto_plane,

@@ -11,7 +11,8 @@ import torch
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
 from qlandscape.metrics.landscape import spawning
-from qlandscape.metrics.landscape.spawning import SpawnResult, spawn_experiment
+from qlandscape.metrics.landscape.results import SpawnResult
+from qlandscape.metrics.landscape.spawning import spawn_experiment
 from qlandscape.models.classical import CNN, MLP
 from qlandscape.models.qnn import PatchQNN
 from qlandscape.plots.spawning import plot_barrier_vs_spawn_time

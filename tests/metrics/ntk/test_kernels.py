@@ -20,14 +20,11 @@ from qlandscape.core.io import load_result, save_result
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.ntk import kernels
 from qlandscape.metrics.ntk.kernel_machines import (
-    KernelMachineCurve,
     kernel_machine_curve,
     kernel_regression_accuracy,
     kernel_ridge_predict,
 )
 from qlandscape.metrics.ntk.kernels import (
-    NTK,
-    KernelEvolution,
     empirical_ntk,
     kernel_alignment,
     kernel_distance,
@@ -36,6 +33,7 @@ from qlandscape.metrics.ntk.kernels import (
     one_hot,
     trace_form,
 )
+from qlandscape.metrics.ntk.results import NTK, KernelEvolution, KernelMachineCurve
 from qlandscape.models.classical import MLP
 
 N_IN, N_OUT = 4, 3
