@@ -1,4 +1,9 @@
-"""``qlandscape sweep CONFIG.toml --out DIR``: every grid point of a sweep, resumable, locally or on Dask."""
+"""``qlandscape sweep CONFIG.toml --out DIR``: every grid point of a sweep, resumable, locally or on Dask.
+
+The summary counts complete, diverged and failed (or unfinished) runs and lists each run that is not complete on
+stderr. The exit status is 0 when every run is finished (complete or diverged: a diverging configuration is a
+result), 1 otherwise.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from qlandscape.runs.layout import is_complete
-from qlandscape.runs.sweep import load_sweep, run_sweep
+from qlandscape.runs.layout import FINISHED, is_finished
+from qlandscape.runs.sweep import MANIFEST, load_sweep, run_sweep
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     sweep = load_sweep(args.config)
     if args.dry_run:
-        done = sum(is_complete(Path(args.out) / rid) for rid in sweep.run_ids())
+        done = sum(is_finished(Path(args.out) / rid) for rid in sweep.run_ids())
         print(
-            f"{len(sweep.runs)} runs ({done} already complete in {args.out}); axes: "
+            f"{len(sweep.runs)} runs ({done} already complete or diverged in {args.out}); axes: "
             + ", ".join(f"{k} ({len(v)})" for k, v in sweep.grid.items())
         )
         for rid, point in zip(sweep.run_ids(), sweep.points, strict=True):
@@ -49,11 +54,31 @@ def run(args: argparse.Namespace) -> int:
     rows = run_sweep(
         sweep, args.out, workers=args.workers, dask=args.dask, progress=not args.quiet and sys.stderr.isatty()
     )
-    failed = [r for r in rows if r["status"] != "complete"]
-    print(
-        f"{len(rows)} runs in {args.out}: {len(rows) - len(failed)} complete, {len(failed)} failed; "
-        f"manifest {Path(args.out) / 'sweep.json'}"
+    print(summary_line(rows, Path(args.out)))
+    for r in rows:
+        if r["status"] not in FINISHED:
+            print(
+                f"  {r['status']} {r['id']}: {r.get('error') or _UNFINISHED.get(r['status'], r['status'])}",
+                file=sys.stderr,
+            )
+        elif r["status"] == "diverged":
+            print(f"  diverged {r['id']}: {r.get('divergence')}", file=sys.stderr)
+    return 0 if all(r["status"] in FINISHED for r in rows) else 1
+
+
+_UNFINISHED = {
+    "missing": "not run (the sweep stopped before it)",
+    "running": "not finished (the process computing it stopped)",
+}
+
+
+def summary_line(rows: list[dict], out: Path) -> str:
+    """``12 runs in OUT: 10 complete, 1 failed, 1 diverged (7 computed by this sweep); manifest OUT/sweep.json``
+    (failed counts every run that is not finished)."""
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("complete", "diverged")}
+    others = len(rows) - sum(counts.values())
+    computed = sum(bool(r.get("computed")) for r in rows)
+    return (
+        f"{len(rows)} runs in {out}: {counts['complete']} complete, {others} failed, {counts['diverged']} diverged "
+        f"({computed} computed by this sweep); manifest {out / MANIFEST}"
     )
-    for r in failed:
-        print(f"  failed {r['id']}: {r.get('error')}", file=sys.stderr)
-    return 1 if failed else 0
