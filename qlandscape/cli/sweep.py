@@ -8,12 +8,13 @@ result), 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
 from qlandscape.runs.layout import FINISHED, is_finished
-from qlandscape.runs.sweep import MANIFEST, load_sweep, run_sweep
+from qlandscape.runs.sweep import MANIFEST, ClusterLost, load_sweep, run_sweep
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not getattr(args, "verbose", False):  # Dask logs every worker start and stop at INFO; read at its import
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    if not getattr(args, "verbose", False):
+        # Dask logs every worker start and stop, and a lost scheduler or worker as tracebacks and retries; the sweep
+        # says itself what went wrong, in one message (-v shows Dask's own account). Read at Dask's import.
+        os.environ.setdefault("DASK_LOGGING", repr(dict.fromkeys(_DASK_LOGGERS, "critical")))
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # Dask's tasks cut short when its client closes
     sweep = load_sweep(args.config)
     if args.dry_run:
         done = sum(is_finished(Path(args.out) / rid) for rid in sweep.run_ids())
@@ -51,9 +55,13 @@ def run(args: argparse.Namespace) -> int:
         for rid, point in zip(sweep.run_ids(), sweep.points, strict=True):
             print(f"  {rid}  " + ", ".join(f"{k}={v}" for k, v in point.items()))
         return 0
-    rows = run_sweep(
-        sweep, args.out, workers=args.workers, dask=args.dask, progress=not args.quiet and sys.stderr.isatty()
-    )
+    try:
+        rows = run_sweep(
+            sweep, args.out, workers=args.workers, dask=args.dask, progress=not args.quiet and sys.stderr.isatty()
+        )
+    except ClusterLost as exc:
+        print(f"qlandscape sweep: error: {exc}", file=sys.stderr)
+        return 2
     print(summary_line(rows, Path(args.out)))
     for r in rows:
         if r["status"] not in FINISHED:
@@ -66,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] in FINISHED for r in rows) else 1
 
 
+_DASK_LOGGERS = (
+    "distributed",
+    "distributed.client",
+    "distributed.scheduler",
+    "distributed.nanny",
+    "distributed.worker",
+)
 _UNFINISHED = {
     "missing": "not run (the sweep stopped before it)",
     "running": "not finished (the process computing it stopped)",

@@ -289,7 +289,7 @@ def _execute(config: RunConfig, path: Path, *, progress: bool, keep_earlier: boo
             try:
                 trained, result = train(model, x_train, y_train, x_test, y_test, config.training, progress=progress)
             except TrainingDiverged as diverged:
-                log.warning("run %s diverged: %s", path, diverged)
+                log.info("run %s diverged: %s", path, diverged)
                 info["status"], info["divergence"] = "diverged", _divergence_record(diverged)
                 info["timings"]["train_seconds"] = diverged.result.seconds
                 arrays = _training_arrays(diverged.result)

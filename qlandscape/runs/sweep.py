@@ -59,6 +59,7 @@ _MARK_TIMEOUT = 5.0  # seconds to wait for a dead worker's run lock before leavi
 _DASK_POLL = 0.1  # seconds between looks at the Dask futures
 _DASK_CHECK_EVERY = 1.0  # seconds between asking the scheduler for its workers
 _DASK_CLOSE_TIMEOUT = 5  # seconds to close a client whose scheduler may be gone
+_DASK_GATHER_TIMEOUT = 10.0  # seconds to fetch a finished run's row before looking at the cluster again
 
 
 @dataclass(frozen=True)
@@ -502,12 +503,19 @@ def _dask_workers(client: Any) -> int | None:
         return None
 
 
-def _scheduler_gone(address: str, unfinished: int) -> ConfigError:
-    return ConfigError(
-        "dask",
-        address,
-        f"the Dask scheduler went away with {unfinished} runs unfinished; finished runs are kept: start the scheduler "
-        "and workers again and rerun the sweep to resume",
+class ClusterLost(RuntimeError):
+    """A Dask sweep stopped because its scheduler went away or its workers have all been gone too long; the
+    message says which and how many runs are not finished (finished ones are kept: rerun the sweep to resume)."""
+
+
+def _unfinished(out: Path, todo: list[RunConfig]) -> int:
+    return sum(not check_run(out / c.run_id()).finished for c in todo)
+
+
+def _scheduler_gone(address: str, out: Path, todo: list[RunConfig]) -> ClusterLost:
+    return ClusterLost(
+        f"the Dask scheduler at {address} went away; {_unfinished(out, todo)} of {len(todo)} runs are not "
+        "finished (finished runs are kept): start the scheduler and workers again and rerun the sweep to resume"
     )
 
 
@@ -534,10 +542,13 @@ def _run_dask(
             for future in [f for f in pending if f.done()]:
                 config_ = pending.pop(future)
                 try:
-                    result = future.result()
+                    result = future.result(timeout=_DASK_GATHER_TIMEOUT)
+                except TimeoutError:  # its result was on a worker that left: the scheduler computes it again
+                    pending[future] = config_
+                    continue
                 except Exception as exc:  # the worker died (KilledWorker), the task could not run, or no scheduler
                     if _dask_workers(client) is None:
-                        raise _scheduler_gone(address, len(pending) + 1) from None
+                        raise _scheduler_gone(address, out, todo) from None
                     error = f"{type(exc).__name__}: {exc}"
                     _mark_failed(out / config_.run_id(), error)
                     result = {"id": config_.run_id(), "status": "failed", "error": error, "seconds": 0.0}
@@ -549,17 +560,16 @@ def _run_dask(
                 checked = now
                 n_workers = _dask_workers(client)
                 if n_workers is None:
-                    raise _scheduler_gone(address, len(pending))
+                    raise _scheduler_gone(address, out, todo)
                 if n_workers:
                     had_workers, gone_since = True, None
                 elif had_workers:
                     gone_since = gone_since if gone_since is not None else now
                     if now - gone_since > worker_timeout:
-                        raise ConfigError(
-                            "dask",
-                            address,
-                            f"every Dask worker is gone (none for {worker_timeout:g} s) with {len(pending)} runs "
-                            "unfinished; finished runs are kept: start workers and rerun the sweep to resume",
+                        raise ClusterLost(
+                            f"every Dask worker of {address} is gone (none for {worker_timeout:g} s); "
+                            f"{_unfinished(out, todo)} of {len(todo)} runs are not finished (finished runs are "
+                            "kept): start workers and rerun the sweep to resume"
                         )
                 elif not told:
                     log.warning("waiting for Dask workers to connect to %s", address)

@@ -295,7 +295,7 @@ class Trainer:
         with default_dtype(self.dtype):  # PennyLane devices differentiate inside backward (qlandscape.core.dtypes)
             loss = self.loss_fn(self.model(self.x_train[idx]), self.y_train[idx])
             if not torch.isfinite(loss):
-                self._diverge("training loss", float(loss))  # the step is not taken
+                self._diverge("training loss", float(loss.detach()))  # the step is not taken
                 return
             loss.backward()
         self.optimizer.step()
