@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +64,7 @@ REMEDY = "recompute the run (qlandscape run --force, or rerun its sweep) or dele
 
 
 @contextmanager
-def lock_run(path: Path, *, timeout: float | None = None, on_wait: Any = None) -> Iterator[Path]:
+def lock_run(path: Path, *, timeout: float | None = None, on_wait: Callable[[], None] | None = None) -> Iterator[Path]:
     """Hold the lock of the run directory ``path`` (see :func:`qlandscape.runs.transaction.locked`), tidying
     ``results/`` and ``figures/`` as well."""
     with locked(path, timeout=timeout, on_wait=on_wait, tidy=(RESULTS_DIR, FIGURES_DIR)) as held:

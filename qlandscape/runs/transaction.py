@@ -252,7 +252,14 @@ class Staging:
         self.call = call or new_call_id()
         self.root = self.directory / f"{STAGING_PREFIX}{self.call}"
         filling = self.root.with_name(self.root.name + _FILLING_SUFFIX)
-        filling.mkdir()
+        try:
+            filling.mkdir()
+        except OSError as exc:
+            raise ConfigError(
+                "run directory",
+                str(self.directory),
+                f"cannot be written ({exc.strerror or exc}); expected a writable folder",
+            ) from exc
         self._owner = os.open(filling / _OWNER_FILE, os.O_RDWR | os.O_CREAT, 0o666)
         fcntl.flock(self._owner, fcntl.LOCK_EX)
         os.rename(filling, self.root)  # from here on tidying sees an owned staging folder

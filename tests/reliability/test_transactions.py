@@ -129,44 +129,75 @@ def test_committing_needs_the_lock(tmp_path):
 
 def _sequential(base, tmp_path, name, *calls):
     path = copy_run(base, tmp_path / name)
-    for metric, settings in calls:
+    for metric, settings, _ in calls:
         run_metric(path, metric, settings)
     return snapshot(path)
 
 
-def test_two_metric_commands_at_once_keep_both_results(base_run, tmp_path):
-    # The two concurrency failures of issue 22, run side by side in four processes: a hessian along the trajectory
-    # with a landscape (the landscape scalars were lost), and the Hessian at init with the Hessian at the final
-    # point with its structure (run.json said init beside the other call's structure files).
-    both = copy_run(base_run, tmp_path / "both")
-    one = copy_run(base_run, tmp_path / "one")
-    calls = [
-        start("hessian", str(both), "--trajectory", "--no-figures"),
-        start("landscape", str(both), "--grid", "5", "--no-figures"),
-        start("hessian", str(one), "--point", "init", "--no-figures"),
-        start("hessian", str(one), "--point", "final", "--structure", "--no-figures"),
-    ]
-    for call in calls:
-        out, err = call.communicate(timeout=120)
-        assert call.returncode == 0, err
-        assert "Traceback" not in err
+# The two concurrency failures of issue 22, with the subcommands' settings: a Hessian along the trajectory beside a
+# landscape (the landscape scalars were lost), and the Hessian at init beside the Hessian at the final point with its
+# structure (run.json said init beside the other call's structure files).
+HESSIAN = ("hessian", {"trajectory": True, "density": False, "figures": False}, ("--trajectory",))
+LANDSCAPE = ("landscape", {"grid": 5, "figures": False}, ("--grid", "5"))
+AT_INIT = ("hessian", {"point": "init", "density": False, "figures": False}, ("--point", "init"))
+AT_FINAL = (
+    "hessian",
+    {"point": "final", "structure": True, "density": False, "figures": False},
+    ("--point", "final", "--structure"),
+)
 
-    hessian = ("hessian", {"trajectory": True, "density": False, "figures": False})  # the subcommand's defaults
-    landscape = ("landscape", {"grid": 5, "figures": False})
-    reference = _sequential(base_run, tmp_path, "ref_both", hessian, landscape)
-    assert same(snapshot(both), reference)  # both results, as computed one after the other
-    info = io.read_json(both / "run.json")
+
+def _in_processes(path, *calls):
+    started = [start(metric, str(path), *options, "--no-figures") for metric, _, options in calls]
+    for call in started:
+        _, err = call.communicate(timeout=120)
+        assert call.returncode == 0 and "Traceback" not in err, err
+
+
+def _check_both_kept(base_run, tmp_path, path):
+    # both results, as computed one after the other
+    assert same(snapshot(path), _sequential(base_run, tmp_path, "ref_both", HESSIAN, LANDSCAPE))
+    info = io.read_json(path / "run.json")
     assert set(info["manifest"]) == {"hessian", "landscape"}
     assert "landscape.grid" in info["metrics"] and "hessian.lambda_max" in info["metrics"]
+    assert leftovers(path) == []
 
-    init = ("hessian", {"point": "init", "density": False, "figures": False})
-    final = ("hessian", {"point": "final", "structure": True, "density": False, "figures": False})
-    got = snapshot(one)
-    after_init = _sequential(base_run, tmp_path, "ref_init", init)
-    after_final = _sequential(base_run, tmp_path, "ref_final", final)
+
+def _check_one_whole(base_run, tmp_path, path):
+    got = snapshot(path)
+    after_init = _sequential(base_run, tmp_path, "ref_init", AT_INIT)
+    after_final = _sequential(base_run, tmp_path, "ref_final", AT_FINAL)
     assert same(got, after_init) or same(got, after_final)  # the last commit's whole result, nothing of the other
-    assert got["metrics"]["hessian.point"] == io.read_json(one / "run.json")["manifest"]["hessian"]["settings"]["point"]
-    assert leftovers(both) == [] and leftovers(one) == []
+    settings = io.read_json(path / "run.json")["manifest"]["hessian"]["settings"]
+    assert got["metrics"]["hessian.point"] == settings["point"] and leftovers(path) == []
+
+
+def test_two_metric_commands_at_once_keep_both_results(base_run, tmp_path):
+    path = copy_run(base_run, tmp_path / "runs")
+    _in_processes(path, HESSIAN, LANDSCAPE)
+    _check_both_kept(base_run, tmp_path, path)
+
+
+def test_two_results_of_one_metric_at_once_leave_one_whole_result(base_run, tmp_path):
+    path = copy_run(base_run, tmp_path / "runs")
+    _in_processes(path, AT_INIT, AT_FINAL)
+    _check_one_whole(base_run, tmp_path, path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(5))
+def test_the_two_concurrency_failures_in_four_processes(base_run, tmp_path, attempt):
+    both, one = copy_run(base_run, tmp_path / "both"), copy_run(base_run, tmp_path / "one")
+    threads = [
+        threading.Thread(target=_in_processes, args=(both, HESSIAN, LANDSCAPE)),
+        threading.Thread(target=_in_processes, args=(one, AT_INIT, AT_FINAL)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _check_both_kept(base_run, tmp_path, both)
+    _check_one_whole(base_run, tmp_path, one)
 
 
 def test_a_metric_is_refused_when_its_run_was_recomputed_meanwhile(base_run, tmp_path, monkeypatch):
