@@ -69,6 +69,7 @@ from qlandscape.runs.layout import (
     RESULTS_DIR,
     RUN_FILE,
     SCHEMA_VERSION,
+    RunState,
     check_run,
     lock_run,
     require_run,
@@ -200,23 +201,30 @@ def execute(
     """:func:`execute_run`, saying whether the run was trained or kept and its status."""
     config.validate()  # the metric settings too: a typo there must not surface only after training
     path = Path(out) / config.run_id()
+    before = check_run(path)  # a finished run is kept without its lock: its folder may be read-only
+    if not force and _keepable(before, config):
+        log.info("run %s is %s; keeping it", path, before.status)
+        return Execution(path, False, before.status)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError("out", str(out), f"cannot hold the run directory {path} ({exc.strerror or exc})") from exc
     with lock_run(path, timeout=None if wait else 0, on_wait=_waiting(path)):
-        state = check_run(path)
+        state = check_run(path)  # again under the lock: another process may have finished it meanwhile
+        if not force and _keepable(state, config):
+            log.info("run %s is %s; keeping it", path, state.status)
+            return Execution(path, False, state.status)
         if state.finished and not force:
-            assert state.info is not None
-            reason = stale_reason(state.info, config)
-            if reason is None:
-                log.info("run %s is %s; skipping", path, state.status)
-                return Execution(path, False, state.status)
-            log.warning("%s: %s; recomputing it", path, reason)
+            log.warning("%s: %s; recomputing it", path, stale_reason(state.info or {}, config))
         elif state.status == "damaged":
             log.warning("run %s is damaged (%s); recomputing it", path, state.problem)
         status = _execute(config, path, progress=progress, keep_earlier=state.finished)
     return Execution(path, True, status)
+
+
+def _keepable(state: RunState, config: RunConfig) -> bool:
+    """Whether a rerun keeps what ``state`` describes: a finished, undamaged run of the same dataset content."""
+    return state.finished and stale_reason(state.info or {}, config) is None
 
 
 def _training_arrays(result: TrainResult) -> dict[str, np.ndarray]:

@@ -9,8 +9,8 @@ only the runs in flight.
 Resume and shared work: a run is kept when its directory holds a finished (complete or diverged), undamaged run of
 the same dataset content (:mod:`qlandscape.runs.layout`); a damaged run, a failed one and one whose dataset changed
 are computed again. Workers claim a run by taking its directory's lock without waiting; one that another process
-holds (a second sweep over the same ``OUT``, a ``qlandscape run``) is skipped and come back to once the rest is done,
-waiting for it then. Two sweeps over one folder thus compute each run once between them.
+holds (a second sweep over the same ``OUT``, a ``qlandscape run``) is skipped and taken up again once the rest is
+done, waiting for it then. Two sweeps over one folder thus compute each run once between them.
 
 Executors: in-process (``workers=1``), local processes (one torch thread each), or a Dask distributed cluster
 (``dask=ADDRESS`` or a ``distributed.Client``; the optional extra ``qlandscape[dask]``). A Dask sweep stops with one
@@ -284,17 +284,17 @@ def run_sweep(
     """Run every grid point of a sweep into ``out``, keeping finished runs; one row per run, in grid order, with
     ``computed``: whether this sweep trained it.
 
-        ``workers``: 1 runs in this process; more uses that many local processes (spawned, one torch thread each);
-        None means one per CPU core. ``dask``: a scheduler address, ``"local"`` (a LocalCluster of ``workers``
-        processes) or a ``distributed.Client``; ``out`` must then be on a filesystem every worker sees.
-        ``worker_timeout``: seconds a Dask sweep goes on after its last worker left before it stops with a message
-        (a cluster that never had a worker is waited for).
+    ``workers``: 1 runs in this process; more uses that many local processes (spawned, one torch thread each);
+    None means one per CPU core. ``dask``: a scheduler address, ``"local"`` (a LocalCluster of ``workers``
+    processes) or a ``distributed.Client``; ``out`` must then be on a filesystem every worker sees.
+    ``worker_timeout``: seconds a Dask sweep goes on after its last worker left before it stops with a message
+    (a cluster that never had a worker is waited for); that, or a scheduler gone, raises :class:`ClusterLost`.
 
-        Runs are claimed through their directories' locks: a run that another process (a second sweep over ``out``, a
-        ``qlandscape run``) is computing is skipped and come back to at the end, when the sweep waits for it and keeps
-        what it finished. A failed run is recorded (its run.json and the manifest carry the error), the others go on,
-        and a rerun retries it; complete and diverged runs are kept, damaged ones and ones whose dataset changed are
-        computed again. The manifest's entries say whether this sweep computed a run (``skipped``: it did not).
+    Runs are claimed through their directories' locks: a run that another process (a second sweep over ``out``, a
+    ``qlandscape run``) is computing is skipped and taken up again at the end, when the sweep waits for it and keeps
+    what it finished. A failed run is recorded (its run.json and the manifest carry the error), the others go on,
+    and a rerun retries it; complete and diverged runs are kept, damaged ones and ones whose dataset changed are
+    computed again. The manifest's entries say whether this sweep computed a run (``skipped``: it did not).
     """
     sweep = as_sweep(config)
     out = Path(out).resolve()
