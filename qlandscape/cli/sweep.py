@@ -34,6 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run on a Dask cluster (scheduler address, or 'local' for a LocalCluster of --workers "
         "processes); needs the extra qlandscape[dask] and an --out every worker can reach",
     )
+    p.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --dask: stop when every worker has been gone this long (default: 60)",
+    )
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs without running any")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -57,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         rows = run_sweep(
-            sweep, args.out, workers=args.workers, dask=args.dask, progress=not args.quiet and sys.stderr.isatty()
+            sweep,
+            args.out,
+            workers=args.workers,
+            dask=args.dask,
+            progress=not args.quiet and sys.stderr.isatty(),
+            worker_timeout=args.worker_timeout,
         )
     except ClusterLost as exc:
         print(f"qlandscape sweep: error: {exc}", file=sys.stderr)

@@ -543,7 +543,11 @@ def _run_dask(
                 config_ = pending.pop(future)
                 try:
                     result = future.result(timeout=_DASK_GATHER_TIMEOUT)
-                except TimeoutError:  # its result was on a worker that left: the scheduler computes it again
+                except (TimeoutError, OSError):
+                    # No answer, or a connection failed (CommClosedError is an OSError): the scheduler went away,
+                    # or the worker holding the result did and the scheduler computes it again. Not a failed run.
+                    if _dask_workers(client) is None:
+                        raise _scheduler_gone(address, out, todo) from None
                     pending[future] = config_
                     continue
                 except Exception as exc:  # the worker died (KilledWorker), the task could not run, or no scheduler

@@ -3,7 +3,13 @@ whose workers or scheduler go away stops with one message instead of waiting for
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,7 +18,7 @@ import pytest
 from qlandscape.core import io
 from qlandscape.runs.layout import check_run
 from qlandscape.runs.sweep import ClusterLost, run_sweep
-from tests.reliability.run_dirs import TINY, leftovers, start
+from tests.reliability.run_dirs import ENV, TINY, leftovers, start
 
 GRID = {"seed": [0, 1, 2, 3, 4, 5], "layers": [1, 2]}
 
@@ -105,3 +111,47 @@ def test_a_dask_sweep_stops_with_one_message_when_its_scheduler_goes(tmp_path):
     rows = run_sweep(sweep, out, workers=1, progress=False)
     assert all(r["status"] == "complete" for r in rows)
     assert {r["id"] for r in rows if not r["computed"]} == finished
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed", ["scheduler", "worker"])
+def test_the_sweep_command_says_one_thing_when_its_dask_cluster_is_killed(tmp_path, killed):
+    pytest.importorskip("dask.distributed")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m"]
+    scheduler = subprocess.Popen(
+        [*dask, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        env=ENV,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [*dask, "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard"],
+        env=ENV,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        sweep, out = _sweep_file(tmp_path, {"epochs": 6}), tmp_path / "out"
+        call = start("sweep", str(sweep), "--out", str(out), "--dask", address, "--worker-timeout", "3", "--quiet")
+        _wait_for_a_finished_run(out)
+        os.killpg((scheduler if killed == "scheduler" else worker).pid, signal.SIGKILL)
+        printed, err = call.communicate(timeout=120)
+    finally:
+        for process in (scheduler, worker):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    assert call.returncode == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("qlandscape sweep: error: "), err  # one message, no traceback
+    assert ("scheduler" if killed == "scheduler" else "every Dask worker") in lines[0]
+    assert "finished runs are kept" in lines[0] and "None" not in err
