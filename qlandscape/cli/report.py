@@ -1,4 +1,5 @@
-"""``qlandscape report DIR``: one table and the standard figures over every run directory below DIR."""
+"""``qlandscape report DIR``: one table and the standard figures over every run directory below DIR; runs that are
+not complete (diverged, failed, damaged) are counted here and listed on the page."""
 
 from __future__ import annotations
 
@@ -18,5 +19,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     files = write_report(args.directory, args.out, pdf=not args.no_pdf)
     print(f"{files.n_runs} runs ({files.n_complete} complete); {len(files.figures)} figures")
+    if files.n_runs > files.n_complete:
+        print(
+            f"not in the summary: {files.n_diverged} diverged, {files.n_failed} failed or unfinished, "
+            f"{files.n_damaged} damaged (each listed on the page)"
+        )
+    for problem in files.figure_problems:
+        print(f"not drawn: {problem}")
     print(f"table: {files.runs_csv}\nsummary: {files.summary_csv}\npage: {files.markdown} and {files.html}")
     return 0

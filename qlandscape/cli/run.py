@@ -1,4 +1,8 @@
-"""``qlandscape run CONFIG.toml``: train one model and write its run directory."""
+"""``qlandscape run CONFIG.toml``: train one model and write its run directory.
+
+It prints the run's status and headline numbers; a diverged run prints where training stopped and exits with 1 (no
+metric was computed), a complete one exits with 0.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import sys
 from typing import Any
 
 from qlandscape.runs.config import RunConfig, load_config, parse_override
+from qlandscape.runs.layout import describe_divergence, require_run
 from qlandscape.runs.registry import get
-from qlandscape.runs.run import execute_run, load_run
+from qlandscape.runs.run import execute_run
 
 # Common fields with their own flags; any other field goes through --set key=value.
 FLAGS = {
@@ -62,15 +67,21 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     path = execute_run(config, args.out, force=args.force, progress=not args.quiet and sys.stderr.isatty())
-    loaded = load_run(path)
-    info = loaded.info
-    m = info["metrics"]
+    info = require_run(path, ("complete", "diverged"))
+    m = info.get("metrics", {})
     print(f"run directory: {path}")
-    print(f"data: {config.data.describe(loaded.dataset)}")
+    print(f"status: {info['status']}")
+    if "description" in info.get("data", {}):
+        print(f"data: {info['data']['description']}")
     print(f"model: {config.model} ({info['model']['n_params']} parameters)")
+    seconds = info.get("timings", {}).get("train_seconds")
+    if info["status"] == "diverged":
+        print(f"training diverged: {describe_divergence(info.get('divergence', {}))}")
+        print(f"no metric was computed; a lower learning rate than lr = {config.lr:g} may train")
+        return 1
     print(
-        f"train accuracy: {m['train_accuracy']:.4f}   test accuracy: {m['test_accuracy']:.4f}   "
-        f"test loss: {m['test_loss']:.4f}   training time: {info['timings']['train_seconds']:.1f} s"
+        f"train accuracy: {_fixed(m.get('train_accuracy'), 4)}   test accuracy: {_fixed(m.get('test_accuracy'), 4)}   "
+        f"test loss: {_fixed(m.get('test_loss'), 4)}   training time: {_fixed(seconds, 1)} s"
     )
     for name in config.metrics:
         parts = [f"{h.axis_label} {_format(m[h.key])}" for h in get(name).headline if h.key in m]
@@ -81,7 +92,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fixed(value: Any, digits: int) -> str:
+    # a value the run did not record (or recorded as null: NaN in JSON) is said, not formatted
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
+
+
 def _format(value: Any) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.5g}"
     return str(value)

@@ -1,14 +1,20 @@
-"""``qlandscape sweep CONFIG.toml --out DIR``: every grid point of a sweep, resumable, locally or on Dask."""
+"""``qlandscape sweep CONFIG.toml --out DIR``: every grid point of a sweep, resumable, locally or on Dask.
+
+The summary counts complete, diverged and failed (or unfinished) runs and lists each run that is not complete on
+stderr. The exit status is 0 when every run is finished (complete or diverged: a diverging configuration is a
+result), 1 otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
-from qlandscape.runs.layout import is_complete
-from qlandscape.runs.sweep import load_sweep, run_sweep
+from qlandscape.runs.layout import FINISHED, is_finished
+from qlandscape.runs.sweep import MANIFEST, ClusterLost, load_sweep, run_sweep
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,32 +34,78 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run on a Dask cluster (scheduler address, or 'local' for a LocalCluster of --workers "
         "processes); needs the extra qlandscape[dask] and an --out every worker can reach",
     )
+    p.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --dask: stop when every worker has been gone this long (default: 60)",
+    )
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs without running any")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if not getattr(args, "verbose", False):  # Dask logs every worker start and stop at INFO; read at its import
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    if not getattr(args, "verbose", False):
+        # Dask logs every worker start and stop, and a lost scheduler or worker as tracebacks and retries; the sweep
+        # says itself what went wrong, in one message (-v shows Dask's own account). Read at Dask's import.
+        os.environ.setdefault("DASK_LOGGING", repr(dict.fromkeys(_DASK_LOGGERS, "critical")))
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # Dask's tasks cut short when its client closes
     sweep = load_sweep(args.config)
     if args.dry_run:
-        done = sum(is_complete(Path(args.out) / rid) for rid in sweep.run_ids())
+        done = sum(is_finished(Path(args.out) / rid) for rid in sweep.run_ids())
         print(
-            f"{len(sweep.runs)} runs ({done} already complete in {args.out}); axes: "
+            f"{len(sweep.runs)} runs ({done} already complete or diverged in {args.out}); axes: "
             + ", ".join(f"{k} ({len(v)})" for k, v in sweep.grid.items())
         )
         for rid, point in zip(sweep.run_ids(), sweep.points, strict=True):
             print(f"  {rid}  " + ", ".join(f"{k}={v}" for k, v in point.items()))
         return 0
-    rows = run_sweep(
-        sweep, args.out, workers=args.workers, dask=args.dask, progress=not args.quiet and sys.stderr.isatty()
+    try:
+        rows = run_sweep(
+            sweep,
+            args.out,
+            workers=args.workers,
+            dask=args.dask,
+            progress=not args.quiet and sys.stderr.isatty(),
+            worker_timeout=args.worker_timeout,
+        )
+    except ClusterLost as exc:
+        print(f"qlandscape sweep: error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_line(rows, Path(args.out)))
+    for r in rows:
+        if r["status"] not in FINISHED:
+            print(
+                f"  {r['status']} {r['id']}: {r.get('error') or _UNFINISHED.get(r['status'], r['status'])}",
+                file=sys.stderr,
+            )
+        elif r["status"] == "diverged":
+            print(f"  diverged {r['id']}: {r.get('divergence')}", file=sys.stderr)
+    return 0 if all(r["status"] in FINISHED for r in rows) else 1
+
+
+_DASK_LOGGERS = (
+    "distributed",
+    "distributed.client",
+    "distributed.scheduler",
+    "distributed.nanny",
+    "distributed.worker",
+)
+_UNFINISHED = {
+    "missing": "not run (the sweep stopped before it)",
+    "running": "not finished (the process computing it stopped)",
+}
+
+
+def summary_line(rows: list[dict], out: Path) -> str:
+    """``12 runs in OUT: 10 complete, 1 failed, 1 diverged (7 computed by this sweep); manifest OUT/sweep.json``
+    (failed counts every run that is not finished)."""
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("complete", "diverged")}
+    others = len(rows) - sum(counts.values())
+    computed = sum(bool(r.get("computed")) for r in rows)
+    return (
+        f"{len(rows)} runs in {out}: {counts['complete']} complete, {others} failed, {counts['diverged']} diverged "
+        f"({computed} computed by this sweep); manifest {out / MANIFEST}"
     )
-    failed = [r for r in rows if r["status"] != "complete"]
-    print(
-        f"{len(rows)} runs in {args.out}: {len(rows) - len(failed)} complete, {len(failed)} failed; "
-        f"manifest {Path(args.out) / 'sweep.json'}"
-    )
-    for r in failed:
-        print(f"  failed {r['id']}: {r.get('error')}", file=sys.stderr)
-    return 1 if failed else 0

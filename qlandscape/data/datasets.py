@@ -16,6 +16,7 @@ data's intrinsic range (digits [0, 16], MNIST [0, 255], npz min..max over the wh
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
 import struct
@@ -32,7 +33,7 @@ from sklearn.model_selection import train_test_split
 
 from qlandscape.core.errors import ConfigError, check_positive_int, require
 
-__all__ = ["Dataset", "load_dataset", "read_idx", "write_idx", "to_torch", "MNIST_FILES"]
+__all__ = ["Dataset", "load_dataset", "read_idx", "write_idx", "to_torch", "MNIST_FILES", "dataset_content_hash"]
 
 MNIST_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -429,3 +430,48 @@ def to_torch(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
         torch.tensor(dataset.x_test, dtype=torch.float64),
         torch.tensor(dataset.y_test, dtype=torch.long),
     )
+
+
+# ---------------------------------------------------------------------------------------------------- content hash
+
+_CONTENT_HASHES: dict[tuple, str] = {}  # (source, identity of its files) -> hash: a sweep asks once per run
+
+
+def _file_identity(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+def dataset_content_hash(source: str) -> str:
+    """SHA-256 (hex) of the raw data ``source`` names: an ``.npz`` file's bytes, the four MNIST files' bytes (in
+    the order of ``MNIST_FILES``), or the bundled digits arrays. Replacing a file in place changes it, where the
+    source string (and so a run id) stays the same. Remembered per file identity (path, size, modification time,
+    inode) within the process. A missing file raises :class:`ConfigError`."""
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if not isinstance(source, str) or not source:
+        raise ConfigError("source", source, "expected 'digits', 'mnist:DIR' or a path to an .npz file")
+    if source == "digits":
+        files: list[Path] = []
+    elif source.startswith("mnist:"):
+        directory = Path(source[len("mnist:") :] or ".")
+        if not directory.is_dir():
+            raise ConfigError("source", source, f"MNIST directory {str(directory)!r} does not exist")
+        files = [_find_mnist_file(directory, stem) for stem in MNIST_FILES.values()]
+    else:
+        files = [Path(source)]
+        if not files[0].is_file():
+            raise ConfigError("source", source, "no such file; expected 'digits', 'mnist:DIR' or a path to an .npz")
+    key = (source, tuple(_file_identity(p) for p in files))
+    if key not in _CONTENT_HASHES:
+        digest = hashlib.sha256()
+        if not files:
+            digits = load_digits()
+            for array in (digits.images.astype(np.float64), digits.target.astype(np.int64)):
+                digest.update(np.ascontiguousarray(array).tobytes())
+        for path in files:
+            with open(path, "rb") as handle:
+                for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                    digest.update(block)
+        _CONTENT_HASHES[key] = digest.hexdigest()
+    return _CONTENT_HASHES[key]

@@ -1,18 +1,24 @@
 """The report over run directories: one table of every run (CSV), a summary over seeds, the standard figures and
 one page (Markdown linking the PNGs, self-contained HTML).
 
-Rows come from :func:`qlandscape.runs.tables.load_runs`; the aggregation is :mod:`qlandscape.metrics.sweeps`, the
-figures :mod:`qlandscape.plots.sweeps`. Which scalars the summary and the figures show, and which further figures a
-metric adds, come from the registered run metrics (:mod:`qlandscape.runs.registry`).
+Rows come from :func:`qlandscape.runs.tables.load_runs`, which checks every run directory; the aggregation is
+:mod:`qlandscape.metrics.sweeps`, the figures :mod:`qlandscape.plots.sweeps`. Which scalars the summary and the figures
+show, and which further figures a metric adds, come from the registered run metrics (:mod:`qlandscape.runs.registry`).
+
+Only complete runs are plotted and averaged. Diverged, failed (or unfinished) and damaged runs are listed in sections
+of their own, with where training diverged, the error, or the damaged file and what is wrong with it; a group of the
+summary counts them among its runs (``2/3``) when their config can be read. A figure that cannot be drawn (a metric's
+figure reading a result file, say) is named in a section too, and the rest of the report is written.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +44,9 @@ from qlandscape.plots.sweeps import plot_scaling_panels, plot_series_panels
 from qlandscape.runs.config import RunConfig
 from qlandscape.runs.metric_spec import Headline, SweepView
 from qlandscape.runs.registry import specs
-from qlandscape.runs.tables import load_runs, write_csv
+from qlandscape.runs.tables import has_config, load_runs, write_csv
+
+log = logging.getLogger(__name__)
 
 # The training scalars every run has, shown beside the metrics' headline scalars.
 TRAINING_HEADLINE = (
@@ -76,6 +84,10 @@ class ReportFiles:
     html: Path
     n_runs: int
     n_complete: int
+    n_diverged: int = 0
+    n_failed: int = 0  # failed, interrupted or unfinished
+    n_damaged: int = 0
+    figure_problems: tuple[str, ...] = ()
 
 
 def write_report(directory: str | Path, out: str | Path | None = None, *, pdf: bool = True) -> ReportFiles:
@@ -91,7 +103,7 @@ def write_report(directory: str | Path, out: str | Path | None = None, *, pdf: b
     figures_dir = out / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     runs_csv = write_csv(rows, out / "runs.csv")
-    summary = run_summary(rows)
+    summary = run_summary([r for r in rows if has_config(r)])
     summary_csv = write_csv(summary, out / "summary.csv")
     done = complete_rows(rows)
     figures: list[tuple[str, Path]] = []
@@ -147,11 +159,17 @@ def write_report(directory: str | Path, out: str | Path | None = None, *, pdf: b
     if row_axis and not varies(done, row_axis):
         row_axis = None
     view = SweepView(directory, tuple(done), fields, row_axis, col_axis)
+    problems: list[str] = []
     for spec in specs():
         if spec.sweep_figures is not None:
-            for name, caption, fig in spec.sweep_figures(view):
-                save(fig, name, caption)
+            try:
+                for name, caption, fig in spec.sweep_figures(view):
+                    save(fig, name, caption)
+            except Exception as exc:  # one metric's figures must not cost the whole report; the page names it
+                log.warning("the %s figures of the report could not be drawn: %s", spec.name, exc)
+                problems.append(f"{spec.name} figures: {type(exc).__name__}: {exc}")
     page = report_page(directory, rows, summary, figures, fits)
+    page.figure_problems = problems
     md_path, html_path = out / "report.md", out / "report.html"
     io.atomic_write_bytes(md_path, page.markdown(out).encode())
     io.atomic_write_bytes(html_path, page.html().encode())
@@ -164,6 +182,10 @@ def write_report(directory: str | Path, out: str | Path | None = None, *, pdf: b
         html=html_path,
         n_runs=len(rows),
         n_complete=len(done),
+        n_diverged=len(page.diverged),
+        n_failed=len(page.failures),
+        n_damaged=len(page.damaged),
+        figure_problems=tuple(problems),
     )
 
 
@@ -175,7 +197,9 @@ def _fmt(value: Any) -> str:
 
 @dataclass
 class ReportPage:
-    """The report page: intro lines, figures (caption, PNG path), the summary table, failed runs."""
+    """The report page: intro lines, figures (caption, PNG path), the summary table, and the runs outside it:
+    failed or unfinished (id, error), diverged (id, where), damaged (id, file and reason); figures that could not
+    be drawn."""
 
     title: str
     intro: list[str]
@@ -183,6 +207,19 @@ class ReportPage:
     table: list[list[str]]
     figures: list[tuple[str, Path]]
     failures: list[tuple[str, str]]
+    diverged: list[tuple[str, str]] = field(default_factory=list)
+    damaged: list[tuple[str, str]] = field(default_factory=list)
+    figure_problems: list[str] = field(default_factory=list)
+
+    def sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """The lists below the summary: (title, [(run id or "", text)]), the empty ones left out."""
+        listed = [
+            ("Diverged runs (not plotted)", self.diverged),
+            ("Failed or unfinished runs", self.failures),
+            ("Damaged runs (recompute them: a resumed sweep does)", self.damaged),
+            ("Figures that could not be drawn", [("", p) for p in self.figure_problems]),
+        ]
+        return [(title, items) for title, items in listed if items]
 
     def markdown(self, base: Path) -> str:
         """Markdown with the figures linked relative to ``base``."""
@@ -196,8 +233,8 @@ class ReportPage:
             "|" + "---|" * len(self.header),
         ]
         lines += ["| " + " | ".join(row) + " |" for row in self.table]
-        if self.failures:
-            lines += ["", "## Failed runs", ""] + [f"- `{rid}`: {err}" for rid, err in self.failures]
+        for title, items in self.sections():
+            lines += ["", f"## {title}", ""] + [f"- `{rid}`: {text}" if rid else f"- {text}" for rid, text in items]
         return "\n".join(lines) + "\n"
 
     def html(self) -> str:
@@ -221,10 +258,10 @@ class ReportPage:
         )
         parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.table]
         parts.append("</table>")
-        if self.failures:
+        for title, items in self.sections():
             parts.append(
-                "<h2>Failed runs</h2><ul>"
-                + "".join(f"<li><code>{esc(r)}</code>: {esc(e)}</li>" for r, e in self.failures)
+                f"<h2>{esc(title)}</h2><ul>"
+                + "".join(f"<li><code>{esc(r)}</code>: {esc(t)}</li>" if r else f"<li>{esc(t)}</li>" for r, t in items)
                 + "</ul>"
             )
         return "".join(parts) + "</body></html>\n"
@@ -235,13 +272,22 @@ def report_page(
 ) -> ReportPage:
     """The page of :func:`write_report` (rendered with ``.markdown(base)`` / ``.html()``)."""
     fields = RunConfig.fields()
-    axes = varying_axes(rows, fields)
+    readable = [r for r in rows if has_config(r)]
+    axes = varying_axes(readable, fields)
     done = complete_rows(rows)
-    failures = [(r["id"], str(r.get("error") or r["status"])) for r in rows if r["status"] != "complete"]
+    diverged = [(r["id"], str(r.get("divergence") or "diverged")) for r in rows if r["status"] == "diverged"]
+    damaged = [(r["id"], str(r.get("error"))) for r in rows if r["status"] == "damaged"]
+    failures = [
+        (r["id"], str(r.get("error") or r["status"]))
+        for r in rows
+        if r["status"] not in ("complete", "diverged", "damaged")
+    ]
+    not_complete = len(rows) - len(done)
     intro = [
-        f"{len(rows)} runs below `{directory}` ({len(done)} complete, {len(failures)} not); varying: "
+        f"{len(rows)} runs below `{directory}` ({len(done)} complete, {not_complete} not: {len(diverged)} diverged, "
+        f"{len(failures)} failed or unfinished, {len(damaged)} damaged); varying: "
         f"{', '.join(axes) or 'nothing'}; replicates: "
-        f"{', '.join(a for a in REPLICATE_AXES if a in varying_axes(rows, fields, replicates=True)) or 'none'}. "
+        f"{', '.join(a for a in REPLICATE_AXES if a in varying_axes(readable, fields, replicates=True)) or 'none'}. "
         "All runs: runs.csv; groups: summary.csv."
     ]
     for metric, per_line in fits.items():
@@ -269,4 +315,6 @@ def report_page(
         table=table,
         figures=figures,
         failures=failures,
+        diverged=diverged,
+        damaged=damaged,
     )

@@ -3,12 +3,21 @@
 The whole sweep is validated before any run starts: every grid point's :class:`~qlandscape.runs.config.RunConfig`
 is built (so a bad axis name or value fails naming it and the sweep file) and every metric table is checked against
 the registered run metrics and their settings. Each run is :func:`qlandscape.runs.run.execute_run`, a pure function
-of its config writing ``OUT/<run id>`` atomically, so finished runs are skipped on a rerun and a killed sweep loses only
-the runs in flight. Executors: in-process (``workers=1``), local processes (one torch thread each), or a Dask
-distributed cluster (``dask=ADDRESS`` or a ``distributed.Client``; the optional extra ``qlandscape[dask]``).
+of its config committing ``OUT/<run id>`` as a whole, so finished runs are kept on a rerun and a killed sweep loses
+only the runs in flight.
+
+Resume and shared work: a run is kept when its directory holds a finished (complete or diverged), undamaged run of
+the same dataset content (:mod:`qlandscape.runs.layout`); a damaged run, a failed one and one whose dataset changed
+are computed again. Workers claim a run by taking its directory's lock without waiting; one that another process
+holds (a second sweep over the same ``OUT``, a ``qlandscape run``) is skipped and taken up again once the rest is
+done, waiting for it then. Two sweeps over one folder thus compute each run once between them.
+
+Executors: in-process (``workers=1``), local processes (one torch thread each), or a Dask distributed cluster
+(``dask=ADDRESS`` or a ``distributed.Client``; the optional extra ``qlandscape[dask]``). A Dask sweep stops with one
+message when its scheduler goes away or when every worker has been gone for ``worker_timeout`` seconds.
 After every finished run the manifest ``OUT/sweep.json`` (the sweep config, the run ids, each run's status) is
-rewritten atomically; it describes the latest sweep over ``OUT``, while :func:`qlandscape.runs.tables.load_runs`
-reads every run there.
+rewritten atomically under the lock of ``OUT``; it describes the latest sweep over ``OUT``, while
+:func:`qlandscape.runs.tables.load_runs` reads every run there.
 """
 
 from __future__ import annotations
@@ -20,9 +29,11 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,17 +43,23 @@ import torch
 from tqdm.auto import tqdm
 
 from qlandscape.core import io
-from qlandscape.core.errors import ConfigError
+from qlandscape.core.errors import ConfigError, is_finite_number
 from qlandscape.runs.config import RunConfig
-from qlandscape.runs.layout import RUN_FILE, is_complete
+from qlandscape.runs.layout import FINISHED, RUN_FILE, check_run, lock_run, read_info
 from qlandscape.runs.registry import check_metrics
-from qlandscape.runs.run import execute_run
+from qlandscape.runs.run import execute, stale_reason
 from qlandscape.runs.tables import rows_of
+from qlandscape.runs.transaction import LockHeld, locked
 from qlandscape.sim.backends import available_devices
 from qlandscape.sim.circuits import build_circuit
 
 log = logging.getLogger(__name__)
 MANIFEST = "sweep.json"
+_MARK_TIMEOUT = 5.0  # seconds to wait for a dead worker's run lock before leaving its status as it is
+_DASK_POLL = 0.1  # seconds between looks at the Dask futures
+_DASK_CHECK_EVERY = 1.0  # seconds between asking the scheduler for its workers
+_DASK_CLOSE_TIMEOUT = 5  # seconds to close a client whose scheduler may be gone
+_DASK_GATHER_TIMEOUT = 10.0  # seconds to fetch a finished run's row before looking at the cluster again
 
 
 @dataclass(frozen=True)
@@ -190,24 +207,36 @@ def _init_local_worker(threads: int, parent: int) -> None:
     threading.Thread(target=watch, name="qlandscape-parent-watch", daemon=True).start()
 
 
-def run_one(config: dict, out: str, threads: int | None = None) -> dict[str, Any]:
-    """Execute one run (in whichever process or Dask worker calls this); never raises for a failed run."""
+def run_one(config: dict, out: str, threads: int | None = None, wait: bool = False) -> dict[str, Any]:
+    """Execute one run (in whichever process or Dask worker calls this), claiming its directory through its lock;
+    never raises for a failed run. The row's ``status`` is the run's status afterwards, or ``busy`` when another
+    process holds the run and ``wait`` is False; ``computed`` says whether this call trained it."""
     if threads is not None:
         _init_worker(threads)
     start = time.perf_counter()
     run_config = RunConfig.from_dict(config)
+    error = None
     try:
-        execute_run(run_config, out)
-        status, error = "complete", None
-    except Exception as exc:  # recorded in run.json by execute_run; the sweep goes on
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    return {"id": run_config.run_id(), "status": status, "error": error, "seconds": time.perf_counter() - start}
+        done = execute(run_config, out, wait=wait)
+        status, computed = done.status, done.computed
+    except LockHeld:
+        status, computed = "busy", False
+    except Exception as exc:  # recorded in run.json by execute; the sweep goes on
+        status, computed, error = "failed", True, f"{type(exc).__name__}: {exc}"
+    return {
+        "id": run_config.run_id(),
+        "status": status,
+        "error": error,
+        "computed": computed,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 class _Manifest:
-    """``sweep.json``: rewritten atomically whenever a run's status changes."""
+    """``sweep.json``: rewritten atomically, under the lock of ``OUT``, whenever a run's status changes."""
 
     def __init__(self, sweep: Sweep, out: Path) -> None:
+        self.out = out
         self.path = out / MANIFEST
         self.sweep = sweep
         self.entries = {
@@ -217,24 +246,26 @@ class _Manifest:
 
     def update(self, rid: str, **fields: Any) -> None:
         self.entries[rid].update({k: v for k, v in fields.items() if v is not None})
-        if fields.get("status") == "complete":
+        if fields.get("status") in FINISHED:
             self.entries[rid].pop("error", None)
 
-    def write(self) -> None:
+    def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for entry in self.entries.values():
             counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-        io.write_json(
-            self.path,
-            {
-                "sweep": self.sweep.to_dict(),
-                "n_runs": len(self.entries),
-                "counts": counts,
-                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "run_ids": list(self.entries),
-                "runs": list(self.entries.values()),
-            },
-        )
+        return counts
+
+    def write(self) -> None:
+        record = {
+            "sweep": self.sweep.to_dict(),
+            "n_runs": len(self.entries),
+            "counts": self.counts(),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "run_ids": list(self.entries),
+            "runs": list(self.entries.values()),
+        }
+        with locked(self.out):  # two sweeps over one OUT: whole writes, and the .tmp files of dead ones tidied
+            io.write_json(self.path, record)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> tqdm:
@@ -248,63 +279,109 @@ def run_sweep(
     workers: int | None = None,
     dask: Any = None,
     progress: bool = True,
+    worker_timeout: float = 60.0,
 ) -> list[dict[str, Any]]:
-    """Run every grid point of a sweep into ``out`` (skipping complete runs); one row per run, in grid order.
+    """Run every grid point of a sweep into ``out``, keeping finished runs; one row per run, in grid order, with
+    ``computed``: whether this sweep trained it.
 
     ``workers``: 1 runs in this process; more uses that many local processes (spawned, one torch thread each);
     None means one per CPU core. ``dask``: a scheduler address, ``"local"`` (a LocalCluster of ``workers``
     processes) or a ``distributed.Client``; ``out`` must then be on a filesystem every worker sees.
-    A failed run is recorded (its run.json and the manifest carry the error) and the others go on.
+    ``worker_timeout``: seconds a Dask sweep goes on after its last worker left before it stops with a message
+    (a cluster that never had a worker is waited for); that, or a scheduler gone, raises :class:`ClusterLost`.
+
+    Runs are claimed through their directories' locks: a run that another process (a second sweep over ``out``, a
+    ``qlandscape run``) is computing is skipped and taken up again at the end, when the sweep waits for it and keeps
+    what it finished. A failed run is recorded (its run.json and the manifest carry the error), the others go on,
+    and a rerun retries it; complete and diverged runs are kept, damaged ones and ones whose dataset changed are
+    computed again. The manifest's entries say whether this sweep computed a run (``skipped``: it did not).
     """
     sweep = as_sweep(config)
     out = Path(out).resolve()
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError("workers", workers, "expected a positive integer")
-    out.mkdir(parents=True, exist_ok=True)
+    if not (is_finite_number(worker_timeout) and worker_timeout > 0):
+        raise ConfigError("worker_timeout", worker_timeout, "expected a positive number of seconds")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("out", str(out), f"cannot be created as a folder ({exc.strerror or exc})") from exc
     manifest = _Manifest(sweep, out)
     todo = []
     for config_, rid in zip(sweep.runs, sweep.run_ids(), strict=True):
-        if is_complete(out / rid):
-            manifest.update(rid, status="complete", skipped=True)
-        else:
-            todo.append(config_)
+        state = check_run(out / rid)
+        reason = stale_reason(state.info or {}, config_) if state.finished else None
+        if state.finished and reason is None:
+            manifest.update(rid, status=state.status, skipped=True)
+            continue
+        if state.status == "damaged":
+            log.warning("run %s is damaged (%s); computing it again", rid, state.problem)
+        elif reason is not None:
+            log.warning("run %s: %s; computing it again", rid, reason)
+        todo.append(config_)
     manifest.write()
     bar = _progress_bar(len(sweep.runs), len(sweep.runs) - len(todo), progress)
+    by_id = {c.run_id(): c for c in todo}
+    busy: list[RunConfig] = []
     failed = 0
 
     def finished(result: dict[str, Any]) -> None:
         nonlocal failed
+        if result["status"] == "busy":
+            busy.append(by_id[result["id"]])
+            return
         manifest.update(
             result["id"],
             status=result["status"],
             error=result["error"],
             seconds=round(result["seconds"], 3),
-            skipped=False,
+            skipped=not result.get("computed", True),
         )
         manifest.write()
-        failed += result["status"] != "complete"
         bar.update(1)
-        if failed:
+        if result["status"] not in FINISHED:
+            failed += 1
             bar.set_postfix(failed=failed)
-        if result["status"] != "complete":
-            log.warning("run %s failed: %s", result["id"], result["error"])
+            log.warning("run %s %s: %s", result["id"], result["status"], result["error"])
 
     try:
         if not todo:
             pass
         elif dask is not None:
-            _run_dask(todo, out, dask, workers, finished)
+            with _dask_client(dask, workers) as (client, address):
+                _in_rounds(
+                    todo,
+                    busy,
+                    lambda batch, wait: _run_dask(client, address, batch, out, wait, finished, worker_timeout),
+                )
         elif (workers or os.cpu_count() or 1) == 1 or (len(todo) == 1 and workers is None):
-            for config_ in todo:
-                finished(run_one(config_.to_dict(), str(out)))
+            _in_rounds(
+                todo, busy, lambda batch, wait: [finished(run_one(c.to_dict(), str(out), wait=wait)) for c in batch]
+            )
         else:
-            _run_processes(todo, out, min(workers or os.cpu_count() or 1, len(todo)), finished)
+            n = workers or os.cpu_count() or 1
+            _in_rounds(todo, busy, lambda batch, wait: _run_processes(batch, out, min(n, len(batch)), finished, wait))
     finally:
         bar.close()
-    return rows_of(out, sweep.run_ids())
+    rows = rows_of(out, sweep.run_ids())
+    for row in rows:
+        row["computed"] = manifest.entries[row["id"]].get("skipped") is False
+    return rows
 
 
-def _run_processes(todo: list[RunConfig], out: Path, workers: int, finished) -> None:
+def _in_rounds(todo: list[RunConfig], busy: list[RunConfig], run_batch: Callable[[list[RunConfig], bool], Any]) -> None:
+    """Claim every run without waiting, then come back to those another process held (``busy``, filled by the
+    batch's callback) and wait for them."""
+    busy.clear()
+    run_batch(todo, False)
+    if busy:
+        held = list(busy)
+        log.warning("%d runs are being computed by another process; waiting for them", len(held))
+        busy.clear()
+        run_batch(held, True)
+
+
+def _run_processes(todo: list[RunConfig], out: Path, workers: int, finished, wait: bool) -> None:
     """Local processes; a worker that dies (killed, out of memory) fails the runs it had in flight, the rest go on."""
     pending = list(todo)
     context = multiprocessing.get_context("spawn")
@@ -316,12 +393,12 @@ def _run_processes(todo: list[RunConfig], out: Path, workers: int, finished) -> 
             initializer=_init_local_worker,
             initargs=(1, os.getpid()),
         )
-        futures: dict[Future, RunConfig] = {pool.submit(run_one, c.to_dict(), str(out)): c for c in pending}
+        futures: dict[Future, RunConfig] = {pool.submit(run_one, c.to_dict(), str(out), None, wait): c for c in pending}
         broken: list[RunConfig] = []
         try:
             remaining = set(futures)
             while remaining:
-                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                done, remaining = wait_futures(remaining, return_when=FIRST_COMPLETED)
                 for future in done:
                     try:
                         finished(future.result())
@@ -357,29 +434,40 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 def _started_since(path: Path, since: float) -> bool:
     try:
-        return (path / "run.json").stat().st_mtime >= since - 1.0
+        return (path / RUN_FILE).stat().st_mtime >= since - 1.0
     except OSError:
         return False
 
 
 def _mark_failed(path: Path, error: str, status: str = "failed") -> None:
+    """Record a run whose worker went away as failed, unless its lock shows that someone still computes it."""
     try:
-        info = io.read_json(path / RUN_FILE)
-    except (OSError, ValueError):
+        with lock_run(path, timeout=_MARK_TIMEOUT):
+            info = read_info(path)
+            if info.get("status") == "running":
+                info.update(status=status, error=error)
+                io.write_json(path / RUN_FILE, info)
+    except (LockHeld, ConfigError, OSError, ValueError):
         return
-    if info.get("status") == "running":
-        info.update(status=status, error=error)
-        io.write_json(path / RUN_FILE, info)
 
 
-def _run_dask(todo: list[RunConfig], out: Path, dask: Any, workers: int | None, finished) -> None:
+# ---------------------------------------------------------------------------------------------------- Dask
+
+
+@contextmanager
+def _dask_client(dask: Any, workers: int | None) -> Iterator[tuple[Any, str]]:
+    """A Dask client for ``dask`` (a scheduler address, ``"local"`` or a client) and a name for messages; closes
+    what it opened."""
     try:  # Dask is an optional dependency (the extra qlandscape[dask]): imported only when a sweep asks for it
-        from dask.distributed import Client, LocalCluster, as_completed  # noqa: PLC0415 (optional dependency)
+        from dask.distributed import Client, LocalCluster  # noqa: PLC0415 (optional dependency)
     except ImportError as exc:
         raise ConfigError(
             "dask", dask, "needs the optional extra: pip install 'qlandscape[dask]' (dask.distributed is not installed)"
         ) from exc
-    own_client = not isinstance(dask, Client)
+    if isinstance(dask, Client):
+        yield dask, str(getattr(dask.scheduler, "address", "the client's scheduler"))
+        return
+    cluster = None
     if dask == "local":
         cluster = LocalCluster(
             n_workers=workers or os.cpu_count() or 1,
@@ -389,35 +477,111 @@ def _run_dask(todo: list[RunConfig], out: Path, dask: Any, workers: int | None, 
             silence_logs=logging.ERROR,
         )
         client = Client(cluster)
-    elif own_client:
+    else:
         try:
-            cluster, client = None, Client(dask, timeout="20s")
+            client = Client(dask, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError("dask", dask, f"could not connect to a Dask scheduler there ({exc})") from exc
-    else:
-        cluster, client = None, dask
-    futures = {}
     try:
-        for config_ in todo:
-            future = client.submit(
-                run_one,
-                config_.to_dict(),
-                str(out),
-                1,
-                pure=False,
-                key=f"qlandscape-run-{config_.run_id()}-{time.time_ns()}",
-            )
-            futures[future] = config_
-        for future in as_completed(futures):
-            try:
-                finished(future.result())
-            except Exception as exc:  # the worker died (KilledWorker) or the task could not run there
-                error = f"{type(exc).__name__}: {exc}"
-                _mark_failed(out / futures[future].run_id(), error)
-                finished({"id": futures[future].run_id(), "status": "failed", "error": error, "seconds": 0.0})
+        yield client, str(dask)
     finally:
-        if own_client:
-            client.cancel([f for f in futures if not f.done()])
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        try:
+            client.close(timeout=_DASK_CLOSE_TIMEOUT)
+        except Exception as exc:  # a scheduler that went away: nothing is left to close
+            log.debug("closing the Dask client: %s", exc)
+        if cluster is not None:
+            cluster.close()
+
+
+def _dask_workers(client: Any) -> int | None:
+    """The number of workers the scheduler knows, or None when it cannot be reached."""
+    if client.status not in ("running", "newly-created"):
+        return None
+    try:
+        return len(client.scheduler_info(n_workers=-1)["workers"])
+    except Exception:  # the scheduler went away (CommClosedError, OSError, a timeout): said by the caller
+        return None
+
+
+class ClusterLost(RuntimeError):
+    """A Dask sweep stopped because its scheduler went away or its workers have all been gone too long; the
+    message says which and how many runs are not finished (finished ones are kept: rerun the sweep to resume)."""
+
+
+def _unfinished(out: Path, todo: list[RunConfig]) -> int:
+    return sum(not check_run(out / c.run_id()).finished for c in todo)
+
+
+def _scheduler_gone(address: str, out: Path, todo: list[RunConfig]) -> ClusterLost:
+    return ClusterLost(
+        f"the Dask scheduler at {address} went away; {_unfinished(out, todo)} of {len(todo)} runs are not "
+        "finished (finished runs are kept): start the scheduler and workers again and rerun the sweep to resume"
+    )
+
+
+def _run_dask(
+    client: Any, address: str, todo: list[RunConfig], out: Path, wait: bool, finished, worker_timeout: float
+) -> None:
+    """Submit the runs and collect them, watching the cluster: the sweep stops with one message when the scheduler
+    goes away or when no worker has been connected for ``worker_timeout`` seconds after the last one left."""
+    pending: dict[Any, RunConfig] = {}
+    for config_ in todo:
+        future = client.submit(
+            run_one,
+            config_.to_dict(),
+            str(out),
+            1,
+            wait,
+            pure=False,
+            key=f"qlandscape-run-{config_.run_id()}-{time.time_ns()}",
+        )
+        pending[future] = config_
+    had_workers, gone_since, told, checked = False, None, False, 0.0
+    try:
+        while pending:
+            for future in [f for f in pending if f.done()]:
+                config_ = pending.pop(future)
+                try:
+                    result = future.result(timeout=_DASK_GATHER_TIMEOUT)
+                except (TimeoutError, OSError):
+                    # No answer, or a connection failed (CommClosedError is an OSError): the scheduler went away,
+                    # or the worker holding the result did and the scheduler computes it again. Not a failed run.
+                    if _dask_workers(client) is None:
+                        raise _scheduler_gone(address, out, todo) from None
+                    pending[future] = config_
+                    continue
+                except Exception as exc:  # the worker died (KilledWorker), the task could not run, or no scheduler
+                    if _dask_workers(client) is None:
+                        raise _scheduler_gone(address, out, todo) from None
+                    error = f"{type(exc).__name__}: {exc}"
+                    _mark_failed(out / config_.run_id(), error)
+                    result = {"id": config_.run_id(), "status": "failed", "error": error, "seconds": 0.0}
+                finished(result)
+            if not pending:
+                break
+            now = time.monotonic()
+            if now - checked >= _DASK_CHECK_EVERY:
+                checked = now
+                n_workers = _dask_workers(client)
+                if n_workers is None:
+                    raise _scheduler_gone(address, out, todo)
+                if n_workers:
+                    had_workers, gone_since = True, None
+                elif had_workers:
+                    gone_since = gone_since if gone_since is not None else now
+                    if now - gone_since > worker_timeout:
+                        raise ClusterLost(
+                            f"every Dask worker of {address} is gone (none for {worker_timeout:g} s); "
+                            f"{_unfinished(out, todo)} of {len(todo)} runs are not finished (finished runs are "
+                            "kept): start workers and rerun the sweep to resume"
+                        )
+                elif not told:
+                    log.warning("waiting for Dask workers to connect to %s", address)
+                    told = True
+            time.sleep(_DASK_POLL)
+    finally:
+        if pending:
+            try:
+                client.cancel(list(pending))
+            except Exception as exc:  # no scheduler left to cancel them on
+                log.debug("cancelling Dask futures: %s", exc)

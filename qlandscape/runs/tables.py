@@ -1,4 +1,10 @@
-"""Run tables: one flat row per run directory (config fields, model facts, scalar metrics, timings) and CSV."""
+"""Run tables: one flat row per run directory (config fields, model facts, scalar metrics, timings) and CSV.
+
+Every row has ``id``, ``status`` (see :mod:`qlandscape.runs.layout`: ``complete``, ``diverged``, ``failed``, ...,
+or ``damaged``) and ``error``: a failed run's error, or for a damaged run the file and what is wrong with it. A
+diverged run's row says where in ``divergence``. A damaged run whose ``run.json`` is unreadable has no config
+fields (:func:`has_config` tells).
+"""
 
 from __future__ import annotations
 
@@ -12,26 +18,29 @@ from typing import Any
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
 from qlandscape.runs.config import LATER_FIELDS
-from qlandscape.runs.layout import ARRAYS_FILE, RUN_FILE
+from qlandscape.runs.layout import RUN_FILE, check_run, describe_divergence
 
 MODEL_FACTS = ("n_params", "n_patches", "params_per_circuit", "kind")
 
 
 def run_row(path: Path, root: Path | None = None) -> dict[str, Any] | None:
-    """One flat row for a run directory: id, status, config fields, model facts, scalar metrics, timings."""
-    try:
-        info = io.read_json(path / RUN_FILE)
-    except (OSError, ValueError):
+    """One flat row for a run directory: id, status, config fields, model facts, scalar metrics, timings; None when
+    it has no ``run.json``. The directory is checked (:func:`qlandscape.runs.layout.check_run`)."""
+    state = check_run(path)
+    if state.status == "missing":
         return None
-    status = info.get("status", "unknown")
-    if status == "complete" and not (path / ARRAYS_FILE).exists():
-        status = "incomplete"
     row: dict[str, Any] = {
-        "id": info.get("id", path.name),
-        "status": status,
+        "id": path.name,
+        "status": state.status,
         "path": str(path.relative_to(root)) if root else str(path),
-        "error": info.get("error"),
+        "error": state.problem if state.status == "damaged" else (state.info or {}).get("error"),
     }
+    if state.status == "damaged" and state.file == path / RUN_FILE:
+        return row  # nothing of run.json can be trusted
+    info = state.info or {}
+    row["id"] = info.get("id", path.name)
+    if state.status == "diverged":
+        row["divergence"] = describe_divergence(info.get("divergence", {}))
     config = info.get("config", {})
     if config:
         # A run written before a field existed keeps its id (the id leaves such fields out at their default), so
@@ -48,6 +57,11 @@ def run_row(path: Path, root: Path | None = None) -> dict[str, Any] | None:
     for key, value in info.get("timings", {}).items():
         row[f"time.{key}"] = value
     return row
+
+
+def has_config(row: Mapping[str, Any]) -> bool:
+    """Whether a row carries its run's config fields (all rows but those of an unreadable ``run.json``)."""
+    return "model" in row
 
 
 def load_runs(directory: str | Path) -> list[dict[str, Any]]:

@@ -4,6 +4,13 @@
 fractional epoch, be forked into children that continue with another data order (parent-child spawning), and
 records flat float64 parameter vectors at every recorded point. The caller's model is never changed: the trainer
 works on its own copy.
+
+Divergence: training stops at the first non-finite value it meets, the minibatch loss of a step (before the step is
+taken), a parameter after a step, or a loss of the per-epoch evaluation. The trainer records a :class:`Divergence`
+(what, where, the value) and :meth:`Trainer.run_until` (and so :func:`train`) raises :class:`TrainingDiverged`,
+carrying it and the :class:`TrainResult` so far: the trajectory holds only the finite points recorded before, and
+the evaluation history every evaluation made (the last one non-finite when an evaluation found the divergence).
+A run directory records such a run as ``diverged`` (:mod:`qlandscape.runs.run`).
 """
 
 from __future__ import annotations
@@ -97,8 +104,37 @@ class TrainResult:
 
     @property
     def best_train_index(self) -> int:
-        """Index (into ``epochs``) of the evaluation point with the lowest training loss."""
-        return int(np.argmin(self.train_loss))
+        """Index (into ``epochs``) of the evaluation point with the lowest finite training loss (NaN and infinite
+        losses of a diverging run are skipped); ValueError when no training loss is finite."""
+        finite = np.flatnonzero(np.isfinite(self.train_loss))
+        if finite.size == 0:
+            raise ValueError("no finite training loss was recorded")
+        return int(finite[np.argmin(self.train_loss[finite])])
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where training met a non-finite value: after ``step`` optimiser steps (``epoch`` in epochs), ``quantity``
+    (``"training loss"``, ``"parameters"``, ``"evaluated training loss"`` or ``"evaluated test loss"``) became
+    ``value`` (NaN or an infinity; for parameters the first non-finite entry)."""
+
+    step: int
+    epoch: float
+    quantity: str
+    value: float
+
+    def describe(self) -> str:
+        """``training loss became nan at step 12 (epoch 1.50)``."""
+        return f"{self.quantity} became {self.value} at step {self.step} (epoch {self.epoch:.2f})"
+
+
+class TrainingDiverged(FloatingPointError):
+    """Training stopped at a non-finite value; ``divergence`` says where, ``result`` holds what was recorded."""
+
+    def __init__(self, divergence: Divergence, result: TrainResult, lr: float) -> None:
+        super().__init__(f"{divergence.describe()}; lower the learning rate (lr={lr})")
+        self.divergence = divergence
+        self.result = result
 
 
 def _cosine_factor(period: float, schedule: str, steps_per_tick: int = 1):
@@ -207,6 +243,7 @@ class Trainer:
             k: [] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
         }
         self.seconds = 0.0
+        self.divergence: Divergence | None = None
         self._evaluate()
 
     @property
@@ -219,6 +256,26 @@ class Trainer:
         vl, va = evaluate(self.model, self.x_test, self.y_test, self.config.loss)
         for key, value in zip(self.history, (tl, ta, vl, va), strict=True):
             self.history[key].append(value)
+        for quantity, value in (("evaluated training loss", tl), ("evaluated test loss", vl)):
+            if not math.isfinite(value):
+                self._diverge(quantity, value)
+                return
+
+    def _diverge(self, quantity: str, value: float) -> None:
+        if self.divergence is None:
+            self.divergence = Divergence(self.step, self.epoch, quantity, float(value))
+
+    def _first_nonfinite_parameter(self) -> float | None:
+        params = [p.detach() for p in self.model.parameters()]
+        # one reduction and one host sync per step; a sum is non-finite when any entry is (or when it overflows,
+        # which only parameters near the float limit can do)
+        if not params or bool(torch.isfinite(torch.stack([p.sum().to(torch.float64) for p in params]).sum())):
+            return None
+        for p in params:
+            bad = p[~torch.isfinite(p)]
+            if bad.numel():
+                return float(bad.reshape(-1)[0])
+        return float("inf")  # finite entries whose sum overflows
 
     def record(self) -> None:
         """Record the current parameters (once per step)."""
@@ -238,24 +295,29 @@ class Trainer:
         with default_dtype(self.dtype):  # PennyLane devices differentiate inside backward (qlandscape.core.dtypes)
             loss = self.loss_fn(self.model(self.x_train[idx]), self.y_train[idx])
             if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss became {float(loss)} at step {self.step} (epoch "
-                    f"{self.epoch:.2f}); lower the learning rate (lr={self.config.lr})"
-                )
+                self._diverge("training loss", float(loss.detach()))  # the step is not taken
+                return
             loss.backward()
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
         self.step += 1
+        bad = self._first_nonfinite_parameter()
+        if bad is not None:
+            self._diverge("parameters", bad)  # neither evaluated nor recorded
+            return
         every = self.config.record_every
         at_epoch_end = self.step % self.steps_per_epoch == 0
         if at_epoch_end:
             self._evaluate()
+            if self.divergence is not None:
+                return
         if (every is not None and self.step % every == 0) or (every is None and at_epoch_end):
             self._record()
 
     def run_until(self, epoch: float) -> Trainer:
-        """Train until ``epoch`` (fractional allowed, rounded to a whole step); returns self."""
+        """Train until ``epoch`` (fractional allowed, rounded to a whole step); returns self. A non-finite value
+        stops training and raises :class:`TrainingDiverged` (see the module docstring), now or at any later call."""
         if epoch > self.config.epochs + 1e-12:
             raise ConfigError("epoch", epoch, f"expected at most the configured epochs ({self.config.epochs})")
         target = round(epoch * self.steps_per_epoch)
@@ -263,7 +325,7 @@ class Trainer:
         bar = tqdm(
             total=max(0, target - self.step), desc="training", unit="step", disable=not self.progress, leave=False
         )
-        while self.step < target:
+        while self.step < target and self.divergence is None:
             self._one_step()
             bar.update(1)
             if self.step % self.steps_per_epoch == 0:
@@ -272,6 +334,8 @@ class Trainer:
                 )
         bar.close()
         self.seconds += time.perf_counter() - start
+        if self.divergence is not None:
+            raise TrainingDiverged(self.divergence, self.result(), self.config.lr)
         return self
 
     def fork(self, seed: int) -> Trainer:
@@ -325,7 +389,8 @@ def train(
     *,
     progress: bool = False,
 ) -> tuple[nn.Module, TrainResult]:
-    """Train a copy of ``model``; return (trained copy, :class:`TrainResult`). The caller's model is unchanged."""
+    """Train a copy of ``model``; return (trained copy, :class:`TrainResult`). The caller's model is unchanged.
+    A non-finite loss or parameter raises :class:`TrainingDiverged` with the result so far."""
     trainer = Trainer(model, x_train, y_train, x_test, y_test, config, progress=progress)
     trainer.run_until(config.epochs)
     trainer._record()  # the final point is always part of the trajectory

@@ -152,10 +152,12 @@ def test_report_of_an_empty_folder(tmp_path):
         write_report(tmp_path)
 
 
-def _fake_run(root, rid: str, config: dict, lambda_max: float) -> None:
-    (root / rid).mkdir(parents=True)
+def _fake_run(root, name: str, config: dict, lambda_max: float) -> None:
+    # A run directory that passes the checks on read: the id its config gives and the training arrays.
+    rid = RunConfig.from_dict(config).run_id()
+    (root / name).mkdir(parents=True)
     io.write_json(
-        root / rid / "run.json",
+        root / name / "run.json",
         {
             "id": rid,
             "status": "complete",
@@ -164,7 +166,8 @@ def _fake_run(root, rid: str, config: dict, lambda_max: float) -> None:
             "metrics": {"hessian.lambda_max": lambda_max},
         },
     )
-    io.write_npz(root / rid / "arrays.npz", {"trajectory": np.zeros((1, 8))})
+    training = {k: np.zeros(1) for k in ("times", "steps", "epochs", "train_loss", "train_accuracy", "test_loss")}
+    io.write_npz(root / name / "arrays.npz", {"trajectory": np.zeros((1, 8)), "test_accuracy": np.zeros(1), **training})
 
 
 def test_report_groups_seeds_across_runs_written_before_later_fields(tmp_path):
