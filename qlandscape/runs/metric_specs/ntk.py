@@ -109,7 +109,12 @@ SPEC = MetricSpec(
     figures=figures,
     headline=(
         Headline("ntk.final_distance_from_init", "kernel distance from initialisation at the end", "NTK distance"),
-        Headline("ntk.kernel_accuracy_init", "kernel-machine test accuracy, initial kernel", summary=False),
+        Headline(
+            "ntk.kernel_accuracy_init",
+            "kernel-machine test accuracy, initial kernel",
+            "initial kernel accuracy",
+            summary=False,
+        ),
         Headline("ntk.kernel_accuracy_final", "kernel-machine test accuracy, final kernel", "kernel accuracy"),
     ),
     check_against_run=check_against_run,
