@@ -11,9 +11,11 @@ import functools
 import math
 import sys
 import tomllib
+from pathlib import Path
 from typing import Any
 
 from qlandscape.core.errors import ConfigError
+from qlandscape.runs.layout import FIGURES_DIR, RESULTS_DIR
 from qlandscape.runs.metric_spec import CONFIG_DEFAULT, MetricSpec, settings_of
 from qlandscape.runs.registry import specs
 from qlandscape.runs.run import run_metric
@@ -78,7 +80,8 @@ def run(spec: MetricSpec, args: argparse.Namespace) -> int:
     print(f"{spec.name} of {args.run_dir}:")
     for line in headline_lines(spec, scalars):
         print(f"  {line}")
-    print(f"results and figures written to {args.run_dir}/results and {args.run_dir}/figures")
+    run_dir = Path(args.run_dir)
+    print(f"results and figures written to {run_dir / RESULTS_DIR} and {run_dir / FIGURES_DIR}")
     return 0
 
 
