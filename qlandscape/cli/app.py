@@ -22,6 +22,8 @@ from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import WRITE_ERRNOS, check_output_dir
 from qlandscape.core.memory import BUDGET_ENV
 
+__all__ = ["COMMANDS", "build_parser", "main"]
+
 # The subcommands of their own; every registered run metric adds one more (hessian, landscape, ntk, ...).
 COMMANDS = ("run", "circuits", "spawn", "gradvar", "sweep", "report")
 

@@ -16,6 +16,8 @@ from qlandscape.runs.layout import describe_divergence, require_run
 from qlandscape.runs.registry import get
 from qlandscape.runs.run import execute_run
 
+__all__ = ["FLAGS", "add_config_arguments", "add_parser", "config_from_args", "run"]
+
 # Common fields with their own flags; any other field goes through --set key=value.
 FLAGS = {
     "model": str,

@@ -79,6 +79,20 @@ from qlandscape.runs.registry import check_against_run, get
 from qlandscape.runs.transaction import Staging, new_call_id
 from qlandscape.train.trainer import TrainingDiverged, TrainResult, train
 
+__all__ = [
+    "versions",
+    "set_flat_parameters",
+    "LoadedRun",
+    "stale_reason",
+    "Execution",
+    "execute_run",
+    "execute",
+    "load_run",
+    "compute_metric",
+    "save_metric_figures",
+    "run_metric",
+]
+
 log = logging.getLogger(__name__)
 _UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # what reading a damaged .npz raises
 

@@ -53,6 +53,8 @@ from qlandscape.runs.transaction import LockHeld, locked
 from qlandscape.sim.backends import available_devices
 from qlandscape.sim.circuits import build_circuit
 
+__all__ = ["MANIFEST", "Sweep", "sweep_from_dict", "load_sweep", "as_sweep", "run_one", "run_sweep", "ClusterLost"]
+
 log = logging.getLogger(__name__)
 MANIFEST = "sweep.json"
 _MARK_TIMEOUT = 5.0  # seconds to wait for a dead worker's run lock before leaving its status as it is
