@@ -50,6 +50,7 @@ from qlandscape.runs.registry import check_metrics
 from qlandscape.runs.run import execute, stale_reason
 from qlandscape.runs.tables import rows_of
 from qlandscape.runs.transaction import LockHeld, locked
+from qlandscape.sim.allocator import retain_freed_memory
 from qlandscape.sim.backends import available_devices
 from qlandscape.sim.circuits import build_circuit
 
@@ -198,6 +199,10 @@ def _init_local_worker(threads: int, parent: int) -> None:
     (also when it went while this worker was still starting: its pid is passed, not read here)."""
     _init_worker(threads)
     matplotlib.use("Agg")  # the worker writes figures to files; it never opens a window
+    try:
+        retain_freed_memory()  # a process of the sweep's own: malloc keeps freed memory (qlandscape.sim.allocator)
+    except ConfigError:
+        pass  # a bad QLANDSCAPE_MALLOC then fails each run with its message instead of breaking the pool
 
     def watch() -> None:
         # A sweep killed with SIGKILL cannot stop its pool: the workers would go on with the runs already queued
