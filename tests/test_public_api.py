@@ -1,5 +1,6 @@
 """The public API: the names of ``qlandscape.__all__`` (loaded lazily, each the object of its defining module), the
-``__all__`` of every module and the type stub of the package face."""
+``__all__`` of every module, the type stub of the package face, and the reference checks of the docs build
+(docs/build_api.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,15 @@ from qlandscape import _compat
 
 ROOT = Path(__file__).parents[1]
 NAMES = [name for name in qlandscape.__all__ if name != "__version__"]
+
+
+def _docs_build() -> ModuleType:
+    pytest.importorskip("pdoc")
+    spec = importlib.util.spec_from_file_location("build_api", ROOT / "docs" / "build_api.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_import_loads_no_heavy_dependency_and_dir_lists_the_api():
@@ -107,3 +117,37 @@ def test_every_module_declares_its_public_names():
         unresolved += [f"{name}.{attr}" for attr in module.__all__ if not hasattr(module, attr)]
     assert missing == [], f"modules without __all__: {missing}"
     assert unresolved == [], f"names in an __all__ that do not exist: {unresolved}"
+
+
+def test_the_reference_check_finds_broken_internal_and_old_references():
+    build = _docs_build()
+
+    def problems(text: str, allow_deprecated: bool = False) -> list[str]:
+        return list(build.check_text(text, "here", allow_deprecated=allow_deprecated))
+
+    assert problems("see :func:`qlandscape.sim.engine.simulate` and ``qlandscape.runs.run.load_run``") == []
+    assert problems("`qlandscape.core.objective.Objective.hessian` and qlandscape.train.train") == []
+    assert problems("in qlandscape/sim/engine.py, see my-qlandscape.txt") == []
+    (gone,) = problems("`qlandscape.core.objective.Objectiv`")
+    assert "has no attribute 'Objectiv'" in gone
+    (internal,) = problems(":func:`~qlandscape.sim.engine._run`")
+    assert "internal" in internal
+    (no_module,) = problems("qlandscape.nowhere.thing")
+    assert "has no attribute 'nowhere'" in no_module
+    (old,) = problems(":mod:`qlandscape.lowering`")
+    assert "0.1 module path" in old
+    assert problems("`qlandscape.objective` still works", allow_deprecated=True) == []
+
+
+def test_the_markdown_pages_reference_only_public_names():
+    build = _docs_build()
+    assert list(build.markdown_problems()) == []
+
+
+def test_the_reference_leaves_internal_and_private_modules_out():
+    build = _docs_build()
+    documented = build.public_modules()
+    assert "qlandscape" in documented and "qlandscape.runs.sweep" in documented
+    assert not set(build.INTERNAL_MODULES) & set(documented)
+    assert not [m for m in documented if "._" in m]
+    assert set(build.INTERNAL_MODULES) <= set(build.all_modules())  # no stale entry
