@@ -113,7 +113,8 @@ def resolve(reference: str) -> tuple[object | None, str | None]:
         except AttributeError:
             return None, f"{'.'.join(parts[: depth + i])} has no attribute {part!r}"
         public = getattr(owner, "__all__", None)
-        if isinstance(owner, ModuleType) and public is not None and part not in public:
+        dunder = part.startswith("__") and part.endswith("__")  # __all__, __version__: every module's
+        if isinstance(owner, ModuleType) and public is not None and part not in public and not dunder:
             if not isinstance(obj, ModuleType):
                 return None, f"{part!r} is internal: not in {owner.__name__}.__all__"
     return obj, None

@@ -1,5 +1,9 @@
 """Sweeps: a ``[base]`` run config plus ``[grid]`` axes whose Cartesian product gives the runs.
 
+A ``[zip]`` table adds axes that advance together: its lists (run fields that are not ``[grid]`` axes, all of one
+length) give one combination per position, and each is crossed with the grid. ``[grid] seed = [0, 1]`` with
+``[zip] layers = [1, 2, 4]`` and ``lr = [0.1, 0.05, 0.02]`` gives 6 runs: each (layers, lr) pair for both seeds.
+
 The whole sweep is validated before any run starts: every grid point's :class:`~qlandscape.runs.config.RunConfig`
 is built (so a bad axis name or value fails naming it and the sweep file) and every metric table is checked against
 the registered run metrics and their settings. Each run is :func:`qlandscape.runs.run.execute_run`, a pure function
@@ -86,7 +90,8 @@ class Sweep:
 
 
 def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep:
-    """Validate a sweep given as ``{"base": {...}, "grid": {axis: [values]}}`` and build every run's config."""
+    """Validate a sweep given as ``{"base": {...}, "grid": {axis: [values]}, "zip": {axis: [values]}}`` (``grid``
+    and ``zip`` optional) and build every run's config, in grid order with the zipped positions innermost."""
     where = source or "sweep"
     if not isinstance(data, Mapping):
         raise ConfigError("sweep", data, "expected a table with [base] and [grid]", source=source)
@@ -173,7 +178,7 @@ def _check_circuits(runs: list[RunConfig], points: list[dict], where: str) -> No
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """Read and validate a sweep config (TOML with ``[base]`` and ``[grid]``)."""
+    """Read and validate a sweep config (TOML with ``[base]``, ``[grid]`` and optionally ``[zip]``)."""
     data = io.read_toml(path, "sweep config")
     return sweep_from_dict(data, source=str(path))
 
