@@ -40,38 +40,64 @@ RETURNED = 50_000
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
 
-def _probe(prelude: str, env_value: str | None) -> tuple[bool, int]:
-    env = dict(os.environ)
-    env.pop(allocator.ENV_VAR, None)
-    if env_value is not None:
-        env[allocator.ENV_VAR] = env_value
-    code = FAULTS.format(prelude=prelude)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    applied, faults = out.stdout.split()[-2:]
-    return applied == "True", int(faults)
+SETTINGS = {
+    "library default": ("", None),
+    "environment": ("", "retain"),
+    "explicit call": ("from qlandscape.sim.allocator import retain_freed_memory; retain_freed_memory()", None),
+    "explicit call, vetoed": (
+        "from qlandscape.sim.allocator import retain_freed_memory; retain_freed_memory()",
+        "system",
+    ),
+    "sweep worker": (
+        "import os; from qlandscape.runs.sweep import _init_local_worker; _init_local_worker(1, os.getppid())",
+        None,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def probes() -> dict[str, tuple[bool, int]]:
+    """Each setting's outcome in a fresh process: (malloc keeps freed memory, page faults), the processes run at
+    once."""
+    running = {}
+    for name, (prelude, env_value) in SETTINGS.items():
+        env = dict(os.environ)
+        env.pop(allocator.ENV_VAR, None)
+        if env_value is not None:
+            env[allocator.ENV_VAR] = env_value
+        code = FAULTS.format(prelude=prelude)
+        running[name] = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    results = {}
+    for name, process in running.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, f"{name}: {err[-2000:]}"
+        applied, faults = out.split()[-2:]
+        results[name] = (applied == "True", int(faults))
+    return results
 
 
 @glibc_only
-def test_the_library_leaves_malloc_alone_by_default():
-    applied, faults = _probe("", None)
+def test_the_library_leaves_malloc_alone_by_default(probes):
+    applied, faults = probes["library default"]
     assert not applied
     assert faults > RETURNED
 
 
 @glibc_only
-def test_the_environment_opts_in_at_the_first_simulation():
-    applied, faults = _probe("", "retain")
+def test_the_environment_opts_in_at_the_first_simulation(probes):
+    applied, faults = probes["environment"]
     assert applied
     assert faults < KEPT
 
 
 @glibc_only
-def test_an_explicit_call_opts_in_and_the_environment_can_veto_it():
-    prelude = "from qlandscape.sim.allocator import retain_freed_memory; print(retain_freed_memory())"
-    applied, faults = _probe(prelude, None)
+def test_an_explicit_call_opts_in_and_the_environment_can_veto_it(probes):
+    applied, faults = probes["explicit call"]
     assert applied
     assert faults < KEPT
-    applied, faults = _probe(prelude, "system")
+    applied, faults = probes["explicit call, vetoed"]
     assert not applied
     assert faults > RETURNED
 
@@ -90,9 +116,8 @@ def test_the_command_opts_in_unless_the_environment_says_system(monkeypatch, env
 
 
 @glibc_only
-def test_local_sweep_workers_opt_in():
-    prelude = "import os; from qlandscape.runs.sweep import _init_local_worker; _init_local_worker(1, os.getppid())"
-    applied, faults = _probe(prelude, None)
+def test_local_sweep_workers_opt_in(probes):
+    applied, faults = probes["sweep worker"]
     assert applied
     assert faults < KEPT
 
