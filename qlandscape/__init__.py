@@ -1,14 +1,16 @@
 """qlandscape: loss-landscape geometry of quantum neural networks and classical deep networks.
 
 The names of ``__all__`` are the public API a script needs: models, data, the ``Objective``, training, the main
-metric functions, plots, runs and sweeps (``from qlandscape import PatchQNN, Objective, train, slice_2d``). They load
-on first use, so ``import qlandscape`` imports neither torch nor PennyLane; each is the very object of the module
+metric functions, plots, runs and sweeps (``from qlandscape import PatchQNN, Objective, slice_2d, load_run``). They
+load on first use, so ``import qlandscape`` imports neither torch nor PennyLane; each is the very object of the module
 that defines it.
 
 What is public: these names, the names of each subpackage's ``__all__`` (``qlandscape.data``,
 ``qlandscape.models``, ``qlandscape.train``, ``qlandscape.runs``, ``qlandscape.sim.backends``, ...) and of each
 module's ``__all__``. Anything else is internal and may change without a deprecation: names with a leading
-underscore, and names a module defines but leaves out of its ``__all__``.
+underscore, names a module defines but leaves out of its ``__all__``, and the engine's internal modules
+(``qlandscape.sim.lowering``, ``gate_matrices``, ``blocks``, ``product_readout``) and the subcommand modules of
+``qlandscape.cli`` (their interface is the command line).
 
 No public name here is also the name of a subpackage or of a 0.1 module path: the import system sets a module on
 this package as soon as anything imports it, over a function of the same name. So the training function is
