@@ -21,6 +21,9 @@ from qlandscape.cli import circuits, gradvar, metric, report, run, spawn, sweep
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import WRITE_ERRNOS, check_output_dir
 from qlandscape.core.memory import BUDGET_ENV
+from qlandscape.sim.allocator import retain_freed_memory
+
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 # The subcommands of their own; every registered run metric adds one more (hessian, landscape, ntk, ...).
 COMMANDS = ("run", "circuits", "spawn", "gradvar", "sweep", "report")
@@ -73,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     label = f"qlandscape {args.command}"
     try:
+        retain_freed_memory()  # a process of our own: malloc keeps freed memory (qlandscape.sim.allocator)
         _check_output_folder(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -7,6 +7,8 @@ import argparse
 from qlandscape.core.errors import ConfigError
 from qlandscape.sim.circuits import catalogue, load_spec
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("circuits", help="list the ansatz catalogue with parameter counts")

@@ -15,6 +15,8 @@ from qlandscape.metrics.gradients import variance_curve
 from qlandscape.plots import save_figure
 from qlandscape.plots.gradients import plot_variance_curve
 
+__all__ = ["add_parser", "run"]
+
 
 def parse_int_range(field: str, text: str) -> list[int]:
     """``"2:12"`` (inclusive), ``"2:12:2"`` (with a step) or ``"1,5,20"`` -> a list of integers."""

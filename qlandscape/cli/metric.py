@@ -20,6 +20,8 @@ from qlandscape.runs.metric_spec import CONFIG_DEFAULT, MetricSpec, settings_of
 from qlandscape.runs.registry import specs
 from qlandscape.runs.run import run_metric
 
+__all__ = ["add_parsers", "add_parser", "run"]
+
 _DEST = "setting:"  # argparse destinations of settings, apart from the command's own arguments
 
 

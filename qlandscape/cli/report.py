@@ -7,6 +7,8 @@ import argparse
 
 from qlandscape.runs.report import write_report
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="CSV, figures and a Markdown/HTML page over the runs below a folder")

@@ -11,10 +11,14 @@ import math
 import sys
 from typing import Any
 
+from qlandscape.core.errors import ConfigError
+from qlandscape.examples import example_names, example_path
 from qlandscape.runs.config import RunConfig, load_config, parse_override
 from qlandscape.runs.layout import describe_divergence, require_run
 from qlandscape.runs.registry import get
 from qlandscape.runs.run import execute_run
+
+__all__ = ["FLAGS", "add_config_arguments", "add_parser", "config_from_args", "run"]
 
 # Common fields with their own flags; any other field goes through --set key=value.
 FLAGS = {
@@ -34,8 +38,13 @@ FLAGS = {
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """The optional CONFIG.toml plus the override flags that :func:`config_from_args` reads."""
+    """The optional CONFIG.toml (or --example NAME) plus the override flags that :func:`config_from_args` reads."""
     p.add_argument("config", nargs="?", help="run config (TOML); defaults are used when omitted")
+    p.add_argument(
+        "--example",
+        choices=example_names(),
+        help="a run config shipped with qlandscape, instead of CONFIG (demo: the README's quick start)",
+    )
     for name, kind in FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=f"override '{name}'")
     p.add_argument(
@@ -58,7 +67,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The run config from a file (optional) plus command-line overrides, validated."""
-    base = load_config(args.config) if args.config else RunConfig()
+    if args.config and args.example:
+        raise ConfigError("--example", args.example, f"expected either a config file ({args.config}) or --example")
+    path = example_path(args.example) if args.example else args.config
+    base = load_config(path) if path else RunConfig()
     changes = {name: getattr(args, name) for name in FLAGS if getattr(args, name, None) is not None}
     changes.update(dict(parse_override(item) for item in args.set))
     return base.replace(**changes) if changes else base

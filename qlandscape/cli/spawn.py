@@ -17,6 +17,8 @@ from qlandscape.models.config import build_model
 from qlandscape.plots import save_figure
 from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
 
+__all__ = ["DEFAULT_SPAWN_EPOCHS", "add_parser", "run"]
+
 DEFAULT_SPAWN_EPOCHS = "0,0.25,0.5,1,2,4,8"
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from qlandscape.runs.layout import FINISHED, is_finished
 from qlandscape.runs.sweep import MANIFEST, ClusterLost, load_sweep, run_sweep
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run a sweep ([base] config + [grid] axes); finished runs are skipped")

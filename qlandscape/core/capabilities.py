@@ -12,6 +12,15 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
+__all__ = [
+    "TransformAware",
+    "PointBatched",
+    "PrecisionSelectable",
+    "SecondOrderSelectable",
+    "PatchLayout",
+    "PatchStructured",
+]
+
 
 @runtime_checkable
 class TransformAware(Protocol):

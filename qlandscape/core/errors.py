@@ -6,6 +6,8 @@ import math
 import numbers
 from typing import Any
 
+__all__ = ["ConfigError", "require", "check_choice", "check_positive_int", "is_integer", "is_finite_number"]
+
 
 class ConfigError(ValueError):
     """Bad configuration or input, raised before any expensive work starts.

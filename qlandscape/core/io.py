@@ -21,6 +21,22 @@ import numpy as np
 
 from qlandscape.core.errors import ConfigError
 
+__all__ = [
+    "WRITE_ERRNOS",
+    "MIN_FREE_BYTES",
+    "atomic_write_bytes",
+    "check_output_dir",
+    "write_json",
+    "read_json",
+    "read_toml",
+    "write_npz",
+    "read_npz",
+    "update_npz",
+    "result_to_dicts",
+    "save_result",
+    "load_result",
+]
+
 T = TypeVar("T")
 _UMASK = os.umask(0)
 os.umask(_UMASK)

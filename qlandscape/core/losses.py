@@ -10,6 +10,8 @@ from torch import Tensor, nn
 
 from qlandscape.core.errors import ConfigError, check_choice
 
+__all__ = ["LossFn", "LOSSES", "per_point_losses", "resolve_loss", "loss_targets", "loss_name"]
+
 LossFn = Callable[[Tensor, Tensor], Tensor]
 LOSSES = ("cross_entropy", "mse")
 

@@ -20,6 +20,18 @@ from typing import Any
 
 from qlandscape.core.errors import ConfigError
 
+__all__ = [
+    "BUDGET_ENV",
+    "AVAILABLE_FRACTION",
+    "SizeError",
+    "format_bytes",
+    "format_seconds",
+    "parse_size",
+    "available_memory",
+    "memory_budget",
+    "check_fits",
+]
+
 BUDGET_ENV = "QLANDSCAPE_MEMORY_BUDGET"
 AVAILABLE_FRACTION = 0.5
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}

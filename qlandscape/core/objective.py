@@ -31,6 +31,15 @@ from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
 
+__all__ = [
+    "POINTS_STATE_BYTES",
+    "MAX_POINTS_PER_CALL",
+    "DEFAULT_POINTS_PER_CALL",
+    "uses_torch_func",
+    "Objective",
+    "check_finite_loss",
+]
+
 # losses() groups as many parameter points per forward_points call as keep about this much state memory (with the
 # engine's temporaries counted as 3 more states), up to MAX_POINTS_PER_CALL: per-call work (encoding, building
 # the blocks) is shared by the group, so larger groups are faster (benchmarks/perf: 51x51 demo grid 1.15x from

@@ -25,6 +25,18 @@ import torch
 from qlandscape.core.errors import ConfigError, require
 from qlandscape.core.objective import Objective, check_finite_loss
 
+__all__ = [
+    "Matvec",
+    "LinearOperator",
+    "as_operator",
+    "checked_theta",
+    "hessian_operator",
+    "gradient_difference_operator",
+    "matrix_operator",
+    "to_dense",
+    "to_scipy",
+]
+
 Matvec = Callable[[np.ndarray], np.ndarray]
 
 

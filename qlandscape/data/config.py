@@ -9,6 +9,8 @@ from typing import Any
 from qlandscape.core.errors import ConfigError, is_finite_number, is_integer
 from qlandscape.data.datasets import Dataset, load_dataset
 
+__all__ = ["DataConfig"]
+
 
 @dataclass(frozen=True)
 class DataConfig:

@@ -13,6 +13,8 @@ from scipy import stats
 
 from qlandscape.core.errors import ConfigError, is_finite_number
 
+__all__ = ["DecayFit", "fit_decay", "PowerLawFit", "fit_power_law"]
+
 
 class DecayFit(NamedTuple):
     """Weighted least-squares fit of ``log Var = intercept - rate * x`` with a confidence interval on the rate."""

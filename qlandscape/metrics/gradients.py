@@ -56,6 +56,23 @@ from qlandscape.sim.engine import simulate_state
 from qlandscape.sim.lowering import bit as _bit
 from qlandscape.sim.lowering import lower
 
+__all__ = [
+    "COSTS",
+    "INITS",
+    "INPUTS",
+    "DIGITS_GRIDS",
+    "cost_diagonal",
+    "check_sample_memory",
+    "sample_parameters",
+    "circuit_features",
+    "circuit_gradients",
+    "variance_statistics",
+    "gradient_variance",
+    "qnn_gradient_variance",
+    "variance_curve",
+    "patch_variance",
+]
+
 COSTS = ("global", "local", "projector")
 INITS = ("uniform", "ansatz")
 INPUTS = ("zero", "random")

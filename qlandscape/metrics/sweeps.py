@@ -22,6 +22,29 @@ import numpy as np
 from qlandscape.core.errors import ConfigError
 from qlandscape.metrics.fits import PowerLawFit, fit_power_law
 
+__all__ = [
+    "REPLICATE_AXES",
+    "SIZE_AXES",
+    "AXIS_LABELS",
+    "number",
+    "natural_key",
+    "complete_rows",
+    "varying_axes",
+    "varies",
+    "split_axes",
+    "line_label",
+    "SweepSeries",
+    "series",
+    "plot_axes",
+    "ScalingFit",
+    "scaling_fit",
+    "summary_table",
+    "KernelCurves",
+    "kernel_curves",
+    "ResultGrid",
+    "result_grid",
+]
+
 REPLICATE_AXES = ("seed", "data_seed")
 SIZE_AXES = ("layers", "patches", "stride", "patch_size", "qubits", "width", "depth", "channels", "pool")
 AXIS_LABELS = {"n_params": "parameter count", "n_patches": "patch count N", "params_per_circuit": "params/circuit"}
@@ -254,8 +277,8 @@ def summary_table(rows: Sequence[dict], metrics: Sequence[str], *, fields: Seque
 @dataclass(frozen=True)
 class KernelCurves:
     """NTK evolution (and kernel-machine accuracy) of every run that has them, with a legend label each:
-    ``evolutions`` hold :class:`~qlandscape.metrics.ntk.kernels.KernelEvolution` objects, ``machines``
-    :class:`~qlandscape.metrics.ntk.kernel_machines.KernelMachineCurve` objects or None."""
+    ``evolutions`` hold :class:`~qlandscape.metrics.ntk.results.KernelEvolution` objects, ``machines``
+    :class:`~qlandscape.metrics.ntk.results.KernelMachineCurve` objects or None."""
 
     labels: tuple[str, ...]
     evolutions: tuple[Any, ...]

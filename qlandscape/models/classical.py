@@ -24,6 +24,16 @@ from torch import Tensor, nn
 
 from qlandscape.core.errors import ConfigError, check_choice
 
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "CNN",
+    "build_classical",
+    "batch_norm_layers",
+    "has_batch_norm",
+    "recompute_bn_statistics",
+]
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 

@@ -11,6 +11,8 @@ from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, 
 from qlandscape.models.classical import build_classical
 from qlandscape.models.qnn import PatchQNN
 
+__all__ = ["MODEL_KINDS", "AGGREGATIONS", "ModelConfig", "build_model", "count_parameters"]
+
 MODEL_KINDS = ("qnn", "mlp", "cnn")
 AGGREGATIONS = ("mean", "linear")
 

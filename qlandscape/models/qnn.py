@@ -30,6 +30,8 @@ from qlandscape.models.patches import PatchGrid, feature_map, patch_grid
 from qlandscape.sim.backends import Backend, make_backend
 from qlandscape.sim.circuits import Circuit, build_circuit
 
+__all__ = ["AGGREGATIONS", "apply_feature_map", "PatchQNN"]
+
 AGGREGATIONS = ("mean", "linear")
 
 
@@ -49,7 +51,7 @@ class PatchQNN(nn.Module):
         n_classes: number of classes.
         ansatz: catalogue name (``circuits/*.toml``) or a path to a user's spec.
         n_qubits, n_layers: circuit size; the parameter count follows from (ansatz, qubits, layers).
-        patch_size, stride, n_patches: the patch grid (see :func:`qlandscape.patches.patch_grid`).
+        patch_size, stride, n_patches: the patch grid (see :func:`qlandscape.models.patches.patch_grid`).
         backend: ``"torch"`` (our engine) or a PennyLane device name.
         device: where the engine simulates (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``); the parameters,
             data and loss stay on the caller's device. Ignored when ``backend`` is a ready Backend.

@@ -11,6 +11,8 @@ from matplotlib.figure import Figure
 
 from qlandscape.core.io import atomic_write_bytes
 
+__all__ = ["axes_or_new", "save_figure"]
+
 
 def axes_or_new(ax: Axes | None, size: tuple[float, float] = (5.0, 4.0)) -> Axes:
     """``ax`` itself, or the axes of a new constrained-layout figure of ``size`` inches."""

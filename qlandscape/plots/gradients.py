@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 from qlandscape.metrics.gradient_results import PatchVarianceCurve, VarianceCurve
 from qlandscape.plots import axes_or_new
 
+__all__ = ["plot_variance_curve", "plot_patch_variance"]
+
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (5.5, 4.2)) -> Axes:
     return axes_or_new(ax, size)

@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 from qlandscape.metrics.curvature.results import DenseSpectrum, EigenResult, SpectralDensity, TrajectoryCurvature
 from qlandscape.plots import axes_or_new as _axes
 
+__all__ = ["plot_spectrum", "plot_density", "plot_curvature_over_training"]
+
 
 def _linthresh(values: np.ndarray) -> float:
     """Linear region of a symlog axis: a decade below the smallest clearly non-zero |λ|, so every non-zero

@@ -12,6 +12,14 @@ from matplotlib.figure import Figure
 from qlandscape.metrics.ntk.results import KernelEvolution, KernelMachineCurve
 from qlandscape.plots import axes_or_new as _axes
 
+__all__ = [
+    "plot_kernel_distance_matrix",
+    "plot_kernel_velocity",
+    "plot_kernel_distance_from_init",
+    "plot_kernel_alignment",
+    "plot_kernel_machine_accuracy",
+]
+
 
 def _edges(t: np.ndarray) -> np.ndarray:
     """Cell edges around possibly unevenly spaced times (midpoints, extended by half a step at the ends)."""

@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 from qlandscape.core.errors import ConfigError
 from qlandscape.metrics.landscape.results import SpawnResult
 
+__all__ = ["plot_barrier_vs_spawn_time"]
+
 
 def _groups(results: SpawnResult | Sequence[SpawnResult], labels: Sequence[str] | None) -> dict[str, list[SpawnResult]]:
     """Results grouped by label (in first-seen order); results sharing a label are seeds of one setting."""

@@ -14,6 +14,16 @@ from qlandscape.metrics.sweeps import AXIS_LABELS, KernelCurves, ResultGrid, Sca
 from qlandscape.plots import axes_or_new
 from qlandscape.plots.landscape import describe_directions, loss_label
 
+__all__ = [
+    "plot_series",
+    "plot_series_panels",
+    "plot_scaling",
+    "plot_scaling_panels",
+    "plot_landscape_grid",
+    "plot_density_grid",
+    "plot_kernel_curves",
+]
+
 
 def _axis_name(axis: str) -> str:
     return AXIS_LABELS.get(axis, axis)

@@ -26,6 +26,8 @@ from qlandscape.models.config import ModelConfig
 from qlandscape.runs.registry import check_metrics
 from qlandscape.train.trainer import TrainConfig
 
+__all__ = ["FIELDS", "PART_OF", "LATER_FIELDS", "RunConfig", "load_config", "parse_override"]
+
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 # The flat layout, in the order run.json and runs.csv have always had: the model kind, the data, the rest of the
 # model, the training (seed last) and the metrics.

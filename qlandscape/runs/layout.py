@@ -45,6 +45,28 @@ from qlandscape.core.errors import ConfigError
 from qlandscape.runs.config import RunConfig
 from qlandscape.runs.transaction import locked, settle
 
+__all__ = [
+    "RUN_FILE",
+    "ARRAYS_FILE",
+    "RESULTS_DIR",
+    "FIGURES_DIR",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "FINISHED",
+    "TRAINING_ARRAYS",
+    "REMEDY",
+    "lock_run",
+    "Damaged",
+    "RunState",
+    "check_run",
+    "require_run",
+    "describe",
+    "describe_divergence",
+    "is_complete",
+    "is_finished",
+    "read_info",
+]
+
 RUN_FILE, ARRAYS_FILE = "run.json", "arrays.npz"
 RESULTS_DIR, FIGURES_DIR = "results", "figures"
 SCHEMA_VERSION = 2

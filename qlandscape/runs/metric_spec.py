@@ -28,6 +28,27 @@ from qlandscape.core.objective import Objective
 from qlandscape.data.datasets import Dataset
 from qlandscape.train.trainer import TrainResult
 
+__all__ = [
+    "SETTING",
+    "POINTS",
+    "SPLITS",
+    "CONFIG_DEFAULT",
+    "Setting",
+    "flag",
+    "choice",
+    "integer",
+    "number",
+    "value",
+    "settings_of",
+    "MetricRun",
+    "SavedResult",
+    "MetricOutput",
+    "Headline",
+    "SweepView",
+    "MetricSpec",
+    "point_on_trajectory",
+]
+
 SETTING = "qlandscape.setting"  # the dataclass field metadata key of a Setting
 POINTS = ("final", "best", "init")  # where on the trajectory a metric looks
 SPLITS = ("train", "test")  # the data a metric evaluates the loss on

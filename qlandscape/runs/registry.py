@@ -14,6 +14,8 @@ from qlandscape.core.errors import ConfigError
 from qlandscape.runs.metric_spec import MetricSpec
 from qlandscape.runs.metric_specs import hessian, landscape, ntk
 
+__all__ = ["register", "unregister", "get", "specs", "check_metrics", "check_against_run"]
+
 _SPECS: dict[str, MetricSpec] = {}
 
 

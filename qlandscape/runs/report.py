@@ -46,6 +46,16 @@ from qlandscape.runs.metric_spec import Headline, SweepView
 from qlandscape.runs.registry import specs
 from qlandscape.runs.tables import has_config, load_runs, write_csv
 
+__all__ = [
+    "TRAINING_HEADLINE",
+    "summary_metrics",
+    "run_summary",
+    "ReportFiles",
+    "write_report",
+    "ReportPage",
+    "report_page",
+]
+
 log = logging.getLogger(__name__)
 
 # The training scalars every run has, shown beside the metrics' headline scalars.

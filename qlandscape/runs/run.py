@@ -79,6 +79,20 @@ from qlandscape.runs.registry import check_against_run, get
 from qlandscape.runs.transaction import Staging, new_call_id
 from qlandscape.train.trainer import TrainingDiverged, TrainResult, train
 
+__all__ = [
+    "versions",
+    "set_flat_parameters",
+    "LoadedRun",
+    "stale_reason",
+    "Execution",
+    "execute_run",
+    "execute",
+    "load_run",
+    "compute_metric",
+    "save_metric_figures",
+    "run_metric",
+]
+
 log = logging.getLogger(__name__)
 _UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # what reading a damaged .npz raises
 
@@ -365,6 +379,14 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def load_run(path: str | Path) -> LoadedRun:
     """Read a complete run directory back: rebuilds the data and the model at the final parameters.
+
+    Returns a :class:`LoadedRun`: ``path``, ``config`` (the :class:`~qlandscape.runs.config.RunConfig`),
+    ``dataset``, ``model`` (at the last point of the trajectory), ``result`` (the
+    :class:`~qlandscape.train.trainer.TrainResult`: trajectory, times, losses and accuracies) and ``info`` (the
+    ``run.json``, scalar metrics included); ``run.objective("train")`` is the run's loss on a split, for any metric::
+
+        run = load_run("runs/demo/32b0893bfca5")
+        top_eigenvalues(run.objective(), k=3)
 
     The directory is checked first (:func:`qlandscape.runs.layout.check_run`): a damaged file, a run that is not
     complete or a dataset whose content changed since the run was trained raise :class:`ConfigError` naming the

@@ -1,5 +1,9 @@
 """Sweeps: a ``[base]`` run config plus ``[grid]`` axes whose Cartesian product gives the runs.
 
+A ``[zip]`` table adds axes that advance together: its lists (run fields that are not ``[grid]`` axes, all of one
+length) give one combination per position, and each is crossed with the grid. ``[grid] seed = [0, 1]`` with
+``[zip] layers = [1, 2, 4]`` and ``lr = [0.1, 0.05, 0.02]`` gives 6 runs: each (layers, lr) pair for both seeds.
+
 The whole sweep is validated before any run starts: every grid point's :class:`~qlandscape.runs.config.RunConfig`
 is built (so a bad axis name or value fails naming it and the sweep file) and every metric table is checked against
 the registered run metrics and their settings. Each run is :func:`qlandscape.runs.run.execute_run`, a pure function
@@ -50,8 +54,11 @@ from qlandscape.runs.registry import check_metrics
 from qlandscape.runs.run import execute, stale_reason
 from qlandscape.runs.tables import rows_of
 from qlandscape.runs.transaction import LockHeld, locked
+from qlandscape.sim.allocator import retain_freed_memory
 from qlandscape.sim.backends import available_devices
 from qlandscape.sim.circuits import build_circuit
+
+__all__ = ["MANIFEST", "Sweep", "sweep_from_dict", "load_sweep", "as_sweep", "run_one", "run_sweep", "ClusterLost"]
 
 log = logging.getLogger(__name__)
 MANIFEST = "sweep.json"
@@ -83,7 +90,8 @@ class Sweep:
 
 
 def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep:
-    """Validate a sweep given as ``{"base": {...}, "grid": {axis: [values]}}`` and build every run's config."""
+    """Validate a sweep given as ``{"base": {...}, "grid": {axis: [values]}, "zip": {axis: [values]}}`` (``grid``
+    and ``zip`` optional) and build every run's config, in grid order with the zipped positions innermost."""
     where = source or "sweep"
     if not isinstance(data, Mapping):
         raise ConfigError("sweep", data, "expected a table with [base] and [grid]", source=source)
@@ -170,7 +178,7 @@ def _check_circuits(runs: list[RunConfig], points: list[dict], where: str) -> No
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """Read and validate a sweep config (TOML with ``[base]`` and ``[grid]``)."""
+    """Read and validate a sweep config (TOML with ``[base]``, ``[grid]`` and optionally ``[zip]``)."""
     data = io.read_toml(path, "sweep config")
     return sweep_from_dict(data, source=str(path))
 
@@ -196,6 +204,10 @@ def _init_local_worker(threads: int, parent: int) -> None:
     (also when it went while this worker was still starting: its pid is passed, not read here)."""
     _init_worker(threads)
     matplotlib.use("Agg")  # the worker writes figures to files; it never opens a window
+    try:
+        retain_freed_memory()  # a process of the sweep's own: malloc keeps freed memory (qlandscape.sim.allocator)
+    except ConfigError:
+        pass  # a bad QLANDSCAPE_MALLOC then fails each run with its message instead of breaking the pool
 
     def watch() -> None:
         # A sweep killed with SIGKILL cannot stop its pool: the workers would go on with the runs already queued

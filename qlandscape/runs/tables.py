@@ -20,6 +20,8 @@ from qlandscape.core.errors import ConfigError
 from qlandscape.runs.config import LATER_FIELDS
 from qlandscape.runs.layout import RUN_FILE, check_run, describe_divergence
 
+__all__ = ["MODEL_FACTS", "run_row", "has_config", "load_runs", "rows_of", "write_csv"]
+
 MODEL_FACTS = ("n_params", "n_patches", "params_per_circuit", "kind")
 
 

@@ -40,6 +40,19 @@ from typing import Any
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
 
+__all__ = [
+    "LOCK_FILE",
+    "STAGING_PREFIX",
+    "LockHeld",
+    "new_call_id",
+    "locked",
+    "holds_lock",
+    "pending_commits",
+    "settle",
+    "recover",
+    "Staging",
+]
+
 LOCK_FILE = ".lock"
 STAGING_PREFIX = ".txn-"
 _FILLING_SUFFIX = ".new"  # a staging folder before its writer holds its owner lock (renamed away at once)

@@ -22,6 +22,16 @@ from qlandscape.sim.gate_matrices import (
 )
 from qlandscape.sim.lowering import Block, Plan, kron_rows
 
+__all__ = [
+    "SEQUENTIAL_MIN_QUBITS",
+    "Readout",
+    "block_unitary",
+    "apply_block",
+    "nothing_differentiated",
+    "patch_mean_z",
+    "read_z",
+]
+
 
 def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> Tensor:
     """The block's unitary ``(*K, P, 2**n, 2**n)``: every factor ``perm_f @ K_f`` straight from the Kronecker

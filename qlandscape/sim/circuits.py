@@ -40,6 +40,25 @@ from qlandscape.core.io import read_toml
 from qlandscape.core.memory import check_fits, format_seconds
 from qlandscape.sim.gates import entangler_names, rotation_names
 
+__all__ = [
+    "MAX_GATES",
+    "MAX_GATES_ENV",
+    "COMPILE_SECONDS_PER_GATE",
+    "NO_ENTANGLER",
+    "PATTERNS",
+    "PAULIS",
+    "BLOCK_TYPES",
+    "Gate",
+    "Circuit",
+    "CircuitSpec",
+    "gate_limit",
+    "parse_spec",
+    "catalogue_dir",
+    "catalogue",
+    "load_spec",
+    "build_circuit",
+]
+
 # Compiling (gate list, lowering, plan) costs about 17 us and 0.9 kB per gate on one core (hea, 4 qubits,
 # 120k to 1.2M gates), and every forward pass applies each gate: a circuit of more than MAX_GATES is refused up
 # front (100 000 gates: about 2 s to compile; the Kawase 2025 circuit at 200 layers on 8 qubits has 15k).

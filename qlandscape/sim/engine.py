@@ -1,9 +1,9 @@
 """Our batched torch state-vector engine.
 
-One compiled :class:`~qlandscape.circuits.Circuit` runs for every (parameter point, sample, patch) triple at once:
+One compiled :class:`~qlandscape.sim.circuits.Circuit` runs for every (parameter point, sample, patch) triple at once:
 params ``(*K, P, n_params)`` (one block per patch, optional parameter-point dims ``K``) and features ``(B, P, F)``
 (or ``(*K, B, P, F)`` when the inputs differ per point, e.g. a learned positional bias).
-The circuit is lowered and planned by :mod:`qlandscape.lowering`; see benchmarks/perf for the measurements
+The circuit is lowered and planned by :mod:`qlandscape.sim.lowering`; see benchmarks/perf for the measurements
 behind each choice:
 
 * a layer's fused per-wire 2x2 matrices are applied as a few Kronecker-group GEMMs (one read of the state per
@@ -18,8 +18,9 @@ behind each choice:
   factor from its layer's Kronecker halves, a log-depth chain of matrix products) and applied to every sample
   as one GEMM;
 * with Z-only readout, the trailing entangler run folds into the readout matrix, and when nothing but that run
-  follows the first layer the outputs are parities of a product state (:mod:`qlandscape.product_readout`);
-* the first call lets malloc keep freed memory (:mod:`qlandscape.allocator`), so temporaries do not page-fault.
+  follows the first layer the outputs are parities of a product state (:mod:`qlandscape.sim.product_readout`);
+* with ``QLANDSCAPE_MALLOC=retain`` the first call lets malloc keep freed memory (:mod:`qlandscape.sim.allocator`),
+  so temporaries do not page-fault; the library leaves malloc alone otherwise.
 
 Expectations of Z come from probabilities, those of X and Y from the amplitudes of each qubit's pair.
 Everything is plain differentiable torch, so autograd and ``torch.func`` (``vmap``, ``jacrev``, ``hessian``)
@@ -36,7 +37,7 @@ from torch import Tensor
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.memory import check_fits
-from qlandscape.sim.allocator import retain_freed_memory
+from qlandscape.sim.allocator import apply_environment_setting
 from qlandscape.sim.blocks import Readout, apply_block, block_unitary, nothing_differentiated, patch_mean_z, read_z
 from qlandscape.sim.circuits import Circuit
 from qlandscape.sim.gate_matrices import (
@@ -55,6 +56,8 @@ from qlandscape.sim.gate_matrices import (
 )
 from qlandscape.sim.lowering import BLOCK_MAX_QUBITS, Block, Layer, Plan, Step, bit, plan
 from qlandscape.sim.product_readout import product_plan, product_z
+
+__all__ = ["use_blocks", "check_state_memory", "simulate_state", "simulate", "simulate_patch_mean"]
 
 
 def use_blocks(circuit: Circuit, n_samples: int) -> bool:
@@ -193,7 +196,7 @@ def simulate_state(
 ) -> Tensor:
     """Final state vectors ``(*K, B, P, 2**n)`` for params ``(*K, P, n_params)`` and features ``(B, P, F)`` or
     ``(*K, B, P, F)``."""
-    retain_freed_memory()
+    apply_environment_setting()
     check_state_memory(circuit, params, features, dtype)
     steps = _plan_for(circuit, features, fold_readout=False).steps
     state, batch = _run(circuit, steps, params, features, scale, dtype)
@@ -217,7 +220,7 @@ def simulate(
     Returns:
         ``(*K, B, P, n_outputs)`` real expectations, in the circuit's observable order.
     """
-    retain_freed_memory()  # once per process: see qlandscape.allocator
+    apply_environment_setting()  # QLANDSCAPE_MALLOC=retain, read once per process: see qlandscape.sim.allocator
     product = product_plan(circuit)
     if product is not None:  # Z parities of a product state: no state vector at all
         batch = _check(circuit, params, features, dtype)
@@ -262,10 +265,10 @@ def simulate_patch_mean(
     what a patch-mean aggregation reads.
 
     A landscape grid (points ``(K, P, n_params)`` sharing their samples, nothing differentiated, a Z readout after
-    a last block on a real encoded state) goes through :func:`qlandscape.blocks.patch_mean_z`; anything else is
+    a last block on a real encoded state) goes through :func:`qlandscape.sim.blocks.patch_mean_z`; anything else is
     :func:`simulate` followed by the mean.
     """
-    retain_freed_memory()
+    apply_environment_setting()
     n_outputs = circuit.n_outputs if n_outputs is None else n_outputs
     if not 1 <= n_outputs <= circuit.n_outputs:
         raise ConfigError("n_outputs", n_outputs, f"expected 1..{circuit.n_outputs} for {circuit.name}")

@@ -16,6 +16,24 @@ from torch import Tensor
 from qlandscape.sim.gates import Rotation
 from qlandscape.sim.lowering import Gather, SignatureGather, Stack
 
+__all__ = [
+    "SHARED_TWO_SIDED_MAX_QUBITS",
+    "broadcast_shapes",
+    "constant",
+    "in_transform",
+    "kron",
+    "layer_columns",
+    "layer_matrices",
+    "per_wire",
+    "per_wire_columns",
+    "product_state",
+    "apply_layer",
+    "apply_shared_layer",
+    "real_dtype",
+    "common_dtype",
+    "probabilities",
+]
+
 
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """``torch.broadcast_shapes`` for plain int shapes, without its symbolic-shape machinery (12 µs a call, on

@@ -26,6 +26,17 @@ from numpy.typing import NDArray
 
 from qlandscape.core.errors import ConfigError
 
+__all__ = [
+    "Coefficients",
+    "Rotation",
+    "Entangler",
+    "GATES",
+    "rotation_names",
+    "entangler_names",
+    "rotation",
+    "entangler",
+]
+
 _I = np.eye(2, dtype=complex)
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
 _Y = np.array([[0, -1j], [1j, 0]], dtype=complex)

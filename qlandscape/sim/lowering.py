@@ -27,6 +27,23 @@ from numpy.typing import NDArray
 from qlandscape.sim.circuits import Circuit, Gate
 from qlandscape.sim.gates import Rotation, entangler, rotation
 
+__all__ = [
+    "BLOCK_MAX_QUBITS",
+    "Fused",
+    "Permute",
+    "bit",
+    "lower",
+    "Gather",
+    "SignatureGather",
+    "Stack",
+    "Layer",
+    "Block",
+    "kron_rows",
+    "Step",
+    "Plan",
+    "plan",
+]
+
 BLOCK_MAX_QUBITS = 6  # a block is a dense (2**n)^2 matrix per (point, patch): worth it only for small circuits
 
 IntArray = NDArray[np.integer[Any]]

@@ -24,6 +24,8 @@ from qlandscape.sim.circuits import Circuit
 from qlandscape.sim.gate_matrices import constant, layer_columns, real_dtype
 from qlandscape.sim.lowering import Layer, bit, plan
 
+__all__ = ["product_plan", "product_z"]
+
 
 @lru_cache(maxsize=128)
 def product_plan(circuit: Circuit) -> tuple[Layer, NDArray[np.bool_]] | None:

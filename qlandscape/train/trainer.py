@@ -29,6 +29,20 @@ from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
 from qlandscape.core.losses import LOSSES, resolve_loss
 
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "SCHEDULE_UNITS",
+    "TrainConfig",
+    "TrainResult",
+    "Divergence",
+    "TrainingDiverged",
+    "flat_parameters",
+    "evaluate",
+    "Trainer",
+    "train",
+]
+
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine_restarts")
 SCHEDULE_UNITS = ("step", "epoch")

@@ -16,6 +16,8 @@ from qlandscape.core.objective import Objective
 from qlandscape.core.operators import LinearOperator, as_operator, to_dense, to_scipy
 from qlandscape.metrics.curvature.results import EigenResult
 
+__all__ = ["WHICH", "top_eigenvalues", "power_iteration", "matvecs_to_tolerance"]
+
 log = logging.getLogger(__name__)
 WHICH = ("largest", "smallest", "both")
 

@@ -18,6 +18,16 @@ from qlandscape.core.objective import Objective
 from qlandscape.core.operators import LinearOperator, as_operator
 from qlandscape.metrics.curvature.results import SpectralDensity, TraceResult
 
+__all__ = [
+    "PROBES",
+    "Probe",
+    "probe_vectors",
+    "hutchinson_trace",
+    "lanczos_tridiagonal",
+    "spectral_density",
+    "density_from_eigenvalues",
+]
+
 PROBES = ("rademacher", "gaussian")
 Probe = Literal["rademacher", "gaussian"]
 

@@ -31,6 +31,20 @@ from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.curvature.structured import exact_hessian
 
+__all__ = [
+    "NORMALIZATIONS",
+    "DIRECTION_KINDS",
+    "as_center",
+    "as_direction",
+    "normalize_direction",
+    "random_direction",
+    "orthogonalize",
+    "HessianDirections",
+    "hessian_directions",
+    "PCADirections",
+    "pca_directions",
+]
+
 NORMALIZATIONS = ("filter", "patch", "layer", "none")
 DIRECTION_KINDS = ("random", "hessian", "pca", "custom")
 

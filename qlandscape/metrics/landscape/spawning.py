@@ -33,6 +33,8 @@ from qlandscape.metrics.landscape.results import SpawnResult
 from qlandscape.models.classical import has_batch_norm, recompute_bn_statistics
 from qlandscape.train.trainer import TrainConfig, Trainer, flat_parameters
 
+__all__ = ["check_spawn_epochs", "spawn_experiment"]
+
 
 def check_spawn_epochs(spawn_epochs: Sequence[float], epochs: int) -> np.ndarray:
     """Sorted unique spawn times, each finite and within [0, epochs]; otherwise :class:`ConfigError`."""

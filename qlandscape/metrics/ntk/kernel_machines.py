@@ -36,6 +36,8 @@ from qlandscape.metrics.ntk.kernels import (
 )
 from qlandscape.metrics.ntk.results import KernelMachineCurve
 
+__all__ = ["kernel_ridge_predict", "kernel_regression_accuracy", "kernel_machine_curve"]
+
 
 def _solve_ridge(kernel: np.ndarray, lam: float, rhs: np.ndarray) -> np.ndarray:
     """Solve (K + λI) a = rhs for a symmetric PSD K (Cholesky), falling back to least squares when singular."""

@@ -35,6 +35,23 @@ from qlandscape.core.memory import check_fits
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.ntk.results import NTK, KernelEvolution
 
+__all__ = [
+    "FORMS",
+    "Form",
+    "as_inputs",
+    "kernel_matrix",
+    "check_kernel_memory",
+    "empirical_ntk",
+    "trace_form",
+    "kernel_distance",
+    "one_hot",
+    "kernel_alignment",
+    "check_trajectory",
+    "select_times",
+    "resolve_subset",
+    "kernel_evolution",
+]
+
 FORMS = ("trace", "full")
 Form = Literal["trace", "full"]
 

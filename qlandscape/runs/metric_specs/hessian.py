@@ -42,6 +42,8 @@ from qlandscape.runs.metric_spec import (
     point_on_trajectory,
 )
 
+__all__ = ["HessianSettings", "SPEC"]
+
 
 @dataclass(frozen=True)
 class HessianSettings:

@@ -45,6 +45,8 @@ from qlandscape.runs.metric_spec import (
     value,
 )
 
+__all__ = ["LandscapeSettings", "SPEC"]
+
 
 def _is_range(span: Any) -> bool:
     if isinstance(span, (list, tuple)):

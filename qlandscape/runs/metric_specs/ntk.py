@@ -29,6 +29,8 @@ from qlandscape.runs.metric_spec import (
     number,
 )
 
+__all__ = ["NTKSettings", "SPEC"]
+
 
 @dataclass(frozen=True)
 class NTKSettings:

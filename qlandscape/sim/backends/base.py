@@ -13,6 +13,8 @@ from torch import Tensor
 
 from qlandscape.sim.circuits import Circuit
 
+__all__ = ["DIFF_METHODS", "Backend"]
+
 # How a PennyLane QNode is differentiated ("best": backprop where the device supports it, else adjoint).
 DIFF_METHODS = ("best", "backprop", "adjoint", "parameter-shift", "finite-diff")
 

@@ -14,6 +14,8 @@ from qlandscape.sim.backends.base import DIFF_METHODS
 from qlandscape.sim.circuits import Circuit
 from qlandscape.sim.engine import simulate, simulate_patch_mean
 
+__all__ = ["ENGINE", "STATE_DTYPES", "resolve_device", "EngineBackend"]
+
 ENGINE = "torch"
 STATE_DTYPES = (torch.complex128, torch.complex64)
 _DEVICE_NAMES = "expected 'cpu', 'cuda', 'cuda:N' or 'auto'"

@@ -21,6 +21,8 @@ from qlandscape.sim.backends.base import DIFF_METHODS
 from qlandscape.sim.circuits import Circuit
 from qlandscape.sim.gates import entangler, rotation
 
+__all__ = ["MODES", "pennylane_devices", "PennyLaneBackend"]
+
 MODES = ("broadcast", "loop")
 # Devices whose QNodes differentiate by backprop; others use adjoint (first order) or parameter shift.
 _BACKPROP = {"default.qubit"}

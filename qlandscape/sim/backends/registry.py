@@ -9,6 +9,8 @@ from qlandscape.sim.backends.base import DIFF_METHODS, Backend
 from qlandscape.sim.backends.engine import ENGINE, EngineBackend, resolve_device
 from qlandscape.sim.backends.pennylane_device import MODES, PennyLaneBackend, pennylane_devices
 
+__all__ = ["available_devices", "make_backend"]
+
 
 def available_devices() -> list[str]:
     """Backend names available here: our engine, ``"torch"``, then the installed PennyLane devices."""
