@@ -1,149 +1,206 @@
-"""The ``qlandscape`` command: one subcommand per module of :mod:`qlandscape.cli`, and one per registered run
-metric (:mod:`qlandscape.cli.metric`)."""
+"""The ``qlandscape`` command: its parser and its entry point.
+
+One subcommand per module of :mod:`qlandscape.cli` (the table in :mod:`qlandscape.cli.commands`) and one per
+registered run metric (:mod:`qlandscape.cli.metric`). The global options ``-v``, ``-q``/``--quiet`` and
+``--threads`` go before or after the subcommand (``qlandscape -v run ...`` or ``qlandscape run ... -v``); every
+``--help`` shows each option's default; lists are comma-separated (:mod:`qlandscape.cli.lists`).
+
+Startup: this module imports nothing heavy. The modules that implement the subcommands, and
+:mod:`qlandscape.cli.runtime` (threads, logging, the error boundary), import torch, matplotlib and the metrics, so
+they are loaded with :func:`importlib.import_module` by :func:`load`, when the command they implement runs or its
+options are asked for: the one exception to "imports at module level" of the command line, kept in this one
+function. The metric subcommands' names come from the metric registry, which loads the metric specs and their
+compute code; ``qlandscape --help`` lists them and so pays for that.
+"""
 
 from __future__ import annotations
 
 import argparse
-import errno
-import logging
-import os
-import platform
+import importlib
 import sys
-import tempfile
-import traceback
-from collections.abc import Sequence
-
-import matplotlib
-import torch
+from collections.abc import Collection, Sequence
+from types import ModuleType
+from typing import Any
 
 import qlandscape
-from qlandscape.cli import circuits, gradvar, metric, report, run, spawn, sweep
+from qlandscape.cli.commands import BUILTIN, METRICS_AFTER
 from qlandscape.core.errors import ConfigError
-from qlandscape.core.io import WRITE_ERRNOS, check_output_dir
-from qlandscape.core.memory import BUDGET_ENV
-from qlandscape.sim.allocator import retain_freed_memory
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "load", "main"]
 
 # The subcommands of their own; every registered run metric adds one more (hessian, landscape, ntk, ...).
-COMMANDS = ("run", "circuits", "spawn", "gradvar", "sweep", "report")
+COMMANDS = tuple(c.name for c in BUILTIN)
+METRIC_MODULE = "qlandscape.cli.metric"
+RUNTIME_MODULE = "qlandscape.cli.runtime"
+_GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet")
+_GLOBAL_WITH_VALUE = ("--threads",)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def load(module: str) -> ModuleType:
+    """Import a subcommand's module (or the runtime) when it is needed: the command line's one function-level
+    import, so that a command's start loads only its own code (see the module docstring)."""
+    return importlib.import_module(module)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout, with each option's default added to its help unless the help states it already
+    (a list default is shown comma-separated, as it is typed)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "(default" in text
+            or not action.option_strings
+            or action.nargs == 0
+            or default is None
+            or default is argparse.SUPPRESS
+        ):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``-v``, ``-q``/``--quiet`` and ``--threads``: on the top-level parser with their defaults, on a subcommand's
+    parser without (so that an option given before the subcommand is not reset by the subcommand's parser)."""
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument(
+        "-v", "--verbose", action="store_true", default=default(False), help="log each step and its duration"
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default(False),
+        help="no progress bars (they are shown only when stderr is a terminal)",
+    )
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=default(None),
+        metavar="N",
+        help="torch CPU threads (default: 1, or OMP_NUM_THREADS when it is set; 1 is fastest for small models)",
+    )
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of the ``qlandscape`` command.
+
+    ``commands``: the subcommands to build with their options (default: every one); the others are listed by name
+    and help only. :func:`main` builds just the subcommand it runs, so that it loads no other command's code. A
+    registered metric named like a command raises :class:`ConfigError`."""
     parser = argparse.ArgumentParser(
         prog="qlandscape",
         description="Loss-landscape geometry of quantum neural networks and classical nets: "
         "train a run, then add Hessian, landscape, NTK and connectivity metrics to its run directory.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: torch's choice; 1 is fastest for small models)",
+        "--version", action="version", version=f"qlandscape {qlandscape.__version__}", help="print the version"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    run.add_parser(sub)
-    circuits.add_parser(sub)
-    metric.add_parsers(sub, reserved=set(COMMANDS))
-    spawn.add_parser(sub)
-    gradvar.add_parser(sub)
-    sweep.add_parser(sub)
-    report.add_parser(sub)
+    add_global_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    wanted = None if commands is None else set(commands)
+    metric = load(METRIC_MODULE) if wanted is None or not wanted or not wanted <= set(COMMANDS) else None
+    if metric is not None:
+        metric.check_names(set(COMMANDS))
+    for command in BUILTIN:
+        if wanted is None or command.name in wanted:
+            load(command.module).add_parser(sub)
+            _finish(sub.choices[command.name])
+        elif metric is not None or not wanted:
+            sub.add_parser(command.name, help=command.help)
+        if command.name == METRICS_AFTER and metric is not None:
+            for spec in metric.registered():
+                if wanted is None or spec.name in wanted:
+                    metric.add_parser(sub, spec)
+                    _finish(sub.choices[spec.name])
+                else:
+                    sub.add_parser(spec.name, help=spec.help)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``qlandscape`` console script.
+def _finish(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = HelpFormatter
+    add_global_options(parser, top=False)
 
-    The one error boundary of the command: an expected failure (a :class:`ConfigError`, a size refused by its
-    estimate, an output folder that cannot take the files, memory running out) prints one line and exits 2; any
-    other exception is a bug: it prints the error, where to report it and a crash report file, and exits 1.
-    ``-v`` prints the traceback too."""
-    matplotlib.use("Agg")  # the command writes figures to files; it never opens a window
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qlandscape`` console script (and of ``python -m qlandscape``).
+
+    Parses the command line, loading only the subcommand it names, and runs it through the error boundary of
+    :func:`qlandscape.cli.runtime.run_command`: an expected failure prints one line and exits 2, a bug prints where
+    to report it and exits 1. Values typed with spaces where one comma-separated argument is expected
+    (``--layers 1 5 20``) exit 2 with the comma form."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command, version = scan(args_list)
+    if version:
+        print(f"qlandscape {qlandscape.__version__}")
+        return 0
     try:
-        parser = build_parser()
+        parser = build_parser([] if command is None else [command])
+        args, extras = parser.parse_known_args(args_list)
+        if getattr(args, "func", None) is None:  # a subcommand that scan() did not find (after an unknown option)
+            parser = build_parser([args.command])
+            args, extras = parser.parse_known_args(args_list)
     except ConfigError as exc:  # a registered metric named like a command
         print(f"qlandscape: error: {exc}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        print(f"qlandscape: error: --threads = {args.threads} is not allowed; expected >= 1", file=sys.stderr)
+    if extras:
+        stray = stray_values(args_list, extras)
+        if stray is None:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        print(f"qlandscape {args.command}: error: {stray}", file=sys.stderr)
         return 2
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    label = f"qlandscape {args.command}"
-    try:
-        retain_freed_memory()  # a process of our own: malloc keeps freed memory (qlandscape.sim.allocator)
-        _check_output_folder(args)
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted; finished work is saved", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # the reader went away (`qlandscape sweep ... --dry-run | head`); point stdout at devnull so that the
-        # interpreter's final flush does not raise again (the recipe of Python's signal module docs)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except Exception as exc:
-        message = expected_failure(exc)
-        if args.verbose:
-            traceback.print_exc()
-        if message is not None:
-            print(f"{label}: error: {message}", file=sys.stderr)
-            return 2
-        print(f"{label}: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print(bug_report_hint(argv, exc, shown=args.verbose), file=sys.stderr)
-        return 1
+    return int(load(RUNTIME_MODULE).run_command(args, args_list))
 
 
-def _check_output_folder(args: argparse.Namespace) -> None:
-    # Every subcommand's --out is the folder it writes into: a file, a read-only or a full disk there must stop
-    # the command before it trains or computes anything. A dry run writes nothing.
-    out = getattr(args, "out", None)
-    if out is not None and not getattr(args, "dry_run", False):
-        check_output_dir(out, "--out")
+def scan(argv: Sequence[str]) -> tuple[str | None, bool]:
+    """The subcommand named on the command line (the first argument that is neither a global option nor its
+    value; None when there is none before another option) and whether ``--version`` comes before it."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--version":
+            return None, True
+        if token in _GLOBAL_WITH_VALUE:
+            i += 2
+        elif token in _GLOBAL_FLAGS or token.startswith("--threads="):
+            i += 1
+        elif token.startswith("-"):
+            return None, False
+        else:
+            return token, False
+    return None, False
 
 
-def expected_failure(exc: BaseException) -> str | None:
-    """The one-line message of an expected failure (bad input, a refused size, an output folder that cannot take
-    the files, memory running out), or None for an unexpected one (a bug)."""
-    if isinstance(exc, ConfigError):
-        return str(exc)
-    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
-        where = f" ({exc.filename})" if exc.filename else ""
-        hint = "; free space or choose another --out" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-        return f"{exc.strerror or exc}{where}{hint}"
-    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
-    ):
-        return (
-            f"out of memory ({str(exc).strip() or type(exc).__name__}); use smaller sizes (qubits, batch_size, "
-            f"grid, subset) or set {BUDGET_ENV} below the free memory so that the size checks refuse earlier"
+def stray_values(argv: Sequence[str], extras: Sequence[str]) -> ConfigError | None:
+    """For values that follow an option's one value (``--layers 1 5 20``), the error giving the comma-separated
+    form; None when the unrecognised arguments are something else (an unknown option)."""
+    if not extras or extras[0].startswith("-"):
+        return None
+    for i in range(2, len(argv)):
+        option, value = argv[i - 2], argv[i - 1]
+        if argv[i] != extras[0] or not option.startswith("--") or "=" in option or value.startswith("-"):
+            continue
+        values = [value]
+        for token, extra in zip(argv[i:], extras, strict=False):
+            if token != extra or token.startswith("-"):
+                break
+            values.append(token)
+        if option == "--set":
+            return ConfigError(option, " ".join(values), "expected one key=value per --set: repeat --set for each")
+        return ConfigError(
+            option,
+            " ".join(values),
+            f"expected one argument; list items are comma-separated, without spaces: {option} {','.join(values)}",
         )
     return None
-
-
-def bug_report_hint(argv: Sequence[str] | None, exc: BaseException, *, shown: bool) -> str:
-    """What to do about an unexpected error: a crash report file (the command, versions and traceback) to attach
-    to a bug report, and ``-v`` for the traceback on screen."""
-    command = " ".join(["qlandscape", *(sys.argv[1:] if argv is None else argv)])
-    report = "".join(traceback.format_exception(exc))
-    text = (
-        f"command: {command}\nqlandscape {qlandscape.__version__}, python {platform.python_version()}, "
-        f"torch {torch.__version__}, {platform.platform()}\n\n{report}"
-    )
-    try:
-        fd, name = tempfile.mkstemp(prefix="qlandscape-crash-", suffix=".txt")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        saved = f"; the details are in {name}: please attach that file"
-    except OSError:  # a crash report that cannot be written must not hide the error itself
-        saved = "; please include the command and the traceback (-v)"
-    more = "" if shown else " (run again with -v to see the traceback)"
-    return f"this is a bug in qlandscape; please report it to the qlandscape maintainers{saved}{more}"
 
 
 if __name__ == "__main__":  # pragma: no cover

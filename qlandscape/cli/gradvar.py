@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from qlandscape.core.errors import ConfigError
+from qlandscape.cli.commands import help_of
+from qlandscape.cli.lists import integers
 from qlandscape.core.io import save_result
-from qlandscape.metrics.gradients import variance_curve
+from qlandscape.metrics.gradients import COSTS, INITS, INPUTS, variance_curve
 from qlandscape.plots import save_figure
 from qlandscape.plots.gradients import plot_variance_curve
 
@@ -19,33 +19,30 @@ __all__ = ["add_parser", "run"]
 
 
 def parse_int_range(field: str, text: str) -> list[int]:
-    """``"2:12"`` (inclusive), ``"2:12:2"`` (with a step) or ``"1,5,20"`` -> a list of integers."""
-    try:
-        if ":" in text:
-            parts = [int(p) for p in text.split(":")]
-            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] < 1):
-                raise ValueError
-            return list(range(parts[0], parts[1] + 1, parts[2] if len(parts) == 3 else 1))
-        return [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise ConfigError(
-            field, text, "expected START:STOP (inclusive), START:STOP:STEP or a list like 1,5,20"
-        ) from None
+    """``"2:12"`` (inclusive), ``"2:12:2"`` (with a step), ``"1,5,20"`` or a mix -> a list of integers (the command
+    line's list syntax, :func:`qlandscape.cli.lists.integers`)."""
+    return integers(field, text)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gradvar", help="gradient variance against qubits and layers (barren plateaus)")
-    p.add_argument("--ansatz", default="hea", help="catalogue name or path to a spec (default: hea)")
-    p.add_argument("--qubits", default="2:12", help="qubit counts: 2:12 (inclusive), 2:12:2 or 2,4,8")
-    p.add_argument("--layers", default="1,5,20", help="layer counts, e.g. 1,5,20")
-    p.add_argument("--samples", type=int, default=200, help="random initialisations per point (default 200)")
-    p.add_argument("--cost", default="global", help="global (Z...Z), local (mean Z_i) or projector (1 - p(0...0))")
-    p.add_argument("--init", default="uniform", help="uniform (angles in [0, 2pi)) or ansatz (the spec's init)")
-    p.add_argument("--inputs", default="zero", help="data inputs: zero or random (one fixed draw)")
+    p = sub.add_parser("gradvar", help=help_of("gradvar"), description=help_of("gradvar"))
+    p.add_argument("--ansatz", default="hea", help="catalogue name or path to a spec")
+    p.add_argument("--qubits", default="2:12", help="qubit counts: a range 2:12 (inclusive), 2:12:2 or a list 2,4,8")
+    p.add_argument("--layers", default="1,5,20", help="layer counts: a list 1,5,20 or a range 1:4")
+    p.add_argument("--samples", type=int, default=200, help="random initialisations per point")
+    p.add_argument(
+        "--cost",
+        default="global",
+        choices=COSTS,
+        help="global (Z...Z), local (mean Z_i) or projector (1 - p(0...0))",
+    )
+    p.add_argument(
+        "--init", default="uniform", choices=INITS, help="uniform (angles in [0, 2pi)) or ansatz (the spec's init)"
+    )
+    p.add_argument("--inputs", default="zero", choices=INPUTS, help="data inputs: zero or random (one fixed draw)")
     p.add_argument("--fit-from", type=int, default=None, help="fit the decay on qubits >= this (default: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="gradvar", help="output folder (default: gradvar)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisations and inputs")
+    p.add_argument("--out", default="gradvar", help="output folder")
     p.set_defaults(func=run)
 
 
@@ -71,8 +68,8 @@ def format_table(curve) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    qubits = parse_int_range("qubits", args.qubits)
-    layers = parse_int_range("layers", args.layers)
+    qubits = integers("--qubits", args.qubits)
+    layers = integers("--layers", args.layers)
     curve = variance_curve(
         args.ansatz,
         qubits,
@@ -83,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         inputs=args.inputs,
         seed=args.seed,
         fit_from=args.fit_from,
-        progress=not args.quiet and sys.stderr.isatty(),
+        progress=args.progress,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+from qlandscape.cli.commands import help_of
 from qlandscape.runs.report import write_report
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="CSV, figures and a Markdown/HTML page over the runs below a folder")
+    p = sub.add_parser("report", help=help_of("report"), description=help_of("report"))
     p.add_argument("directory", help="a folder of run directories (e.g. a sweep's --out)")
     p.add_argument("--out", default=None, help="report folder (default: DIRECTORY/report)")
     p.add_argument("--no-pdf", action="store_true", help="write PNG figures only")
@@ -19,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    files = write_report(args.directory, args.out, pdf=not args.no_pdf)
+    files = write_report(args.directory, args.out, pdf=not args.no_pdf, progress=args.progress)
     print(f"{files.n_runs} runs ({files.n_complete} complete); {len(files.figures)} figures")
     if files.n_runs > files.n_complete:
         print(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from qlandscape.cli.commands import help_of
+from qlandscape.cli.lists import integers, numbers
 from qlandscape.cli.run import add_config_arguments, config_from_args
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
@@ -23,32 +24,23 @@ DEFAULT_SPAWN_EPOCHS = "0,0.25,0.5,1,2,4,8"
 
 
 def parse_numbers(option: str, text: str, kind: type = float) -> list:
-    """Comma-separated numbers from the command line; a bad item raises :class:`ConfigError` naming it."""
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise ConfigError(option, text, "expected comma-separated numbers, e.g. 0,0.5,1")
-    out = []
-    for item in items:
-        try:
-            out.append(kind(item))
-        except ValueError:
-            raise ConfigError(option, item, f"expected {'an integer' if kind is int else 'a number'}") from None
-    return out
+    """Comma-separated numbers from the command line (integers may also be ranges ``1:4``); a bad item raises
+    :class:`ConfigError` naming it (the command line's list syntax, :mod:`qlandscape.cli.lists`)."""
+    return integers(option, text) if kind is int else numbers(option, text)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("spawn", help="parent-child spawning: error barrier between children vs spawn time")
+    p = sub.add_parser("spawn", help=help_of("spawn"), description=help_of("spawn"))
     add_config_arguments(p)
     p.add_argument(
         "--spawn-epochs",
         default=DEFAULT_SPAWN_EPOCHS,
-        help=f"comma-separated spawn times in epochs, each <= epochs (default: {DEFAULT_SPAWN_EPOCHS})",
+        help="comma-separated spawn times in epochs, each <= epochs",
     )
-    p.add_argument("--child-seeds", default="1,2", help="two seeds for the children's data order (default: 1,2)")
+    p.add_argument("--child-seeds", default="1,2", help="two seeds for the children's data order, comma-separated")
     p.add_argument("--parent-seed", type=int, default=None, help="parent seed (default: the config's seed)")
-    p.add_argument("--n-points", type=int, default=11, help="points on each interpolation line (default: 11)")
-    p.add_argument("--out", default="runs", help="parent folder of the output directory (default: runs)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--n-points", type=int, default=11, help="points on each interpolation line")
+    p.add_argument("--out", default="runs", help="parent folder of the output directory")
     p.set_defaults(func=run)
 
 
@@ -75,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         parent_seed=parent_seed,
         child_seeds=child_seeds,
         n_points=args.n_points,
-        progress=not args.quiet and sys.stderr.isatty(),
+        progress=args.progress,
     )
 
     out = Path(args.out) / f"spawn-{config.run_id()}"

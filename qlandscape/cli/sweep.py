@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from qlandscape.cli.commands import help_of
 from qlandscape.runs.layout import FINISHED, is_finished
 from qlandscape.runs.sweep import MANIFEST, ClusterLost, load_sweep, run_sweep
 
@@ -20,31 +21,32 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sweep", help="run a sweep ([base] config + [grid] axes); finished runs are skipped")
+    p = sub.add_parser("sweep", help=help_of("sweep"), description=help_of("sweep"))
     p.add_argument("config", help="sweep config (TOML with [base] and [grid])")
-    p.add_argument("--out", default="runs", help="folder of the run directories and sweep.json (default: runs)")
+    p.add_argument("--out", default="runs", help="folder of the run directories and sweep.json")
     p.add_argument(
         "--workers",
         type=int,
         default=None,
-        help="local worker processes, one torch thread each (default: one per core; 1 = in-process)",
+        help="local worker processes, one torch thread each (default: one per CPU this process may use, its "
+        "affinity and cgroup quota; 1 = in this process, on --threads threads)",
     )
     p.add_argument(
         "--dask",
         metavar="ADDRESS",
         default=None,
         help="run on a Dask cluster (scheduler address, or 'local' for a LocalCluster of --workers "
-        "processes); needs the extra qlandscape[dask] and an --out every worker can reach",
+        "processes); needs the extra qlandscape[dask] and an --out every worker can reach (default: local "
+        "processes, see --workers)",
     )
     p.add_argument(
         "--worker-timeout",
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="with --dask: stop when every worker has been gone this long (default: 60)",
+        help="with --dask: stop when every worker has been gone this long",
     )
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs without running any")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -70,13 +72,16 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             workers=args.workers,
             dask=args.dask,
-            progress=not args.quiet and sys.stderr.isatty(),
+            progress=args.progress,
             worker_timeout=args.worker_timeout,
         )
     except ClusterLost as exc:
         print(f"qlandscape sweep: error: {exc}", file=sys.stderr)
         return 2
     print(summary_line(rows, Path(args.out)))
+    kept = sum(r["status"] in FINISHED and not r.get("computed") for r in rows)
+    if kept:
+        print(f"{kept} of {len(rows)} runs already complete or diverged in {args.out}: skipped")
     for r in rows:
         if r["status"] not in FINISHED:
             print(

@@ -10,11 +10,11 @@ run directory, so the same config always lands in the same place.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from qlandscape.core.io import read_toml
 from qlandscape.data.config import DataConfig
 from qlandscape.models.config import ModelConfig
 from qlandscape.runs.registry import check_metrics
+from qlandscape.runs.values import parse_value
 from qlandscape.train.trainer import TrainConfig
 
 __all__ = ["FIELDS", "PART_OF", "LATER_FIELDS", "RunConfig", "load_config", "parse_override"]
@@ -216,12 +217,39 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``key=value`` from the command line; the value is read as TOML (``lr=0.1``, ``classes=[0,1]``)."""
+    """Parse ``key=value`` from the command line, the value read by :func:`parse_value` (``lr=0.1``,
+    ``classes=[0,1]``, ``classes=0,1``); the key may be a metric's setting, ``metrics.landscape.grid``."""
     if "=" not in text:
-        raise ConfigError("--set", text, "expected key=value")
+        raise ConfigError("--set", text, "expected key=value (e.g. lr=0.1, classes=0,1 or metrics.landscape.grid=31)")
     key, raw = text.split("=", 1)
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key.strip(), value
+    return key.strip(), parse_value(raw.strip())
+
+
+def with_overrides(base: RunConfig, changes: Iterable[tuple[str, Any]]) -> RunConfig:
+    """``base`` with ``changes`` applied in order, validated. A key is a run setting (``lr``), the whole ``metrics``
+    table, one metric's table (``metrics.landscape``) or one metric setting (``metrics.landscape.grid``); a metric
+    the config does not compute yet is added with that setting."""
+    flat = base.to_dict()
+    metrics = copy.deepcopy(flat.pop("metrics"))
+    for key, value in changes:
+        parts = key.split(".")
+        if parts == ["metrics"]:
+            if not isinstance(value, dict):
+                raise ConfigError("metrics", value, "expected a table of metric settings, e.g. {hessian={top_k=3}}")
+            metrics = copy.deepcopy(value)
+        elif len(parts) == 1:
+            flat[key] = value
+        elif parts[0] == "metrics" and len(parts) in (2, 3) and all(parts[1:]):
+            name = parts[1]
+            if len(parts) == 2:
+                metrics[name] = value
+                continue
+            table = metrics.setdefault(name, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"metrics.{name}", table, "expected a table of settings")
+            table[parts[2]] = value
+        else:
+            raise ConfigError(
+                key, value, "expected a run setting (lr), metrics, metrics.<metric> or metrics.<metric>.<setting>"
+            )
+    return RunConfig.from_dict({**flat, "metrics": metrics})

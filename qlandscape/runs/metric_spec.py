@@ -16,17 +16,20 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from matplotlib.figure import Figure
-from torch import nn
 
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
-from qlandscape.core.objective import Objective
-from qlandscape.data.datasets import Dataset
-from qlandscape.train.trainer import TrainResult
+
+if TYPE_CHECKING:  # annotations only: this module stays free of torch and matplotlib (a cheap registry import)
+    from matplotlib.figure import Figure
+    from torch import nn
+
+    from qlandscape.core.objective import Objective
+    from qlandscape.data.datasets import Dataset
+    from qlandscape.train.trainer import TrainResult
 
 __all__ = [
     "SETTING",
@@ -108,6 +111,15 @@ def value(default: Any, check: Callable[[Any], bool], allowed: str, help: str, *
     On the command line the value is read as TOML (``[-1, 2]``), or as comma-separated items when the default is
     a tuple (``train,test``)."""
     return _setting(default, Setting(help, allowed, check, cli=cli))
+
+
+def with_progress(settings: Any, given: Mapping[str, Any], progress: bool) -> Any:
+    """``settings`` with its ``progress`` setting switched on when ``progress`` is asked for (a command writing to a
+    terminal), the settings class has one, and ``given`` (what the config set) does not set it."""
+    names = {f.name for f in dataclasses.fields(settings)}
+    if progress and "progress" in names and "progress" not in given:
+        return dataclasses.replace(settings, progress=True)
+    return settings
 
 
 def settings_of(cls: type) -> tuple[tuple[dataclasses.Field, Setting | None], ...]:

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
+from qlandscape.core.progress import logged_step, progress_bar
 from qlandscape.metrics.sweeps import (
     AXIS_LABELS,
     REPLICATE_AXES,
@@ -100,12 +101,15 @@ class ReportFiles:
     figure_problems: tuple[str, ...] = ()
 
 
-def write_report(directory: str | Path, out: str | Path | None = None, *, pdf: bool = True) -> ReportFiles:
+def write_report(
+    directory: str | Path, out: str | Path | None = None, *, pdf: bool = True, progress: bool = False
+) -> ReportFiles:
     """Read every run below ``directory``; write ``runs.csv``, ``summary.csv``, ``fits.json``, figures and the
     page (``report.md`` linking the PNGs, ``report.html`` with them embedded) into ``out`` (default
-    ``directory/report``)."""
+    ``directory/report``). ``progress``: a progress bar over the figures as they are drawn."""
     directory = Path(directory)
-    rows = load_runs(directory)
+    with logged_step(log, f"reading the runs below {directory}"):
+        rows = load_runs(directory)
     if not rows:
         raise ConfigError("directory", str(directory), "holds no run directories (no run.json below it)")
     fields = RunConfig.fields()
@@ -117,6 +121,7 @@ def write_report(directory: str | Path, out: str | Path | None = None, *, pdf: b
     summary_csv = write_csv(summary, out / "summary.csv")
     done = complete_rows(rows)
     figures: list[tuple[str, Path]] = []
+    bar = progress_bar(None, "report figures", enabled=progress, unit="figure")
 
     def save(fig: Figure, name: str, caption: str) -> None:
         png, pdf_path = save_figure(fig, figures_dir / name)
@@ -124,6 +129,8 @@ def write_report(directory: str | Path, out: str | Path | None = None, *, pdf: b
             pdf_path.unlink()
         plt.close(fig)
         figures.append((caption, png))
+        bar.update(1)
+        log.info("report figure %s", png)
 
     panel_headlines = _panel_headlines()
     for x_axis, line_axis in plot_axes(done, fields=fields):
@@ -178,6 +185,7 @@ def write_report(directory: str | Path, out: str | Path | None = None, *, pdf: b
             except Exception as exc:  # one metric's figures must not cost the whole report; the page names it
                 log.warning("the %s figures of the report could not be drawn: %s", spec.name, exc)
                 problems.append(f"{spec.name} figures: {type(exc).__name__}: {exc}")
+    bar.close()
     page = report_page(directory, rows, summary, figures, fits)
     page.figure_problems = problems
     md_path, html_path = out / "report.md", out / "report.html"

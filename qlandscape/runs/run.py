@@ -35,6 +35,7 @@ recorded without a hash (0.1) is kept as it is.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata
 import logging
 import platform
@@ -57,6 +58,8 @@ import qlandscape
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.objective import Objective
+from qlandscape.core.progress import logged_step, progress_bar
+from qlandscape.core.threads import thread_warning
 from qlandscape.data.datasets import Dataset, dataset_content_hash, to_torch
 from qlandscape.models.config import build_model, count_parameters
 from qlandscape.models.qnn import PatchQNN
@@ -74,7 +77,7 @@ from qlandscape.runs.layout import (
     lock_run,
     require_run,
 )
-from qlandscape.runs.metric_spec import MetricOutput, MetricSpec
+from qlandscape.runs.metric_spec import MetricOutput, MetricSpec, with_progress
 from qlandscape.runs.registry import check_against_run, get
 from qlandscape.runs.transaction import Staging, new_call_id
 from qlandscape.train.trainer import TrainingDiverged, TrainResult, train
@@ -213,11 +216,12 @@ def execute(
     config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False, wait: bool = True
 ) -> Execution:
     """:func:`execute_run`, saying whether the run was trained or kept and its status."""
+    _warn_about_threads()
     config.validate()  # the metric settings too: a typo there must not surface only after training
     path = Path(out) / config.run_id()
     before = check_run(path)  # a finished run is kept without its lock: its folder may be read-only
     if not force and _keepable(before, config):
-        log.info("run %s is %s; keeping it", path, before.status)
+        log.info("run %s is already %s; skipped", path, before.status)
         return Execution(path, False, before.status)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -226,7 +230,7 @@ def execute(
     with lock_run(path, timeout=None if wait else 0, on_wait=_waiting(path)):
         state = check_run(path)  # again under the lock: another process may have finished it meanwhile
         if not force and _keepable(state, config):
-            log.info("run %s is %s; keeping it", path, state.status)
+            log.info("run %s is already %s; skipped", path, state.status)
             return Execution(path, False, state.status)
         if state.finished and not force:
             log.warning("%s: %s; recomputing it", path, stale_reason(state.info or {}, config))
@@ -234,6 +238,13 @@ def execute(
             log.warning("run %s is damaged (%s); recomputing it", path, state.problem)
         status = _execute(config, path, progress=progress, keep_earlier=state.finished)
     return Execution(path, True, status)
+
+
+@functools.cache  # once per process
+def _warn_about_threads() -> None:
+    warning = thread_warning()
+    if warning is not None:
+        log.warning(warning)
 
 
 def _keepable(state: RunState, config: RunConfig) -> bool:
@@ -302,16 +313,22 @@ def _execute(config: RunConfig, path: Path, *, progress: bool, keep_earlier: boo
     with Staging(path, call) as staging:
         try:
             start = time.perf_counter()
-            info["data"] = {"source": config.data.dataset, "sha256": dataset_content_hash(config.data.dataset)}
-            data = config.data.load()
-            info["data"]["classes"] = [int(c) for c in data.classes]
-            info["data"]["description"] = config.data.describe(data)  # which classes: all, when none are listed
-            model = build_model(config.network, data.image_shape, data.n_classes, seed=config.training.seed)
-            x_train, y_train, x_test, y_test = to_torch(data)
-            check_against_run(config.metrics, n_train=x_train.shape[0], n_params=count_parameters(model))
-            info["model"] = {"n_params": count_parameters(model), **_model_facts(model)}
+            with logged_step(log, f"loading the data ({config.data.dataset})"):
+                info["data"] = {"source": config.data.dataset, "sha256": dataset_content_hash(config.data.dataset)}
+                data = config.data.load()
+                info["data"]["classes"] = [int(c) for c in data.classes]
+                info["data"]["description"] = config.data.describe(data)  # which classes: all, when none are listed
+            with logged_step(log, f"building the model ({config.model})"):
+                model = build_model(config.network, data.image_shape, data.n_classes, seed=config.training.seed)
+                x_train, y_train, x_test, y_test = to_torch(data)
+                check_against_run(config.metrics, n_train=x_train.shape[0], n_params=count_parameters(model))
+                info["model"] = {"n_params": count_parameters(model), **_model_facts(model)}
             try:
-                trained, result = train(model, x_train, y_train, x_test, y_test, config.training, progress=progress)
+                what = (
+                    f"training ({info['model']['n_params']} parameters, {config.epochs} epochs, {len(x_train)} samples)"
+                )
+                with logged_step(log, what):
+                    trained, result = train(model, x_train, y_train, x_test, y_test, config.training, progress=progress)
             except TrainingDiverged as diverged:
                 log.info("run %s diverged: %s", path, diverged)
                 info["status"], info["divergence"] = "diverged", _divergence_record(diverged)
@@ -330,20 +347,26 @@ def _execute(config: RunConfig, path: Path, *, progress: bool, keep_earlier: boo
                 )
                 arrays = _training_arrays(result)
                 loaded = LoadedRun(path, config, data, trained, result, info)
-                for name, given in config.metrics.items():
-                    t0 = time.perf_counter()
-                    spec = get(name)
-                    scalars, metric_arrays, entry = _stage_metric(loaded, spec, spec.parse(given), staging)
-                    info["metrics"].update(scalars)
-                    info["manifest"][name] = entry
-                    arrays |= metric_arrays
-                    info["timings"][f"{name}_seconds"] = time.perf_counter() - t0
+                bar = progress_bar(len(config.metrics), "metrics", enabled=progress and bool(config.metrics))
+                with bar:
+                    for name, given in config.metrics.items():
+                        bar.set_postfix_str(name)
+                        t0 = time.perf_counter()
+                        spec = get(name)
+                        settings = with_progress(spec.parse(given), given, progress)
+                        scalars, metric_arrays, entry = _stage_metric(loaded, spec, settings, staging)
+                        info["metrics"].update(scalars)
+                        info["manifest"][name] = entry
+                        arrays |= metric_arrays
+                        info["timings"][f"{name}_seconds"] = time.perf_counter() - t0
+                        bar.update(1)
                 info["status"] = "complete"
             info["timings"]["total_seconds"] = time.perf_counter() - start
             info["attempt"]["finished"] = _now()
-            io.write_npz(staging.files / ARRAYS_FILE, arrays)
-            io.write_json(staging.files / RUN_FILE, info)
-            staging.commit(remove=_earlier_files(path), last=(RUN_FILE,))
+            with logged_step(log, f"writing the run directory {path}"):
+                io.write_npz(staging.files / ARRAYS_FILE, arrays)
+                io.write_json(staging.files / RUN_FILE, info)
+                staging.commit(remove=_earlier_files(path), last=(RUN_FILE,))
             return info["status"]
         except BaseException as exc:
             if staging.committed:
@@ -430,14 +453,16 @@ def compute_metric(
     (a staging folder: :func:`run_metric` commits them into the run directory); returns the scalars and the arrays
     for ``run.json`` and ``arrays.npz``."""
     into = Path(into)
-    output = spec.compute(run, settings)
+    with logged_step(log, f"computing {spec.name}"):
+        output = spec.compute(run, settings)
     arrays: dict[str, np.ndarray] = {}
     for saved in output.results:
         io.save_result(saved.result, into / RESULTS_DIR / saved.file)
         _, fields = io.result_to_dicts(saved.result)
         arrays |= {f"{saved.prefix}.{k}": v for k, v in fields.items() if v.dtype != object}
     if spec.figures is not None and getattr(settings, "figures", True):
-        save_metric_figures(into, spec, output, settings)
+        with logged_step(log, f"drawing the {spec.name} figures"):
+            save_metric_figures(into, spec, output, settings)
     return dict(output.scalars), arrays
 
 
@@ -477,12 +502,13 @@ def run_metric(path: str | Path, metric: str, settings: dict[str, Any]) -> dict[
     scalars. A metric computed again replaces the earlier one as a whole."""
     spec = get(metric)
     parsed = spec.parse(settings)
-    run = load_run(path)
+    with logged_step(log, f"loading the run {path}"):
+        run = load_run(path)
     if spec.check_against_run is not None:
         spec.check_against_run(parsed, run.dataset.x_train.shape[0], count_parameters(run.model))
     with Staging(run.path) as staging:
         scalars, arrays, entry = _stage_metric(run, spec, parsed, staging)
-        with lock_run(run.path, on_wait=_waiting(run.path)):
+        with logged_step(log, f"writing {metric} into {run.path}"), lock_run(run.path, on_wait=_waiting(run.path)):
             info = require_run(run.path)  # afresh: another command may have committed meanwhile
             if info.get("attempt") != run.info.get("attempt"):
                 raise ConfigError(

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError, is_finite_number
+from qlandscape.core.threads import usable_cpus
 from qlandscape.runs.config import RunConfig
 from qlandscape.runs.layout import FINISHED, RUN_FILE, check_run, lock_run, read_info
 from qlandscape.runs.registry import check_metrics
@@ -296,9 +297,11 @@ def run_sweep(
     """Run every grid point of a sweep into ``out``, keeping finished runs; one row per run, in grid order, with
     ``computed``: whether this sweep trained it.
 
-    ``workers``: 1 runs in this process; more uses that many local processes (spawned, one torch thread each);
-    None means one per CPU core. ``dask``: a scheduler address, ``"local"`` (a LocalCluster of ``workers``
-    processes) or a ``distributed.Client``; ``out`` must then be on a filesystem every worker sees.
+    ``workers``: 1 runs in this process (on its torch threads); more uses that many local processes (spawned, one
+    torch thread each); None means one per CPU this process may use (:func:`qlandscape.core.threads.usable_cpus`:
+    the affinity mask and the cgroup CPU quota, which ``os.cpu_count()`` ignores). ``dask``: a scheduler address,
+    ``"local"`` (a LocalCluster of ``workers`` processes) or a ``distributed.Client``; ``out`` must then be on a
+    filesystem every worker sees.
     ``worker_timeout``: seconds a Dask sweep goes on after its last worker left before it stops with a message
     (a cluster that never had a worker is waited for); that, or a scheduler gone, raises :class:`ClusterLost`.
 
@@ -332,6 +335,15 @@ def run_sweep(
             log.warning("run %s: %s; computing it again", rid, reason)
         todo.append(config_)
     manifest.write()
+    n_workers = workers or usable_cpus()
+    log.info(
+        "sweep of %d runs into %s: %d already complete or diverged (skipped), %d to compute (%s)",
+        len(sweep.runs),
+        out,
+        len(sweep.runs) - len(todo),
+        len(todo),
+        f"Dask at {dask}" if dask is not None else f"{min(n_workers, max(1, len(todo)))} worker(s)",
+    )
     bar = _progress_bar(len(sweep.runs), len(sweep.runs) - len(todo), progress)
     by_id = {c.run_id(): c for c in todo}
     busy: list[RunConfig] = []
@@ -351,6 +363,7 @@ def run_sweep(
         )
         manifest.write()
         bar.update(1)
+        log.info("run %s: %s in %.1f s", result["id"], result["status"], result["seconds"])
         if result["status"] not in FINISHED:
             failed += 1
             bar.set_postfix(failed=failed)
@@ -366,13 +379,14 @@ def run_sweep(
                     busy,
                     lambda batch, wait: _run_dask(client, address, batch, out, wait, finished, worker_timeout),
                 )
-        elif (workers or os.cpu_count() or 1) == 1 or (len(todo) == 1 and workers is None):
+        elif n_workers == 1 or (len(todo) == 1 and workers is None):
             _in_rounds(
                 todo, busy, lambda batch, wait: [finished(run_one(c.to_dict(), str(out), wait=wait)) for c in batch]
             )
         else:
-            n = workers or os.cpu_count() or 1
-            _in_rounds(todo, busy, lambda batch, wait: _run_processes(batch, out, min(n, len(batch)), finished, wait))
+            _in_rounds(
+                todo, busy, lambda batch, wait: _run_processes(batch, out, min(n_workers, len(batch)), finished, wait)
+            )
     finally:
         bar.close()
     rows = rows_of(out, sweep.run_ids())
@@ -482,7 +496,7 @@ def _dask_client(dask: Any, workers: int | None) -> Iterator[tuple[Any, str]]:
     cluster = None
     if dask == "local":
         cluster = LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
+            n_workers=workers or usable_cpus(),
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,

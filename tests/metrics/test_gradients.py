@@ -225,10 +225,9 @@ def test_patch_variance_and_plot(tiny_images):
 
 
 def test_cli_writes_results_and_figure(tmp_path, capsys):
-    from qlandscape.cli import gradvar
+    from qlandscape.cli import build_parser, gradvar
 
-    parser = __import__("argparse").ArgumentParser()
-    gradvar.add_parser(parser.add_subparsers())
+    parser = build_parser(["gradvar"])
     args = parser.parse_args(
         [
             "gradvar",
@@ -245,6 +244,7 @@ def test_cli_writes_results_and_figure(tmp_path, capsys):
             "--quiet",
         ]
     )
+    args.progress = not args.quiet
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "L=2" in printed and "b =" in printed

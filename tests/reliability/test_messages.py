@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from qlandscape import cli
+from qlandscape.cli import gradvar
 from qlandscape.core import io
 from qlandscape.metrics.landscape import slices
 from qlandscape.runs.config import RunConfig
@@ -226,7 +227,7 @@ def test_an_unexpected_error_says_it_is_a_bug_and_where_to_report_it(tmp_path, c
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli.gradvar, "variance_curve", broken)
+    monkeypatch.setattr(gradvar, "variance_curve", broken)
     args = ["gradvar", "--qubits", "2", "--layers", "1", "--out", str(tmp_path / "g")]
     assert cli.main(args) == 1
     err = capsys.readouterr().err
@@ -245,6 +246,6 @@ def test_memory_running_out_is_an_expected_failure(tmp_path, capsys, monkeypatch
     def short_of_memory(*args, **kwargs):
         raise MemoryError("Unable to allocate 8.00 TiB")
 
-    monkeypatch.setattr(cli.gradvar, "variance_curve", short_of_memory)
+    monkeypatch.setattr(gradvar, "variance_curve", short_of_memory)
     args = ["gradvar", "--qubits", "2", "--layers", "1", "--out", str(tmp_path / "g")]
     _fails_cleanly(args, capsys, "out of memory", "8.00 TiB", "QLANDSCAPE_MEMORY_BUDGET")

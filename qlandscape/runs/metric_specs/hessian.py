@@ -130,6 +130,7 @@ def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
             max_params=s.max_params,
             n_probes=s.n_probes,
             seed=s.seed,
+            progress=s.progress,
         )
         results.append(SavedResult("hessian_trajectory", "hessian.trajectory", curv))
     if decomposition is not None:

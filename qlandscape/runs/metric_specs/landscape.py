@@ -111,6 +111,7 @@ def compute(run: MetricRun, s: LandscapeSettings) -> MetricOutput:
             eval_objectives=others,
             split=splits[0],
             batch=s.batch,
+            progress=s.progress,
         )
     else:
         if s.directions == "random":
@@ -137,6 +138,7 @@ def compute(run: MetricRun, s: LandscapeSettings) -> MetricOutput:
             direction_kind=s.directions,
             normalization=normalization,
             batch=s.batch,
+            progress=s.progress,
         )
     scalars = {
         "landscape.directions": s.directions,

@@ -42,6 +42,7 @@ class NTKSettings:
     ridge: float = number(1e-6, 0, "kernel ridge (relative to the mean diagonal)")
     seed: int = integer(0, 0, "accepted for configs that set it; the kernel uses the first inputs, no draw", cli=False)
     figures: bool = flag(True, "draw the figures")
+    progress: bool = flag(False, "progress bar", cli=False)
 
 
 def compute(run: MetricRun, s: NTKSettings) -> MetricOutput:
@@ -49,7 +50,14 @@ def compute(run: MetricRun, s: NTKSettings) -> MetricOutput:
     obj = run.objective("train")
     x_train, y_train, x_test, y_test = to_torch(run.dataset)
     evo = kernel_evolution(
-        obj, run.result.trajectory, run.result.times, s.subset, every=s.every, form=s.form, store_kernels=False
+        obj,
+        run.result.trajectory,
+        run.result.times,
+        s.subset,
+        every=s.every,
+        form=s.form,
+        store_kernels=False,
+        progress=s.progress,
     )
     curve = kernel_machine_curve(
         obj,
@@ -61,6 +69,7 @@ def compute(run: MetricRun, s: NTKSettings) -> MetricOutput:
         y_test,
         every=s.every,
         ridge=float(s.ridge),
+        progress=s.progress,
     )
     scalars = {
         "ntk.final_distance_from_init": float(evo.distance_from_init[-1]),
