@@ -16,7 +16,7 @@ No public name here is also the name of a subpackage or of a 0.1 module path: th
 this package as soon as anything imports it, over a function of the same name. So the training function is
 ``qlandscape.train.train`` (``from qlandscape.train import train``; ``qlandscape.train`` is the subpackage), and
 the spectral density is ``qlandscape.metrics.curvature.spectral_density.spectral_density`` (0.2 still resolves
-the 0.1 module ``qlandscape.spectral_density``).
+the 0.1 module path of that name).
 
 The package is layered; each layer is a subpackage and imports only the layers below it::
 

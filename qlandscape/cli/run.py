@@ -58,7 +58,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--example",
         choices=example_names(),
-        help="a run config shipped with qlandscape, instead of CONFIG (demo: the README's quick start)",
+        help="a run config shipped with qlandscape, instead of CONFIG (demo: the README's quick start) (default: none)",
     )
     defaults = RunConfig()
     for name, kind in FLAGS.items():

@@ -8,9 +8,14 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    ProgressBar = tqdm[Any]  # tqdm is generic to type checkers only; at run time it cannot be subscripted
+else:
+    ProgressBar = tqdm
 
 __all__ = ["logged_step", "progress_bar"]
 
@@ -29,7 +34,7 @@ def logged_step(logger: logging.Logger, what: str) -> Iterator[None]:
     logger.info("%s: done in %.2f s", what, time.perf_counter() - start)
 
 
-def progress_bar(total: int | None, desc: str, *, enabled: bool, unit: str = "step", initial: int = 0) -> tqdm[Any]:
+def progress_bar(total: int | None, desc: str, *, enabled: bool, unit: str = "step", initial: int = 0) -> ProgressBar:
     """A progress bar over ``total`` steps (None: unknown), drawn only when ``enabled``; it disappears when it
     closes, so that a command's summary follows its bars without their last frames."""
     return tqdm(
