@@ -17,13 +17,13 @@ import matplotlib
 import torch
 
 import qlandscape
-from qlandscape.cli import circuits, gradvar, metric, report, run, spawn, sweep
+from qlandscape.cli import circuits, gradvar, metric, report, run, show, spawn, sweep
 from qlandscape.core.errors import ConfigError
 from qlandscape.core.io import WRITE_ERRNOS, check_output_dir
 from qlandscape.core.memory import BUDGET_ENV
 
 # The subcommands of their own; every registered run metric adds one more (hessian, landscape, ntk, ...).
-COMMANDS = ("run", "circuits", "spawn", "gradvar", "sweep", "report")
+COMMANDS = ("run", "circuits", "spawn", "gradvar", "sweep", "report", "show")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     gradvar.add_parser(sub)
     sweep.add_parser(sub)
     report.add_parser(sub)
+    show.add_parser(sub)
     return parser
 
 
