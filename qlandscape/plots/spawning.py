@@ -84,7 +84,8 @@ def _draw_accuracies(ax: Axes, groups: dict[str, list[SpawnResult]], linthresh: 
         ax.axhline(parent, color=colour(i), ls=":", lw=1.0)
     _spawn_axis(ax, groups, linthresh)
     ax.set_ylabel("test accuracy (solid: child 1, dashed: child 2; dotted: parent)", fontsize="small")
-    ax.set_ylim(top=1.0)
+    lowest = min(min(float(r.child_test_accuracy.min()), r.parent_test_accuracy) for rs in groups.values() for r in rs)
+    ax.set_ylim(max(0.0, lowest - 0.05), 1.0)
 
 
 def plot_barrier_vs_spawn_time(
