@@ -28,6 +28,12 @@ BUILTIN: tuple[Command, ...] = (
     Command("gradvar", "qlandscape.cli.gradvar", "gradient variance against qubits and layers (barren plateaus)"),
     Command("sweep", "qlandscape.cli.sweep", "run a sweep ([base] config + [grid] axes); finished runs are skipped"),
     Command("report", "qlandscape.cli.report", "CSV, figures and a Markdown/HTML page over the runs below a folder"),
+    Command(
+        "show",
+        "qlandscape.cli.show",
+        "what a run directory holds: status, config, each metric's results (every variant) with their settings, "
+        "numbers and files",
+    ),
 )
 # Where the metric subcommands go in the listing: after these.
 METRICS_AFTER = "circuits"

@@ -13,6 +13,7 @@ from qlandscape.cli.run import add_config_arguments, config_from_args
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
 from qlandscape.data.datasets import to_torch
+from qlandscape.metrics.landscape.results import SpawnResult
 from qlandscape.metrics.landscape.spawning import check_spawn_epochs, spawn_experiment
 from qlandscape.models.config import build_model
 from qlandscape.plots import save_figure
@@ -87,11 +88,23 @@ def run(args: argparse.Namespace) -> int:
         f"{parent_seed}, child seeds {child_seeds[0]},{child_seeds[1]}; parent test accuracy "
         f"{result.parent_test_accuracy:.4f}; {result.seconds:.1f} s"
     )
-    print(f"{'t_s':>7} {'error barrier':>14} {'loss barrier':>13} {'fn distance':>12} {'child acc':>15}")
+    print(spawn_table(result))
+    print(f"figure (barrier, function distance, children's accuracies): {out / 'spawn.png'}")
+    return 0
+
+
+def spawn_table(result: SpawnResult) -> str:
+    """The printed table: per spawn time (epochs), the test error and loss barriers between the two children
+    along the straight line between them, their function distance (fraction of test inputs they classify
+    differently) and each child's final test accuracy."""
+    lines = [
+        f"{'t_s (epochs)':>12} {'error barrier':>14} {'loss barrier':>13} {'fn distance':>12} "
+        f"{'child 1 acc':>12} {'child 2 acc':>12}"
+    ]
     for i, t_s in enumerate(result.spawn_epochs):
         acc = result.child_test_accuracy[i]
-        print(
-            f"{t_s:7.3g} {result.error_barrier[i]:14.4f} {result.loss_barrier[i]:13.4f} "
-            f"{result.function_distance[i]:12.4f} {acc[0]:7.4f} {acc[1]:7.4f}"
+        lines.append(
+            f"{t_s:12.3g} {result.error_barrier[i]:14.4f} {result.loss_barrier[i]:13.4f} "
+            f"{result.function_distance[i]:12.4f} {acc[0]:12.4f} {acc[1]:12.4f}"
         )
-    return 0
+    return "\n".join(lines)

@@ -68,19 +68,42 @@ class PowerLawFit:
     n_points: int
 
 
+# Two points always lie on a line: the exponent would come without any interval. A fit needs a third distinct N.
+MIN_POWER_LAW_POINTS = 3
+
+
+def usable_power_law_points(ns: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which points a power-law fit uses: N > 0 and a positive, finite value."""
+    ns, values = np.asarray(ns, dtype=float), np.asarray(values, dtype=float)
+    return (ns > 0) & (values > 0) & np.isfinite(values)
+
+
+def distinct_power_law_ns(ns: np.ndarray, values: np.ndarray) -> int:
+    """How many distinct N a power-law fit of these points would use."""
+    keep = usable_power_law_points(ns, values)
+    return int(np.unique(np.asarray(ns, dtype=float)[keep]).size)
+
+
 def fit_power_law(ns: np.ndarray, values: np.ndarray, confidence: float = 0.95) -> PowerLawFit:
     """Least-squares fit of log(value) = log(prefactor) + exponent · log(N); points with N <= 0 or a non-positive
-    or non-finite value are left out. Raises ConfigError for a confidence outside (0, 1) or fewer than two distinct
-    usable N."""
+    or non-finite value are left out. Raises ConfigError for a confidence outside (0, 1) or fewer than
+    :data:`MIN_POWER_LAW_POINTS` (3) distinct usable N: through two points any power law fits exactly, with no
+    confidence interval."""
     if not (is_finite_number(confidence) and 0 < confidence < 1):
         raise ConfigError("confidence", confidence, "expected a level strictly between 0 and 1 (e.g. 0.95)")
     ns, values = np.asarray(ns, dtype=float), np.asarray(values, dtype=float)
-    keep = (ns > 0) & (values > 0) & np.isfinite(values)
-    if keep.sum() < 2 or np.unique(ns[keep]).size < 2:
-        raise ConfigError("points", int(keep.sum()), "a power law needs positive values at two or more distinct N")
+    keep = usable_power_law_points(ns, values)
+    distinct = np.unique(ns[keep]).size
+    if distinct < MIN_POWER_LAW_POINTS:
+        raise ConfigError(
+            "points",
+            f"{int(keep.sum())} usable at {distinct} distinct N",
+            f"a power law needs positive values at {MIN_POWER_LAW_POINTS} or more distinct N (two points give an "
+            "exponent without a confidence interval)",
+        )
     fit = stats.linregress(np.log(ns[keep]), np.log(values[keep]))
     dof = int(keep.sum()) - 2
-    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * fit.stderr) if dof > 0 else float("nan")
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * fit.stderr)
     return PowerLawFit(
         exponent=float(fit.slope),
         prefactor=float(np.exp(fit.intercept)),

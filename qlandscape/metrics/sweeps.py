@@ -5,7 +5,10 @@ A row is one run's flat record (``qlandscape.runs.tables.run_row``): its config 
 (``fields``) whose value differs among them; ``seed`` and ``data_seed`` are replicates, aggregated into mean, sample
 std, min and max. Model size has two derived axes, the parameter count and the patch count: a size field (layers,
 patches, stride, ...) that these determine is absorbed into them, any other varying field (ansatz, lr, backend,
-...) splits lines. The figures of these results are in :mod:`qlandscape.plots.sweeps`.
+...) splits lines. A field whose value is a table of settings (``metrics``: which metrics a run computed, and how)
+is never an axis: runs of a folder that computed different metrics are one group when nothing else differs. A
+power law is fitted on a line only with three or more distinct x values (:data:`MIN_POWER_LAW_POINTS`); a line with
+fewer says so instead. The figures of these results are in :mod:`qlandscape.plots.sweeps`.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from qlandscape.core.errors import ConfigError
-from qlandscape.metrics.fits import PowerLawFit, fit_power_law
+from qlandscape.metrics.fits import MIN_POWER_LAW_POINTS, PowerLawFit, distinct_power_law_ns, fit_power_law
 
 __all__ = [
     "REPLICATE_AXES",
@@ -78,11 +81,19 @@ def complete_rows(rows: Iterable[dict]) -> list[dict]:
     return [r for r in rows if r.get("status") == "complete"]
 
 
+def is_table_field(rows: Sequence[dict], name: str) -> bool:
+    """Whether ``name`` holds a table of settings (a dict) in any row: such a field is never an axis."""
+    return any(isinstance(r.get(name), Mapping) for r in rows)
+
+
 def varying_axes(rows: Sequence[dict], fields: Sequence[str], *, replicates: bool = False) -> list[str]:
-    """The ``fields`` whose value differs among ``rows`` (seeds excluded unless ``replicates``), in field order."""
+    """The ``fields`` whose value differs among ``rows`` (seeds excluded unless ``replicates``, tables of settings
+    always), in field order."""
     out = []
     for name in fields:
         if not replicates and name in REPLICATE_AXES:
+            continue
+        if is_table_field(rows, name):
             continue
         if len({_hashable(r.get(name)) for r in rows}) > 1:
             out.append(name)
@@ -201,7 +212,8 @@ def plot_axes(rows: Sequence[dict], *, fields: Sequence[str]) -> list[tuple[str,
 
 @dataclass(frozen=True)
 class ScalingFit:
-    """``metric`` against ``x_axis`` for every run, per line, with a power law fitted on each line's points.
+    """``metric`` against ``x_axis`` for every run, per line, with a power law fitted on each line's points (None
+    where the line has fewer than three distinct x values; ``reasons`` then says so, "" where it was fitted).
     ``label`` names the metric on an axis."""
 
     metric: str
@@ -212,6 +224,11 @@ class ScalingFit:
     x: np.ndarray
     y: np.ndarray
     fits: tuple[PowerLawFit | None, ...]
+    reasons: tuple[str, ...] = ()
+
+    def reason(self, line: int) -> str:
+        """Why line ``line`` has no fit ("" when it has one)."""
+        return self.reasons[line] if line < len(self.reasons) else ""
 
 
 def scaling_fit(
@@ -223,7 +240,8 @@ def scaling_fit(
     fields: Sequence[str],
     label: str | None = None,
 ) -> ScalingFit:
-    """Fit ``metric ≈ a · x^b`` per line (all replicates as points; a line needs two distinct x values)."""
+    """Fit ``metric ≈ a · x^b`` per line (all replicates as points; a line needs three distinct x values, and one
+    with fewer gets no fit and a reason)."""
     rows = [r for r in complete_rows(rows) if number(r.get(metric)) > 0 and number(r.get(x_axis)) > 0]
     if not rows:
         raise ConfigError("metric", metric, f"no complete run has a positive {metric} and {x_axis}")
@@ -233,10 +251,20 @@ def scaling_fit(
     line = np.array([order.index(lab) for lab in labels])
     x = np.array([number(r[x_axis]) for r in rows])
     y = np.array([number(r[metric]) for r in rows])
-    fits = []
+    fits: list[PowerLawFit | None] = []
+    reasons: list[str] = []
     for i in range(len(order)):
         keep = line == i
-        fits.append(fit_power_law(x[keep], y[keep]) if np.unique(x[keep]).size >= 2 else None)
+        distinct = distinct_power_law_ns(x[keep], y[keep])
+        if distinct >= MIN_POWER_LAW_POINTS:
+            fits.append(fit_power_law(x[keep], y[keep]))
+            reasons.append("")
+        else:
+            fits.append(None)
+            reasons.append(
+                f"no fit: {distinct} distinct {AXIS_LABELS.get(x_axis, x_axis)} value{'s' if distinct != 1 else ''}, "
+                f"a power law needs {MIN_POWER_LAW_POINTS}"
+            )
     return ScalingFit(
         metric=metric,
         label=label or metric,
@@ -246,11 +274,13 @@ def scaling_fit(
         x=x,
         y=y,
         fits=tuple(fits),
+        reasons=tuple(reasons),
     )
 
 
 def summary_table(rows: Sequence[dict], metrics: Sequence[str], *, fields: Sequence[str]) -> list[dict]:
-    """One row per group of replicates (varying config fields): model size, runs, mean/std/min/max per metric."""
+    """One row per group of replicates (varying config fields): model size, runs, and per metric its mean, sample
+    std (0 for one value), min, max and ``n`` (how many runs had it)."""
     axes = varying_axes(rows, fields)
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -270,6 +300,7 @@ def summary_table(rows: Sequence[dict], metrics: Sequence[str], *, fields: Seque
             v = v[~np.isnan(v)]
             stats = (v.mean(), v.std(ddof=1) if v.size > 1 else 0.0, v.min(), v.max()) if v.size else (math.nan,) * 4
             entry.update({f"{m}.{s}": float(x) for s, x in zip(("mean", "std", "min", "max"), stats, strict=True)})
+            entry[f"{m}.n"] = int(v.size)
         table.append(entry)
     return table
 

@@ -7,6 +7,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from qlandscape.metrics.landscape.results import Interpolation
+from qlandscape.plots import colour
 from qlandscape.plots.landscape import _figure, label_loss_and_error, loss_label
 
 __all__ = ["plot_interpolation"]
@@ -19,9 +20,8 @@ def plot_interpolation(result: Interpolation, ax: Axes | None = None) -> Figure:
     twin = ax.twinx()
     ts = result.ts
     for s, split in enumerate(result.splits):
-        colour = f"C{s}"
-        ax.plot(ts, result.losses[s], color=colour, marker="o", ms=3, label=f"loss ({split})")
-        twin.plot(ts, result.errors[s], color=colour, ls="--", label=f"error ({split})")
+        ax.plot(ts, result.losses[s], color=colour(s), marker="o", ms=3, label=f"loss ({split})")
+        twin.plot(ts, result.errors[s], color=colour(s), ls="--", label=f"error ({split})")
     first = result.losses[0]
     baseline = first[0] + (ts - ts[0]) / (ts[-1] - ts[0]) * (first[-1] - first[0])
     ax.plot(ts, baseline, color="0.4", ls=":", label=f"linear baseline ({result.splits[0]})")
@@ -33,7 +33,7 @@ def plot_interpolation(result: Interpolation, ax: Axes | None = None) -> Figure:
                 "",
                 xy=(t_star, first[i]),
                 xytext=(t_star, baseline[i]),
-                arrowprops=dict(arrowstyle="<->", color="tab:red", lw=1.5),
+                arrowprops=dict(arrowstyle="<->", color=colour(1), lw=1.5),
             )
         ax.text(
             0.02,

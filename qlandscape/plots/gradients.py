@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from qlandscape.metrics.gradient_results import PatchVarianceCurve, VarianceCurve
-from qlandscape.plots import axes_or_new
+from qlandscape.plots import axes_or_new, colour, line_style
 
 __all__ = ["plot_variance_curve", "plot_patch_variance"]
 
@@ -39,7 +39,16 @@ def plot_variance_curve(curve: VarianceCurve, ax: Axes | None = None) -> Figure:
         if np.isfinite(rate):
             label += f": b={rate:.3f} [{low:.3f}, {high:.3f}]"
         bars = ax.errorbar(
-            q[shown], v[shown], yerr=_error_bars(v[shown], se[shown]), marker="o", ms=4, capsize=3, lw=1.2, label=label
+            q[shown],
+            v[shown],
+            yerr=_error_bars(v[shown], se[shown]),
+            marker="o",
+            ms=4,
+            capsize=3,
+            lw=1.2,
+            color=colour(i),
+            ls=line_style(i),
+            label=label,
         )
         if np.isfinite(rate) and fit_q.size:
             grid = np.linspace(fit_q.min(), fit_q.max(), 50)
@@ -63,7 +72,15 @@ def plot_patch_variance(result: PatchVarianceCurve, ax: Axes | None = None, *, s
     v, se = np.asarray(result.mean_variance), np.asarray(result.standard_error)
     shown = v > 0
     bars = ax.errorbar(
-        n[shown], v[shown], yerr=_error_bars(v[shown], se[shown]), marker="o", ms=4, capsize=3, lw=1.2, label="measured"
+        n[shown],
+        v[shown],
+        yerr=_error_bars(v[shown], se[shown]),
+        marker="o",
+        ms=4,
+        capsize=3,
+        lw=1.2,
+        color=colour(0),
+        label="measured",
     )
     if np.isfinite(result.exponent) and shown.sum() >= 2:
         grid = np.geomspace(n.min(), n.max(), 50)

@@ -1,6 +1,7 @@
 """Figures for the NTK metrics: kernel distance heat map, velocity, distance from init, alignment, kernel machines.
 
-Each function takes result objects (and optionally an existing ``Axes``) and returns the Figure.
+Each function takes result objects (and optionally an existing ``Axes``) and returns the Figure. Times are those
+of the recorded trajectory points, in epochs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from matplotlib.figure import Figure
 
 from qlandscape.metrics.ntk.results import KernelEvolution, KernelMachineCurve
 from qlandscape.plots import axes_or_new as _axes
+from qlandscape.plots import colour
 
 __all__ = [
     "plot_kernel_distance_matrix",
@@ -38,8 +40,8 @@ def plot_kernel_distance_matrix(evolution: KernelEvolution, ax: Axes | None = No
         edges, edges, np.ma.masked_invalid(evolution.distance), cmap="viridis", vmin=0.0, shading="flat"
     )
     ax.figure.colorbar(mesh, ax=ax, label="kernel distance S(t, t′)")
-    ax.set_xlabel("time t′")
-    ax.set_ylabel("time t")
+    ax.set_xlabel("epoch t′")
+    ax.set_ylabel("epoch t")
     ax.set_title(f"NTK distance ({evolution.form} form, n = {evolution.n_inputs})")
     ax.set_aspect("equal")
     return ax.figure
@@ -52,12 +54,12 @@ def plot_kernel_velocity(evolution: KernelEvolution, ax: Axes | None = None) -> 
     t, v = evolution.velocity_times, evolution.velocity
     positive = (t > 0) & (v > 0) & np.isfinite(v)
     if positive.any():
-        ax.loglog(t[positive], v[positive], marker="o", markersize=3)
+        ax.loglog(t[positive], v[positive], marker="o", markersize=3, color=colour(0))
     else:
-        ax.plot(t, v, marker="o", markersize=3)
+        ax.plot(t, v, marker="o", markersize=3, color=colour(0))
         ax.text(0.5, 0.9, "no positive velocity (constant kernel)", transform=ax.transAxes, ha="center")
-    ax.set_xlabel("time (midpoint of consecutive records)")
-    ax.set_ylabel(r"kernel velocity $S(t_i, t_{i+1}) / \Delta t$")
+    ax.set_xlabel("epoch (midpoint of consecutive records)")
+    ax.set_ylabel(r"kernel velocity $S(t_i, t_{i+1}) / \Delta t$ (per epoch)")
     ax.set_title("NTK velocity")
     ax.grid(True, which="both", alpha=0.3)
     return ax.figure
@@ -66,8 +68,8 @@ def plot_kernel_velocity(evolution: KernelEvolution, ax: Axes | None = None) -> 
 def plot_kernel_distance_from_init(evolution: KernelEvolution, ax: Axes | None = None) -> Figure:
     """Kernel distance from the first recorded time used, S(t_0, t), against time."""
     ax = _axes(ax)
-    ax.plot(evolution.times, evolution.distance_from_init, marker="o", markersize=3)
-    ax.set_xlabel("time t")
+    ax.plot(evolution.times, evolution.distance_from_init, marker="o", markersize=3, color=colour(0))
+    ax.set_xlabel("epoch t")
     ax.set_ylabel(f"kernel distance $S(t_0, t)$, $t_0$ = {evolution.times[0]:g}")
     ax.set_title("NTK distance from initialisation")
     ax.set_ylim(bottom=0.0)
@@ -78,9 +80,9 @@ def plot_kernel_distance_from_init(evolution: KernelEvolution, ax: Axes | None =
 def plot_kernel_alignment(evolution: KernelEvolution, ax: Axes | None = None) -> Figure:
     """Kernel–label alignment against time (blank when no labels were given)."""
     ax = _axes(ax)
-    ax.plot(evolution.times, evolution.alignment, marker="o", markersize=3)
+    ax.plot(evolution.times, evolution.alignment, marker="o", markersize=3, color=colour(0))
     kind = "centred" if evolution.centered_alignment else "uncentred"
-    ax.set_xlabel("time t")
+    ax.set_xlabel("epoch t")
     ax.set_ylabel(f"kernel–label alignment ({kind})")
     ax.set_title("NTK alignment with the labels")
     ax.grid(True, alpha=0.3)
@@ -91,8 +93,8 @@ def plot_kernel_machine_accuracy(curve: KernelMachineCurve, ax: Axes | None = No
     """Test accuracy of the kernel machine from Θ_t against t, the network at t, and the trained network's
     accuracy as a horizontal line."""
     ax = _axes(ax)
-    ax.plot(curve.times, curve.kernel_accuracy, marker="o", markersize=3, label="kernel machine from Θ_t")
-    ax.plot(curve.times, curve.network_accuracy, marker="s", markersize=3, linestyle="--", label="network at t")
+    ax.plot(curve.times, curve.kernel_accuracy, marker="o", ms=3, color=colour(0), label="kernel machine from Θ_t")
+    ax.plot(curve.times, curve.network_accuracy, marker="s", ms=3, ls="--", color=colour(1), label="network at epoch t")
     if curve.linearised:
         ax.plot(
             curve.times,
@@ -100,14 +102,15 @@ def plot_kernel_machine_accuracy(curve: KernelMachineCurve, ax: Axes | None = No
             marker="^",
             markersize=3,
             linestyle=":",
+            color=colour(2),
             label="linearised at t (NTK regression on residuals)",
         )
     ax.axhline(
         curve.final_network_accuracy, color="black", linewidth=1, label=f"trained network (t = {curve.final_time:g})"
     )
-    ax.set_xlabel("time t the kernel is taken from")
+    ax.set_xlabel("epoch t the kernel is taken from")
     ax.set_ylabel("test accuracy")
-    ax.set_title("Kernel machines from the NTK of time t")
+    ax.set_title("Kernel machines from the NTK at epoch t")
     ax.set_ylim(0.0, 1.02)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")

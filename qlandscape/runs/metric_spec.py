@@ -162,10 +162,16 @@ class SavedResult:
 
 @dataclass(frozen=True)
 class MetricOutput:
-    """What ``compute`` returns: scalars for ``run.json`` (named ``<metric>.<what>``) and the results to keep."""
+    """What ``compute`` returns: scalars for ``run.json`` (named ``<metric>.<what>``) and the results to keep.
+
+    ``variant``: None for a metric that keeps one result per run (computing it again replaces it as a whole), or
+    the name of this result among the metric's variants (e.g. ``landscape_pca``), which then accumulate: a result of
+    another variant is kept beside it, one of the same variant replaced. The result and figure files of a variant
+    start with its name (see :mod:`qlandscape.runs.variants`)."""
 
     scalars: dict[str, Any]
     results: tuple[SavedResult, ...] = ()
+    variant: str | None = None
 
     def result(self, file: str) -> Any:
         """The result saved as ``file``, or None."""

@@ -14,7 +14,9 @@ statuses and the schema versions: :mod:`qlandscape.runs.layout`; its lock and tr
   ``arrays.npz`` afresh, replaces this metric's scalars, arrays and files as a whole (an earlier result of the same
   metric goes entirely, so a ``point = "init"`` result never sits beside a structure split of the final point) and
   records the call in the manifest, in one commit; a second command waits for the first one's commit. A metric
-  whose run was recomputed meanwhile is refused.
+  whose run was recomputed meanwhile is refused. A metric whose results come in variants (``landscape``: random,
+  PCA, Hessian planes, the full-period scan, ...) replaces only the earlier result of the same variant; the files of
+  its other variants stay, and the manifest lists them all (:mod:`qlandscape.runs.variants`).
 * Sweeps claim runs through the same lock (:mod:`qlandscape.runs.sweep`).
 
 A command killed at any moment leaves the old or the new state of the directory, never a mix; the next command or
@@ -80,6 +82,7 @@ from qlandscape.runs.layout import (
 from qlandscape.runs.metric_spec import MetricOutput, MetricSpec, with_progress
 from qlandscape.runs.registry import check_against_run, get
 from qlandscape.runs.transaction import Staging, new_call_id
+from qlandscape.runs.variants import merged_entry
 from qlandscape.train.trainer import TrainingDiverged, TrainResult, train
 
 __all__ = [
@@ -356,7 +359,7 @@ def _execute(config: RunConfig, path: Path, *, progress: bool, keep_earlier: boo
                         settings = with_progress(spec.parse(given), given, progress)
                         scalars, metric_arrays, entry = _stage_metric(loaded, spec, settings, staging)
                         info["metrics"].update(scalars)
-                        info["manifest"][name] = entry
+                        info["manifest"][name] = _manifest_entry(info, name, entry, scalars, None)[0]
                         arrays |= metric_arrays
                         info["timings"][f"{name}_seconds"] = time.perf_counter() - t0
                         bar.update(1)
@@ -452,7 +455,13 @@ def compute_metric(
     """Compute ``spec`` on ``run`` and save its results (and figures) under ``into/results`` and ``into/figures``
     (a staging folder: :func:`run_metric` commits them into the run directory); returns the scalars and the arrays
     for ``run.json`` and ``arrays.npz``."""
-    into = Path(into)
+    output, arrays = _compute_into(run, spec, settings, Path(into))
+    return dict(output.scalars), arrays
+
+
+def _compute_into(
+    run: LoadedRun, spec: MetricSpec, settings: Any, into: Path
+) -> tuple[MetricOutput, dict[str, np.ndarray]]:
     with logged_step(log, f"computing {spec.name}"):
         output = spec.compute(run, settings)
     arrays: dict[str, np.ndarray] = {}
@@ -463,7 +472,7 @@ def compute_metric(
     if spec.figures is not None and getattr(settings, "figures", True):
         with logged_step(log, f"drawing the {spec.name} figures"):
             save_metric_figures(into, spec, output, settings)
-    return dict(output.scalars), arrays
+    return output, arrays
 
 
 def save_metric_figures(path: Path, spec: MetricSpec, output: MetricOutput, settings: Any) -> None:
@@ -482,10 +491,11 @@ def save_metric_figures(path: Path, spec: MetricSpec, output: MetricOutput, sett
 def _stage_metric(
     run: LoadedRun, spec: MetricSpec, settings: Any, staging: Staging
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
-    """Compute a metric into ``staging``; returns its scalars, its arrays and its manifest entry."""
+    """Compute a metric into ``staging``; returns its scalars, its arrays and the call's manifest entry (with the
+    ``variant`` it computed, for a metric whose results come in variants)."""
     started = _now()
     before = set(staging.staged())
-    scalars, arrays = compute_metric(run, spec, settings, staging.files)
+    output, arrays = _compute_into(run, spec, settings, staging.files)
     entry = {
         "call": staging.call,
         "settings": dataclasses.asdict(settings),
@@ -494,12 +504,26 @@ def _stage_metric(
         "files": sorted(set(staging.staged()) - before),
         "arrays": sorted(arrays),
     }
-    return scalars, arrays, entry
+    if output.variant is not None:
+        entry["variant"] = output.variant
+    return dict(output.scalars), arrays, entry
+
+
+def _manifest_entry(
+    info: dict[str, Any], metric: str, entry: dict[str, Any], scalars: dict[str, Any], path: Path | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The metric's manifest entry after the call ``entry`` and the files it replaces: all the metric's earlier
+    files, or for a variant only those of the earlier result of the same variant (the others are kept)."""
+    variant = entry.get("variant")
+    if variant is None:
+        return entry, _metric_files(path, metric, info) if path is not None else []
+    return merged_entry(info, metric, variant, entry, scalars, path)
 
 
 def run_metric(path: str | Path, metric: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Compute one metric on an existing run directory and commit it there (see the module docstring); returns the
-    scalars. A metric computed again replaces the earlier one as a whole."""
+    scalars. A metric computed again replaces the earlier one as a whole; a metric with variants replaces the earlier
+    result of the same variant and keeps the others."""
     spec = get(metric)
     parsed = spec.parse(settings)
     with logged_step(log, f"loading the run {path}"):
@@ -516,10 +540,10 @@ def run_metric(path: str | Path, metric: str, settings: dict[str, Any]) -> dict[
                     str(run.path),
                     f"the run was recomputed while {metric} was computed on it; compute {metric} again",
                 )
-            earlier = _metric_files(run.path, metric, info)
+            merged, earlier = _manifest_entry(info, metric, entry, scalars, run.path)
             prefix = f"{metric}."
             info["metrics"] = {k: v for k, v in info.get("metrics", {}).items() if not k.startswith(prefix)} | scalars
-            info["manifest"] = info.get("manifest", {}) | {metric: entry}
+            info["manifest"] = info.get("manifest", {}) | {metric: merged}
             info["schema"] = SCHEMA_VERSION
             current = {k: v for k, v in _read_arrays(run.path).items() if not k.startswith(prefix)}
             io.write_npz(staging.files / ARRAYS_FILE, current | arrays)

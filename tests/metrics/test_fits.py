@@ -34,11 +34,14 @@ def test_power_law_interval_is_the_t_interval_of_the_log_log_slope():
     assert wider.exponent_high - wider.exponent_low > fit.exponent_high - fit.exponent_low
 
 
-def test_power_law_skips_unusable_points_and_has_no_interval_from_two():
+def test_power_law_skips_unusable_points_and_refuses_two():
     fit = fit_power_law([1, 2, 4, 0, 8], [1.0, 0.5, 0.25, 7.0, np.nan])
     assert fit.n_points == 3 and fit.exponent == pytest.approx(-1.0, abs=1e-12)
-    two = fit_power_law([1, 4], [2.0, 1.0])
-    assert two.exponent == pytest.approx(-0.5, abs=1e-12) and np.isnan(two.exponent_low)
+    # two points give an exponent without an interval (0.1 reported "exponent -0.5 [nan, nan]"): no fit, said so
+    with pytest.raises(ConfigError, match="3 or more distinct N"):
+        fit_power_law([1, 4], [2.0, 1.0])
+    with pytest.raises(ConfigError, match="2 distinct N"):
+        fit_power_law([1, 4, 4, 1], [2.0, 1.0, 1.1, 2.1])
 
 
 def test_power_law_rejects_bad_input():

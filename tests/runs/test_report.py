@@ -77,8 +77,23 @@ def test_series_aggregates_seeds_and_absorbs_size_axes():
 
 def test_scaling_fit_and_summary_table():
     rows = fake_rows()
-    fit = scaling_fit(rows, "hessian.lambda_max", fields=FIELDS)
-    assert [f.exponent for f in fit.fits] == pytest.approx([-0.5, -0.5])
+    # two patch counts: any power law passes through two points, so no fit, and the reason instead
+    two = scaling_fit(rows, "hessian.lambda_max", fields=FIELDS)
+    assert two.fits == (None, None) and all("2 distinct patch count N values" in r for r in two.reasons)
+    third = [
+        {
+            **r,
+            "id": r["id"] + "c",
+            "patches": 16,
+            "n_patches": 16,
+            "n_params": r["params_per_circuit"] * 16,
+            "hessian.lambda_max": r["hessian.lambda_max"] / 2,
+        }
+        for r in rows
+        if r["patches"] == 4
+    ]
+    fit = scaling_fit(rows + third, "hessian.lambda_max", fields=FIELDS)
+    assert [f.exponent for f in fit.fits] == pytest.approx([-0.5, -0.5]) and fit.reasons == ("", "")
     table = summary_table(rows, ["hessian.lambda_max"], fields=FIELDS)
     assert [(t["layers"], t["patches"], t["n_runs"], t["n_complete"]) for t in table] == [
         (1, 1, 4, 3),

@@ -120,5 +120,7 @@ def test_a_metric_is_added_to_a_copy_of_a_0_1_run_directory(tmp_path):
     # the centre of the slice is the final point, on the training split: the training loss 0.1 recorded
     assert scalars["landscape.center_loss"] == pytest.approx(before["train_loss"], rel=1e-12)
     assert io.read_npz(path / "arrays.npz")["landscape.losses"].shape == (1, 3, 3)
-    assert (path / "results" / "landscape.json").exists()
+    # a QNN's default slice is in radians, kept under its variant's name (0.1 wrote results/landscape.json)
+    assert info["metrics"]["landscape.variant"] == "landscape_random_none"
+    assert (path / "results" / "landscape_random_none.json").exists()
     assert load_run(path).info["metrics"]["landscape.center_loss"] == scalars["landscape.center_loss"]

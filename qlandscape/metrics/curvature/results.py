@@ -124,7 +124,9 @@ class TraceResult:
 
 @dataclass(frozen=True, eq=False)
 class SpectralDensity:
-    """SLQ spectral density of a symmetric operator, normalised to integrate to 1 over ``grid``.
+    """Spectral density of a symmetric operator, normalised to integrate to 1 over ``grid``: exact (every
+    eigenvalue of a dense matrix, ``probe == "exact"``) or by stochastic Lanczos quadrature; :attr:`method` says
+    which.
 
     ``nodes``/``weights`` (n_starts, lanczos_steps) are the Gauss quadrature of each start (Ritz values and squared
     first eigenvector components; each row of weights sums to 1). A start whose Krylov space closed early (an
@@ -144,6 +146,11 @@ class SpectralDensity:
     n_matvecs: int
     probe: str
     seed: int
+
+    @property
+    def method(self) -> str:
+        """``"exact"`` (broadened dense eigenvalues) or ``"slq"`` (stochastic Lanczos quadrature)."""
+        return "exact" if self.probe == "exact" else "slq"
 
     @property
     def mean(self) -> float:

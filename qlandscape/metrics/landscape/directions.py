@@ -10,10 +10,20 @@ landscape of neural nets"):
 * ``"patch"``: the same rule, named for QNN users; it requires at least one tensor with ``ndim >= 2``.
 * ``"layer"``: every whole tensor of d is rescaled to the norm of that tensor of θ.
 * ``"none"``: the raw Gaussian (for QNN angles: radians, a natural scale).
+* ``"auto"`` (the default of :func:`random_direction`): ``"none"`` for a model whose parameters include circuit
+  angles (one that offers its patch layout, :class:`~qlandscape.core.capabilities.PatchStructured`, as
+  :class:`~qlandscape.models.qnn.PatchQNN` does), ``"filter"`` otherwise. Angles are 2π-periodic, so rescaling a
+  direction to the norm of the angles makes its length depend on which multiple of 2π each angle happens to sit
+  at; in radians a step means the same thing everywhere.
 
 Tensors with ``ndim <= 1`` (biases, batch-norm weights, scalars) are zeroed by the three normalising rules when
 ``zero_1d=True`` (Li et al.'s default, applied to every rule as in their code); with ``zero_1d=False`` each is
 rescaled as a whole to its centre norm.
+
+Full-period scans (:func:`periodic_directions`): two orthogonal directions with entries -1, 0 or +1 on the circuit
+angles (each angle moved by one of them) and 0 on every other parameter. Every angle then moves by a whole multiple
+of 2π when α (or β) moves by 2π, so the loss is periodic in α and β with period 2π and a scan over [-π, π)² sees the
+whole landscape of that plane.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from qlandscape.core.capabilities import PatchStructured
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.curvature.structured import exact_hessian
@@ -46,7 +57,28 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("filter", "patch", "layer", "none")
-DIRECTION_KINDS = ("random", "hessian", "pca", "custom")
+NORMALIZATION_CHOICES = ("auto", *NORMALIZATIONS)  # what callers may ask for; results record the resolved rule
+DIRECTION_KINDS = ("random", "hessian", "pca", "periodic", "custom")
+Normalization = Literal["auto", "filter", "patch", "layer", "none"]
+
+
+def circuit_angles(objective: Objective) -> slice | None:
+    """Where the circuit angles (radians, 2π-periodic) sit in the objective's flat parameter vector: the block of
+    the circuit-parameter tensor of a model that offers its patch layout
+    (:class:`~qlandscape.core.capabilities.PatchStructured`, e.g. a PatchQNN); None for any other model."""
+    model = objective.model
+    if not isinstance(model, PatchStructured):
+        return None
+    return objective.parameter_blocks()[model.patch_layout().circuit]
+
+
+def resolve_normalization(objective: Objective, normalization: str) -> str:
+    """The rule ``normalization`` stands for on this objective: ``"auto"`` is ``"none"`` (radians) for a model
+    with circuit angles and ``"filter"`` otherwise (see the module docs); any other rule is itself."""
+    check_choice("normalization", normalization, NORMALIZATION_CHOICES)
+    if normalization != "auto":
+        return normalization
+    return "none" if circuit_angles(objective) is not None else "filter"
 
 
 def as_center(
@@ -78,12 +110,12 @@ def normalize_direction(
     objective: Objective,
     direction: np.ndarray,
     *,
-    normalization: Literal["filter", "patch", "layer", "none"] = "filter",
+    normalization: Normalization = "filter",
     center: np.ndarray | None = None,
     zero_1d: bool = True,
 ) -> np.ndarray:
     """Rescale ``direction`` blockwise to the centre's norms (see the module docs for the rules)."""
-    check_choice("normalization", normalization, NORMALIZATIONS)
+    normalization = resolve_normalization(objective, normalization)
     theta = as_center(objective, center)
     d = as_center(objective, direction, "direction").copy()
     if normalization == "none":
@@ -115,17 +147,19 @@ def normalize_direction(
 def random_direction(
     objective: Objective,
     *,
-    normalization: Literal["filter", "patch", "layer", "none"] = "filter",
+    normalization: Normalization = "auto",
     seed: int = 0,
     zero_1d: bool = True,
     center: np.ndarray | None = None,
 ) -> np.ndarray:
     """A seeded Gaussian direction (P,), normalised around ``center`` (default: ``objective.theta0``).
 
-    Raises ConfigError when the normalised direction is all zero (e.g. every tensor is 1-D and ``zero_1d`` is on,
-    or the centre's filters are all zero), since a slice along it would be flat by construction.
+    ``normalization="auto"`` leaves a QNN's direction in radians and filter-normalises a classical net's (see the
+    module docs; :func:`resolve_normalization` says which rule it was). Raises ConfigError when the normalised
+    direction is all zero (e.g. every tensor is 1-D and ``zero_1d`` is on, or the centre's filters are all zero),
+    since a slice along it would be flat by construction.
     """
-    check_choice("normalization", normalization, NORMALIZATIONS)
+    normalization = resolve_normalization(objective, normalization)
     theta = as_center(objective, center)
     raw = np.random.default_rng(seed).standard_normal(objective.n_params)
     d = normalize_direction(objective, raw, normalization=normalization, center=theta, zero_1d=zero_1d)
@@ -153,6 +187,34 @@ def orthogonalize(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if norm <= 1e-12 * n2:
         raise ConfigError("directions", "parallel", "d2 must not be parallel to d1 to be orthogonalised")
     return d1, residual * (n2 / norm)
+
+
+def periodic_directions(objective: Objective, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two orthogonal integer directions over the circuit angles for a full-period scan (see the module docs).
+
+    The angles are split at random into two halves: d1 is a seeded random ±1 on the first half and 0 elsewhere, d2
+    the same on the second half, so d1 · d2 = 0 and every angle moves along one axis by ±1 rad per unit. (Two ±1
+    vectors over all the angles would make the scan repeat itself: shifting both α and β by π moves every angle by 0
+    or ±2π.) Every other parameter (a head, a positional bias) is 0 in both: it is not periodic. Raises
+    :class:`ConfigError` for a model without circuit angles, or with fewer than two.
+    """
+    block = circuit_angles(objective)
+    if block is None:
+        raise ConfigError(
+            "directions",
+            "periodic",
+            f"a full-period scan needs circuit angles (a PatchQNN); {type(objective.model).__name__} has none",
+        )
+    n = block.stop - block.start
+    if n < 2:
+        raise ConfigError("directions", "periodic", f"a full-period scan needs two or more circuit angles, not {n}")
+    rng = np.random.default_rng(seed)
+    signs = rng.choice(np.array([-1.0, 1.0]), size=n)
+    first = np.zeros(n, dtype=bool)
+    first[rng.permutation(n)[: (n + 1) // 2]] = True
+    d1, d2 = np.zeros(objective.n_params), np.zeros(objective.n_params)
+    d1[block], d2[block] = np.where(first, signs, 0.0), np.where(first, 0.0, signs)
+    return d1, d2
 
 
 def _fix_signs(vectors: np.ndarray) -> np.ndarray:

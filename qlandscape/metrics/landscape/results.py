@@ -3,8 +3,14 @@
 These classes hold numbers and labels only. They import numpy and the error type, nothing that computes, so
 figures (:mod:`qlandscape.plots`) take them without importing torch, a model or an Objective. The functions that
 build them are :mod:`qlandscape.metrics.landscape.slices` (``Slice1D``, ``Slice2D``),
+:mod:`~qlandscape.metrics.landscape.fourier` (``FourierSpectrum``),
 :mod:`~qlandscape.metrics.landscape.connectivity` (``Interpolation``) and
 :mod:`~qlandscape.metrics.landscape.spawning` (``SpawnResult``).
+
+Grid steps in radians: for a model with circuit angles, a slice records ``radians_per_step``, the root-mean-square
+change of a circuit angle between neighbouring grid points along each axis (the grid spacing times the RMS of the
+direction's non-zero angle entries: the angles it moves), and a note in ``notes`` when it exceeds 0.3 rad, where a
+slice may miss the landscape's structure (an angle's period is 2π). NaN for a model without angles.
 
 Grid layout convention: 2-D grids have shape ``(len(betas), len(alphas))`` -- row i is β = betas[i], column j is
 α = alphas[j] -- the layout of ``np.meshgrid(alphas, betas)`` and of matplotlib's ``contour(alphas, betas, Z)``.
@@ -20,7 +26,7 @@ import numpy as np
 
 from qlandscape.core.errors import ConfigError
 
-__all__ = ["Interpolation", "Slice1D", "Slice2D", "SpawnResult", "SplitResults", "split_index"]
+__all__ = ["FourierSpectrum", "Interpolation", "Slice1D", "Slice2D", "SpawnResult", "SplitResults", "split_index"]
 
 
 def split_index(splits: Sequence[str], split: str | None) -> int:
@@ -71,6 +77,12 @@ class Slice1D(SplitResults):
     normalization: str
     direction_norm: float
     loss_name: str
+    radians_per_step: float = float("nan")
+    notes: tuple[str, ...] = ()
+
+
+def _no_steps() -> np.ndarray:
+    return np.full(2, np.nan)
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,8 @@ class Slice2D(SplitResults):
     ``losses``/``errors``: (n_splits, len(betas), len(alphas)) -- rows are β, columns α (see the module docs).
     ``trajectory``: (T, 2) (α, β) coordinates of a path to overlay, or shape (0, 2) when there is none.
     ``explained_variance_ratio``: (2,) for a PCA plane, NaN otherwise. ``direction_cosine``: cos∠(d1, d2).
+    ``radians_per_step`` (2,): the RMS circuit-angle change per grid step along α and β (NaN without angles), and
+    ``notes``: what a reader must know (a step above 0.3 rad); see the module docs.
     """
 
     alphas: np.ndarray
@@ -95,11 +109,44 @@ class Slice2D(SplitResults):
     trajectory: np.ndarray
     explained_variance_ratio: np.ndarray
     loss_name: str
+    radians_per_step: np.ndarray = field(default_factory=_no_steps)
+    notes: tuple[str, ...] = ()
 
     @property
     def has_trajectory(self) -> bool:
         """Whether a projected trajectory is attached for overlay."""
         return self.trajectory.shape[0] > 0
+
+
+@dataclass(frozen=True)
+class FourierSpectrum:
+    """The 2-D Fourier power spectrum of a full-period grid (α, β each over [-π, π) without the endpoint).
+
+    ``power[i, j]`` is |c|² of the coefficient at β frequency ``freq_beta[i]`` and α frequency ``freq_alpha[j]``,
+    in cycles per 2π (integers, ascending, zero in the middle), where the grid is Σ c·exp(i(k_α α + k_β β)); so a
+    term A·cos(k α) puts A²/4 at ±k. ``mean`` is the (0, 0) coefficient (the grid's mean) and ``variance`` the
+    power at every other frequency, the variance of the grid values (Parseval). ``low_fraction``: the share of
+    ``variance`` at frequencies with max(|k_α|, |k_β|) <= ``low_cutoff`` (NaN for a constant grid). ``quantity``
+    (loss or error) of the split ``split``.
+    """
+
+    freq_alpha: np.ndarray
+    freq_beta: np.ndarray
+    power: np.ndarray
+    mean: float
+    variance: float
+    low_cutoff: int
+    low_fraction: float
+    split: str
+    quantity: str
+    loss_name: str
+    direction_kind: str
+
+    def power_at(self, k_alpha: int, k_beta: int) -> float:
+        """The power at (k_α, k_β) cycles per 2π (0 beyond the grid's frequencies)."""
+        i = np.flatnonzero(self.freq_beta == k_beta)
+        j = np.flatnonzero(self.freq_alpha == k_alpha)
+        return float(self.power[i[0], j[0]]) if i.size and j.size else 0.0
 
 
 @dataclass(frozen=True)

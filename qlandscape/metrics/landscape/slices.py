@@ -23,7 +23,9 @@ from qlandscape.metrics.landscape.directions import (
     PCADirections,
     as_center,
     as_direction,
+    circuit_angles,
     orthogonalize,
+    periodic_directions,
 )
 from qlandscape.metrics.landscape.evaluation import evaluate_points, split_objectives
 from qlandscape.metrics.landscape.results import Slice1D, Slice2D
@@ -35,11 +37,19 @@ __all__ = [
     "grid_bytes",
     "grid_from_range",
     "pca_plane_grid",
+    "period_grid",
     "project_onto_plane",
+    "radians_per_step",
     "slice_1d",
     "slice_2d",
     "slice_pca",
+    "slice_period",
 ]
+
+# The largest grid step, in radians of a circuit angle, that resolves a QNN landscape: about a twentieth of the 2π
+# period. Coarser slices are still computed, with a warning and a note in the result.
+MAX_RADIANS_PER_STEP = 0.3
+PERIOD_RESOLUTION = 32  # points per axis of a full-period scan: steps of 2π/32 = 0.196 rad, frequencies up to 16
 
 
 # ------------------------------------------------------------------------------------------------ grids
@@ -64,6 +74,15 @@ def grid_from_range(range_: float | Sequence[float], resolution: int) -> np.ndar
     return grid
 
 
+def period_grid(resolution: int) -> np.ndarray:
+    """``resolution`` points spaced 2π/resolution over [-π, π), the endpoint left out (it repeats -π on a periodic
+    landscape); 0 is a point of the grid when ``resolution`` is even."""
+    resolution = check_positive_int("resolution", resolution, minimum=2)
+    grid = -np.pi + 2.0 * np.pi * np.arange(resolution) / resolution
+    grid[np.abs(grid) < 1e-12] = 0.0
+    return grid
+
+
 def pca_plane_grid(pca: PCADirections, resolution: int = 20, padding: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
     """(alphas, betas) covering the projected trajectory and the centre, plus ``padding`` on every side
     (Kawase 2025 padded by 5 radians)."""
@@ -85,6 +104,38 @@ def project_onto_plane(points: np.ndarray, center: np.ndarray, d1: np.ndarray, d
         raise ConfigError("points", pts.shape, f"expected (T, {basis.shape[1]}) points and a matching center")
     gram = basis @ basis.T
     return np.linalg.solve(gram, basis @ (pts - center).T).T
+
+
+def radians_per_step(direction: np.ndarray, values: np.ndarray, angles: slice | None) -> float:
+    """The RMS change of a circuit angle between neighbouring grid points along ``direction``: the grid's largest
+    spacing times the root mean square of the direction's non-zero entries in ``angles`` (the angles it moves); NaN
+    without angles, 0 when it moves none."""
+    if angles is None or angles.stop <= angles.start or len(values) < 2:
+        return float("nan")
+    moved = np.asarray(direction, dtype=np.float64)[angles]
+    moved = moved[moved != 0]
+    if moved.size == 0:
+        return 0.0
+    step = float(np.max(np.diff(np.sort(np.asarray(values, dtype=np.float64)))))
+    return step * float(np.sqrt(np.mean(moved**2)))
+
+
+def _step_notes(steps: Sequence[float], axes: Sequence[str]) -> tuple[str, ...]:
+    """A note (also logged as a warning) when the step in radians along some axis exceeds the limit."""
+    coarse = [
+        f"{step:.3g} rad along {axis}"
+        for step, axis in zip(steps, axes, strict=True)
+        if np.isfinite(step) and step > MAX_RADIANS_PER_STEP
+    ]
+    if not coarse:
+        return ()
+    note = (
+        f"grid step {' and '.join(coarse)} (RMS change of a circuit angle between neighbouring grid points) is above "
+        f"{MAX_RADIANS_PER_STEP} rad: the slice may under-sample the landscape (angles are 2π-periodic); use a "
+        "smaller range or more grid points"
+    )
+    log.warning("landscape slice: %s", note)
+    return (note,)
 
 
 # ------------------------------------------------------------------------------------------- sizes
@@ -184,6 +235,8 @@ def slice_1d(
     d = as_direction(objective, direction)
     alphas = _check_values("alphas", alphas, grid_from_range(1.0, 51))
     objs = split_objectives(objective, eval_objectives, split)
+    step = radians_per_step(d, alphas, circuit_angles(objective))
+    notes = _step_notes([step], ["the direction"])
     losses, errors = _evaluate_timed(
         objs, lambda a, b: theta + alphas[a:b, None] * d, len(alphas), batch, progress, "1-D slice"
     )
@@ -197,6 +250,8 @@ def slice_1d(
         normalization=normalization,
         direction_norm=float(np.linalg.norm(d)),
         loss_name=str(objective.loss_name),
+        radians_per_step=step,
+        notes=notes,
     )
 
 
@@ -240,6 +295,9 @@ def slice_2d(
         raise ConfigError("explained_variance_ratio", evr.tolist(), "expected two fractions (PC1, PC2) or None")
     objs = split_objectives(objective, eval_objectives, split)
     check_grid_size(len(alphas), len(betas), len(objs))
+    angles = circuit_angles(objective)
+    steps = np.array([radians_per_step(d1, alphas, angles), radians_per_step(d2, betas, angles)])
+    notes = _step_notes(steps, ["α (d1)", "β (d2)"])
     a_flat = np.tile(alphas, len(betas))
     b_flat = np.repeat(betas, len(alphas))
 
@@ -263,6 +321,8 @@ def slice_2d(
         trajectory=traj,
         explained_variance_ratio=evr,
         loss_name=str(objective.loss_name),
+        radians_per_step=steps,
+        notes=notes,
     )
 
 
@@ -297,4 +357,38 @@ def slice_pca(
         direction_kind="pca",
         normalization="none",
         explained_variance_ratio=pca.explained_variance_ratio,
+    )
+
+
+def slice_period(
+    objective: Objective,
+    *,
+    center: np.ndarray | None = None,
+    resolution: int = PERIOD_RESOLUTION,
+    seed: int = 0,
+    eval_objectives: Mapping[str, Objective] | None = None,
+    split: str = "train",
+    batch: int | None = None,
+    progress: bool = False,
+) -> Slice2D:
+    """The full period of a QNN's landscape on a plane: α and β over [-π, π) (``resolution`` points each, the
+    endpoint left out) along the integer directions of :func:`periodic_directions` (seeded by ``seed``) around
+    ``center``. The loss is 2π-periodic in α and β, so the grid is one period of a periodic function: the input of
+    :func:`qlandscape.metrics.landscape.fourier.fourier_spectrum`. Raises :class:`ConfigError` for a model
+    without circuit angles."""
+    d1, d2 = periodic_directions(objective, seed=seed)
+    grid = period_grid(resolution)
+    return slice_2d(
+        objective,
+        d1,
+        d2,
+        center=center,
+        alphas=grid,
+        betas=grid,
+        eval_objectives=eval_objectives,
+        split=split,
+        batch=batch,
+        progress=progress,
+        direction_kind="periodic",
+        normalization="none",
     )

@@ -1,6 +1,14 @@
 """The ``hessian`` run metric: the Hessian at one point of the trajectory (dense spectrum or Lanczos top-k, the
 summary scalars, the spectral density), optionally along the whole trajectory and split into Gauss-Newton and
-residual parts."""
+residual parts.
+
+One result per run: computing it again replaces the earlier one as a whole. ``hessian.epoch`` is the training
+epoch of the point (``hessian.time`` in run directories of qlandscape 0.2.0 and earlier, which :func:`epoch_of`
+still reads).
+Figures: ``hessian_spectrum`` (dense), ``hessian_top_k`` (the largest eigenvalues: Lanczos with residuals, or the
+top of the dense spectrum), ``hessian_density`` (titled exact or SLQ, as computed), ``hessian_structure`` (the
+spectra of H, G and R overlaid) and ``hessian_over_training``.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from qlandscape.metrics.curvature.spectral_density import density_from_eigenvalu
 from qlandscape.metrics.curvature.structured import decompose, structure_summary
 from qlandscape.metrics.sweeps import result_grid
 from qlandscape.plots import hessian as hplots
+from qlandscape.plots.hessian import density_method
 from qlandscape.plots.sweeps import plot_density_grid
 from qlandscape.runs.metric_spec import (
     POINTS,
@@ -52,10 +61,13 @@ class HessianSettings:
     point: str = choice(
         "final", POINTS, "where: the final parameters, the epoch of lowest training loss, or the initialisation"
     )
-    top_k: int = integer(5, 0, "largest eigenvalues by Lanczos when the Hessian is not dense")
+    top_k: int = integer(5, 0, "largest eigenvalues: by Lanczos when the Hessian is not dense (drawn either way)")
     # On the command line the density is asked for: with Lanczos it costs a stochastic Lanczos quadrature.
     density: bool = flag(
-        True, "spectral density (exact from a dense spectrum, else by stochastic Lanczos quadrature)", cli_default=False
+        True,
+        "spectral density: exact (dense eigenvalues, Gaussian broadening) when the Hessian is dense, else by "
+        "stochastic Lanczos quadrature (SLQ)",
+        cli_default=False,
     )
     trajectory: bool = flag(False, "also at every recorded point of the trajectory")
     method: str = choice(
@@ -78,7 +90,7 @@ def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
     """Hessian summary (+ top-k, spectral density, curvature along the trajectory, G + R split)."""
     obj = run.objective(s.split, chunk_size=s.chunk_size, progress=s.progress)
     index, theta = point_on_trajectory(run.result, s.point)
-    scalars: dict[str, Any] = {"hessian.point": s.point, "hessian.time": float(run.result.times[index])}
+    scalars: dict[str, Any] = {"hessian.point": s.point, "hessian.epoch": float(run.result.times[index])}
     results: list[SavedResult] = []
     method = s.method
     if method == "auto":
@@ -142,16 +154,30 @@ def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
     return MetricOutput(scalars, tuple(results))
 
 
+def epoch_of(scalars: dict[str, Any]) -> float | None:
+    """The training epoch of the point the Hessian was computed at: ``hessian.epoch``, or ``hessian.time`` as run
+    directories written by qlandscape 0.2.0 and earlier call it."""
+    value = scalars.get("hessian.epoch", scalars.get("hessian.time"))
+    return None if value is None else float(value)
+
+
 def figures(output: MetricOutput, s: HessianSettings) -> Iterator[tuple[str, Figure]]:
-    """The spectrum (dense or top-k), the density and the curvature over training, where computed."""
+    """The dense spectrum, the top-k eigenvalues, the density, the G + R spectra and the curvature over training,
+    where computed."""
     spectrum = output.result("hessian_spectrum")
-    if spectrum is None:
-        spectrum = output.result("hessian_top_k")
     if spectrum is not None:
         yield "hessian_spectrum", hplots.plot_spectrum(spectrum)
+    top = output.result("hessian_top_k")
+    if top is not None:
+        yield "hessian_top_k", hplots.plot_top_k(top)
+    elif spectrum is not None and s.top_k:
+        yield "hessian_top_k", hplots.plot_top_k(spectrum, s.top_k)
     density = output.result("hessian_density")
     if density is not None:
         yield "hessian_density", hplots.plot_density(density)
+    structure = output.result("hessian_structure")
+    if structure is not None:
+        yield "hessian_structure", hplots.plot_structure(structure)
     curvature = output.result("hessian_trajectory")
     if curvature is not None:
         yield "hessian_over_training", hplots.plot_curvature_over_training(curvature)
@@ -175,9 +201,10 @@ def sweep_figures(view: SweepView) -> Iterator[tuple[str, str, Figure]]:
         rows, "hessian_density", view.loader("hessian_density", SpectralDensity), view.row_axis, view.col_axis
     )
     if grid is not None:
+        methods = sorted({density_method(d) for row in grid.cells for d in row if d is not None})
         yield (
             "spectral_densities",
-            "Hessian spectral densities (SLQ; one run per line: the lowest seed)",
+            f"Hessian spectral densities, {' and '.join(methods)}; one run per line: the lowest seed",
             plot_density_grid(grid),
         )
 
@@ -201,7 +228,18 @@ SPEC = MetricSpec(
             "λ_max / (c²/N)",
             power_law=True,
         ),
-        Headline("hessian.structure.n_outliers", "outlier eigenvalues (Gauss-Newton + residual split)", "outliers"),
+        Headline("hessian.structure.n_outliers", "outlier eigenvalues of H (G + R split)", "outliers"),
+        Headline("hessian.structure.lambda_max", "λ_max of H (dense, with the G + R split)", "λ_max(H)", summary=False),
+        Headline(
+            "hessian.structure.lambda_max_gauss_newton",
+            "λ_max of G (Gauss-Newton part)",
+            "λ_max(G)",
+            summary=False,
+        ),
+        Headline(
+            "hessian.structure.lambda_max_residual", "λ_max of R = H − G (residual part)", "λ_max(R)", summary=False
+        ),
+        Headline("hessian.epoch", "epoch of the point", "epoch", summary=False),
     ),
     check_against_run=check_against_run,
     sweep_figures=sweep_figures,

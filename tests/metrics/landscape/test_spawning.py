@@ -159,7 +159,11 @@ def test_save_load_and_plot(tmp_path, result, data):
     assert loaded.child_seeds == result.child_seeds and loaded.train_config == result.train_config
 
     fig = plot_barrier_vs_spawn_time(result)
-    assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "symlog"
+    assert len(fig.axes) == 3 and fig.axes[0].get_xscale() == "symlog"  # the third: the children's accuracies
+    child_1, child_2, parent = fig.axes[2].get_lines()
+    np.testing.assert_array_equal(child_1.get_ydata(), result.child_test_accuracy[:, 0])
+    np.testing.assert_array_equal(child_2.get_ydata(), result.child_test_accuracy[:, 1])
+    assert parent.get_ydata()[0] == result.parent_test_accuracy and "child 1" in fig.axes[2].get_ylabel()
     other = _spawn(data, parent_seed=1)
     fig = plot_barrier_vs_spawn_time([result, other, result], labels=["a", "a", "b"])
     assert len(fig.axes[0].get_lines()) == 2
@@ -199,7 +203,12 @@ def test_cli_spawn_end_to_end(tmp_path, capsys):
     loaded = io.load_result(SpawnResult, folder / "spawn")
     np.testing.assert_array_equal(loaded.spawn_epochs, [0, 0.5, 1])
     assert loaded.error_barrier[-1] == 0
-    assert "error barrier" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "error barrier" in out
+    # the printed table has each child's accuracy, as saved
+    assert "child 1 acc" in out and "child 2 acc" in out
+    rows = [line.split() for line in out.splitlines() if line.strip() and line.split()[0] in ("0", "0.5", "1")]
+    assert [[float(v) for v in row[-2:]] for row in rows] == pytest.approx(loaded.child_test_accuracy, abs=5e-5)
 
     assert main(["spawn", str(config), "--spawn-epochs", "0,3", "--out", str(tmp_path / "bad")]) == 2
     assert "3.0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
