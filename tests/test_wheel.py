@@ -115,7 +115,7 @@ def test_the_installed_wheel_runs_the_quick_start(wheel, tmp_path):
     assert f"run directory: runs/demo/{run_id}" in out.stdout
     assert "status: complete" in out.stdout
     run_dir = tmp_path / "runs" / "demo" / run_id
-    assert (run_dir / "run.json").is_file() and (run_dir / "figures" / "landscape_contour.png").is_file()
+    assert (run_dir / "run.json").is_file() and (run_dir / "figures" / "landscape_random_filter_contour.png").is_file()
 
 
 def test_an_example_is_named_and_given_instead_of_a_config(tmp_path, capsys):

@@ -24,6 +24,8 @@ from qlandscape.runs.metric_specs.hessian import epoch_of
 from qlandscape.runs.registry import specs
 from qlandscape.runs.variants import Variant, variants
 
+__all__ = ["add_parser", "describe_run", "run"]
+
 # The settings that change how a result is computed or drawn, never what it is: left out of the listing.
 _QUIET_SETTINGS = ("progress", "figures", "chunk_size", "batch")
 _MODEL_FIELDS = {
@@ -35,7 +37,7 @@ _TRAINING_FIELDS = ("optimizer", "lr", "epochs", "batch_size", "seed")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("show", help=help_of("show"))
+    p = sub.add_parser("show", help=help_of("show"), description=help_of("show"))
     p.add_argument("run_dir", help="a run directory written by 'qlandscape run' (or by qlandscape 0.1)")
     p.set_defaults(func=run)
 

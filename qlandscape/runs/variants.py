@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+__all__ = ["Variant", "latest", "merged_entry", "variants"]
+
 # The run directory's folders of result objects and figures (as in qlandscape.runs.layout, which this module may
 # not import: the metric specs read variants and the layout module imports the registry of the specs).
 RESULTS, FIGURES = "results", "figures"
