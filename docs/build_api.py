@@ -43,11 +43,17 @@ INTERNAL_MODULES = (
     "qlandscape.sim.gate_matrices",
     "qlandscape.sim.blocks",
     "qlandscape.sim.product_readout",
+    # the command line's modules: their interface is the command itself
     "qlandscape.cli.circuits",
+    "qlandscape.cli.commands",
     "qlandscape.cli.gradvar",
+    "qlandscape.cli.lists",
     "qlandscape.cli.metric",
+    "qlandscape.cli.metric_run",
     "qlandscape.cli.report",
     "qlandscape.cli.run",
+    "qlandscape.cli.runtime",
+    "qlandscape.cli.show",
     "qlandscape.cli.spawn",
     "qlandscape.cli.sweep",
 )

@@ -21,7 +21,7 @@ from qlandscape.metrics.curvature.results import (
 from qlandscape.plots import axes_or_new as _axes
 from qlandscape.plots import colour, symlog_ticks
 
-__all__ = ["plot_spectrum", "plot_density", "plot_curvature_over_training"]
+__all__ = ["plot_spectrum", "plot_density", "plot_curvature_over_training", "plot_structure", "plot_top_k"]
 
 
 def _linthresh(values: np.ndarray) -> float:

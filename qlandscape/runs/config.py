@@ -27,7 +27,7 @@ from qlandscape.runs.registry import check_metrics
 from qlandscape.runs.values import parse_value
 from qlandscape.train.trainer import TrainConfig
 
-__all__ = ["FIELDS", "PART_OF", "LATER_FIELDS", "RunConfig", "load_config", "parse_override"]
+__all__ = ["FIELDS", "PART_OF", "LATER_FIELDS", "RunConfig", "load_config", "parse_override", "with_overrides"]
 
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 # The flat layout, in the order run.json and runs.csv have always had: the model kind, the data, the rest of the

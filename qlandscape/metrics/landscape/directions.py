@@ -54,6 +54,10 @@ __all__ = [
     "hessian_directions",
     "PCADirections",
     "pca_directions",
+    "NORMALIZATION_CHOICES",
+    "circuit_angles",
+    "periodic_directions",
+    "resolve_normalization",
 ]
 
 NORMALIZATIONS = ("filter", "patch", "layer", "none")
