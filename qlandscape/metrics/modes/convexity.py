@@ -31,15 +31,19 @@ def mode_convexity(
     x_eval: Tensor,
     y_eval: Tensor,
     *,
+    x_select: Tensor | None = None,
+    y_select: Tensor | None = None,
     x_stats: Tensor | None = None,
     align_first: bool = False,
     loss: str = "cross_entropy",
     split: str = "test",
 ) -> ConvexityResult:
     """The Jensen gap of the equal-weight mean of ``models`` on (x_eval, y_eval), and the uniform and greedy soups
-    against the best ingredient on the same split. ``align_first``: align every model to the first before
-    averaging (for models from different seeds; children of one parent need none). With batch norm, statistics
-    are recomputed on ``x_stats`` for every model scored."""
+        against the best ingredient on the same split. The greedy soup's ingredients are chosen on (x_select, y_select)
+    (default: the evaluation split itself, where the greedy soup cannot score below its best ingredient), and the best
+    ingredient is the one best there. ``align_first``: align every model to the first before
+        averaging (for models from different seeds; children of one parent need none). With batch norm, statistics
+        are recomputed on ``x_stats`` for every model scored."""
     models = check_models(models, minimum=2)
     if has_batch_norm(models[0]) and x_stats is None:
         x_stats = x_eval  # a merged network's statistics are stale; the evaluation inputs are the fallback
@@ -49,9 +53,11 @@ def mode_convexity(
     members = np.array([_scores(m, x_eval, y_eval, loss, x_stats) for m in models])
     mean_model = average(models, x_stats=x_stats)
     mean_loss, mean_error = _scores(mean_model, x_eval, y_eval, loss, None)
-    soup, recipe = greedy_soup(models, x_eval, y_eval, loss=loss, x_stats=x_stats)
+    selecting = x_select is not None or y_select is not None
+    x_sel, y_sel = (x_select, y_select) if selecting else (x_eval, y_eval)
+    soup, recipe = greedy_soup(models, x_sel, y_sel, loss=loss, x_stats=x_stats)
     greedy_accuracy = 1.0 - _scores(soup, x_eval, y_eval, loss, None)[1]
-    best = float(recipe.ingredient_accuracy.max())
+    best = 1.0 - float(members[recipe.order[0], 1])  # the ingredient best on the selection split, scored on eval
     return ConvexityResult(
         k=len(models),
         member_loss=members[:, 0],
@@ -60,13 +66,14 @@ def mode_convexity(
         mean_model_error=mean_error,
         jensen_gap_loss=mean_loss - float(members[:, 0].mean()),
         jensen_gap_error=mean_error - float(members[:, 1].mean()),
-        ingredient_accuracy=recipe.ingredient_accuracy,
+        ingredient_accuracy=1.0 - members[:, 1],
         uniform_soup_accuracy=1.0 - mean_error,
         greedy_soup_accuracy=greedy_accuracy,
         greedy_chosen=recipe.chosen,
         best_ingredient_accuracy=best,
         soup_minus_best=greedy_accuracy - best,
         aligned=bool(align_first),
+        selection_split="held-out" if selecting else split,
         split=split,
         loss_name=str(loss),
     )

@@ -78,6 +78,7 @@ class ConvexityResult:
     aligned: bool
     split: str
     loss_name: str
+    selection_split: str = ""
 
 
 @dataclass(frozen=True)

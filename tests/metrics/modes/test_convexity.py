@@ -32,7 +32,13 @@ def test_jensen_gap_of_a_quadratic_loss_is_minus_half_the_hessian_spread():
     assert result.k == 4 and result.member_loss.shape == (4,)
     assert result.greedy_soup_accuracy >= result.best_ingredient_accuracy
     assert result.soup_minus_best == pytest.approx(result.greedy_soup_accuracy - result.best_ingredient_accuracy)
-    np.testing.assert_allclose(1 - result.member_error, result.ingredient_accuracy)
+    np.testing.assert_allclose(result.ingredient_accuracy, [Objective(m, x, y, "mse").accuracy() for m in models])
+    # chosen on another split, the best ingredient is the one best there, scored here
+    xs, ys = x[:15], y[:15]
+    chosen = mode_convexity(models, x, y, x_select=xs, y_select=ys, loss="mse")
+    best_there = int(np.argmax([Objective(m, xs, ys, "mse").accuracy() for m in models]))
+    assert chosen.best_ingredient_accuracy == pytest.approx(Objective(models[best_there], x, y, "mse").accuracy())
+    assert chosen.selection_split == "held-out" and result.selection_split == "test"
 
 
 def test_identical_models_have_no_gap():
