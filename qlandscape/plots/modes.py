@@ -19,7 +19,13 @@ from qlandscape.metrics.modes.results import (
 from qlandscape.plots import axes_or_new, colour
 from qlandscape.plots.landscape import loss_label
 
-__all__ = ["BARRIER_LABELS", "plot_mode_paths", "plot_connectivity_barriers", "plot_mode_properties"]
+__all__ = [
+    "BARRIER_LABELS",
+    "plot_mode_paths",
+    "plot_connectivity_barriers",
+    "plot_mode_properties",
+    "plot_connectivity_across_runs",
+]
 
 BARRIER_LABELS = {
     "loss_excess": "loss barrier (excess over the endpoints' chord)",
@@ -123,3 +129,24 @@ def plot_mode_properties(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_connectivity_across_runs(
+    labels: list[str], results: list[ConnectivityResult], field: str = "loss_excess", ax: Axes | None = None
+) -> Figure:
+    """For each run (``labels[i]``, ``results[i]``): its mean barrier over pairs for every path kind, side by side."""
+    check_choice("field", field, BARRIER_FIELDS)
+    if len(labels) != len(results) or not results:
+        raise ConfigError("labels, results", (len(labels), len(results)), "expected one label per result, at least one")
+    ax = axes_or_new(ax, size=(max(5.0, 0.9 * len(results) + 2), 4.0))
+    kinds = list(dict.fromkeys(kind for r in results for kind in r.kinds))
+    width = 0.8 / len(kinds)
+    for k, kind in enumerate(kinds):
+        means = [float(np.mean(r.barrier(kind, field))) if kind in r.kinds else np.nan for r in results]
+        ax.bar(np.arange(len(results)) + (k - (len(kinds) - 1) / 2) * width, means, width, color=colour(k),
+               label=_KIND_LABELS.get(kind, kind))  # fmt: skip
+    ax.set_xticks(range(len(results)), labels, rotation=30, ha="right", fontsize="small")
+    ax.set_ylabel(BARRIER_LABELS[field])
+    ax.set_title("Mode connectivity by run: mean barrier over pairs of seeds", fontsize="medium")
+    ax.legend(fontsize="small")
+    return ax.get_figure()
