@@ -14,6 +14,7 @@ from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
 from qlandscape.metrics.modes.results import ConnectivityResult, ConvexityResult
 from qlandscape.runs.config import RunConfig
+from qlandscape.runs.report import write_report
 from qlandscape.runs.run import execute_run, run_metric
 
 TINY_MLP = dict(
@@ -67,3 +68,14 @@ def test_modes_added_later_accumulates_variants_and_the_subcommand_runs(tmp_path
 def test_bad_settings_are_config_errors(bad, field):
     with pytest.raises(ConfigError, match=field):
         RunConfig.from_dict({**TINY_MLP, "metrics": {"modes": bad}}).validate()
+
+
+def test_the_report_tabulates_the_scalars_and_draws_the_barriers_of_every_run(tmp_path):
+    for width in (4, 6):
+        config = RunConfig.from_dict({**TINY_MLP, "width": width, "metrics": {"modes": {**FAST, "determinism": False}}})
+        execute_run(config, tmp_path / "runs")
+    files = write_report(tmp_path / "runs", tmp_path / "report", pdf=False)
+    assert "modes_connectivity.png" in {p.name for p in files.figures}
+    with open(files.summary_csv) as handle:
+        header = handle.readline()
+    assert "modes.aligned_barrier" in header and "modes.jensen_gap" in header

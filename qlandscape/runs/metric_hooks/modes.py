@@ -17,6 +17,7 @@ from qlandscape.metrics.modes.convexity import mode_convexity
 from qlandscape.metrics.modes.determinism import mode_determinism
 from qlandscape.metrics.modes.directedness import mode_directedness
 from qlandscape.metrics.modes.results import ConnectivityResult
+from qlandscape.metrics.sweeps import varying_axes
 from qlandscape.models.classical import has_batch_norm
 from qlandscape.models.config import build_model
 from qlandscape.plots.modes import plot_connectivity_across_runs, plot_mode_paths, plot_mode_properties
@@ -114,7 +115,8 @@ def sweep_figures(view: SweepView) -> Iterator[tuple[str, str, Figure]]:
     pairs = [(row, load(row)) for row in rows]
     pairs = [(row, result) for row, result in pairs if result is not None]
     if pairs:
-        labels = [", ".join(f"{f}={row.get(f)}" for f in view.fields) or str(row["path"]) for row, _ in pairs]
+        axes = varying_axes([row for row, _ in pairs], view.fields, replicates=True)
+        labels = [", ".join(f"{a}={row.get(a)}" for a in axes) or str(row["path"]) for row, _ in pairs]
         yield (
             "modes_connectivity",
             "Mode connectivity: loss barrier (excess over the endpoints' chord) between seeds, straight, aligned and "
