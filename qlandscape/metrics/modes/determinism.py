@@ -49,11 +49,13 @@ def mode_determinism(
     seeds: tuple[int, int] = (0, 1),
     n_points: int = DEFAULT_CURVE_POINTS,
     split: str = "test",
+    progress: bool = False,
 ) -> DeterminismResult:
     """Train the reference run and the three variants (see the module docstring) and compare them.
 
     ``build_model(seed)`` returns a fresh model initialised from ``seed``; ``config.seed`` is replaced by each run's
-    data-order seed. ``seeds``: (reference seed, the other seed), different non-negative integers.
+    data-order seed. ``seeds``: (reference seed, the other seed), different non-negative integers. ``progress``:
+    progress bars over each run's training.
     """
     if len(seeds) != 2 or not all(is_integer(s) and s >= 0 for s in seeds) or seeds[0] == seeds[1]:
         raise ConfigError("seeds", seeds, "expected two different non-negative integer seeds")
@@ -62,7 +64,15 @@ def mode_determinism(
     runs = {"reference": (s0, s0), "init": (s1, s0), "order": (s0, s1), "both": (s1, s1)}
     trained = {}
     for name, (init_seed, order_seed) in runs.items():
-        model, _ = train(build_model(init_seed), x_train, y_train, x_eval, y_eval, replace(config, seed=order_seed))
+        model, _ = train(
+            build_model(init_seed),
+            x_train,
+            y_train,
+            x_eval,
+            y_eval,
+            replace(config, seed=order_seed),
+            progress=progress,
+        )
         trained[name] = model
     reference = trained["reference"]
     x_stats = torch.as_tensor(x_train) if has_batch_norm(reference) else None

@@ -3,6 +3,7 @@ children and the determinism runs from the run's config, computes the four prope
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from qlandscape.core.progress import logged_step
 from qlandscape.data.datasets import to_torch
 from qlandscape.merging.parameters import with_parameters
 from qlandscape.metrics.modes.connectivity import mode_connectivity
@@ -26,6 +28,8 @@ from qlandscape.runs.metric_specs.modes import ModesSettings, variant_name
 from qlandscape.train.trainer import TrainConfig, train
 
 __all__ = ["compute", "figures", "sweep_figures"]
+
+log = logging.getLogger(__name__)
 
 
 def _train_config(run: MetricRun) -> TrainConfig:
@@ -44,21 +48,28 @@ def compute(run: MetricRun, s: ModesSettings) -> MetricOutput:
         return build_model(run.config.network, data.image_shape, data.n_classes, seed=init_seed)
 
     models = [run.model]
-    for i in range(1, s.seeds):
-        models.append(train(build(seed + i), x_train, y_train, x_test, y_test, replace(config, seed=seed + i))[0])
+    with logged_step(log, f"training {s.seeds - 1} more seeds"):
+        for i in range(1, s.seeds):
+            config_i = replace(config, seed=seed + i)
+            models.append(train(build(seed + i), x_train, y_train, x_test, y_test, config_i, progress=s.progress)[0])
     curve = None if s.curve == "none" else s.curve
-    connectivity = mode_connectivity(
-        models, x_train, y_train, x_test, y_test, curve=curve, curve_epochs=s.curve_epochs,
-        batch_size=config.batch_size, n_points=s.points, loss=config.loss, progress=s.progress,
-    )  # fmt: skip
+    with logged_step(log, f"connectivity between {s.seeds} models"):
+        connectivity = mode_connectivity(
+            models, x_train, y_train, x_test, y_test, curve=curve, curve_epochs=s.curve_epochs,
+            batch_size=config.batch_size, n_points=s.points, loss=config.loss, progress=s.progress,
+        )  # fmt: skip
     times = np.asarray(run.result.times)
     at = int(np.argmin(np.abs(times - s.spawn_fraction * config.epochs)))
     parent = with_parameters(run.model, torch.as_tensor(run.result.trajectory[at]))
     remaining = max(1, int(round(config.epochs - float(times[at]))))
-    children = [
-        train(parent, x_train, y_train, x_test, y_test, replace(config, epochs=remaining, seed=seed + 100 + i))[0]
-        for i in range(s.children)
-    ]
+    with logged_step(log, f"training {s.children} children from epoch {float(times[at]):g}"):
+        children = [
+            train(
+                parent, x_train, y_train, x_test, y_test, replace(config, epochs=remaining, seed=seed + 100 + i),
+                progress=s.progress,
+            )[0]
+            for i in range(s.children)
+        ]  # fmt: skip
     x_stats = x_train if has_batch_norm(run.model) else None
     convexity = mode_convexity(
         children, x_test, y_test, x_select=x_train, y_select=y_train, x_stats=x_stats, loss=config.loss
@@ -81,9 +92,11 @@ def compute(run: MetricRun, s: ModesSettings) -> MetricOutput:
         "modes.spawn_epoch": float(times[at]),
     }
     if s.determinism:
-        determinism = mode_determinism(
-            build, x_train, y_train, x_test, y_test, config, seeds=(seed, seed + 1), n_points=s.points
-        )
+        with logged_step(log, "determinism: runs differing in the initialisation, the data order, both"):
+            determinism = mode_determinism(
+                build, x_train, y_train, x_test, y_test, config, seeds=(seed, seed + 1), n_points=s.points,
+                progress=s.progress,
+            )  # fmt: skip
         results.append(SavedResult(f"{variant}_determinism", "modes.determinism", determinism))
         scalars["modes.determinism_order_barrier"] = determinism.barrier("order")
         scalars["modes.determinism_init_barrier"] = determinism.barrier("init")
