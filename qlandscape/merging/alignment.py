@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qlandscape.core.errors import check_choice
+from qlandscape.core.errors import ConfigError, check_choice
 from qlandscape.merging.parameters import check_models, flat_parameters, with_parameters
 from qlandscape.merging.periodic import angle_periods, periodic_align
 from qlandscape.merging.permutations import WeightMatching, weight_matching
@@ -63,4 +63,7 @@ def align(model_a: nn.Module, model_b: nn.Module, **options: object) -> nn.Modul
     ``"weights"``, ``"periodic"`` or ``"none"`` for one of them or neither), ``max_sweeps`` and ``seed`` of the
     weight matching. Neither input is changed; models of different architectures are a ConfigError.
     """
+    unknown = sorted(set(options) - {"method", "max_sweeps", "seed"})
+    if unknown:
+        raise ConfigError("options", unknown, "align takes method, max_sweeps and seed")
     return align_with_report(model_a, model_b, **options)[0]  # type: ignore[arg-type]

@@ -132,3 +132,5 @@ def test_align_refuses_models_of_different_architectures(trained_mlp, digits):
         align(trained_mlp, _qnn())
     with pytest.raises(ConfigError, match="method"):
         align(trained_mlp, trained_mlp, method="bogus")
+    with pytest.raises(ConfigError, match="options"):
+        align(trained_mlp, trained_mlp, sweeps=3)
