@@ -33,6 +33,7 @@ RESULTS = [
     "qlandscape.metrics.gradient_results",
     "qlandscape.metrics.fits",
     "qlandscape.metrics.sweeps",
+    "qlandscape.metrics.modes.results",
 ]
 
 
