@@ -77,7 +77,7 @@ def test_dask_local_cluster_equals_one_process():
     distributed = pytest.importorskip("dask.distributed")
     objective = _objective()
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
         DataParallelObjective.from_objective(objective, FACTORY, dask=client, shards=3) as dp,
     ):
@@ -89,7 +89,7 @@ def test_dask_worker_processes_equal_one_process():
     distributed = pytest.importorskip("dask.distributed")
     objective = _objective()
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         DataParallelObjective.from_objective(objective, FACTORY, dask=cluster.scheduler_address) as dp,
     ):
         _check_against(dp, objective)
