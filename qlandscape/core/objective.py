@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ from qlandscape.core.chunking import ChunkPlan, Footprint, measure_footprint, pl
 from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
-from qlandscape.core.memory import SizeError, memory_budget
+from qlandscape.core.memory import BUDGET_ENV, SizeError, memory_budget
 
 __all__ = [
     "POINTS_STATE_BYTES",
@@ -130,6 +131,7 @@ class Objective:
         self.progress = progress
         self.memory_budget = memory_budget
         self._footprint: Footprint | None = None
+        self._plans: dict[tuple[Any, ...], ChunkPlan] = {}
         self.functorch = uses_torch_func(self.model)
         named = [(n, p) for n, p in self.model.named_parameters()]
         self.names: tuple[str, ...] = tuple(n for n, _ in named)
@@ -169,6 +171,7 @@ class Objective:
         _check_budget(budget)
         other = copy.copy(self)
         other.memory_budget = budget
+        other._plans = {}
         return other
 
     def footprint(self) -> Footprint:
@@ -193,6 +196,15 @@ class Objective:
         ``chunk_size``) samples per chunk, ``passes`` forward passes at once. Raises
         :class:`~qlandscape.core.memory.SizeError` when one sample does not fit."""
         n = self.n_samples if n_samples is None else n_samples
+        limit = self.chunk_size if limit is None else limit
+        # Planned once per Objective (and environment setting): the default budget follows the available memory,
+        # and chunks that changed between calls would change the order of the sums, hence the last bits.
+        key = (kind, n, passes, limit, self.memory_budget, os.environ.get(BUDGET_ENV))
+        if key not in self._plans:
+            self._plans[key] = self._plan(kind, n, passes, limit)
+        return self._plans[key]
+
+    def _plan(self, kind: str, n: int, passes: int, limit: int | None) -> ChunkPlan:
         known = memory_budget(self.memory_budget)[0] is not None
         return plan_chunks(
             kind,
@@ -200,7 +212,7 @@ class Objective:
             n_samples=n,
             n_params=self.n_params,
             passes=passes,
-            limit=self.chunk_size if limit is None else limit,
+            limit=limit,
             budget=self.memory_budget,
             what=f"the {kind} of {type(self.model).__name__} ({self.n_params:,} parameters)",
         )

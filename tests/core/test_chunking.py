@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from qlandscape.core import memory
 from qlandscape.core.chunking import COSTS, Footprint, chunk_cost, measure_footprint, plan_chunks
 from qlandscape.core.memory import BUDGET_ENV, SizeError
 from qlandscape.core.objective import Objective
@@ -222,3 +223,15 @@ def test_structured_estimate_bounds_the_measured_peak():
     passes = params[lay.circuit].shape[1] + params[lay.position_bias].numel()
     measured = _peak_bytes(lambda: structured_hessian(objective))
     assert chunk_cost("structured", objective.footprint(), objective.n_params, 6, passes) >= measured
+
+
+def test_the_default_budget_is_planned_once_per_objective(monkeypatch):
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    objective = _objective("mlp")
+    room = [2 * _budget_for(objective, "grad", 3)]  # half of it is the default budget: 3 samples
+    monkeypatch.setattr(memory, "available_memory", lambda: room[0])
+    first = objective.chunk_plan("grad")
+    assert first.samples == 3
+    room[0] *= 100  # memory freed elsewhere: the same Objective keeps its chunks, so its sums keep their order
+    assert objective.chunk_plan("grad") == first
+    assert objective.with_budget(None).chunk_plan("grad").samples == objective.n_samples
