@@ -27,6 +27,7 @@ from qlandscape.core.memory import BUDGET_ENV, SizeError, format_bytes, memory_b
 __all__ = [
     "CHUNK_KINDS",
     "COSTS",
+    "REFUSE_ABOVE",
     "Footprint",
     "ChunkPlan",
     "measure_footprint",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 CHUNK_KINDS = ("loss", "grad", "hvp", "hessian", "jacobian", "structured")
+# A step estimated below this is never refused, whatever the budget: it is under the noise of a Python process
+# (the interpreter and torch alone take a few hundred MB), and small checks of other sizes may use tiny budgets.
+REFUSE_ABOVE = 64 * 2**10
 
 # Peak bytes of one step on m samples with k forward passes at once (1 for loss, grad and HVP; the tangent
 # directions under vmap for the dense Hessian; the outputs per sample for a Jacobian; the tangents of one patch
@@ -145,7 +149,8 @@ def plan_chunks(
     pass shrink too when one sample with all of them does not fit.
 
     ``footprint`` None (nothing measured, as where the budget is unknown) plans the whole limit. Raises
-    :class:`~qlandscape.core.memory.SizeError` when one sample (one direction) is over the budget."""
+    :class:`~qlandscape.core.memory.SizeError` when one sample (one direction) is over the budget, unless its
+    estimate is below :data:`REFUSE_ABOVE` (then one sample per chunk)."""
     check_choice("kind", kind, CHUNK_KINDS)
     if n_samples < 1 or passes < 1:
         raise ConfigError("samples", (n_samples, passes), "expected at least one sample and one pass")
@@ -159,7 +164,7 @@ def plan_chunks(
         while directions > 1 and chunk_cost(kind, footprint, n_params, 1, directions) > size:
             directions = max(1, directions // 2)
     smallest = chunk_cost(kind, footprint, n_params, 1, directions)
-    if smallest > size:
+    if smallest > size and smallest > REFUSE_ABOVE:
         unit = "one sample and one direction" if kind == "hessian" else "one sample"
         raise SizeError(
             "memory budget",
@@ -171,6 +176,6 @@ def plan_chunks(
             budget=size,
         )
     per_sample = max(1, chunk_cost(kind, footprint, n_params, 2, directions) - smallest)
-    samples = max(1, min(cap, 1 + (size - smallest) // per_sample))
+    samples = max(1, min(cap, 1 + max(0, size - smallest) // per_sample))
     estimate = chunk_cost(kind, footprint, n_params, samples, directions)
     return ChunkPlan(kind, samples, directions, estimate, size, origin)

@@ -9,7 +9,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from qlandscape.core import memory
-from qlandscape.core.chunking import COSTS, Footprint, chunk_cost, measure_footprint, plan_chunks
+from qlandscape.core.chunking import COSTS, REFUSE_ABOVE, Footprint, chunk_cost, measure_footprint, plan_chunks
 from qlandscape.core.memory import BUDGET_ENV, SizeError
 from qlandscape.core.objective import Objective
 from qlandscape.metrics.curvature.structured import structured_hessian
@@ -95,6 +95,13 @@ def test_one_sample_over_the_budget_names_estimate_and_budget():
         plan_chunks("hessian", fp, n_samples=10, n_params=4, passes=4, budget="1M")
 
 
+def test_tiny_steps_are_never_refused():
+    fp = Footprint(fixed=0, per_sample=100)
+    assert chunk_cost("grad", fp, 10, 1) < REFUSE_ABOVE
+    plan = plan_chunks("grad", fp, n_samples=10, n_params=10, budget=10)
+    assert plan.samples == 1
+
+
 def test_kind_is_checked():
     with pytest.raises(Exception, match="kind"):
         plan_chunks("hessians", Footprint(0, 1), n_samples=1, n_params=1, budget=10)
@@ -177,7 +184,9 @@ def test_the_environment_variable_sets_the_budget(monkeypatch):
 
 # ------------------------------------------------------------------------------- refusal
 def test_a_budget_too_small_for_one_sample_raises_before_any_work(monkeypatch):
-    objective = _objective("cnn", memory_budget=1000)
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.rand(10, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 3, (10,), generator=g)
+    objective = Objective(build_model(ModelConfig(model="cnn"), (8, 8), 3, seed=0), x, y, memory_budget=1000)
     calls = []
     monkeypatch.setattr(Objective, "_chunk_hvp", lambda *a: calls.append(1))
     monkeypatch.setattr(Objective, "_chunk_loss", lambda *a: calls.append(1))

@@ -22,6 +22,12 @@ def run_dir(tmp_path_factory):
     return execute_run(RunConfig.from_dict(TINY), tmp_path_factory.mktemp("runs"))
 
 
+@pytest.fixture(scope="module")
+def cnn_run_dir(tmp_path_factory):
+    config = dict(model="cnn", classes=[0, 1], max_train=30, max_test=20, epochs=1, batch_size=10)
+    return execute_run(RunConfig.from_dict(config), tmp_path_factory.mktemp("cnn"))
+
+
 def _metrics(run_dir):
     return io.read_json(run_dir / "run.json")["metrics"]
 
@@ -37,12 +43,13 @@ def test_the_budget_is_a_checked_setting(name):
             spec.parse({"memory_budget": bad})
 
 
-def test_a_budget_below_one_sample_stops_the_metric_with_its_estimate(run_dir, capsys):
-    assert cli.main(["hessian", str(run_dir), "--memory-budget", "1000", "--no-figures"]) != 0
+def test_a_budget_below_one_sample_stops_the_metric_with_its_estimate(cnn_run_dir, capsys):
+    assert cli.main(["hessian", str(cnn_run_dir), "--memory-budget", "100K", "--no-figures"]) != 0
     err = capsys.readouterr().err
-    assert "over the memory budget of 1000 B (the budget given)" in err
+    assert "on one sample and one direction would take about" in err
+    assert "over the memory budget of 100.0 KiB (the budget given)" in err
     with pytest.raises(ConfigError, match="over the memory budget"):
-        run_metric(run_dir, "hessian", {"memory_budget": 1000, "figures": False})
+        run_metric(cnn_run_dir, "hessian", {"memory_budget": "100K", "figures": False})
 
 
 def test_a_budget_that_fits_gives_the_same_numbers(run_dir):
