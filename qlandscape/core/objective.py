@@ -10,7 +10,9 @@ Two differentiation paths:
 * plain autograd (PennyLane QNodes, which do not compose with ``torch.func``): double backward; on devices without
   backprop the QNode differentiates by parameter shift, so the Hessian is the hardware-faithful one.
 
-Large evaluation sets are processed in chunks of ``chunk_size`` samples and accumulated, so memory stays flat.
+Large evaluation sets are processed in chunks and accumulated, so memory stays flat: each computation (loss,
+gradient, HVP, dense Hessian, Jacobian) takes chunks as large as its estimated peak allows within the memory
+budget (:mod:`qlandscape.core.chunking`, :mod:`qlandscape.core.memory`), at most ``chunk_size`` samples.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -27,9 +30,11 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from qlandscape.core.capabilities import PointBatched, PrecisionSelectable, SecondOrderSelectable, TransformAware
+from qlandscape.core.chunking import ChunkPlan, Footprint, measure_footprint, plan_chunks
 from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
+from qlandscape.core.memory import BUDGET_ENV, SizeError, memory_budget
 
 __all__ = [
     "POINTS_STATE_BYTES",
@@ -72,7 +77,8 @@ class Objective:
         x, y: the fixed evaluation set (the whole training set by default in the metrics).
         loss: ``"cross_entropy"``, ``"mse"`` (on one-hot targets) or a callable ``(outputs, y) -> mean loss``.
             The built-in losses take integer class labels; a callable gets real-valued ``y`` as float64.
-        chunk_size: evaluate and differentiate in chunks of this many samples (None: all at once).
+        chunk_size: evaluate and differentiate in chunks of at most this many samples (None: as many as the memory
+            budget allows, up to all of them).
         train_mode: evaluate with ``model.train()`` semantics (dropout on, batch-norm batch statistics). Default
             off: metrics see the network in eval mode, with batch-norm running statistics as recorded.
         hessian_method: how a model without ``torch.func`` support is differentiated twice:
@@ -80,6 +86,10 @@ class Objective:
             parameter-shift differentiable copy; PennyLane backends support it). Devices that differentiate by
             adjoint (``lightning.qubit``) always use parameter shift for second derivatives.
         progress: show a progress bar over the chunks of every evaluation (large evaluation sets).
+        memory_budget: bytes (or a size such as ``"2G"``) one computation of this Objective may take; None: the
+            ``QLANDSCAPE_MEMORY_BUDGET`` environment variable, else half of the available memory
+            (:func:`qlandscape.core.memory.memory_budget`). Chunk sizes are chosen to fit it; a computation whose
+            smallest chunk (one sample) does not fit raises :class:`~qlandscape.core.memory.SizeError` before work.
     """
 
     def __init__(
@@ -93,6 +103,7 @@ class Objective:
         train_mode: bool = False,
         hessian_method: Literal["autograd", "parameter-shift"] = "autograd",
         progress: bool = False,
+        memory_budget: int | str | None = None,
     ) -> None:
         x = torch.as_tensor(x)
         y = torch.as_tensor(y)
@@ -103,6 +114,7 @@ class Objective:
         if chunk_size is not None:
             chunk_size = check_positive_int("chunk_size", chunk_size)
         check_choice("hessian_method", hessian_method, ("autograd", "parameter-shift"))
+        _check_budget(memory_budget)
         self.model = copy.deepcopy(model).to(torch.float64)
         for module in self.model.modules():  # a QNN trained in complex64 keeps those states through .to(float64)
             if isinstance(module, PrecisionSelectable):
@@ -117,6 +129,9 @@ class Objective:
         self.chunk_size = chunk_size
         self.hessian_method = hessian_method
         self.progress = progress
+        self.memory_budget = memory_budget
+        self._footprint: Footprint | None = None
+        self._plans: dict[tuple[Any, ...], ChunkPlan] = {}
         self.functorch = uses_torch_func(self.model)
         named = [(n, p) for n, p in self.model.named_parameters()]
         self.names: tuple[str, ...] = tuple(n for n, _ in named)
@@ -148,6 +163,58 @@ class Objective:
             train_mode=self.model.training,
             hessian_method=self.hessian_method,
             progress=self.progress,
+            memory_budget=self.memory_budget,
+        )
+
+    def with_budget(self, budget: int | str | None) -> Objective:
+        """This Objective (sharing its model copy and data) with another memory budget (None: the default)."""
+        _check_budget(budget)
+        other = copy.copy(self)
+        other.memory_budget = budget
+        other._plans = {}
+        return other
+
+    def footprint(self) -> Footprint:
+        """The bytes a forward pass keeps for backward, measured once on two and four samples (on copies of the
+        buffers, so that a batch-norm layer in training mode keeps its statistics)."""
+        if self._footprint is None:
+
+            def forward(t: Tensor, x: Tensor) -> Tensor:
+                buffers = {n: b.clone() for n, b in self.buffers.items()}
+                out: Tensor = functional_call(self.model, (self.unflatten(t), buffers), (x,))
+                return out
+
+            with default_dtype(torch.float64):
+                self._footprint = measure_footprint(forward, self.theta0, self.x)
+        return self._footprint
+
+    def chunk_plan(
+        self, kind: str = "loss", *, n_samples: int | None = None, passes: int = 1, limit: int | None = None
+    ) -> ChunkPlan:
+        """How a ``kind`` computation (:data:`qlandscape.core.chunking.CHUNK_KINDS`) over ``n_samples`` samples
+        (default: the evaluation set) is chunked within the memory budget: at most ``limit`` (default
+        ``chunk_size``) samples per chunk, ``passes`` forward passes at once. Raises
+        :class:`~qlandscape.core.memory.SizeError` when one sample does not fit."""
+        n = self.n_samples if n_samples is None else n_samples
+        limit = self.chunk_size if limit is None else limit
+        # Planned once per Objective (and environment setting): the default budget follows the available memory,
+        # and chunks that changed between calls would change the order of the sums, hence the last bits.
+        key = (kind, n, passes, limit, self.memory_budget, os.environ.get(BUDGET_ENV))
+        if key not in self._plans:
+            self._plans[key] = self._plan(kind, n, passes, limit)
+        return self._plans[key]
+
+    def _plan(self, kind: str, n: int, passes: int, limit: int | None) -> ChunkPlan:
+        known = memory_budget(self.memory_budget)[0] is not None
+        return plan_chunks(
+            kind,
+            self.footprint() if known else None,
+            n_samples=n,
+            n_params=self.n_params,
+            passes=passes,
+            limit=limit,
+            budget=self.memory_budget,
+            what=f"the {kind} of {type(self.model).__name__} ({self.n_params:,} parameters)",
         )
 
     def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
@@ -180,12 +247,15 @@ class Objective:
             raise ConfigError(f"theta[{bad}]", float(theta[bad]), "parameters must be finite")
         return theta
 
-    def chunks(self, x: Tensor | None = None, y: Tensor | None = None) -> Iterator[tuple[Tensor, Tensor, float]]:
-        """Yield (x_chunk, y_chunk, weight) with weights summing to 1 over the evaluation set."""
+    def chunks(
+        self, x: Tensor | None = None, y: Tensor | None = None, *, kind: str = "loss", size: int | None = None
+    ) -> Iterator[tuple[Tensor, Tensor, float]]:
+        """Yield (x_chunk, y_chunk, weight) with weights summing to 1 over the evaluation set, in chunks sized for a
+        ``kind`` computation by :meth:`chunk_plan` (or of ``size`` samples, planned by the caller)."""
         x = self.x if x is None else x
         y = self.y if y is None else y
         n = x.shape[0]
-        size = n if self.chunk_size is None else self.chunk_size
+        size = self.chunk_plan(kind, n_samples=n).samples if size is None else size
         starts = range(0, n, size)
         for start in tqdm(
             starts, desc="chunks", unit="chunk", leave=False, disable=not self.progress or len(starts) < 2
@@ -234,9 +304,10 @@ class Objective:
         room for temporaries (1 to ``MAX_POINTS_PER_CALL``); else ``DEFAULT_POINTS_PER_CALL``."""
         if not (isinstance(self.model, PointBatched) and self.functorch):
             return DEFAULT_POINTS_PER_CALL
-        n = self.x.shape[0] if self.chunk_size is None else min(self.chunk_size, self.x.shape[0])
-        per_point = self.model.point_state_bytes(n)
-        return max(1, min(MAX_POINTS_PER_CALL, POINTS_STATE_BYTES // max(1, 4 * per_point)))
+        plan = self.chunk_plan("loss")
+        per_point = self.model.point_state_bytes(plan.samples)
+        state_bytes = POINTS_STATE_BYTES if plan.budget is None else min(POINTS_STATE_BYTES, plan.budget)
+        return max(1, min(MAX_POINTS_PER_CALL, state_bytes // max(1, 4 * per_point)))
 
     def losses(self, thetas: Tensor, *, batch: int | None = None) -> tuple[Tensor, Tensor]:
         """Loss and error at many parameter points: ``thetas`` (K, P) -> (losses (K,), errors (K,)).
@@ -251,11 +322,12 @@ class Objective:
             raise ConfigError("thetas", tuple(thetas.shape), f"expected shape (K, {self.n_params})")
         losses = torch.zeros(thetas.shape[0], dtype=torch.float64)
         errors = torch.zeros(thetas.shape[0], dtype=torch.float64)
+        batch, size = self._points_plan(min(batch, max(1, thetas.shape[0])))
         points_call = self.model.forward_points if isinstance(self.model, PointBatched) else None
         with torch.no_grad():
             for start in range(0, thetas.shape[0], batch):
                 group = thetas[start : start + batch]
-                for xc, yc, w in self.chunks():
+                for xc, yc, w in self.chunks(size=size):
                     if self.functorch and points_call is not None:
                         out = points_call(self.unflatten(group), xc)
                     elif self.functorch:
@@ -269,6 +341,17 @@ class Objective:
                     )  # one output per sample: no classes
         return losses, errors
 
+    def _points_plan(self, batch: int) -> tuple[int, int]:
+        # K points on m samples hold about K forward passes: fewer points per call when one sample with all of
+        # them is over the budget; SizeError when one point on one sample is.
+        while True:
+            try:
+                return batch, self.chunk_plan("loss", passes=batch).samples
+            except SizeError:
+                if batch == 1:
+                    raise
+                batch = max(1, batch // 2)
+
     # ------------------------------------------------------------ derivatives
     def _model_for_second_order(self) -> nn.Module:
         # A model that chooses its second-order differentiation (a PennyLane device by adjoint is first order only)
@@ -281,7 +364,7 @@ class Objective:
         """Gradient of the mean loss at θ."""
         theta = self.as_theta(theta)
         total = torch.zeros_like(theta)
-        for xc, yc, w in self.chunks():
+        for xc, yc, w in self.chunks(kind="grad"):
             if self.functorch:
                 g = torch.func.grad(self._chunk_loss)(theta, xc, yc)
             else:
@@ -295,7 +378,7 @@ class Objective:
         """Mean loss and its gradient at θ in one pass."""
         theta = self.as_theta(theta)
         value, total = torch.zeros((), dtype=torch.float64), torch.zeros_like(theta)
-        for xc, yc, w in self.chunks():
+        for xc, yc, w in self.chunks(kind="grad"):
             t = theta.clone().requires_grad_(True)
             with torch.enable_grad():
                 val = self._chunk_loss(t, xc, yc)
@@ -312,7 +395,7 @@ class Objective:
         if v.shape != theta.shape:
             raise ConfigError("v", tuple(v.shape), f"expected shape ({self.n_params},)")
         total = torch.zeros_like(theta)
-        for xc, yc, w in self.chunks():
+        for xc, yc, w in self.chunks(kind="hvp"):
             total += w * self._chunk_hvp(theta, v, xc, yc)
         return total
 
@@ -346,10 +429,13 @@ class Objective:
                 "qlandscape.metrics.curvature.structured.exact_hessian(objective, theta, method=...)",
             )
         theta = self.as_theta(theta)
+        plan = self.chunk_plan("hessian", passes=self.n_params)
         total = torch.zeros(self.n_params, self.n_params, dtype=torch.float64)
-        for xc, yc, w in self.chunks():
-            if self.functorch:
+        for xc, yc, w in self.chunks(size=plan.samples):
+            if self.functorch and plan.directions >= self.n_params:
                 h = torch.func.hessian(self._chunk_loss)(theta, xc, yc)
+            elif self.functorch:
+                h = self._hessian_in_blocks(theta, xc, yc, plan.directions)
             else:
                 model = self._model_for_second_order()
 
@@ -359,6 +445,21 @@ class Objective:
                 h = torch.autograd.functional.hessian(f, theta.clone())
             total += w * h.detach()
         return (total + total.T) / 2
+
+    def _hessian_in_blocks(self, theta: Tensor, xc: Tensor, yc: Tensor, directions: int) -> Tensor:
+        # torch.func.hessian is jacfwd(jacrev): forward-mode over the gradient along every unit direction at once.
+        # The same products, ``directions`` unit directions per pass, keep the peak within the budget.
+        grad_fn = torch.func.grad(self._chunk_loss)
+
+        def column(e: Tensor) -> Tensor:
+            hv: Tensor = torch.func.jvp(lambda t: grad_fn(t, xc, yc), (theta,), (e,))[1]
+            return hv
+
+        h = torch.empty(self.n_params, self.n_params, dtype=torch.float64)
+        eye = torch.eye(self.n_params, dtype=torch.float64)
+        for start in range(0, self.n_params, directions):
+            h[:, start : start + directions] = torch.func.vmap(column)(eye[start : start + directions]).T
+        return h
 
     def _per_sample_jacobian(self, theta: Tensor, xc: Tensor) -> Tensor | None:
         # In eval mode each output depends on its own input only, so the Jacobian is taken per sample under vmap:
@@ -378,10 +479,14 @@ class Objective:
 
     @_float64_defaults
     def jacobian(self, theta: Tensor | None = None, x: Tensor | None = None, *, chunk_size: int = 64) -> Tensor:
-        """Jacobian of the outputs with respect to θ: (n_inputs, n_outputs, P)."""
+        """Jacobian of the outputs with respect to θ: (n_inputs, n_outputs, P), in chunks of at most ``chunk_size``
+        inputs that fit the memory budget."""
         chunk_size = check_positive_int("chunk_size", chunk_size)
         theta = self.as_theta(theta)
         x = self.x if x is None else torch.as_tensor(x, dtype=torch.float64)
+        known = memory_budget(self.memory_budget)[0] is not None
+        passes = self.footprint().outputs if known else 1
+        chunk_size = self.chunk_plan("jacobian", n_samples=x.shape[0], passes=passes, limit=chunk_size).samples
         parts = []
         for start in range(0, x.shape[0], chunk_size):
             xc = x[start : start + chunk_size]
@@ -392,6 +497,11 @@ class Objective:
                 j = torch.autograd.functional.jacobian(lambda t, xc=xc: self._outputs(t, xc), theta.clone())
             parts.append(j.detach())
         return torch.cat(parts)
+
+
+def _check_budget(budget: int | str | None) -> None:
+    if budget is not None:
+        memory_budget(budget)  # a bad value raises ConfigError naming it
 
 
 def check_finite_loss(objective: Objective, theta: Tensor | None = None) -> float:

@@ -31,6 +31,7 @@ import numpy as np
 
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
+from qlandscape.core.memory import parse_size
 from qlandscape.runs.variants import Variant, default
 
 if TYPE_CHECKING:  # annotations only: this module stays free of torch and matplotlib (a cheap registry import)
@@ -52,6 +53,7 @@ __all__ = [
     "integer",
     "number",
     "value",
+    "budget_setting",
     "settings_of",
     "Hook",
     "hook",
@@ -136,6 +138,29 @@ def with_progress(settings: Any, given: Mapping[str, Any], progress: bool) -> An
     return settings
 
 
+def _is_size(v: Any) -> bool:
+    if v is None or (is_integer(v) and v > 0):
+        return True
+    try:
+        return isinstance(v, str) and parse_size(v) > 0
+    except ConfigError:
+        return False
+
+
+def budget_setting(help: str = "", *, cli: bool = True) -> Any:
+    """The memory budget of a metric's computations: bytes or a size (``"2G"``); nothing means the default
+    (``QLANDSCAPE_MEMORY_BUDGET``, else half of the available memory; see :mod:`qlandscape.core.memory`)."""
+    return value(
+        None,
+        _is_size,
+        "expected a positive number of bytes or a size such as '2G', or nothing",
+        help
+        or "memory budget of each computation, bytes or a size ('2G'); chunk sizes are chosen to fit it "
+        "(default: QLANDSCAPE_MEMORY_BUDGET, else half of the available memory)",
+        cli=cli,
+    )
+
+
 def settings_of(cls: type) -> tuple[tuple[dataclasses.Field, Setting | None], ...]:
     """The settings of a settings class with their :class:`Setting` (None for a field declared without one)."""
     return tuple((f, f.metadata.get(SETTING)) for f in dataclasses.fields(cls))
@@ -212,8 +237,15 @@ class MetricRun(Protocol):
     def result(self) -> TrainResult: ...
 
     def objective(
-        self, split: str = "train", *, chunk_size: int | None = None, progress: bool = False
+        self,
+        split: str = "train",
+        *,
+        chunk_size: int | None = None,
+        progress: bool = False,
+        memory_budget: int | str | None = None,
     ) -> Objective: ...
+
+    def model_factory(self) -> Callable[[], nn.Module]: ...
 
 
 @dataclass(frozen=True)

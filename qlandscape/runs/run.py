@@ -145,13 +145,35 @@ class LoadedRun:
     result: TrainResult
     info: dict
 
-    def objective(self, split: str = "train", *, chunk_size: int | None = None, progress: bool = False) -> Objective:
-        """The run's Objective (its loss) on the ``train`` or ``test`` split, at the final parameters."""
+    def objective(
+        self,
+        split: str = "train",
+        *,
+        chunk_size: int | None = None,
+        progress: bool = False,
+        memory_budget: int | str | None = None,
+    ) -> Objective:
+        """The run's Objective (its loss) on the ``train`` or ``test`` split, at the final parameters, with the
+        memory budget of its computations (None: the default)."""
         x_train, y_train, x_test, y_test = to_torch(self.dataset)
         if split not in ("train", "test"):
             raise ConfigError("split", split, "expected 'train' or 'test'")
         x, y = (x_train, y_train) if split == "train" else (x_test, y_test)
-        return Objective(self.model, x, y, self.config.training.loss, chunk_size=chunk_size, progress=progress)
+        return Objective(
+            self.model,
+            x,
+            y,
+            self.config.training.loss,
+            chunk_size=chunk_size,
+            progress=progress,
+            memory_budget=memory_budget,
+        )
+
+    def model_factory(self) -> functools.partial[nn.Module]:
+        """A picklable builder of this run's architecture (its parameters as at initialisation): what data-parallel
+        workers build the model from, with the parameters sent as a state dict."""
+        data, seed = self.dataset, self.config.training.seed
+        return functools.partial(build_model, self.config.network, data.image_shape, data.n_classes, seed=seed)
 
     def save_metrics(self, scalars: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
         """Merge scalar metrics into ``run.json`` and arrays into ``arrays.npz``, both in one commit under the run

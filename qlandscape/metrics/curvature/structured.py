@@ -73,7 +73,7 @@ def gauss_newton(objective: Objective, theta: Tensor | None = None) -> Tensor:
     """The Gauss-Newton (generalised Fisher) matrix G = (1/B) Σ_b J_bᵀ (∂²l_b/∂z²) J_b, for any model."""
     theta = objective.as_theta(theta)
     total = torch.zeros(objective.n_params, objective.n_params, dtype=torch.float64)
-    for xc, yc, w in objective.chunks():
+    for xc, yc, w in objective.chunks(kind="jacobian"):
         jac = objective.jacobian(theta, xc)  # (b, C, P)
         _, d2 = _per_sample_loss_derivatives(objective, objective.outputs(theta, xc), yc)
         total += w * torch.einsum("bcp,bcd,bdq->pq", jac, d2, jac) / xc.shape[0]
@@ -142,11 +142,15 @@ def structured_hessian(objective: Objective, theta: Tensor | None = None) -> Cur
     assert isinstance(model, PatchStructured)  # is_patch_model checked it; narrows the type
     params = objective.unflatten(theta)
     blocks = objective.parameter_blocks()
-    n_patches, n_per = params[model.patch_layout().circuit].shape
+    layout = model.patch_layout()
+    n_patches, n_per = params[layout.circuit].shape
+    n_bias = 0 if layout.position_bias is None else int(params[layout.position_bias].numel())
     P = objective.n_params
+    # Each chunk runs n_per (then n_bias) tangent passes through every patch at once: size the chunks for them.
+    plan = objective.chunk_plan("structured", passes=int(n_per) + n_bias)
     G = torch.zeros(P, P, dtype=torch.float64)
     R = torch.zeros(P, P, dtype=torch.float64)
-    for xc, yc, w in objective.chunks():
+    for xc, yc, w in objective.chunks(size=plan.samples):
         g_c, r_c = _structured_chunk(objective, model, params, blocks, xc, yc)
         G += w * g_c
         R += w * r_c
@@ -286,7 +290,7 @@ def gauss_newton_vector_product(objective: Objective, theta: Tensor | None, v: T
     theta = objective.as_theta(theta)
     v = torch.as_tensor(v, dtype=torch.float64)
     total = torch.zeros_like(theta)
-    for xc, yc, w in objective.chunks():
+    for xc, yc, w in objective.chunks(kind="hvp"):
         f = lambda t, xc=xc: objective._outputs(t, xc)  # noqa: E731
         logits, jv = jvp(f, (theta,), (v,))
         _, d2 = _per_sample_loss_derivatives(objective, logits.detach(), yc)
@@ -301,7 +305,7 @@ def residual_vector_product(objective: Objective, theta: Tensor | None, v: Tenso
     theta = objective.as_theta(theta)
     v = torch.as_tensor(v, dtype=torch.float64)
     total = torch.zeros_like(theta)
-    for xc, yc, w in objective.chunks():
+    for xc, yc, w in objective.chunks(kind="hvp"):
         logits = objective._outputs(theta, xc).detach()
         dl, _ = _per_sample_loss_derivatives(objective, logits, yc)
         weights = dl / xc.shape[0]

@@ -10,7 +10,10 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from qlandscape.core.data_parallel import DataParallelObjective
 from qlandscape.core.errors import ConfigError
+from qlandscape.core.objective import Objective
+from qlandscape.core.operators import LinearOperator
 from qlandscape.metrics.curvature.eigensolvers import top_eigenvalues
 from qlandscape.metrics.curvature.hessian import (
     dense_spectrum,
@@ -35,9 +38,37 @@ __all__ = ["compute", "figures", "check_against_run", "sweep_figures"]
 def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
     """Hessian summary (+ top-k, spectral density, curvature along the trajectory, G + R split), kept as the variant
     :func:`~qlandscape.runs.metric_specs.hessian.variant_name` names."""
-    obj = run.objective(s.split, chunk_size=s.chunk_size, progress=s.progress)
+    obj = run.objective(s.split, chunk_size=s.chunk_size, progress=s.progress, memory_budget=s.memory_budget)
     index, theta = point_on_trajectory(run.result, s.point)
     method = resolved_method(s, obj.n_params)
+    if s.dask is None:
+        return _compute(run, s, obj, obj, theta, index, method)
+    _check_dask(s, method)
+    with DataParallelObjective.from_objective(obj, run.model_factory(), dask=s.dask) as parallel:
+        return _compute(run, s, obj, parallel.hessian_operator(theta), None, index, method)
+
+
+def _check_dask(s: HessianSettings, method: str) -> None:
+    """The data-parallel path is matrix-free: Lanczos top-k, the Hutchinson trace and SLQ."""
+    if method != "lanczos":
+        raise ConfigError(
+            "metrics.hessian.dask", s.dask, "needs method = 'lanczos' (a dense Hessian is computed in one process)"
+        )
+    for name in ("structure", "trajectory"):
+        if getattr(s, name):
+            raise ConfigError(f"metrics.hessian.{name}", True, "is computed in one process: drop dask or this")
+
+
+def _compute(
+    run: MetricRun,
+    s: HessianSettings,
+    obj: Objective,
+    source: Objective | LinearOperator,
+    theta: Any,
+    index: int,
+    method: str,
+) -> MetricOutput:
+    """The metric on ``source``: the Objective at ``theta``, or its (data-parallel) Hessian operator."""
     variant = variant_name(s, method)
     scalars: dict[str, Any] = {
         "hessian.variant": variant,
@@ -57,7 +88,7 @@ def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
         )
         results.append(SavedResult(f"{variant}_spectrum", "hessian.spectrum", spectrum))
     elif s.top_k:
-        top = top_eigenvalues(obj, min(s.top_k, obj.n_params - 1), theta=theta, seed=s.seed)
+        top = top_eigenvalues(source, min(s.top_k, obj.n_params - 1), theta=theta, seed=s.seed)
         results.append(SavedResult(f"{variant}_top_k", "hessian.top_k", top))
         scalars |= {
             "hessian.lambda_max": float(top.eigenvalues[-1]),
@@ -71,7 +102,9 @@ def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
         summary = (
             summary_from_spectrum(spectrum)
             if spectrum is not None
-            else hessian_summary(obj, theta, method=method, max_params=s.max_params, n_probes=s.n_probes, seed=s.seed)
+            else hessian_summary(
+                source, theta, method=method, max_params=s.max_params, n_probes=s.n_probes, seed=s.seed
+            )
         )
         scalars |= {f"hessian.{k}": v for k, v in dataclasses.asdict(summary).items()}
         results.append(SavedResult(f"{variant}_summary", "hessian.summary", summary))
@@ -80,7 +113,7 @@ def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
         density = (
             density_from_eigenvalues(spectrum.eigenvalues)
             if spectrum is not None
-            else spectral_density(obj, theta=theta, seed=s.seed)
+            else spectral_density(source, theta=theta, seed=s.seed)
         )
         results.append(SavedResult(f"{variant}_density", "hessian.density", density))
     if s.trajectory:

@@ -64,8 +64,8 @@ def compute(run: MetricRun, s: LandscapeSettings) -> MetricOutput:
     check_combination(s)
     splits = list(s.splits)
     grid = resolved_grid(s)
-    obj = run.objective(splits[0], chunk_size=s.chunk_size, progress=s.progress)
-    others = {sp: run.objective(sp, chunk_size=s.chunk_size) for sp in splits[1:]}
+    obj = run.objective(splits[0], chunk_size=s.chunk_size, progress=s.progress, memory_budget=s.memory_budget)
+    others = {sp: run.objective(sp, chunk_size=s.chunk_size, memory_budget=s.memory_budget) for sp in splits[1:]}
     index, theta = point_on_trajectory(run.result, s.point)
     normalization = "none"
     spectrum: FourierSpectrum | None = None

@@ -24,7 +24,7 @@ __all__ = ["compute", "figures", "check_against_run", "sweep_figures"]
 def compute(run: MetricRun, s: NTKSettings) -> MetricOutput:
     """Kernel evolution and kernel-machine accuracy along the trajectory, kept as the variant
     :func:`~qlandscape.runs.metric_specs.ntk.variant_name` names."""
-    obj = run.objective("train")
+    obj = run.objective("train", memory_budget=s.memory_budget)
     x_train, y_train, x_test, y_test = to_torch(run.dataset)
     evo = kernel_evolution(
         obj,

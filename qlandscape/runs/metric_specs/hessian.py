@@ -26,7 +26,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from qlandscape.runs.metric_spec import POINTS, SPLITS, Headline, MetricSpec, choice, flag, hook, integer
+from qlandscape.runs.metric_spec import (
+    POINTS,
+    SPLITS,
+    Headline,
+    MetricSpec,
+    budget_setting,
+    choice,
+    flag,
+    hook,
+    integer,
+    value,
+)
 
 __all__ = ["METHODS", "HessianSettings", "resolved_method", "variant_name", "epoch_of", "SPEC"]
 
@@ -57,7 +68,17 @@ class HessianSettings:
     )
     max_params: int = integer(3000, 1, "the largest parameter count for a dense Hessian")
     n_probes: int = integer(100, 1, "probe vectors of the Hutchinson trace (Lanczos)")
-    chunk_size: int | None = integer(None, 1, "samples per chunk for large evaluation sets")
+    chunk_size: int | None = integer(
+        None, 1, "at most this many samples per chunk (none: as many as the memory budget allows)"
+    )
+    memory_budget: int | str | None = budget_setting()
+    dask: str | None = value(
+        None,
+        lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
+        "expected a Dask scheduler address such as 'tcp://10.0.0.5:8786', or nothing",
+        "a Dask scheduler address: the HVPs of Lanczos, the trace and SLQ split the evaluation set over its workers "
+        "(needs qlandscape[dask]; method lanczos, no structure or trajectory)",
+    )
     split: str = choice("train", SPLITS, "the evaluation set")
     seed: int = integer(0, 0, "seed of the random start vectors and probes")
     structure: bool = flag(False, "also the Gauss-Newton + residual decomposition")

@@ -36,6 +36,7 @@ from qlandscape.runs.metric_spec import (
     SPLITS,
     Headline,
     MetricSpec,
+    budget_setting,
     choice,
     flag,
     hook,
@@ -121,7 +122,10 @@ class LandscapeSettings:
         "evaluation sets, each drawn (comma-separated: train,test)",
     )
     seed: int = integer(0, 0, "seed of the random (or periodic) directions")
-    chunk_size: int | None = integer(None, 1, "samples per chunk for large evaluation sets")
+    chunk_size: int | None = integer(
+        None, 1, "at most this many samples per chunk (none: as many as the memory budget allows)"
+    )
+    memory_budget: int | str | None = budget_setting()
     padding: float = number(5.0, 0, "radians beyond the trajectory (pca)")
     low_frequencies: int = integer(
         2, 0, "periodic scan: the spectrum's low frequencies, max(|k_α|, |k_β|) <= this many cycles per 2π"

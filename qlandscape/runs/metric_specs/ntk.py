@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qlandscape.runs.metric_spec import Headline, MetricSpec, choice, flag, hook, integer, number
+from qlandscape.runs.metric_spec import Headline, MetricSpec, budget_setting, choice, flag, hook, integer, number
 
 __all__ = ["FORMS", "NTKSettings", "variant_name", "SPEC"]
 
@@ -34,6 +34,7 @@ class NTKSettings:
     form: str = choice("trace", FORMS, "the kernel's form: trace over outputs, or the full block kernel")
     ridge: float = number(1e-6, 0, "kernel ridge (relative to the mean diagonal)")
     seed: int = integer(0, 0, "accepted for configs that set it; the kernel uses the first inputs, no draw", cli=False)
+    memory_budget: int | str | None = budget_setting()
     figures: bool = flag(True, "draw the figures")
     progress: bool = flag(False, "progress bar", cli=False)
 
