@@ -202,12 +202,13 @@ class Objective:
 
     def shared_work(self) -> SharedWork | None:
         """The two-level route (:mod:`qlandscape.core.shared_work`) when the model's parameter-only work, done once
-        per parameter point, pays for this evaluation set's chunks; None otherwise (one chunk, or a model without
-        it). :meth:`loss`, :meth:`grad`, :meth:`value_and_grad` and :meth:`hvp` take it when it is there."""
+        per parameter point, pays for this evaluation set's chunks; None otherwise (a model without it, or work
+        that does not pay). :meth:`loss`, :meth:`grad`, :meth:`value_and_grad` and :meth:`hvp` take it when it is
+        there."""
         if not (self.functorch and isinstance(self.model, ParameterWorkShared)):
             return None
         sizes = [int(xc.shape[0]) for xc, _, _ in self.chunks()]
-        if len(sizes) < 2 or not self.model.shares_parameter_work(max(sizes), len(sizes)):
+        if not self.model.shares_parameter_work(max(sizes), len(sizes)):
             return None
         return SharedWork(self.model, self.unflatten, self.loss_fn, self.chunks)
 

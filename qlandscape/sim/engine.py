@@ -80,8 +80,9 @@ def use_blocks(circuit: Circuit, n_samples: int, shared_by: int = 1) -> bool:
 def shares_parameter_work(circuit: Circuit, n_samples: int, n_calls: int) -> bool:
     """Whether doing the parameter-only work once (:func:`parameter_work`) and passing it to ``n_calls`` calls of
     :func:`simulate` on ``n_samples`` samples each (the chunks of an evaluation set) beats planning every call
-    alone."""
-    if n_calls < 2 or product_plan(circuit) is not None:  # a product-state readout builds no state at all
+    alone. With one call it is the block plan's own choice: differentiating the work apart from the samples
+    (two levels, :mod:`qlandscape.core.shared_work`) is then still cheaper than ``torch.func`` through both."""
+    if product_plan(circuit) is not None:  # a product-state readout builds no state at all
         return False
     return use_blocks(circuit, n_samples, shared_by=n_calls)
 
