@@ -16,8 +16,10 @@ Sections (each skippable): `per_1000` (one Objective over 1,000 images in one ch
 part of every call), `shared` (chunks of 1,000 over --shared-images images: the unitaries built once per call,
 reported per 1,000 images), `epoch` (Adam at batch 1,000 over the training set, as the Trainer steps),
 `eigen` (Lanczos, tol 1e-6, on --n-images images in chunks of 1,000), `baseline` (the previous release, imported
-from --baseline PATH in a subprocess, and this engine on the same --baseline-images images, one chunk),
-`default_qubit` (PennyLane's default.qubit HVP on --dq-images images, and this engine on the same images).
+from --baseline PATH in a subprocess, and this engine on the same --baseline-images images, in chunks of
+--baseline-chunk and in one chunk),
+`default_qubit` (PennyLane's default.qubit HVP on --dq-images images in chunks of --dq-chunk, and this engine
+on the same images).
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ HERE = Path(__file__).resolve().parent
 SECTIONS = ("per_1000", "shared", "epoch", "eigen", "baseline", "default_qubit")
 
 # Run by the previous release's interpreter path: its Objective and PatchQNN time loss, gradient and HVP on the
-# images and parameters of the .npz file given as argv[1], in one chunk, and print the numbers as JSON.
+# images and parameters of the .npz file given as argv[1], in chunks of argv[3] images, and print them as JSON.
 BASELINE_SCRIPT = """
 import json, sys, time
 import numpy as np
 import torch
 torch.set_num_threads(int(sys.argv[2]))
+chunk = int(sys.argv[3])
 from qlandscape.objective import Objective
 from qlandscape.qnn import PatchQNN
 data = np.load(sys.argv[1])
@@ -60,7 +63,7 @@ layers, stride = int(data["layers"]), int(data["stride"])
 model = PatchQNN((14, 14), 10, ansatz="kawase", n_qubits=8, n_layers=layers, patch_size=8, stride=stride,
                  positional_bias=True, output_scale=100.0, seed=0)
 x, y = torch.as_tensor(data["x"]), torch.as_tensor(data["y"])
-obj = Objective(model, x, y)
+obj = Objective(model, x, y, chunk_size=chunk)
 theta, v = torch.as_tensor(data["theta"]), torch.as_tensor(data["v"])
 assert obj.n_params == theta.numel(), (obj.n_params, theta.numel())
 out = {}
@@ -188,12 +191,19 @@ def eigen(model: PatchQNN, x: torch.Tensor, y: torch.Tensor) -> dict:
 
 
 def baseline(
-    path: str, model: PatchQNN, stride: int, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, threads: int
+    path: str,
+    model: PatchQNN,
+    stride: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    v: torch.Tensor,
+    threads: int,
+    chunk: int,
 ) -> dict:
     """The previous release's engine (imported from ``path`` in a subprocess) and this one on the same images
-    and parameters, one chunk each: the before/after ratios."""
-    obj = Objective(model, x, y)
-    theta = obj.theta0
+    and parameters, both in chunks of ``chunk`` images (the previous engine's HVP needs ~8 GB per 200 images in
+    one chunk): the before/after ratios. This engine is also timed in one chunk of all the images."""
+    theta = Objective(model, x[:1], y[:1]).theta0
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "inputs.npz"
         np.savez(
@@ -207,7 +217,7 @@ def baseline(
         )
         env = dict(os.environ, PYTHONPATH=str(Path(path).resolve()))
         done = subprocess.run(
-            [sys.executable, "-c", BASELINE_SCRIPT, str(data), str(threads)],
+            [sys.executable, "-c", BASELINE_SCRIPT, str(data), str(threads), str(chunk)],
             env=env,
             cwd=tmp,
             capture_output=True,
@@ -216,30 +226,37 @@ def baseline(
         )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
-        raise RuntimeError(f"the baseline at {path} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"the baseline at {path} failed (rc {done.returncode}):\n{done.stderr[-3000:]}")
     before = json.loads(lines[-1][len("RESULT ") :])
-    after = {}
-    obj.loss()
-    for name, call in (("loss", obj.loss), ("grad", obj.grad), ("hvp", lambda: obj.hvp(None, v))):
-        value, after[name + "_s"] = timed(call)
-        agree = float(np.max(np.abs(np.asarray(before[name + "_value"]) - value.reshape(-1)[:8].numpy())))
-        after[name + "_agrees_to"] = agree
-    ratios = {name: before[name + "_s"] / after[name + "_s"] for name in ("loss", "grad", "hvp")}
-    log(f"previous engine on {x.shape[0]} images: {before}; this one: {after}; ratios {ratios}")
-    return {"path": str(path), "images": int(x.shape[0]), "before": before, "after": after, "ratio": ratios}
+    log(f"previous engine on {x.shape[0]} images in chunks of {chunk}: {before}")
+    out: dict = {"path": str(path), "images": int(x.shape[0]), "chunk_size": chunk, "before": before}
+    for label, size in (("after_same_chunks", chunk), ("after_one_chunk", None)):
+        obj = Objective(model, x, y, chunk_size=size)
+        obj.loss()
+        after: dict = {"route": "shared work" if obj.shared_work() is not None else "per chunk"}
+        for name, call in (("loss", obj.loss), ("grad", obj.grad), ("hvp", lambda o=obj: o.hvp(None, v))):
+            value, after[name + "_s"] = timed(call)
+            agree = float(np.max(np.abs(np.asarray(before[name + "_value"]) - value.reshape(-1)[:8].numpy())))
+            after[name + "_agrees_to"] = agree
+        after["ratio"] = {name: before[name + "_s"] / after[name + "_s"] for name in ("loss", "grad", "hvp")}
+        log(f"this engine, {label}: {after}")
+        out[label] = after
+    return out
 
 
-def default_qubit(model: PatchQNN, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor) -> dict:
-    """PennyLane's default.qubit (backprop) HVP against this engine's on the same images, one chunk each."""
+def default_qubit(model: PatchQNN, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, chunk: int) -> dict:
+    """PennyLane's default.qubit (backprop) HVP against this engine's on the same images: ours in one chunk,
+    default.qubit in chunks of ``chunk`` images (its backprop graph of an 8-qubit, L = 50 circuit takes ~20 GB
+    for 100 images at once)."""
     ours = Objective(model, x, y)
     ours.hvp(None, v)
     hv_ours, ours_s = timed(lambda: ours.hvp(None, v))
-    theirs = Objective(model.with_backend("default.qubit"), x, y)
+    theirs = Objective(model.with_backend("default.qubit"), x, y, chunk_size=chunk)
     hv_theirs, theirs_s = timed(lambda: theirs.hvp(None, v))
     agree = float((hv_ours - hv_theirs).abs().max())
     log(f"default.qubit HVP on {x.shape[0]} images: {theirs_s:.1f} s, ours {ours_s:.2f} s ({theirs_s / ours_s:.0f}x)")
-    return {"images": int(x.shape[0]), "default_qubit_s": theirs_s, "engine_s": ours_s, "ratio": theirs_s / ours_s,
-            "max_difference": agree}  # fmt: skip
+    return {"images": int(x.shape[0]), "default_qubit_chunk": chunk, "default_qubit_s": theirs_s, "engine_s": ours_s,
+            "ratio": theirs_s / ours_s, "max_difference": agree}  # fmt: skip
 
 
 def main() -> None:
@@ -251,8 +268,10 @@ def main() -> None:
     parser.add_argument("--shared-images", type=int, default=5000)
     parser.add_argument("--epoch-steps", type=int, default=None, help="measure this many steps of the epoch")
     parser.add_argument("--baseline", default=None, help="a checkout of the previous release (0.1.0)")
-    parser.add_argument("--baseline-images", type=int, default=200)
+    parser.add_argument("--baseline-images", type=int, default=1000)
+    parser.add_argument("--baseline-chunk", type=int, default=100, help="chunk size of the before/after comparison")
     parser.add_argument("--dq-images", type=int, default=100)
+    parser.add_argument("--dq-chunk", type=int, default=5, help="default.qubit's chunk size (memory)")
     parser.add_argument("--mnist", default=None, help="a folder with MNIST's IDX files")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     parser.add_argument("--threads", type=int, default=1)
@@ -263,6 +282,7 @@ def main() -> None:
         args.shared_images = min(args.shared_images, 2000)
         args.epoch_steps = 2 if args.epoch_steps is None else args.epoch_steps
         args.baseline_images = min(args.baseline_images, 50)
+        args.baseline_chunk = min(args.baseline_chunk, 25)
         args.dq_images = min(args.dq_images, 4)
     sections = [s for s in args.sections.split(",") if s]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -296,11 +316,13 @@ def main() -> None:
         save()
     if "baseline" in sections and args.baseline:
         n = args.baseline_images
-        report["baseline"] = baseline(args.baseline, model, args.stride, x[:n], y[:n], v, args.threads)
+        report["baseline"] = baseline(
+            args.baseline, model, args.stride, x[:n], y[:n], v, args.threads, args.baseline_chunk
+        )
         save()
     if "default_qubit" in sections and args.dq_images > 0:
         n = args.dq_images
-        report["default_qubit"] = default_qubit(model, x[:n], y[:n], v)
+        report["default_qubit"] = default_qubit(model, x[:n], y[:n], v, args.dq_chunk)
         save()
     if "epoch" in sections:
         report["epoch"] = epoch(model, x, y, args.epoch_steps)

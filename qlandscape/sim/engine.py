@@ -13,10 +13,14 @@ behind each choice:
 * every step runs at its own natural batch: parameter-only steps before the data once per (point, patch), data-only
   steps once per (sample, patch), so a landscape grid encodes the data once and a circuit's parameter-only
   prefix runs once for all samples;
-* on small circuits (``lowering.BLOCK_MAX_QUBITS``) with enough samples, the parameter-only layers after the
-  data form blocks: each block's unitary is built once per (point, patch) from all its layers at once (each
-  factor from its layer's Kronecker halves, a log-depth chain of matrix products) and applied to every sample
-  as one GEMM;
+* where the cost estimate says it pays (:func:`qlandscape.sim.lowering.block_cost`: samples per call, layers per
+  run, qubits, readout; up to ``lowering.BLOCK_MAX_QUBITS``), the parameter-only layers after the data form
+  blocks: each block's unitary is built once per (point, patch) from all its layers at once (each factor from
+  its layer's Kronecker halves, then layer by layer or a log-depth chain of products) and applied to every
+  sample as one GEMM;
+* a parameter point's parameter-only work (the state before the first data layer and the block unitaries,
+  :func:`parameter_work`) can be done once and passed to every call on a chunk of data (``work=``), which the
+  Objective's two-level derivatives use (:mod:`qlandscape.core.shared_work`);
 * with Z-only readout, the trailing entangler run folds into the readout matrix, and when nothing but that run
   follows the first layer the outputs are parities of a product state (:mod:`qlandscape.sim.product_readout`);
 * with ``QLANDSCAPE_MALLOC=retain`` the first call lets malloc keep freed memory (:mod:`qlandscape.sim.allocator`),
