@@ -8,6 +8,9 @@ import pytest
 import torch
 
 from qlandscape.core.errors import ConfigError
+from qlandscape.core.objective import Objective
+from qlandscape.core.shared_work import SharedWork
+from qlandscape.models.qnn import PatchQNN
 from qlandscape.sim import engine
 from qlandscape.sim.circuits import build_circuit, catalogue
 from qlandscape.sim.lowering import LAYER_OVERHEAD, Block, block_cost, plan
@@ -118,3 +121,19 @@ def test_parameter_work_stays_on_the_inputs_device():
             work = engine.parameter_work(circuit, params)
             engine.simulate(circuit, params, feats, work=work).sum().backward()
         assert mode.found == [], (ansatz, mode.found[:3])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_shared_work_on_cuda_matches_cpu():
+    """The two-level route with the work on a GPU: loss, gradient and HVP over chunks equal the CPU's ordinary
+    route (skipped without CUDA)."""
+    kw = dict(ansatz="kawase", n_qubits=6, n_layers=2, patch_size=8, stride=6, positional_bias=True)
+    cpu, gpu = PatchQNN((14, 14), 2, **kw), PatchQNN((14, 14), 2, device="cuda", **kw)
+    x, y = torch.rand(12, 14, 14, dtype=torch.float64), torch.randint(0, 2, (12,))
+    ordinary, chunked = Objective(cpu, x, y), Objective(gpu, x, y, chunk_size=4)
+    ordinary.shared_work = lambda: None
+    shared = SharedWork(chunked.model, chunked.unflatten, chunked.loss_fn, chunked.chunks)
+    v = torch.randn(ordinary.n_params, dtype=torch.float64)
+    assert abs(float(ordinary.loss() - shared.loss(chunked.theta0))) < 1e-12
+    assert torch.allclose(ordinary.grad(), shared.value_and_grad(chunked.theta0)[1], atol=1e-12)
+    assert torch.allclose(ordinary.hvp(None, v), shared.hvp(chunked.theta0, v), atol=1e-11)
