@@ -76,8 +76,8 @@ __all__ = [
 def use_blocks(circuit: Circuit, n_samples: int, shared_by: int = 1) -> bool:
     """Whether the block plan pays: its unitaries are built per (point, patch) and applied to ``n_samples``
     samples, each built once for ``shared_by`` calls (:func:`qlandscape.sim.lowering.block_cost`; the estimate
-    reproduces the measured forward+backward crossovers, 2 samples at 4 qubits and ~24 at 6 for hea with 2
-    layers, benchmarks/perf)."""
+    follows the measured forward+backward crossovers, 2 samples at 4 qubits and ~24 at 6 for hea with 2
+    layers, benchmarks/perf, with 3 and 24)."""
     return block_cost(circuit).pays(n_samples, shared_by)
 
 

@@ -58,8 +58,8 @@ BLOCK_MAX_QUBITS = 10
 # What running one shared layer costs per amplitude beyond its two small GEMMs' 2**a + 2**b multiply-adds, in
 # multiply-adds of a large GEMM: the entangler's gather and signs, the small GEMMs' lower throughput and the
 # per-op dispatch. Fitted to the measured forward+backward crossovers of the block plan (benchmarks/perf: 2
-# samples at 4 qubits, ~24 at 6, hea with 2 layers); the estimate then puts the 8-qubit kawase block (L = 50)
-# ahead from ~90 samples, or from one sample when its unitary is shared by many chunks.
+# samples at 4 qubits, ~24 at 6, hea with 2 layers; the estimate gives 3 and 24); it puts the 8-qubit kawase
+# blocks (L = 50) ahead from 95 samples per call, or from 10 per chunk when 60 chunks share the unitaries.
 LAYER_OVERHEAD = 60
 
 IntArray = NDArray[np.integer[Any]]
