@@ -19,6 +19,7 @@ __all__ = [
     "SecondOrderSelectable",
     "PatchLayout",
     "PatchStructured",
+    "ParameterWorkShared",
 ]
 
 
@@ -112,4 +113,28 @@ class PatchStructured(Protocol):
     def evaluate_patches(self, circuit_params: Tensor, position_bias: Tensor | None, x: Tensor) -> Tensor:
         """The outputs ``(B, N, O)`` of every patch on inputs ``x`` at the given circuit parameters ``(N, n)``
         and positional bias (flattened, or None where the model has none), in the model's current precision."""
+        ...
+
+
+@runtime_checkable
+class ParameterWorkShared(Protocol):
+    """A model whose parameter-only work (PatchQNN on our engine: the unitaries of the circuit's parameter-only
+    blocks) can be done once per parameter point and reused for every chunk of an evaluation set.
+
+    The Objective then differentiates in two levels (:mod:`qlandscape.core.shared_work`): per chunk with respect
+    to the parameters and the work's tensors, accumulated, then once through :meth:`parameter_work`. All three
+    methods take the parameters by name, like ``named_parameters()``, so ``torch.func`` can differentiate them.
+    """
+
+    def shares_parameter_work(self, n_samples: int, n_chunks: int) -> bool:
+        """Whether doing the work once pays for ``n_chunks`` chunks of ``n_samples`` samples."""
+        ...
+
+    def parameter_work(self, params: dict[str, Tensor]) -> tuple[Tensor, ...]:
+        """The parameter-only tensors at ``params`` (differentiable in them)."""
+        ...
+
+    def forward_with_work(self, params: dict[str, Tensor], work: tuple[Tensor, ...], x: Tensor) -> Tensor:
+        """The model's outputs on ``x`` at ``params`` given ``work = parameter_work(params)``; differentiable in
+        both, and equal to ``forward`` with ``params``."""
         ...

@@ -29,12 +29,19 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from qlandscape.core.capabilities import PointBatched, PrecisionSelectable, SecondOrderSelectable, TransformAware
+from qlandscape.core.capabilities import (
+    ParameterWorkShared,
+    PointBatched,
+    PrecisionSelectable,
+    SecondOrderSelectable,
+    TransformAware,
+)
 from qlandscape.core.chunking import ChunkPlan, Footprint, measure_footprint, plan_chunks
 from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int
 from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_losses, resolve_loss
 from qlandscape.core.memory import BUDGET_ENV, SizeError, memory_budget
+from qlandscape.core.shared_work import SharedWork
 
 __all__ = [
     "POINTS_STATE_BYTES",
@@ -263,6 +270,18 @@ class Objective:
             stop = min(n, start + size)
             yield x[start:stop], y[start:stop], (stop - start) / n
 
+    def shared_work(self) -> SharedWork | None:
+        """The two-level route (:mod:`qlandscape.core.shared_work`) when the model's parameter-only work, done once
+        per parameter point, pays for this evaluation set's chunks; None otherwise (a model without it, or work
+        that does not pay). :meth:`loss`, :meth:`grad`, :meth:`value_and_grad` and :meth:`hvp` take it when it is
+        there."""
+        if not (self.functorch and isinstance(self.model, ParameterWorkShared)):
+            return None
+        sizes = [int(xc.shape[0]) for xc, _, _ in self.chunks()]
+        if not self.model.shares_parameter_work(max(sizes), len(sizes)):
+            return None
+        return SharedWork(self.model, self.unflatten, self.loss_fn, self.chunks)
+
     # ------------------------------------------------------------ evaluation
     def _outputs(self, theta: Tensor, x: Tensor) -> Tensor:
         out: Tensor = functional_call(self.model, (self.unflatten(theta), self.buffers), (x,))
@@ -282,6 +301,8 @@ class Objective:
     def loss(self, theta: Tensor | None = None) -> Tensor:
         """Mean loss over the evaluation set at θ (a 0-d float64 tensor)."""
         theta = self.as_theta(theta)
+        if (shared := self.shared_work()) is not None:
+            return shared.loss(theta)
         with torch.no_grad():
             zero = torch.zeros((), dtype=torch.float64)
             return sum((w * self._chunk_loss(theta, xc, yc) for xc, yc, w in self.chunks()), zero)
@@ -363,6 +384,8 @@ class Objective:
     def grad(self, theta: Tensor | None = None) -> Tensor:
         """Gradient of the mean loss at θ."""
         theta = self.as_theta(theta)
+        if (shared := self.shared_work()) is not None:
+            return shared.value_and_grad(theta)[1]
         total = torch.zeros_like(theta)
         for xc, yc, w in self.chunks(kind="grad"):
             if self.functorch:
@@ -377,6 +400,8 @@ class Objective:
     def value_and_grad(self, theta: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Mean loss and its gradient at θ in one pass."""
         theta = self.as_theta(theta)
+        if (shared := self.shared_work()) is not None:
+            return shared.value_and_grad(theta)
         value, total = torch.zeros((), dtype=torch.float64), torch.zeros_like(theta)
         for xc, yc, w in self.chunks(kind="grad"):
             t = theta.clone().requires_grad_(True)
@@ -394,6 +419,8 @@ class Objective:
         v = torch.as_tensor(v, dtype=torch.float64)
         if v.shape != theta.shape:
             raise ConfigError("v", tuple(v.shape), f"expected shape ({self.n_params},)")
+        if (shared := self.shared_work()) is not None:
+            return shared.hvp(theta, v)
         total = torch.zeros_like(theta)
         for xc, yc, w in self.chunks(kind="hvp"):
             total += w * self._chunk_hvp(theta, v, xc, yc)

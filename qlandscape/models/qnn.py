@@ -212,6 +212,33 @@ class PatchQNN(nn.Module):
             return torch.einsum("kbo,kco->kbc", pooled, params["head.weight"]) + params["head.bias"][:, None, :]
         return self.output_scale * pooled
 
+    # Parameter work shared by chunks (qlandscape.core.capabilities.ParameterWorkShared).
+    def shares_parameter_work(self, n_samples: int, n_chunks: int) -> bool:
+        """Whether the backend's parameter-only work (the block unitaries), done once per parameter point, pays for
+        ``n_chunks`` chunks of ``n_samples`` images (the engine's cost estimate; never on a PennyLane device)."""
+        return self.backend.shares_parameter_work(self.circuit, n_samples, n_chunks)
+
+    def parameter_work(self, params: dict[str, Tensor]) -> tuple[Tensor, ...]:
+        """The circuits' parameter-only work (a state and the block unitaries) at ``params``, named like
+        ``named_parameters()``."""
+        return self.backend.parameter_work(self.circuit, params["circuit_params"])
+
+    def forward_with_work(self, params: dict[str, Tensor], work: tuple[Tensor, ...], x: Tensor) -> Tensor:
+        """Logits ``(B, n_classes)`` at ``params`` with ``work`` from :meth:`parameter_work` at the same params:
+        :meth:`forward` without building the unitaries."""
+        flat = x.reshape(x.shape[0], -1)
+        bias = params.get("position_bias")
+        if bias is not None:
+            flat = flat + bias.reshape(-1)
+        features = apply_feature_map(flat, self.patch_map)
+        outputs = self.backend.expectations_with_work(
+            self.circuit, params["circuit_params"], features, work, scale=self.encoding_scale
+        )
+        pooled = outputs.mean(dim=-2)
+        if self.head is not None:
+            return pooled @ params["head.weight"].T + params["head.bias"]
+        return self.output_scale * pooled[..., : self.n_classes]
+
     # Patch structure (qlandscape.core.capabilities.PatchStructured): what the per-patch Hessian assembly needs.
     def patch_layout(self) -> PatchLayout:
         """The names of the circuit parameters ``(N, n)``, the positional bias and the linear head."""

@@ -13,10 +13,14 @@ behind each choice:
 * every step runs at its own natural batch: parameter-only steps before the data once per (point, patch), data-only
   steps once per (sample, patch), so a landscape grid encodes the data once and a circuit's parameter-only
   prefix runs once for all samples;
-* on small circuits (``lowering.BLOCK_MAX_QUBITS``) with enough samples, the parameter-only layers after the
-  data form blocks: each block's unitary is built once per (point, patch) from all its layers at once (each
-  factor from its layer's Kronecker halves, a log-depth chain of matrix products) and applied to every sample
-  as one GEMM;
+* where the cost estimate says it pays (:func:`qlandscape.sim.lowering.block_cost`: samples per call, layers per
+  run, qubits, readout; up to ``lowering.BLOCK_MAX_QUBITS``), the parameter-only layers after the data form
+  blocks: each block's unitary is built once per (point, patch) from all its layers at once (each factor from
+  its layer's Kronecker halves, then layer by layer or a log-depth chain of products) and applied to every
+  sample as one GEMM;
+* a parameter point's parameter-only work (the state before the first data layer and the block unitaries,
+  :func:`parameter_work`) can be done once and passed to every call on a chunk of data (``work=``), which the
+  Objective's two-level derivatives use (:mod:`qlandscape.core.shared_work`);
 * with Z-only readout, the trailing entangler run folds into the readout matrix, and when nothing but that run
   follows the first layer the outputs are parities of a product state (:mod:`qlandscape.sim.product_readout`);
 * with ``QLANDSCAPE_MALLOC=retain`` the first call lets malloc keep freed memory (:mod:`qlandscape.sim.allocator`),
@@ -30,6 +34,7 @@ compose with it. complex128 by default; complex64 is allowed for training.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -54,19 +59,67 @@ from qlandscape.sim.gate_matrices import (
     product_state,
     real_dtype,
 )
-from qlandscape.sim.lowering import BLOCK_MAX_QUBITS, Block, Layer, Plan, Step, bit, plan
+from qlandscape.sim.lowering import Block, Layer, Plan, Step, bit, block_cost, plan
 from qlandscape.sim.product_readout import product_plan, product_z
 
-__all__ = ["use_blocks", "check_state_memory", "simulate_state", "simulate", "simulate_patch_mean"]
+__all__ = [
+    "use_blocks",
+    "shares_parameter_work",
+    "parameter_work",
+    "check_state_memory",
+    "simulate_state",
+    "simulate",
+    "simulate_patch_mean",
+]
 
 
-def use_blocks(circuit: Circuit, n_samples: int) -> bool:
-    """Whether the block plan pays: its unitaries are built per (point, patch) and shared by ``n_samples``.
+def use_blocks(circuit: Circuit, n_samples: int, shared_by: int = 1) -> bool:
+    """Whether the block plan pays: its unitaries are built per (point, patch) and applied to ``n_samples``
+    samples, each built once for ``shared_by`` calls (:func:`qlandscape.sim.lowering.block_cost`; the estimate
+    follows the measured forward+backward crossovers, 2 samples at 4 qubits and ~24 at 6 for hea with 2
+    layers, benchmarks/perf, with 3 and 24)."""
+    return block_cost(circuit).pays(n_samples, shared_by)
 
-    Measured forward+backward crossovers (benchmarks/perf): below 2 samples at 4 qubits, ~24 at 6 qubits;
-    3 * 2**(2n - 9) passes through both."""
-    n = circuit.n_qubits
-    return n <= BLOCK_MAX_QUBITS and n_samples >= max(2, 3 * 2 ** (2 * n - 9))
+
+def shares_parameter_work(circuit: Circuit, n_samples: int, n_calls: int) -> bool:
+    """Whether doing the parameter-only work once (:func:`parameter_work`) and passing it to ``n_calls`` calls of
+    :func:`simulate` on ``n_samples`` samples each (the chunks of an evaluation set) beats planning every call
+    alone. With one call it is the block plan's own choice: differentiating the work apart from the samples
+    (two levels, :mod:`qlandscape.core.shared_work`) is then still cheaper than ``torch.func`` through both."""
+    if product_plan(circuit) is not None:  # a product-state readout builds no state at all
+        return False
+    return use_blocks(circuit, n_samples, shared_by=n_calls)
+
+
+def _first_data_step(chosen: Plan) -> int:
+    """Where the plan first reads data: the steps before it act on |0...0> with parameters only (blocks are only
+    ever gathered after data, so they are layers and entangler runs)."""
+    for i, step in enumerate(chosen.steps):
+        if isinstance(step, Layer) and step.has_features:
+            return i
+    return len(chosen.steps)
+
+
+def parameter_work(circuit: Circuit, params: Tensor, *, dtype: torch.dtype = torch.complex128) -> tuple[Tensor, ...]:
+    """A parameter point's parameter-only work for the block plan, for params ``(*K, P, n_params)``: the state
+    that the steps before the first data-fed layer make of |0...0> (when there are such steps), then the
+    unitaries ``(*K, P, 2**n, 2**n)`` of its blocks in plan order. Done once and passed to
+    ``simulate(..., work=...)`` for every chunk of data; empty when the circuit has no block."""
+    if dtype not in (torch.complex128, torch.complex64):
+        raise ConfigError("dtype", dtype, "expected torch.complex128 or torch.complex64")
+    if params.shape[-1] != circuit.n_params:
+        raise ConfigError("params", tuple(params.shape), f"expected last dim {circuit.n_params} for {circuit.name}")
+    chosen = plan(circuit, fold_readout=True, blocks=True)
+    if product_plan(circuit) is not None or not chosen.has_blocks:
+        return ()
+    params = params.to(real_dtype(dtype))
+    first = _first_data_step(chosen)
+    work: list[Tensor] = []
+    if first > 0:
+        nowhere = params.new_zeros(1, params.shape[-2], max(1, circuit.n_features))  # the prefix reads no data
+        work.append(_run(circuit, chosen.steps[:first], params, nowhere, 1.0, dtype)[0].to(dtype))
+    work.extend(block_unitary(s, params, circuit.n_qubits, dtype) for s in chosen.steps if isinstance(s, Block))
+    return tuple(work)
 
 
 # --------------------------------------------------------------------------------------------- execution
@@ -122,10 +175,18 @@ def check_state_memory(circuit: Circuit, params: Tensor, features: Tensor, dtype
 
 
 def _run(
-    circuit: Circuit, steps: tuple[Step, ...], params: Tensor, features: Tensor, scale: float, dtype: torch.dtype
+    circuit: Circuit,
+    steps: tuple[Step, ...],
+    params: Tensor,
+    features: Tensor,
+    scale: float,
+    dtype: torch.dtype,
+    unitaries: Iterator[Tensor] | None = None,
+    initial: Tensor | None = None,
 ) -> tuple[Tensor, tuple[int, ...]]:
     """Run ``steps``; return the state ``(*K', B', P, 2**n)`` (size-1 dims where it is shared) and the full
-    batch shape ``(*K, B, P)`` it broadcasts to."""
+    batch shape ``(*K, B, P)`` it broadcasts to. ``unitaries``: the blocks' unitaries, built beforehand, in order;
+    ``initial``: the state to start from (else |0...0>)."""
     batch = _check(circuit, params, features, dtype)
     n, rank = circuit.n_qubits, len(batch)
     n_k = rank - 2
@@ -133,9 +194,11 @@ def _run(
     params, features = params.to(rdtype), features.to(rdtype)
     device = params.device
     state: Tensor | None = None
+    if initial is not None:
+        state = initial.to(device).reshape((1,) * (rank + 1 - initial.ndim) + tuple(initial.shape))
     for step in steps:
         if isinstance(step, Block):
-            u = block_unitary(step, params, n, dtype)
+            u = block_unitary(step, params, n, dtype) if unitaries is None else next(unitaries).to(device)
             if state is None:  # U|0...0> is U's first column, shared by every sample
                 state = u[..., :, 0].unsqueeze(-3)
                 state = state.reshape((1,) * (rank + 1 - state.ndim) + tuple(state.shape))
@@ -204,7 +267,13 @@ def simulate_state(
 
 
 def simulate(
-    circuit: Circuit, params: Tensor, features: Tensor, *, scale: float = 1.0, dtype: torch.dtype = torch.complex128
+    circuit: Circuit,
+    params: Tensor,
+    features: Tensor,
+    *,
+    scale: float = 1.0,
+    dtype: torch.dtype = torch.complex128,
+    work: Sequence[Tensor] | None = None,
 ) -> Tensor:
     """Expectation values of the circuit's observables.
 
@@ -216,6 +285,9 @@ def simulate(
             parameter point.
         scale: multiplies every data angle.
         dtype: ``torch.complex128`` (default, for metrics) or ``torch.complex64`` (training).
+        work: the block plan's parameter-only work from :func:`parameter_work` at these params, done once for
+            many calls; the call then runs the block plan with it, whatever the number of samples. It must come
+            from the same ``params`` (differentiating through both counts each parameter's two routes once).
 
     Returns:
         ``(*K, B, P, n_outputs)`` real expectations, in the circuit's observable order.
@@ -228,13 +300,30 @@ def simulate(
             *batch, circuit.n_outputs
         )
     check_state_memory(circuit, params, features, dtype)
-    chosen = _plan_for(circuit, features, fold_readout=True)
-    steps = chosen.steps
+    given: Iterator[Tensor] | None = None
+    initial: Tensor | None = None
+    if work:
+        chosen = plan(circuit, fold_readout=True, blocks=True)
+        first = _first_data_step(chosen)
+        n_blocks = sum(isinstance(s, Block) for s in chosen.steps)
+        if len(work) != n_blocks + (first > 0):
+            raise ConfigError("work", len(work), f"expected the {circuit.name} block plan's, from parameter_work")
+        steps = chosen.steps[first:]
+        initial = work[0] if first > 0 else None
+        given = iter(work[1:] if first > 0 else work)
+    else:
+        chosen = _plan_for(circuit, features, fold_readout=True)
+        steps = chosen.steps
     fused = _fused_last_block(chosen)
-    state, batch = _run(circuit, steps[:-1] if fused is not None else steps, params, features, scale, dtype)
+    state, batch = _run(
+        circuit, steps[:-1] if fused is not None else steps, params, features, scale, dtype, given, initial
+    )
     if fused is not None:  # the last block and the readout in one pass over the GEMM's output
         rdtype = real_dtype(dtype)
-        u = block_unitary(fused, params.to(rdtype), circuit.n_qubits, dtype)
+        if given is not None:
+            u = next(given).to(state.device)
+        else:
+            u = block_unitary(fused, params.to(rdtype), circuit.n_qubits, dtype)
         out = apply_block(state, u, len(batch) - 2, Readout(chosen, state.device, rdtype))
     elif chosen.z_signs is not None:
         out = read_z(state, Readout(chosen, state.device, state.real.dtype))

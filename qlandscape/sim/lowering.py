@@ -13,6 +13,11 @@ cannot reach it (:func:`drop_phases_before_z`). With ``blocks=True`` it also
 splits every wire's rotations at the data/parameter boundary and gathers the parameter-only layers and entanglers
 that follow data into :class:`Block` steps: a block is the same unitary for every sample of a patch, so the engine
 builds it once per (parameter point, patch) and applies it to all samples as one GEMM.
+
+Whether blocks pay is a cost estimate (:func:`block_cost`), not a qubit cap: building a block costs about
+``F * 4**n * (2**a + 2**b)`` multiply-adds per (point, patch) (F layers, the Kronecker halves' sizes) and applying
+it ``4**n`` per sample, against ``F * 2**n * (2**a + 2**b + LAYER_OVERHEAD)`` per sample for the same layers run
+one at a time.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from qlandscape.sim.gates import Rotation, entangler, rotation
 
 __all__ = [
     "BLOCK_MAX_QUBITS",
+    "LAYER_OVERHEAD",
+    "BlockCost",
+    "block_cost",
     "Fused",
     "Permute",
     "bit",
@@ -44,7 +52,15 @@ __all__ = [
     "plan",
 ]
 
-BLOCK_MAX_QUBITS = 6  # a block is a dense (2**n)^2 matrix per (point, patch): worth it only for small circuits
+# A block is a dense (2**n)^2 matrix per (point, patch): 16 MB at 10 qubits in complex128. Beyond that its memory,
+# not its arithmetic, rules it out (a grid of points times patches of them); below it the cost estimate decides.
+BLOCK_MAX_QUBITS = 10
+# What running one shared layer costs per amplitude beyond its two small GEMMs' 2**a + 2**b multiply-adds, in
+# multiply-adds of a large GEMM: the entangler's gather and signs, the small GEMMs' lower throughput and the
+# per-op dispatch. Fitted to the measured forward+backward crossovers of the block plan (benchmarks/perf: 2
+# samples at 4 qubits, ~24 at 6, hea with 2 layers; the estimate gives 3 and 24); it puts the 8-qubit kawase
+# blocks (L = 50) ahead from 95 samples per call, or from 10 per chunk when 60 chunks share the unitaries.
+LAYER_OVERHEAD = 60
 
 IntArray = NDArray[np.integer[Any]]
 FloatArray = NDArray[np.floating[Any]]
@@ -471,7 +487,8 @@ def plan(circuit: Circuit, *, fold_readout: bool = True, blocks: bool = False) -
 
     ``fold_readout``: with Z observables only, trailing entanglers fold into the readout matrix (probabilities
     ignore signs and a permutation only reorders them). ``blocks``: gather parameter-only layers after the data
-    into :class:`Block` steps (see the module docs); only for circuits of at most ``BLOCK_MAX_QUBITS`` qubits.
+    into :class:`Block` steps (see the module docs), for circuits of at most ``BLOCK_MAX_QUBITS`` qubits; whether
+    they pay is :func:`block_cost`'s to say.
     """
     n = circuit.n_qubits
     z_only = fold_readout and bool(circuit.observables) and all(p == "Z" for p, _ in circuit.observables)
@@ -498,3 +515,49 @@ def plan(circuit: Circuit, *, fold_readout: bool = True, blocks: bool = False) -
     if blocks and not has_blocks:  # nothing to gather: the unsplit plan has fewer layers
         return plan(circuit, fold_readout=fold_readout, blocks=False)
     return Plan(steps=tuple(steps), z_signs=z_signs, has_blocks=has_blocks)
+
+
+@dataclass(frozen=True)
+class BlockCost:
+    """Estimated multiply-adds of one plan's blocks (see :func:`block_cost`): ``build`` per (point, patch),
+    ``apply`` per (sample, patch) with the blocks, ``layered`` per (sample, patch) running the same layers one at
+    a time."""
+
+    build: float
+    apply: float
+    layered: float
+
+    def pays(self, n_samples: int, shared_by: int = 1) -> bool:
+        """Whether the blocks are cheaper for ``n_samples`` samples per call, each unitary built once for
+        ``shared_by`` such calls (the chunks of an evaluation set sharing one parameter point)."""
+        if (self.build == 0 and self.apply == 0) or (shared_by <= 1 and n_samples < 2):
+            return False  # no block, or one sample: applying a unitary to one state never beats building it
+        return self.build / max(1, shared_by) + n_samples * self.apply < n_samples * self.layered
+
+
+@lru_cache(maxsize=128)
+def block_cost(circuit: Circuit) -> BlockCost:
+    """The cost estimate of :func:`plan`'s blocks for ``circuit``, in multiply-adds of a large GEMM.
+
+    Per block of F layers on n qubits (D = 2**n, Kronecker halves of 2**a and 2**b): building its unitary costs
+    F D**2 (2**a + 2**b) layer by layer from 5 qubits (``qlandscape.sim.blocks``), F D**2 + (F - 1) D**3 as a
+    chain of dense products below; applying it costs D**2 per sample; the layers one at a time cost
+    F D (2**a + 2**b + LAYER_OVERHEAD) per sample. With a Z readout after the last block, the block's GEMM output
+    is read in place, which saves a pass over the state (D per sample). Zero everywhere when the plan has no
+    block or the circuit is too large for one (``BLOCK_MAX_QUBITS``)."""
+    n = circuit.n_qubits
+    if n > BLOCK_MAX_QUBITS:
+        return BlockCost(0.0, 0.0, 0.0)
+    chosen = plan(circuit, blocks=True)
+    dim = 2.0**n
+    halves = 2.0 ** (n // 2) + 2.0 ** (n - n // 2)
+    build = apply = layered = 0.0
+    blocks = [step for step in chosen.steps if isinstance(step, Block)]
+    for block in blocks:
+        f = len(block.layers)
+        build += f * dim**2 * halves if n >= 5 else f * dim**2 + (f - 1) * dim**3
+        apply += dim**2
+        layered += f * dim * (halves + LAYER_OVERHEAD)
+    if blocks and chosen.z_signs is not None and chosen.steps[-1] is blocks[-1]:
+        apply -= dim
+    return BlockCost(build, apply, layered)

@@ -57,6 +57,22 @@ class Backend(Protocol):
         """``(*K, B, n_outputs)``: the mean over patches of the first ``n_outputs`` expectations (all by default)."""
         ...
 
+    def shares_parameter_work(self, circuit: Circuit, n_samples: int, n_calls: int) -> bool:
+        """Whether doing the parameter-only work once (:meth:`parameter_work`) for ``n_calls`` calls on
+        ``n_samples`` samples each pays (the chunks of an evaluation set at one parameter point)."""
+        ...
+
+    def parameter_work(self, circuit: Circuit, params: Tensor) -> tuple[Tensor, ...]:
+        """One parameter point's parameter-only work (our engine: a state and unitaries), done once for many
+        calls of :meth:`expectations_with_work`; empty where the backend has none."""
+        ...
+
+    def expectations_with_work(
+        self, circuit: Circuit, params: Tensor, features: Tensor, work: tuple[Tensor, ...], scale: float = 1.0
+    ) -> Tensor:
+        """:meth:`expectations` with the parameter-only work from :meth:`parameter_work` at ``params``."""
+        ...
+
     def for_metrics(self) -> Backend:
         """This backend in the precision metrics are computed in."""
         ...

@@ -12,7 +12,7 @@ from torch import Tensor
 from qlandscape.core.errors import ConfigError
 from qlandscape.sim.backends.base import DIFF_METHODS
 from qlandscape.sim.circuits import Circuit
-from qlandscape.sim.engine import simulate, simulate_patch_mean
+from qlandscape.sim.engine import parameter_work, shares_parameter_work, simulate, simulate_patch_mean
 
 __all__ = ["ENGINE", "STATE_DTYPES", "resolve_device", "EngineBackend"]
 
@@ -93,6 +93,26 @@ class EngineBackend:
         """``(*K, B, n_outputs)``: the mean over patches of the first ``n_outputs`` expectations (all by default)."""
         return self._on_device(
             lambda p, f: simulate_patch_mean(circuit, p, f, scale=scale, dtype=self.dtype, n_outputs=n_outputs),
+            params,
+            features,
+        )
+
+    def shares_parameter_work(self, circuit: Circuit, n_samples: int, n_calls: int) -> bool:
+        """Whether the parameter-only work done once pays for ``n_calls`` calls of ``n_samples`` samples
+        (:func:`qlandscape.sim.engine.shares_parameter_work`)."""
+        return shares_parameter_work(circuit, n_samples, n_calls)
+
+    def parameter_work(self, circuit: Circuit, params: Tensor) -> tuple[Tensor, ...]:
+        """The block plan's parameter-only work at ``params`` (:func:`qlandscape.sim.engine.parameter_work`), on
+        the engine's device, in this backend's state dtype."""
+        return parameter_work(circuit, params.to(torch.device(self.device)), dtype=self.dtype)
+
+    def expectations_with_work(
+        self, circuit: Circuit, params: Tensor, features: Tensor, work: tuple[Tensor, ...], scale: float = 1.0
+    ) -> Tensor:
+        """``(*K, B, P, n_outputs)`` expectations running the block plan with ``work`` done beforehand."""
+        return self._on_device(
+            lambda p, f: simulate(circuit, p, f, scale=scale, dtype=self.dtype, work=work),
             params,
             features,
         )

@@ -105,6 +105,22 @@ class PennyLaneBackend:
         out = self.expectations(circuit, params, features, scale)
         return out[..., : circuit.n_outputs if n_outputs is None else n_outputs].mean(dim=-2)
 
+    def shares_parameter_work(self, circuit: Circuit, n_samples: int, n_calls: int) -> bool:
+        """False: a PennyLane device runs every circuit gate by gate."""
+        return False
+
+    def parameter_work(self, circuit: Circuit, params: Tensor) -> tuple[Tensor, ...]:
+        """None to build: a PennyLane device runs every circuit gate by gate."""
+        return ()
+
+    def expectations_with_work(
+        self, circuit: Circuit, params: Tensor, features: Tensor, work: tuple[Tensor, ...], scale: float = 1.0
+    ) -> Tensor:
+        """:meth:`expectations`; ``work`` must be empty, what :meth:`parameter_work` gives."""
+        if work:
+            raise ConfigError("work", len(work), "a PennyLane backend does no parameter-only work")
+        return self.expectations(circuit, params, features, scale)
+
     def for_metrics(self) -> PennyLaneBackend:
         """This backend: PennyLane's precision follows the parameters, which metrics give in float64."""
         return self
