@@ -36,6 +36,11 @@ from qlandscape.runs.sweep import load_sweep
 
 ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
+# the variant names the outputs reference describes (the config in the outputs test computes these)
+VARIANT_NAMES = {
+    "hessian": r"hessian_(dense|lanczos)(_init|_best)?(_test)?(_structure)?(_trajectory)?(_seed\d+)?",
+    "ntk": r"ntk_[a-z]+_subset\d+(_every\d+)?",
+}
 BIN = Path(sys.executable).parent
 FENCE = re.compile(r"^```(\w*)\s*$")
 NOTE = re.compile(r"^<!--\s*(.*?)\s*-->$")
@@ -260,6 +265,11 @@ def test_the_outputs_reference_names_every_file_and_key_a_run_writes(tmp_path):
     arrays = np.load(path / "arrays.npz").files
     expected |= {k for k in arrays if "." not in k}  # the training arrays
     expected |= {".".join(k.split(".")[:2]) + ".*" for k in arrays if k.count(".") == 2}  # NAME.result.*
-    expected |= {p.stem for p in (path / "results").iterdir()} | {p.stem for p in (path / "figures").iterdir()}
+    stems = {p.stem for p in (path / "results").iterdir()} | {p.stem for p in (path / "figures").iterdir()}
+    for name in ("hessian", "ntk"):  # their files are documented as VARIANT_<what>, beside the variants' names
+        variant = info["manifest"][name]["variant"]
+        assert re.fullmatch(VARIANT_NAMES[name], variant), variant
+        stems = {f"VARIANT_{s.removeprefix(variant + '_')}" if s.startswith(variant + "_") else s for s in stems}
+    expected |= stems
     assert sorted(expected - documented) == []
     assert {f"{name}_seconds" for name in config.metrics} <= set(info["timings"])  # what NAME_seconds stands for

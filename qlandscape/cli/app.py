@@ -9,8 +9,9 @@ Startup: this module imports nothing heavy. The modules that implement the subco
 :mod:`qlandscape.cli.runtime` (threads, logging, the error boundary), import torch, matplotlib and the metrics, so
 they are loaded with :func:`importlib.import_module` by :func:`load`, when the command they implement runs or its
 options are asked for: the one exception to "imports at module level" of the command line, kept in this one
-function. The metric subcommands' names come from the metric registry, which loads the metric specs and their
-compute code; ``qlandscape --help`` lists them and so pays for that.
+function. The metric subcommands' names, help and options come from the metric registry, whose specs are
+declarations that load their computation only when it runs (:class:`qlandscape.runs.metric_spec.Hook`), so that
+``qlandscape --help`` and ``qlandscape <metric> --help`` load neither torch nor matplotlib.
 """
 
 from __future__ import annotations

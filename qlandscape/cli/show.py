@@ -1,10 +1,11 @@
 """``qlandscape show RUN_DIR``: what a run directory holds, read without changing it.
 
 It prints the run's status (checked as every reader checks it: a damaged file is named), a summary of its config
-and model, the training numbers, and for each metric every result the directory keeps (each variant of a metric
-with variants, such as landscapes on several planes: :mod:`qlandscape.runs.variants`) with the settings it was
-computed with, its headline numbers and its files. Run directories written by qlandscape 0.1 (no manifest; files
-named after the metric) are listed too.
+and model, the training numbers, and for each metric every result the directory keeps (each variant: landscapes on
+several planes, Hessians at several points, kernels of several subsets: :mod:`qlandscape.runs.variants`) with the
+settings it was computed with, its headline numbers and its files; the latest variant (whose numbers ``run.json``
+shows) and, where it is another, the one computed with the run (which the report shows) are marked. Run
+directories written by qlandscape 0.1 (no manifest; files named after the metric) are listed too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from qlandscape.runs.layout import RUN_FILE, check_run, describe
 from qlandscape.runs.metric_spec import MetricSpec
 from qlandscape.runs.metric_specs.hessian import epoch_of
 from qlandscape.runs.registry import specs
-from qlandscape.runs.variants import Variant, variants
+from qlandscape.runs.variants import Variant, default, variants
 
 __all__ = ["add_parser", "describe_run", "run"]
 
@@ -93,11 +94,15 @@ def _headline(spec: MetricSpec | None, variant: Variant) -> list[str]:
     return [f"{h.label}: {_value(scalars[h.key])}" for h in spec.headline if h.key in scalars]
 
 
-def _metric_lines(name: str, found: list[Variant], spec: MetricSpec | None) -> list[str]:
+def _metric_lines(name: str, found: list[Variant], spec: MetricSpec | None, shown: Variant | None) -> list[str]:
     lines = [f"  {name}: {len(found)} result{'s' if len(found) != 1 else ''}" + ("" if spec else " (not registered)")]
     for variant in found:
         when = f", computed {variant.finished}" if variant.finished else ""
-        mark = " [latest: run.json shows its numbers]" if variant.latest and len(found) > 1 else ""
+        mark = ""
+        if variant.latest and len(found) > 1:
+            mark = " [latest: run.json shows its numbers]"
+        elif shown is not None and variant.name == shown.name and len(found) > 1:
+            mark = " [computed with the run: the report shows it]"
         lines.append(f"    {variant.name}{when}{mark}")
         lines.append(f"      settings: {_settings(spec, variant.settings)}")
         lines += [f"      {line}" for line in _headline(spec, variant)]
@@ -145,5 +150,5 @@ def describe_run(path: Path) -> list[str]:
     listed = [(name, found) for name, found in listed if found]
     lines.append("metrics:" if listed else "metrics: none computed")
     for name, found in listed:
-        lines += _metric_lines(name, found, known.get(name))
+        lines += _metric_lines(name, found, known.get(name), default(info, name, path))
     return lines

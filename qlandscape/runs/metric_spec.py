@@ -7,11 +7,20 @@ A spec's settings are a frozen dataclass whose fields are declared with :func:`f
 config validation and the command-line options are derived from them. ``compute`` turns a finished run and the
 settings into a :class:`MetricOutput` (headline scalars and result objects); the run directory code saves the
 results under ``RUN/results`` (their arrays also join ``arrays.npz``) and draws ``figures`` into ``RUN/figures``.
+
+A spec is a declaration: its behaviour (``compute``, ``figures``, ``check_against_run``, ``sweep_figures``) may be
+given as a :func:`hook`, a reference ``"package.module:function"`` that is imported when it is first called. The
+built-in specs (:mod:`qlandscape.runs.metric_specs`) name their functions in :mod:`qlandscape.runs.metric_hooks`,
+so that the registry, and with it ``qlandscape --help`` and every subcommand's ``--help``, loads neither torch nor
+matplotlib, scipy or scikit-learn. Any callable is accepted as well: a user's spec in one module keeps working.
+:meth:`Hook.resolve` (an :func:`importlib.import_module` call) is the second exception to "imports at module
+level", next to :func:`qlandscape.cli.app.load`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +31,7 @@ import numpy as np
 
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
+from qlandscape.runs.variants import Variant, default
 
 if TYPE_CHECKING:  # annotations only: this module stays free of torch and matplotlib (a cheap registry import)
     from matplotlib.figure import Figure
@@ -43,6 +53,8 @@ __all__ = [
     "number",
     "value",
     "settings_of",
+    "Hook",
+    "hook",
     "MetricRun",
     "SavedResult",
     "MetricOutput",
@@ -56,6 +68,8 @@ SETTING = "qlandscape.setting"  # the dataclass field metadata key of a Setting
 POINTS = ("final", "best", "init")  # where on the trajectory a metric looks
 SPLITS = ("train", "test")  # the data a metric evaluates the loss on
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+_REFERENCE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+HOOKS = ("compute", "figures", "check_against_run", "sweep_figures")  # a spec's behaviour: callables or hooks
 CONFIG_DEFAULT: Any = object()  # a subcommand option's default is the config's
 
 
@@ -125,6 +139,58 @@ def with_progress(settings: Any, given: Mapping[str, Any], progress: bool) -> An
 def settings_of(cls: type) -> tuple[tuple[dataclasses.Field, Setting | None], ...]:
     """The settings of a settings class with their :class:`Setting` (None for a field declared without one)."""
     return tuple((f, f.metadata.get(SETTING)) for f in dataclasses.fields(cls))
+
+
+class Hook:
+    """A function named by a reference ``"package.module:function"``, imported on its first call and kept.
+
+    Calling the hook calls the function. A spec names its behaviour this way so that declaring it (and listing it on
+    the command line) loads none of the libraries its computation needs. A reference that does not name a function
+    raises :class:`ConfigError` naming the reference, when it is first called or resolved (:meth:`resolve`)."""
+
+    __slots__ = ("reference", "_function")
+
+    def __init__(self, reference: str) -> None:
+        if not (isinstance(reference, str) and _REFERENCE.fullmatch(reference)):
+            raise ConfigError("hook", reference, "expected a reference 'package.module:function'")
+        self.reference = reference
+        self._function: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        """The function: its module is imported the first time (the documented exception to module-level
+        imports: loading the computation only when it runs)."""
+        if self._function is None:
+            module_name, _, name = self.reference.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                missing = exc.name or ""
+                if not (module_name == missing or module_name.startswith(missing + ".")):
+                    raise  # the module exists but one of its own imports is missing: that error, as it is
+                raise ConfigError("hook", self.reference, f"no module {module_name!r}") from exc
+            function = getattr(module, name, None)
+            if not callable(function):
+                raise ConfigError("hook", self.reference, f"module {module_name!r} has no function {name!r}")
+            self._function = function
+        return self._function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"hook({self.reference!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hook) and other.reference == self.reference
+
+    def __hash__(self) -> int:
+        return hash(self.reference)
+
+
+def hook(reference: str) -> Hook:
+    """A spec's function by reference, ``hook("qlandscape.runs.metric_hooks.hessian:compute")``: imported when first
+    called (see :class:`Hook`)."""
+    return Hook(reference)
 
 
 class MetricRun(Protocol):
@@ -199,13 +265,16 @@ class Headline:
 @dataclass(frozen=True)
 class SweepView:
     """The complete runs below a report's folder, as a metric's report figures see them: their rows, the config
-    fields that may vary, and the axes the report lays grids out on (None: no such axis)."""
+    fields that may vary, the axes the report lays grids out on (None: no such axis) and, for each row (by its
+    ``path``) and metric, the variant the report shows (:func:`qlandscape.runs.variants.default`; a row missing
+    from ``chosen`` is read from its ``run.json``)."""
 
     directory: Path
     rows: tuple[dict, ...]
     fields: tuple[str, ...]
     row_axis: str | None
     col_axis: str | None
+    chosen: Mapping[str, Mapping[str, Variant | None]] = field(default_factory=dict)
 
     def rows_with(self, file: str) -> list[dict]:
         """The rows whose run saved the result ``file``."""
@@ -220,6 +289,33 @@ class SweepView:
 
         return load
 
+    def variant(self, row: dict, metric: str) -> Variant | None:
+        """The variant of ``metric`` that the report shows for ``row``, or None when its run has none."""
+        chosen = self.chosen.get(row["path"])
+        if chosen is not None and metric in chosen:
+            return chosen[metric]
+        folder = self.directory / row["path"]
+        try:
+            info = io.read_json(folder / "run.json")
+        except (OSError, ValueError):
+            return None
+        return default(info, metric, folder) if isinstance(info, dict) else None
+
+    def rows_with_result(self, metric: str, suffix: str) -> list[dict]:
+        """The rows whose shown variant of ``metric`` saved the result ``<variant><suffix>``."""
+        return [r for r in self.rows if (v := self.variant(r, metric)) is not None and v.result_file(suffix)]
+
+    def result_loader(self, metric: str, suffix: str, cls: type) -> Callable[[dict], Any]:
+        """A function reading the result ``<variant><suffix>`` (a ``cls``) of the variant of ``metric`` shown for a
+        row; None where it has none."""
+
+        def load(row: dict) -> Any:
+            variant = self.variant(row, metric)
+            relative = None if variant is None else variant.result_file(suffix)
+            return None if relative is None else io.load_result(cls, self.directory / row["path"] / relative)
+
+        return load
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -231,7 +327,7 @@ class MetricSpec:
     the figures. ``compute(run, settings)``: the work. ``figures(output, settings)``: ``(name, Figure)`` pairs
     drawn into ``RUN/figures``. ``check_against_run(settings, n_train, n_params)``: checks that need the data and
     the model, made before training. ``sweep_figures(view)``: ``(name, caption, Figure)`` triples for the report
-    over many runs.
+    over many runs. Each of these four is a callable or a :func:`hook` (loaded when first called).
     """
 
     name: str
@@ -262,6 +358,23 @@ class MetricSpec:
         for h in self.headline:
             if not h.key.startswith(f"{self.name}."):
                 raise ConfigError(f"{self.name} headline", h.key, f"expected a scalar named {self.name}.<what>")
+        for what in HOOKS:
+            function = getattr(self, what)
+            if not (callable(function) or (function is None and what != "compute")):
+                raise ConfigError(
+                    f"{self.name} {what}", function, "expected a function or hook('package.module:function')"
+                )
+
+    def hooks(self) -> dict[str, Hook]:
+        """The spec's functions given by reference (:class:`Hook`), by what they do (``compute``, ...)."""
+        return {what: f for what in HOOKS if isinstance(f := getattr(self, what), Hook)}
+
+    def resolve(self) -> MetricSpec:
+        """Import every function the spec names by reference (a bad reference raises :class:`ConfigError`);
+        returns the spec."""
+        for function in self.hooks().values():
+            function.resolve()
+        return self
 
     def parse(self, given: Mapping[str, Any], source: str | None = None) -> Any:
         """The settings with ``given`` over the defaults, checked; a bad key or value raises :class:`ConfigError`

@@ -2,7 +2,8 @@
 
 A run config's ``[metrics.<name>]`` table, the ``qlandscape <name> RUN_DIR`` subcommand and the report's summary
 all look metrics up here. Adding a metric is one :class:`~qlandscape.runs.metric_spec.MetricSpec` and a call of
-:func:`register`.
+:func:`register`. Importing the registry loads the built-in specs, which are declarations: their computation
+(:mod:`qlandscape.runs.metric_hooks`) is loaded when a metric is first computed, drawn or checked.
 """
 
 from __future__ import annotations

@@ -13,9 +13,14 @@ figure reading a result file, say) is named in a section too, and the rest of th
 The summary table labels its columns as the figures do (``λ_max``, ``test accuracy``, ``parameter count``; a legend
 below it names each column's key in ``summary.csv``) and shows mean ± sample std over the seeds of a group with their
 number ``n``; a group of one run shows its value and ``n = 1``. The config field ``metrics`` (a table of settings) is
-never a varying axis. A run that holds several variants of a metric (landscapes on several planes) is summarised by
-the latest one, whose scalars ``run.json`` shows, and each variant gets its own contour grid
-(:mod:`qlandscape.runs.metric_specs.landscape`). Power-law fits need three distinct patch counts; a line with fewer
+never a varying axis. A run that holds several variants of a metric (landscapes on several planes, Hessians at
+several points, kernels of several subsets: :mod:`qlandscape.runs.variants`) is shown by its *default* variant, the
+one its own config computed (with the run, by ``qlandscape run`` or the sweep), or the latest where the metric was
+only added later (:func:`qlandscape.runs.variants.default`): ``runs.csv``, the summary, the figures against model
+size, the power-law fits, the spectral densities and the kernel curves read that variant's numbers and files, so
+that a result added to one run by hand does not change what the report shows of a sweep. Landscapes are drawn as one
+contour grid per variant, the variant most runs hold as ``landscape_grid``
+(:mod:`qlandscape.runs.metric_hooks.landscape`). Power-law fits need three distinct patch counts; a line with fewer
 says so. Spawning experiments (``spawn-*/`` folders written by ``qlandscape spawn``) below the folder get a section
 of their own with the barrier-against-spawn-time figure.
 """
@@ -58,9 +63,11 @@ from qlandscape.runs.config import SETTINGS
 from qlandscape.runs.metric_spec import Headline, SweepView
 from qlandscape.runs.registry import specs
 from qlandscape.runs.tables import has_config, load_runs, write_csv
+from qlandscape.runs.variants import Variant, default
 
 __all__ = [
     "TRAINING_HEADLINE",
+    "default_variants",
     "summary_metrics",
     "run_summary",
     "ReportFiles",
@@ -132,6 +139,7 @@ def write_report(
         rows = load_runs(directory)
     if not rows:
         raise ConfigError("directory", str(directory), "holds no run directories (no run.json below it)")
+    chosen = default_variants(directory, rows)
     fields = SETTINGS
     out = Path(out) if out is not None else directory / "report"
     figures_dir = out / "figures"
@@ -199,7 +207,7 @@ def write_report(
     col_axis = "n_patches" if qnn else None
     if row_axis and not varies(done, row_axis):
         row_axis = None
-    view = SweepView(directory, tuple(done), fields, row_axis, col_axis)
+    view = SweepView(directory, tuple(done), fields, row_axis, col_axis, chosen)
     problems: list[str] = []
     for spec in specs():
         if spec.sweep_figures is not None:
@@ -242,6 +250,28 @@ def write_report(
         figure_problems=tuple(problems),
         n_spawns=len(spawns),
     )
+
+
+def default_variants(directory: Path, rows: list[dict]) -> dict[str, dict[str, Variant | None]]:
+    """For each complete row (by its ``path``) and registered metric, the variant the report shows
+    (:func:`qlandscape.runs.variants.default`); the row's scalars of that metric become the variant's (in place:
+    they are the latest variant's as ``run.json`` holds them)."""
+    chosen: dict[str, dict[str, Variant | None]] = {}
+    for row in rows:
+        if row.get("status") != "complete":
+            continue
+        folder = directory / row["path"]
+        try:
+            info = io.read_json(folder / "run.json")
+        except (OSError, ValueError):  # checked when the rows were read; a file changed since is left as read
+            continue
+        chosen[row["path"]] = {spec.name: default(info, spec.name, folder) for spec in specs()}
+        for name, variant in chosen[row["path"]].items():
+            if variant is not None and not variant.latest:
+                for key in [k for k in row if k.startswith(f"{name}.")]:
+                    del row[key]
+                row.update(variant.scalars)
+    return chosen
 
 
 def find_spawns(directory: Path, exclude: Path | None = None) -> list[tuple[str, SpawnResult, str]]:

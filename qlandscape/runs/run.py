@@ -11,12 +11,13 @@ statuses and the schema versions: :mod:`qlandscape.runs.layout`; its lock and tr
   failure records ``failed`` with the error (Ctrl-C: ``interrupted``) and removes the earlier run's files.
 * :func:`run_metric` loads the complete run and computes the metric into a staging folder without holding the lock
   (two metric commands on one run compute side by side). Under the lock it then reads ``run.json`` and
-  ``arrays.npz`` afresh, replaces this metric's scalars, arrays and files as a whole (an earlier result of the same
-  metric goes entirely, so a ``point = "init"`` result never sits beside a structure split of the final point) and
-  records the call in the manifest, in one commit; a second command waits for the first one's commit. A metric
-  whose run was recomputed meanwhile is refused. A metric whose results come in variants (``landscape``: random,
-  PCA, Hessian planes, the full-period scan, ...) replaces only the earlier result of the same variant; the files of
-  its other variants stay, and the manifest lists them all (:mod:`qlandscape.runs.variants`).
+  ``arrays.npz`` afresh and, in one commit, replaces the earlier result of the same *variant* as a whole (its files
+  go entirely, so no file of an earlier computation sits beside the new one's scalars), keeps the metric's other
+  variants and their files, sets the metric's scalars in ``run.json`` and its arrays in ``arrays.npz`` to the new
+  variant's, and records the call in the manifest; a second command waits for the first one's commit. A metric
+  whose run was recomputed meanwhile is refused. Variants are named by the settings that say what was computed
+  (``landscape_pca``, ``hessian_dense_init``, ``ntk_trace_subset100``: :mod:`qlandscape.runs.variants`); a metric
+  registered without variants keeps one result, replaced as a whole.
 * Sweeps claim runs through the same lock (:mod:`qlandscape.runs.sweep`).
 
 A command killed at any moment leaves the old or the new state of the directory, never a mix; the next command or
@@ -532,8 +533,8 @@ def _manifest_entry(
 
 def run_metric(path: str | Path, metric: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Compute one metric on an existing run directory and commit it there (see the module docstring); returns the
-    scalars. A metric computed again replaces the earlier one as a whole; a metric with variants replaces the earlier
-    result of the same variant and keeps the others."""
+    scalars. The result replaces the earlier result of the same variant, as a whole, and keeps the metric's other
+    variants (a metric without variants: its earlier result)."""
     spec = get(metric)
     parsed = spec.parse(settings)
     with logged_step(log, f"loading the run {path}"):

@@ -1,20 +1,38 @@
 """What a run directory holds of each metric: its variants, read from the manifest of ``run.json``.
 
-A metric keeps one result per run (``hessian``, ``ntk``: computing it again replaces it as a whole) or one result
-per *variant* (``landscape``): a variant is named by the settings that say what was computed, e.g.
-``landscape_random_none`` (random directions in radians), ``landscape_random_filter``, ``landscape_pca``,
-``landscape_hessian``, ``landscape_periodic`` (the full-period scan), with ``_init`` / ``_best`` for another point
-of the trajectory and ``_seed<n>`` for other random directions. Its result and figure files start with that name
-(``results/landscape_pca.json``, ``figures/landscape_pca_contour.png``). Computing a variant again (another grid or
-range, say) replaces that variant; the others stay.
+A metric keeps one result per *variant*: a variant is named by the settings that say what was computed, and
+results of different variants accumulate in the run directory. The built-in metrics name them so:
 
-The manifest entry of a metric with variants keeps, besides the latest call's ``call``, ``settings``, ``started``,
-``finished`` and ``arrays``, the name of the latest variant (``variant``), every variant (``variants``: its call,
-settings, times, files and scalars) and, in ``files``, the files of all of them. The scalars in ``run.json``'s
-``metrics`` and the arrays in ``arrays.npz`` are the latest variant's.
+* ``landscape``: ``landscape_random_none`` (random directions in radians), ``landscape_random_filter``,
+  ``landscape_pca``, ``landscape_hessian``, ``landscape_periodic`` (the full-period scan), with ``_init`` /
+  ``_best`` for another point of the trajectory and ``_seed<n>`` for other random directions;
+* ``hessian``: ``hessian_dense`` or ``hessian_lanczos`` (the method used, ``auto`` resolved), with ``_init`` /
+  ``_best`` for another point, ``_test`` for the test split, ``_structure`` with the Gauss-Newton + residual split,
+  ``_trajectory`` with the curvature along the trajectory and ``_seed<n>`` for other Lanczos start vectors and
+  probes (``hessian_dense_init_structure``);
+* ``ntk``: ``ntk_<form>_subset<n>`` (the kernel's form and its number of training inputs), with ``_every<k>`` when
+  only every k-th recorded point is used (``ntk_trace_subset100``).
 
-Run directories written by qlandscape 0.1 and 0.2.0 hold one result per metric under the
-metric's own name (``results/landscape.json``); it reads as one variant named like the metric.
+The other settings say how finely or how much is computed (a landscape's grid and range, the Hessian's ``top_k``,
+``density`` and ``n_probes``, the kernel machine's ``ridge``, figures, chunks): computing a variant again with other
+such settings replaces that variant, as a whole; the others stay. A variant's result and figure files start with its
+name: ``results/landscape_pca.json``, ``figures/landscape_pca_contour.png``,
+``results/hessian_dense_init_spectrum.json``, ``figures/ntk_trace_subset100_velocity.png`` (a metric's files of
+0.2.0, with the metric's name replaced by the variant's).
+
+The manifest entry of a metric keeps, besides the latest call's ``call``, ``settings``, ``started``, ``finished``
+and ``arrays``, the name of the latest variant (``variant``), every variant (``variants``: its call, settings, times,
+files and scalars) and, in ``files``, the files of all of them. The scalars in ``run.json``'s ``metrics`` and the
+arrays in ``arrays.npz`` are the latest variant's.
+
+The *default* variant of a run (:func:`default`; what the report shows) is the one its own config computed (the
+``[metrics.<name>]`` table, computed with the run by ``qlandscape run`` or a sweep), or the latest where the metric
+was only added later.
+
+Run directories written by qlandscape 0.1 and 0.2.0 hold one result per metric under the metric's own name
+(``results/landscape.json``, ``results/hessian_spectrum.json``, ``results/ntk_evolution.json``); it reads as one
+variant named like the metric (``hessian``). A metric registered with a spec whose ``compute`` names no variant
+keeps one result per run under its own name, replaced as a whole.
 
 This module reads dictionaries and file names only: the run directory code (:mod:`qlandscape.runs.run`), the
 ``show`` command, the report and the metric specs share it without importing each other.
@@ -27,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Variant", "latest", "merged_entry", "variants"]
+__all__ = ["Variant", "default", "latest", "merged_entry", "variants"]
 
 # The run directory's folders of result objects and figures (as in qlandscape.runs.layout, which this module may
 # not import: the metric specs read variants and the layout module imports the registry of the specs).
@@ -117,6 +135,15 @@ def latest(info: Mapping[str, Any], metric: str, path: Path | None = None) -> Va
     """The variant of ``metric`` whose scalars ``run.json`` shows, or None when the run has none."""
     found = variants(info, metric, path)
     return found[-1] if found else None
+
+
+def default(info: Mapping[str, Any], metric: str, path: Path | None = None) -> Variant | None:
+    """The variant of ``metric`` that the run's own config computed (written by the call that trained the run), or
+    else the latest; None when the run has none."""
+    found = variants(info, metric, path)
+    trained_by = (info.get("attempt") or {}).get("call")
+    own = [v for v in found if trained_by is not None and v.call == trained_by]
+    return own[-1] if own else (found[-1] if found else None)
 
 
 def merged_entry(

@@ -50,9 +50,9 @@ def test_hessian_command_matches_a_dense_hessian(run_dir, capsys):
     assert m["hessian.trace"] == pytest.approx(eigenvalues.sum(), rel=1e-9)
     assert f"{m['hessian.lambda_max']:.6g}" in out and "λ_max (top Hessian eigenvalue)" in out
     # the command line asks for the density (a config has it on by default)
-    assert not (run_dir / "results" / "hessian_density.json").exists()
+    assert not (run_dir / "results" / "hessian_dense_density.json").exists()
     assert cli.main(["hessian", str(run_dir), "--density", "--no-figures"]) == 0
-    assert (run_dir / "results" / "hessian_density.json").exists()
+    assert (run_dir / "results" / "hessian_dense_density.json").exists()
 
 
 def test_bad_option_values_exit_with_the_setting_named(run_dir, capsys):

@@ -72,11 +72,19 @@ DAMAGE = {
     "arrays missing": (lambda p: (p / "arrays.npz").unlink(), "arrays.npz", "is missing"),
     "arrays truncated": (lambda p: _truncate(p / "arrays.npz"), "arrays.npz", "not a readable .npz"),
     "no trajectory": (_drop_trajectory, "arrays.npz", "has no trajectory"),
-    "result truncated": (lambda p: _truncate(p / "results" / "hessian_summary.json"), "hessian_summary.json", "JSON"),
-    "result npz truncated": (lambda p: _truncate(p / "results" / "hessian_summary.npz"), "hessian_summary.npz", "npz"),
+    "result truncated": (
+        lambda p: _truncate(p / "results" / "hessian_dense_summary.json"),
+        "hessian_dense_summary.json",
+        "JSON",
+    ),
+    "result npz truncated": (
+        lambda p: _truncate(p / "results" / "hessian_dense_summary.npz"),
+        "hessian_dense_summary.npz",
+        "npz",
+    ),
     "result missing": (
-        lambda p: (p / "results" / "hessian_spectrum.json").unlink(),
-        "hessian_spectrum.json",
+        lambda p: (p / "results" / "hessian_dense_spectrum.json").unlink(),
+        "hessian_dense_spectrum.json",
         "manifest",
     ),
 }
@@ -144,7 +152,7 @@ def test_the_report_lists_damaged_failed_and_diverged_runs_and_writes_its_page(g
     DAMAGE["run.json truncated"][0](runs / rows[0]["id"])
     DAMAGE["arrays truncated"][0](runs / rows[1]["id"])
     DAMAGE["result truncated"][0](runs / rows[2]["id"])
-    _truncate(runs / rows[3]["id"] / "results" / "hessian_density.json")  # read by the report's density figure
+    _truncate(runs / rows[3]["id"] / "results" / "hessian_dense_density.json")  # read by the report's density figure
     with pytest.raises(ConfigError):
         execute_run(RunConfig.from_dict({**TINY, "dataset": str(tmp_path / "missing.npz")}), runs)
     execute_run(
@@ -157,7 +165,7 @@ def test_the_report_lists_damaged_failed_and_diverged_runs_and_writes_its_page(g
     for section in ("## Damaged runs", "## Failed or unfinished runs", "## Diverged runs"):
         assert section in page
     damaged_section = page.split("## Damaged runs")[1].split("##")[0]
-    names = ("run.json", "arrays.npz", "hessian_summary.json", "hessian_density.json")
+    names = ("run.json", "arrays.npz", "hessian_dense_summary.json", "hessian_dense_density.json")
     for row, name in zip(rows[:4], names, strict=True):
         assert f"`{row['id']}`" in damaged_section and name in damaged_section
     assert "missing.npz" in page and "training loss became nan" in page

@@ -84,7 +84,7 @@ def _check_kill_points(old_run: Path, tmp_path: Path, limits) -> None:
     old = snapshot(old_run)
     new, renames = _kill_points(old_run, tmp_path)
     commit = renames.index("journal.json")  # renames up to here fill the staging folder; the journal commits
-    assert renames[-1] == "run.json" and "hessian_structure.json" in renames[commit:]
+    assert renames[-1] == "run.json" and "hessian_dense_init_structure_structure.json" in renames[commit:]
     for limit in limits(len(renames)):
         path = copy_run(old_run, tmp_path / f"kill{limit}")
         assert _fork(path, limit) == 9

@@ -136,7 +136,9 @@ def _sequential(base, tmp_path, name, *calls):
 
 # The two concurrency failures of issue 22, with the subcommands' settings: a Hessian along the trajectory beside a
 # landscape (the landscape scalars were lost), and the Hessian at init beside the Hessian at the final point with its
-# structure (run.json said init beside the other call's structure files).
+# structure (run.json said init beside the other call's structure files). The two Hessians are two variants
+# (hessian_dense_init, hessian_dense_structure): both are kept, each whole. Two results of one variant at once
+# (AT_FINAL and AT_FINAL_DENSITY) leave one of them whole.
 HESSIAN = ("hessian", {"trajectory": True, "density": False, "figures": False}, ("--trajectory",))
 LANDSCAPE = ("landscape", {"grid": 5, "figures": False}, ("--grid", "5"))
 AT_INIT = ("hessian", {"point": "init", "density": False, "figures": False}, ("--point", "init"))
@@ -144,6 +146,11 @@ AT_FINAL = (
     "hessian",
     {"point": "final", "structure": True, "density": False, "figures": False},
     ("--point", "final", "--structure"),
+)
+AT_FINAL_DENSITY = (
+    "hessian",
+    {"point": "final", "structure": True, "density": True, "top_k": 2, "figures": False},
+    ("--point", "final", "--structure", "--density", "--top-k", "2"),
 )
 
 
@@ -163,13 +170,25 @@ def _check_both_kept(base_run, tmp_path, path):
     assert leftovers(path) == []
 
 
-def _check_one_whole(base_run, tmp_path, path):
+def _check_both_whole(base_run, tmp_path, path):
     got = snapshot(path)
-    after_init = _sequential(base_run, tmp_path, "ref_init", AT_INIT)
-    after_final = _sequential(base_run, tmp_path, "ref_final", AT_FINAL)
-    assert same(got, after_init) or same(got, after_final)  # the last commit's whole result, nothing of the other
+    init_final = _sequential(base_run, tmp_path, "ref_init_final", AT_INIT, AT_FINAL)
+    final_init = _sequential(base_run, tmp_path, "ref_final_init", AT_FINAL, AT_INIT)
+    # both variants whole, run.json and arrays.npz the last commit's, nothing of the other variant in them
+    assert same(got, init_final) or same(got, final_init)
     settings = io.read_json(path / "run.json")["manifest"]["hessian"]["settings"]
     assert got["metrics"]["hessian.point"] == settings["point"] and leftovers(path) == []
+
+
+def _check_one_whole(base_run, tmp_path, path):
+    got = snapshot(path)
+    after_final = _sequential(base_run, tmp_path, "ref_final", AT_FINAL)
+    after_density = _sequential(base_run, tmp_path, "ref_density", AT_FINAL_DENSITY)
+    assert same(got, after_final) or same(got, after_density)  # the last commit's whole result, nothing of the other
+    settings = io.read_json(path / "run.json")["manifest"]["hessian"]["settings"]
+    # the manifest's settings are those of the call whose files are there
+    assert settings["density"] == any(name.endswith("_density.json") for name in got["results"])
+    assert leftovers(path) == []
 
 
 def test_two_metric_commands_at_once_keep_both_results(base_run, tmp_path):
@@ -178,9 +197,15 @@ def test_two_metric_commands_at_once_keep_both_results(base_run, tmp_path):
     _check_both_kept(base_run, tmp_path, path)
 
 
-def test_two_results_of_one_metric_at_once_leave_one_whole_result(base_run, tmp_path):
+def test_two_results_of_one_metric_at_once_are_both_kept_whole(base_run, tmp_path):
     path = copy_run(base_run, tmp_path / "runs")
     _in_processes(path, AT_INIT, AT_FINAL)
+    _check_both_whole(base_run, tmp_path, path)
+
+
+def test_two_results_of_one_variant_at_once_leave_one_whole_result(base_run, tmp_path):
+    path = copy_run(base_run, tmp_path / "runs")
+    _in_processes(path, AT_FINAL, AT_FINAL_DENSITY)
     _check_one_whole(base_run, tmp_path, path)
 
 
@@ -197,7 +222,7 @@ def test_the_two_concurrency_failures_in_four_processes(base_run, tmp_path, atte
     for thread in threads:
         thread.join()
     _check_both_kept(base_run, tmp_path, both)
-    _check_one_whole(base_run, tmp_path, one)
+    _check_both_whole(base_run, tmp_path, one)
 
 
 def test_a_metric_is_refused_when_its_run_was_recomputed_meanwhile(base_run, tmp_path, monkeypatch):

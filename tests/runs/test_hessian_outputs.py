@@ -58,15 +58,16 @@ def test_structure_prints_lambda_max_of_h_g_r_and_draws_their_spectra(run_dir, c
         == io.read_json(run_dir / "run.json")["metrics"]["hessian.structure.n_outliers"]
     )
     figures = {p.name for p in (run_dir / "figures").glob("*.png")}
-    assert {"hessian_structure.png", "hessian_top_k.png", "hessian_spectrum.png"} <= figures
+    variant = "hessian_dense_structure"  # the variant's files start with its name
+    assert {f"{variant}_structure.png", f"{variant}_top_k.png", f"{variant}_spectrum.png"} <= figures
 
 
 def test_lanczos_top_k_is_drawn_and_its_density_is_recorded_as_slq(run_dir, tmp_path):
     path = Path(shutil.copytree(run_dir, tmp_path / run_dir.name))
     run_metric(path, "hessian", {"method": "lanczos", "top_k": 2, "n_probes": 4, "summary": False})
     figures = {p.name for p in (path / "figures").glob("*.png")}
-    assert "hessian_top_k.png" in figures and "hessian_spectrum.png" not in figures
-    density = io.read_json(path / "results" / "hessian_density.json")
+    assert "hessian_lanczos_top_k.png" in figures and "hessian_lanczos_spectrum.png" not in figures
+    density = io.read_json(path / "results" / "hessian_lanczos_density.json")
     assert density["probe"] == "rademacher"  # SLQ: the figure title reads the method from this record
 
 

@@ -13,7 +13,7 @@ import pytest
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError
 from qlandscape.runs.config import RunConfig, load_config
-from qlandscape.runs.layout import is_complete
+from qlandscape.runs.layout import check_run, is_complete
 from qlandscape.runs.run import execute_run, load_run, run_metric
 
 TINY = dict(
@@ -73,19 +73,30 @@ def test_run_checks_metric_settings_before_training(tmp_path, monkeypatch, metri
     assert needle in str(err.value)
 
 
-def test_metric_computed_again_replaces_the_earlier_one(tmp_path):
+def test_a_metric_at_another_point_is_kept_and_the_same_variant_replaced_as_a_whole(tmp_path):
     config = RunConfig.from_dict({**TINY_PATCHES, "metrics": {"hessian": {"structure": True, "figures": False}}})
     path = execute_run(config, tmp_path)
-    assert (path / "results" / "hessian_structure.json").exists()
+    assert (path / "results" / "hessian_dense_structure_structure.json").exists()
     scalars = run_metric(path, "hessian", {"point": "init", "density": False, "figures": False})
     info = io.read_json(path / "run.json")
+    # run.json and arrays.npz show the latest variant alone: nothing of the structure split of the final point
     hessian_keys = {k for k in info["metrics"] if k.startswith("hessian.")}
-    assert hessian_keys == set(scalars)
+    assert hessian_keys == set(scalars) and scalars["hessian.variant"] == "hessian_dense_init"
     assert not any(k.startswith("hessian.structure") for k in hessian_keys)
     assert not any(k.startswith(("hessian.structure", "hessian.density")) for k in io.read_npz(path / "arrays.npz"))
-    assert not (path / "results" / "hessian_structure.json").exists()
-    assert not (path / "results" / "hessian_density.json").exists()
-    assert (path / "results" / "hessian_spectrum.json").exists()
+    # the final point's result stays beside it, whole
+    assert (path / "results" / "hessian_dense_structure_structure.json").exists()
+    assert (path / "results" / "hessian_dense_structure_density.json").exists()
+    assert (path / "results" / "hessian_dense_init_spectrum.json").exists()
+    assert not (path / "results" / "hessian_dense_init_density.json").exists()
+    # the final point's variant computed again without the density replaces that variant only, as a whole
+    run_metric(path, "hessian", {"structure": True, "density": False, "figures": False})
+    assert not (path / "results" / "hessian_dense_structure_density.json").exists()
+    assert (path / "results" / "hessian_dense_init_spectrum.json").exists()
+    entry = io.read_json(path / "run.json")["manifest"]["hessian"]
+    assert set(entry["variants"]) == {"hessian_dense_structure", "hessian_dense_init"}
+    assert entry["files"] == sorted(f for v in entry["variants"].values() for f in v["files"])
+    assert check_run(path).status == "complete"
 
 
 def test_a_run_directory_written_by_0_1_loads_with_its_numbers():

@@ -1,35 +1,28 @@
 """The ``ntk`` run metric: how the empirical neural tangent kernel moves along the recorded trajectory, and how well
-the kernel machine of the kernel at each point classifies the test split."""
+the kernel machine of the kernel at each point classifies the test split.
+
+This module declares it (settings, variants, headline scalars); the computation and the figures are
+:mod:`qlandscape.runs.metric_hooks.ntk`, loaded when first used.
+
+Results accumulate by variant (:mod:`qlandscape.runs.variants`), named by :func:`variant_name`:
+``ntk_<form>_subset<n>`` (the kernel's form and its number of training inputs), with ``_every<k>`` when only every
+k-th recorded point is used (``ntk_trace_subset100``, ``ntk_full_subset20_every2``). The kernel machine's ``ridge``
+says how a kernel is used, not which kernel: the same variant computed with another ridge replaces it. A variant's
+files are ``results/<variant>_evolution`` and ``_kernel_machine``, and the figures ``<variant>_distance``,
+``_velocity`` and ``_kernel_machine``. Run directories of qlandscape 0.2.0 and earlier hold one variant named
+``ntk`` (``results/ntk_evolution.json``, ...).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from matplotlib.figure import Figure
+from qlandscape.runs.metric_spec import Headline, MetricSpec, choice, flag, hook, integer, number
 
-from qlandscape.core.errors import ConfigError
-from qlandscape.data.datasets import to_torch
-from qlandscape.metrics.ntk.kernel_machines import kernel_machine_curve
-from qlandscape.metrics.ntk.kernels import kernel_evolution
-from qlandscape.metrics.ntk.results import KernelEvolution, KernelMachineCurve
-from qlandscape.metrics.sweeps import kernel_curves
-from qlandscape.plots import ntk as nplots
-from qlandscape.plots.sweeps import plot_kernel_curves
-from qlandscape.runs.metric_spec import (
-    Headline,
-    MetricOutput,
-    MetricRun,
-    MetricSpec,
-    SavedResult,
-    SweepView,
-    choice,
-    flag,
-    integer,
-    number,
-)
+__all__ = ["FORMS", "NTKSettings", "variant_name", "SPEC"]
 
-__all__ = ["NTKSettings", "SPEC"]
+FORMS = ("trace", "full")
+_HOOKS = "qlandscape.runs.metric_hooks.ntk"
 
 
 @dataclass(frozen=True)
@@ -38,87 +31,27 @@ class NTKSettings:
 
     subset: int = integer(100, 1, "training inputs for the kernel (the first ones)")
     every: int = integer(1, 1, "use every k-th recorded point")
-    form: str = choice("trace", ("trace", "full"), "the kernel's form: trace over outputs, or the full block kernel")
+    form: str = choice("trace", FORMS, "the kernel's form: trace over outputs, or the full block kernel")
     ridge: float = number(1e-6, 0, "kernel ridge (relative to the mean diagonal)")
     seed: int = integer(0, 0, "accepted for configs that set it; the kernel uses the first inputs, no draw", cli=False)
     figures: bool = flag(True, "draw the figures")
     progress: bool = flag(False, "progress bar", cli=False)
 
 
-def compute(run: MetricRun, s: NTKSettings) -> MetricOutput:
-    """Kernel evolution and kernel-machine accuracy along the trajectory."""
-    obj = run.objective("train")
-    x_train, y_train, x_test, y_test = to_torch(run.dataset)
-    evo = kernel_evolution(
-        obj,
-        run.result.trajectory,
-        run.result.times,
-        s.subset,
-        every=s.every,
-        form=s.form,
-        store_kernels=False,
-        progress=s.progress,
-    )
-    curve = kernel_machine_curve(
-        obj,
-        run.result.trajectory,
-        run.result.times,
-        x_train[: s.subset],
-        y_train[: s.subset],
-        x_test,
-        y_test,
-        every=s.every,
-        ridge=float(s.ridge),
-        progress=s.progress,
-    )
-    scalars = {
-        "ntk.final_distance_from_init": float(evo.distance_from_init[-1]),
-        "ntk.kernel_accuracy_init": float(curve.kernel_accuracy[0]),
-        "ntk.kernel_accuracy_final": float(curve.kernel_accuracy[-1]),
-    }
-    return MetricOutput(
-        scalars,
-        (SavedResult("ntk_evolution", "ntk.evolution", evo), SavedResult("ntk_kernel_machine", "ntk.machine", curve)),
-    )
-
-
-def figures(output: MetricOutput, s: NTKSettings) -> Iterator[tuple[str, Figure]]:
-    """Kernel distances between recorded points, kernel velocity, and kernel-machine accuracy."""
-    evo, curve = output.result("ntk_evolution"), output.result("ntk_kernel_machine")
-    yield "ntk_distance", nplots.plot_kernel_distance_matrix(evo)
-    yield "ntk_velocity", nplots.plot_kernel_velocity(evo)
-    yield "ntk_kernel_machine", nplots.plot_kernel_machine_accuracy(curve)
-
-
-def check_against_run(s: NTKSettings, n_train: int, n_params: int) -> None:
-    """The kernel's inputs come from the training split: at most all of it."""
-    if s.subset > n_train:
-        raise ConfigError("metrics.ntk.subset", s.subset, f"expected at most the {n_train} training samples")
-
-
-def sweep_figures(view: SweepView) -> Iterator[tuple[str, str, Figure]]:
-    """Every run's kernel curves on one figure."""
-    curves = kernel_curves(
-        view.rows_with("ntk_evolution"),
-        view.loader("ntk_evolution", KernelEvolution),
-        view.loader("ntk_kernel_machine", KernelMachineCurve),
-        fields=view.fields,
-    )
-    if curves is not None:
-        yield (
-            "ntk_curves",
-            "NTK distance from initialisation, kernel velocity and kernel-machine accuracy during training",
-            plot_kernel_curves(curves),
-        )
+def variant_name(s: NTKSettings) -> str:
+    """The variant a kernel result is kept under (see the module docstring)."""
+    name = f"ntk_{s.form}_subset{s.subset}"
+    return name if s.every == 1 else f"{name}_every{s.every}"
 
 
 SPEC = MetricSpec(
     name="ntk",
-    help="neural tangent kernel evolution of a run (added to its run directory)",
+    help="neural tangent kernel evolution of a run (added to its run directory; each kernel form and subset is kept)",
     settings=NTKSettings,
-    compute=compute,
-    figures=figures,
+    compute=hook(f"{_HOOKS}:compute"),
+    figures=hook(f"{_HOOKS}:figures"),
     headline=(
+        Headline("ntk.variant", "kept as (its files start with this name)", "variant", summary=False),
         Headline("ntk.final_distance_from_init", "kernel distance from initialisation at the end", "NTK distance"),
         Headline(
             "ntk.kernel_accuracy_init",
@@ -128,6 +61,6 @@ SPEC = MetricSpec(
         ),
         Headline("ntk.kernel_accuracy_final", "kernel-machine test accuracy, final kernel", "kernel accuracy"),
     ),
-    check_against_run=check_against_run,
-    sweep_figures=sweep_figures,
+    check_against_run=hook(f"{_HOOKS}:check_against_run"),
+    sweep_figures=hook(f"{_HOOKS}:sweep_figures"),
 )
