@@ -48,7 +48,9 @@ def loss_and_input_gradient(
     loss_fn = resolve_loss("cross_entropy" if loss is None else loss)
     dtype = model_dtype(model)
     xg = x.detach().to(dtype).clone().requires_grad_(True)
-    with default_dtype(dtype):  # PennyLane devices differentiate inside backward (qlandscape.core.dtypes)
+    # a caller inside torch.no_grad() still gets its gradient; PennyLane devices differentiate inside backward
+    # (qlandscape.core.dtypes)
+    with torch.enable_grad(), default_dtype(dtype):
         value = loss_fn(model(xg), y)
         if not value.requires_grad:
             raise ConfigError(

@@ -15,8 +15,7 @@ batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,31 +23,11 @@ from torch import Tensor, nn
 
 from qlandscape.attacks.input_gradients import eval_mode, loss_and_input_gradient
 from qlandscape.attacks.projections import check_bounds, clip_to_bounds, per_sample_norm, project_to_ball
-from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
+from qlandscape.attacks.settings import NORMS, AttackSettings, check_alpha, check_eps, check_steps
+from qlandscape.core.errors import ConfigError, check_choice, is_integer
 from qlandscape.core.losses import LossFn
 
-__all__ = ["ATTACKS", "NORMS", "AttackSettings", "fgsm", "pgd", "attack"]
-
-ATTACKS = ("fgsm", "pgd")
-NORMS = ("linf", "l2")
-
-
-def _check_eps(eps: Any) -> float:
-    if not is_finite_number(eps) or eps < 0:
-        raise ConfigError("eps", eps, "expected a finite number >= 0 (in the model's input units)")
-    return float(eps)
-
-
-def _check_alpha(alpha: Any) -> float:
-    if not is_finite_number(alpha) or alpha <= 0:
-        raise ConfigError("alpha", alpha, "expected a finite step size > 0")
-    return float(alpha)
-
-
-def _check_steps(steps: Any) -> int:
-    if not is_integer(steps) or steps < 1:
-        raise ConfigError("steps", steps, "expected an integer >= 1")
-    return int(steps)
+__all__ = ["fgsm", "pgd", "attack"]
 
 
 def _check_inputs(x: Any, y: Any, bounds: tuple[float, float] | None) -> None:
@@ -123,7 +102,7 @@ def fgsm(
         norm: ``"linf"`` or ``"l2"``.
         chunk_size: attack this many samples at a time (None: all at once); the result is the same.
     """
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     check_choice("norm", norm, NORMS)
     bounds = check_bounds(bounds)
     chunk_size = _check_chunk(chunk_size)
@@ -165,9 +144,9 @@ def pgd(
         random_start: start from a seeded uniform point of the eps-ball (clipped into the bounds) instead of ``x``.
         seed: seeds the random start (the same seed gives the same start whatever the chunking).
     """
-    eps = _check_eps(eps)
-    alpha = _check_alpha(alpha)
-    steps = _check_steps(steps)
+    eps = check_eps(eps)
+    alpha = check_alpha(alpha)
+    steps = check_steps(steps)
     check_choice("norm", norm, NORMS)
     if not isinstance(random_start, bool):
         raise ConfigError("random_start", random_start, "expected true or false")
@@ -188,60 +167,6 @@ def pgd(
                 current = clip_to_bounds(project_to_ball(moved, clean.to(grad.dtype), eps, norm), bounds)
             out[part] = current.to(x.dtype)
     return out
-
-
-@dataclass(frozen=True)
-class AttackSettings:
-    """One attack and its settings, as a run config or training setting writes them: ``attack`` (``"fgsm"`` or
-    ``"pgd"``), ``eps``, ``norm``, and for PGD ``steps``, ``alpha``, ``random_start`` and ``seed``."""
-
-    attack: str = "pgd"
-    eps: float = 0.1
-    norm: str = "linf"
-    steps: int = 10
-    alpha: float = 0.01
-    random_start: bool = False
-    seed: int = 0
-
-    @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], field: str = "attack") -> AttackSettings:
-        """Settings from a table (unknown keys raise :class:`ConfigError` naming ``field``), validated."""
-        if not isinstance(table, Mapping):
-            raise ConfigError(field, table, "expected a table such as {attack = 'pgd', eps = 0.1, steps = 10}")
-        names = tuple(f.name for f in fields(cls))
-        unknown = sorted(set(table) - set(names))
-        if unknown:
-            raise ConfigError(f"{field}.{unknown[0]}", table[unknown[0]], f"expected keys among {', '.join(names)}")
-        values = dict(table)
-        for name in ("eps", "alpha"):  # eps = 1 is eps = 1.0, one spelling for run ids
-            if is_integer(values.get(name)):
-                values[name] = float(values[name])
-        return cls(**values).validate(field)
-
-    def validate(self, field: str = "attack") -> AttackSettings:
-        """Check every setting; a bad one raises :class:`ConfigError` naming ``field.<setting>``."""
-        try:
-            check_choice("attack", self.attack, ATTACKS)
-            _check_eps(self.eps)
-            check_choice("norm", self.norm, NORMS)
-            _check_steps(self.steps)
-            _check_alpha(self.alpha)
-            if not isinstance(self.random_start, bool):
-                raise ConfigError("random_start", self.random_start, "expected true or false")
-            if not is_integer(self.seed) or self.seed < 0:
-                raise ConfigError("seed", self.seed, "expected an integer >= 0")
-        except ConfigError as exc:
-            raise ConfigError(f"{field}.{exc.field}", exc.value, exc.allowed) from None
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as a plain dict (what run.json records)."""
-        return asdict(self)
-
-    def describe(self) -> str:
-        """A short label: ``PGD-linf eps=0.1 (10 x 0.01)`` or ``FGSM-linf eps=0.1``."""
-        head = f"{self.attack.upper()}-{self.norm} eps={self.eps:g}"
-        return head if self.attack == "fgsm" else f"{head} ({self.steps} x {self.alpha:g})"
 
 
 def attack(

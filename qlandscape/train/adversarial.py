@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from qlandscape.attacks.methods import AttackSettings, attack
+from qlandscape.attacks.methods import attack
+from qlandscape.attacks.settings import AttackSettings
 from qlandscape.core.errors import ConfigError, is_finite_number, is_integer
 from qlandscape.core.losses import LossFn
 

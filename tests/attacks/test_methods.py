@@ -241,3 +241,11 @@ def test_pgd_on_a_pennylane_backend_matches_the_engine():
     kw = dict(alpha=0.05, steps=2, bounds=BOUNDS)
     torch.testing.assert_close(input_gradient(device, x, y), input_gradient(engine, x, y), rtol=1e-9, atol=1e-11)
     assert np.abs(pgd(device, x, y, 0.2, **kw).numpy() - pgd(engine, x, y, 0.2, **kw).numpy()).max() < 1e-10
+
+
+def test_attacks_work_inside_no_grad():
+    x, y = _images(4, 4)
+    model = MLP((4, 4), 2, width=4, depth=1)
+    expected = fgsm(model, x, y, 0.1, bounds=BOUNDS)
+    with torch.no_grad():
+        assert torch.equal(fgsm(model, x, y, 0.1, bounds=BOUNDS), expected)

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-from qlandscape.attacks.methods import AttackSettings, attack, fgsm, pgd
+from qlandscape.attacks.methods import attack, fgsm, pgd
 from qlandscape.attacks.projections import check_bounds
+from qlandscape.attacks.settings import AttackSettings
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, is_finite_number
 from qlandscape.core.objective import Objective
 from qlandscape.core.progress import progress_bar

@@ -123,9 +123,10 @@ def input_curvature(
         starts = range(0, x.shape[0], chunk_size)
         bar = progress_bar(len(starts), "input curvature", enabled=progress, unit="chunk")
         for start in starts:
-            top, res, norm = _chunk_curvature(
-                objective, theta, x[start : start + chunk_size], y[start : start + chunk_size], k, generator
-            )
+            with torch.enable_grad():  # also under a caller's torch.no_grad()
+                top, res, norm = _chunk_curvature(
+                    objective, theta, x[start : start + chunk_size], y[start : start + chunk_size], k, generator
+                )
             tops.append(top)
             residuals.append(res)
             norms.append(norm)
