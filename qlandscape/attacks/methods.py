@@ -26,6 +26,7 @@ from qlandscape.attacks.projections import check_bounds, clip_to_bounds, per_sam
 from qlandscape.attacks.settings import NORMS, AttackSettings, check_alpha, check_eps, check_steps
 from qlandscape.core.errors import ConfigError, check_choice, is_integer
 from qlandscape.core.losses import LossFn
+from qlandscape.data.datasets import Dataset
 
 __all__ = ["fgsm", "pgd", "attack"]
 
@@ -85,7 +86,7 @@ def fgsm(
     y: Tensor,
     eps: float,
     *,
-    bounds: Sequence[float] | None = None,
+    bounds: Sequence[float] | Dataset | None = None,
     loss: str | LossFn | None = None,
     norm: str = "linf",
     chunk_size: int | None = None,
@@ -97,7 +98,8 @@ def fgsm(
         model: any ``nn.Module`` mapping inputs to logits; never changed (its mode is restored).
         x, y: clean inputs (floating point) and their labels.
         eps: perturbation size in the model's input units (>= 0).
-        bounds: the valid input range ``(low, high)``, e.g. ``dataset.input_range``; None: unbounded.
+        bounds: the valid input range: ``(low, high)``, or the :class:`~qlandscape.data.datasets.Dataset` the
+            inputs come from (the range recorded with it, ``input_range``); None: unbounded.
         loss: a loss name or callable ``(outputs, y) -> mean loss``; None: mean cross-entropy.
         norm: ``"linf"`` or ``"l2"``.
         chunk_size: attack this many samples at a time (None: all at once); the result is the same.
@@ -128,7 +130,7 @@ def pgd(
     norm: str = "linf",
     random_start: bool = False,
     seed: int = 0,
-    bounds: Sequence[float] | None = None,
+    bounds: Sequence[float] | Dataset | None = None,
     loss: str | LossFn | None = None,
     chunk_size: int | None = None,
 ) -> Tensor:
@@ -175,7 +177,7 @@ def attack(
     y: Tensor,
     settings: AttackSettings,
     *,
-    bounds: Sequence[float] | None = None,
+    bounds: Sequence[float] | Dataset | None = None,
     loss: str | LossFn | None = None,
     chunk_size: int | None = None,
 ) -> Tensor:

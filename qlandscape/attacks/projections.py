@@ -10,14 +10,18 @@ import torch
 from torch import Tensor
 
 from qlandscape.core.errors import ConfigError, is_finite_number
+from qlandscape.data.datasets import Dataset
 
 __all__ = ["check_bounds", "clip_to_bounds", "project_to_ball", "per_sample_norm"]
 
 
-def check_bounds(bounds: Sequence[float] | None) -> tuple[float, float] | None:
-    """``bounds`` as ``(low, high)`` floats with low < high (None: unbounded); anything else is a ConfigError."""
+def check_bounds(bounds: Sequence[float] | Dataset | None) -> tuple[float, float] | None:
+    """``bounds`` as ``(low, high)`` floats with low < high: a pair, or a :class:`~qlandscape.data.datasets.Dataset`
+    (its recorded ``input_range``); None: unbounded. Anything else is a ConfigError."""
     if bounds is None:
         return None
+    if isinstance(bounds, Dataset):
+        bounds = bounds.input_range
     if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Sequence) or len(bounds) != 2:
         raise ConfigError("bounds", bounds, "expected (low, high) or None for unbounded inputs")
     low, high = bounds

@@ -13,6 +13,7 @@ from torch import nn
 
 from qlandscape.attacks import AttackSettings, attack, fgsm, input_gradient, pgd
 from qlandscape.core.errors import ConfigError
+from qlandscape.data.datasets import load_dataset
 from qlandscape.models.classical import CNN, MLP
 from qlandscape.models.qnn import PatchQNN
 
@@ -249,3 +250,11 @@ def test_attacks_work_inside_no_grad():
     expected = fgsm(model, x, y, 0.1, bounds=BOUNDS)
     with torch.no_grad():
         assert torch.equal(fgsm(model, x, y, 0.1, bounds=BOUNDS), expected)
+
+
+def test_bounds_may_be_the_dataset_whose_recorded_range_they_are():
+    data = load_dataset("digits", classes=(0, 1), angle_range=(0.0, 2.0), max_train=12, max_test=4)
+    x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    model = MLP(data.image_shape, 2, width=4, depth=1)
+    torch.testing.assert_close(fgsm(model, x, y, 0.5, bounds=data), fgsm(model, x, y, 0.5, bounds=(0.0, 2.0)))
+    assert float(pgd(model, x, y, 0.5, alpha=0.3, steps=2, bounds=data).max()) <= 2.0

@@ -16,6 +16,7 @@ from qlandscape.attacks.settings import AttackSettings
 from qlandscape.core.errors import ConfigError, check_choice, check_positive_int, is_finite_number
 from qlandscape.core.objective import Objective
 from qlandscape.core.progress import progress_bar
+from qlandscape.data.datasets import Dataset
 from qlandscape.metrics.robustness.models_at import model_at
 from qlandscape.metrics.robustness.results import RobustnessCurve
 
@@ -46,7 +47,7 @@ def robustness_curve(
     alpha_fraction: float = 0.25,
     random_start: bool = False,
     seed: int = 0,
-    bounds: Sequence[float] | None = None,
+    bounds: Sequence[float] | Dataset | None = None,
     pixels_per_input_unit: float | None = None,
     chunk_size: int | None = 256,
     split: str = "test",
@@ -108,7 +109,7 @@ def adversarial_objective(
     settings: AttackSettings,
     *,
     theta: Tensor | None = None,
-    bounds: Sequence[float] | None = None,
+    bounds: Sequence[float] | Dataset | None = None,
     chunk_size: int | None = 256,
 ) -> Objective:
     """The same model and loss on a fixed adversarial evaluation set: the Objective's inputs attacked by ``settings``

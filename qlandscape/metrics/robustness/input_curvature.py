@@ -53,10 +53,12 @@ def _chunk_curvature(
         (h,) = torch.autograd.grad(flat_grad, xg, grad_outputs=v, retain_graph=True)
         return h.reshape(b, d)
 
-    basis = torch.zeros(b, k, d, dtype=torch.float64)
-    alphas = torch.zeros(b, k, dtype=torch.float64)
-    betas = torch.zeros(b, k, dtype=torch.float64)
-    v = torch.randn(b, d, generator=generator, dtype=torch.float64)
+    device = x.device
+    basis = torch.zeros(b, k, d, dtype=torch.float64, device=device)
+    alphas = torch.zeros(b, k, dtype=torch.float64, device=device)
+    betas = torch.zeros(b, k, dtype=torch.float64, device=device)
+    # start vectors are drawn on the CPU (one seeded stream whatever the device) and moved
+    v = torch.randn(b, d, generator=generator, dtype=torch.float64).to(device)
     v = v / v.norm(dim=1, keepdim=True)
     for j in range(k):
         basis[:, j] = v
@@ -70,7 +72,8 @@ def _chunk_curvature(
         if j + 1 < k:
             scale = alphas[:, : j + 1].abs().amax(1).clamp_min(1.0)
             closed = beta <= 1e-10 * scale  # an invariant subspace: restart orthogonally, beta = 0
-            fresh = _orthonormal_against(torch.randn(b, d, generator=generator, dtype=torch.float64), basis[:, : j + 1])
+            draw = torch.randn(b, d, generator=generator, dtype=torch.float64).to(device)
+            fresh = _orthonormal_against(draw, basis[:, : j + 1])
             v = torch.where(closed[:, None], fresh, w / beta.clamp_min(torch.finfo(w.dtype).tiny)[:, None])
             betas[:, j] = torch.where(closed, torch.zeros_like(beta), beta)
     tri = torch.diag_embed(alphas) + torch.diag_embed(betas[:, :-1], 1) + torch.diag_embed(betas[:, :-1], -1)
@@ -134,11 +137,11 @@ def input_curvature(
         bar.close()
     finally:
         objective.model.train(was_training)
-    top_all = torch.cat(tops).numpy()
-    norm_all = torch.cat(norms).numpy()
+    top_all = torch.cat(tops).cpu().numpy()
+    norm_all = torch.cat(norms).cpu().numpy()
     return InputCurvature(
         top_eigenvalues=top_all,
-        residuals=torch.cat(residuals).numpy(),
+        residuals=torch.cat(residuals).cpu().numpy(),
         gradient_norms=norm_all,
         mean_top_eigenvalue=float(top_all.mean()),
         max_top_eigenvalue=float(top_all.max()),
