@@ -10,7 +10,8 @@ runs are kept), then writes into ``benchmarks/adversarial/``:
 
 * ``table.md`` and ``summary.json``: per model and training, the mean and seed standard deviation of the clean and
   PGD test accuracy, the Hessian's lambda_max and trace (dense, training loss, final point), the slice sharpness
-  (mean over an 11 x 11 filter-normalised random slice of L - L(centre); per-patch rows for the QNNs), the input
+  (mean over an 11 x 11 filter-normalised random slice of L - L(centre); per-patch rows for the QNNs), lambda_max of
+  the loss on a fixed PGD set made at the final point (eps 0.4, 10 steps; the adversarial loss), the input
   curvature (mean top eigenvalue of the per-sample input Hessian) and the input-gradient norm; and per model kind
   whether adversarial training (mix 1.0 against standard) made each weight-space measure larger ("sharper"),
   smaller ("flatter") or neither (the difference within twice its standard error over seeds);
@@ -45,6 +46,7 @@ from qlandscape.metrics.robustness.results import RobustnessCurve
 from qlandscape.plots import colour, save_figure
 from qlandscape.plots.robustness import plot_landscape_comparison
 from qlandscape.runs.report import write_report
+from qlandscape.runs.run import run_metric
 from qlandscape.runs.sweep import load_sweep, run_sweep
 
 HERE = Path(__file__).parent
@@ -55,12 +57,20 @@ COLUMNS = (
     ("pgd_accuracy", "PGD acc (eps 0.4)"),
     ("hessian.lambda_max", "λ_max"),
     ("hessian.trace", "tr H"),
+    ("adv_lambda_max", "λ_max (adv. loss)"),
     ("slice_sharpness", "slice sharpness"),
     ("robustness.input_curvature", "input λ_max"),
     ("robustness.input_gradient_norm", "|∇_x ℓ|"),
 )
-GEOMETRY = ("hessian.lambda_max", "hessian.trace", "slice_sharpness")
+GEOMETRY = ("hessian.lambda_max", "hessian.trace", "slice_sharpness", "adv_lambda_max")
 BENCH_EPS = 0.4
+# the Hessian of the loss on a fixed PGD set made at the final point (the robust loss's curvature, frozen inputs)
+ADVERSARIAL_HESSIAN = {
+    "method": "dense",
+    "density": False,
+    "adversarial": {"attack": "pgd", "eps": BENCH_EPS, "steps": 10, "alpha": 0.1},
+}
+ADVERSARIAL_VARIANT = "hessian_dense_adv_pgd_linf_eps0.4"
 
 
 def _kind(config: dict) -> str:
@@ -90,6 +100,11 @@ def collect(runs: Path) -> list[dict]:
         values = {k: info["metrics"].get(k) for k, _ in COLUMNS}
         values["pgd_accuracy"] = info["metrics"][f"robustness.pgd_accuracy_eps{BENCH_EPS:g}"]
         values["slice_sharpness"] = float(grid.mean() - landscape.center_losses[0])
+        # run.json's hessian scalars are the variant computed last: read each variant's own summary
+        clean = io.read_json(path / "results" / "hessian_dense_summary.json")
+        adversarial = io.read_json(path / "results" / f"{ADVERSARIAL_VARIANT}_summary.json")
+        values["hessian.lambda_max"], values["hessian.trace"] = float(clean["lambda_max"]), float(clean["trace"])
+        values["adv_lambda_max"] = float(adversarial["lambda_max"])
         records.append(
             {
                 "path": path,
@@ -144,7 +159,11 @@ def table(summary: dict) -> str:
             row = summary[kind][training]
             cells = [f"{row[k]['mean']:.3g} ± {row[k]['sd']:.2g}" for k, _ in COLUMNS]
             lines.append(f"| {kind} | {training} | " + " | ".join(cells) + " |")
-    lines += ["", "| model | λ_max (mix 1.0 / standard) | tr H | slice sharpness |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| model | λ_max (mix 1.0 / standard) | tr H | slice sharpness | λ_max (adv. loss) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for kind in KINDS:
         v = summary[kind]["verdicts"]
         cells = [f"{v[k]['ratio']:.2f}x, {v[k]['verdict']}" for k in GEOMETRY]
@@ -214,6 +233,9 @@ def main() -> None:
     start = time.perf_counter()
     rows = run_sweep(load_sweep(HERE / "sweep.toml"), out, workers=args.workers, progress=True)
     sweep_seconds = time.perf_counter() - start
+    for path in sorted(p for p in out.iterdir() if (p / "run.json").exists()):  # the adversarial loss's Hessian
+        if not (path / "results" / f"{ADVERSARIAL_VARIANT}_summary.json").exists():
+            run_metric(path, "hessian", ADVERSARIAL_HESSIAN)
     previous = HERE / "summary.json"
     if not any(row.get("computed") for row in rows) and previous.exists():  # every run kept: keep the measured time
         sweep_seconds = json.loads(previous.read_text())["_meta"]["sweep_seconds"]
