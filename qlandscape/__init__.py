@@ -23,7 +23,8 @@ The package is layered; each layer is a subpackage and imports only the layers b
     cli      the qlandscape command
     runs     run configs, run directories, the metric registry, sweeps, the report
     plots    figures drawn from result objects
-    metrics  curvature, landscape, ntk, gradients, fits
+    metrics  curvature, landscape, ntk, gradients, fits, the four mode properties
+    merging  alignment, merges, curved paths and barriers between models
     train    the training loop
     models   PatchQNN, patches, MLP and CNN  |  data   datasets
     sim      circuit specs, lowering, the engine, backends

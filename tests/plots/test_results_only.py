@@ -34,6 +34,7 @@ RESULTS = [
     "qlandscape.metrics.gradient_results",
     "qlandscape.metrics.fits",
     "qlandscape.metrics.sweeps",
+    "qlandscape.metrics.modes.results",
 ]
 
 
