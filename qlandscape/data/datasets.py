@@ -51,7 +51,10 @@ _IDX_CODE_OF = {np.dtype(v).newbyteorder("=").str: k for k, v in _IDX_CODES.item
 class Dataset:
     """A classification dataset of float64 images ``(N, H, W)`` (angles) and int64 labels 0..C-1.
 
-    ``classes[k]`` is the original label value of class index ``k``.
+    ``classes[k]`` is the original label value of class index ``k``. ``input_range`` is the valid range of the
+    model's inputs (the ``angle_range`` the pixels were scaled onto: every input lies in it, and adversarial
+    attacks clip to it); ``pixel_range`` is the data's intrinsic pixel range that was mapped onto it, so that an
+    input-space distance ``eps`` is ``eps * pixels_per_input_unit`` pixel units (:meth:`eps_in_pixels`).
     """
 
     x_train: np.ndarray
@@ -61,6 +64,17 @@ class Dataset:
     classes: tuple[int, ...]
     name: str
     image_shape: tuple[int, int]
+    input_range: tuple[float, float] = (0.0, math.pi)
+    pixel_range: tuple[float, float] = (0.0, 16.0)
+
+    @property
+    def pixels_per_input_unit(self) -> float:
+        """Pixel units per model input unit: (pixel high - low) / (input high - low)."""
+        return (self.pixel_range[1] - self.pixel_range[0]) / (self.input_range[1] - self.input_range[0])
+
+    def eps_in_pixels(self, eps: float) -> float:
+        """An input-space perturbation size ``eps`` (model input units, e.g. radians) in the data's pixel units."""
+        return float(eps) * self.pixels_per_input_unit
 
     @property
     def n_classes(self) -> int:
@@ -419,6 +433,8 @@ def load_dataset(
         classes=tuple(int(c) for c in classes),
         name=name,
         image_shape=(int(x_train.shape[1]), int(x_train.shape[2])),
+        input_range=(float(low), float(high)),
+        pixel_range=(float(lo), float(hi)),
     )
 
 

@@ -25,9 +25,20 @@ from qlandscape.data.config import DataConfig
 from qlandscape.models.config import ModelConfig
 from qlandscape.runs.registry import check_metrics
 from qlandscape.runs.values import parse_value
+from qlandscape.train.adversarial import AdversarialTraining, adversarial_training
 from qlandscape.train.trainer import TrainConfig
 
-__all__ = ["FIELDS", "PART_OF", "LATER_FIELDS", "RunConfig", "load_config", "parse_override", "with_overrides"]
+__all__ = [
+    "FIELDS",
+    "OPTIONAL_FIELDS",
+    "SETTINGS",
+    "PART_OF",
+    "LATER_FIELDS",
+    "RunConfig",
+    "load_config",
+    "parse_override",
+    "with_overrides",
+]
 
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 # The flat layout, in the order run.json and runs.csv have always had: the model kind, the data, the rest of the
@@ -40,6 +51,11 @@ FIELDS: tuple[str, ...] = (
     "seed",
     "metrics",
 )
+# Table settings written into run.json (and so hashed into the run id) only when set: a config without them keeps
+# the run.json and the id it has always had. adversarial: the adversarial training (qlandscape.train.adversarial).
+OPTIONAL_FIELDS: tuple[str, ...] = ("adversarial",)
+# every setting a run config file may hold, optional ones included (sweep axes, report grouping)
+SETTINGS: tuple[str, ...] = (*FIELDS[:-1], *OPTIONAL_FIELDS, FIELDS[-1])
 # setting -> the part of a RunConfig that holds it
 PART_OF: dict[str, str] = {
     **dict.fromkeys(DataConfig.field_names(), "data"),
@@ -58,7 +74,8 @@ _FLOAT_FIELDS = (
     "schedule_period",
 )
 _UNSET = object()
-LATER_FIELDS = {"schedule_unit": "step", "device": "cpu"}  # field -> default that the run id ignores
+# field -> default that the run id ignores (and that a runs table fills in for run.json files without it)
+LATER_FIELDS = {"schedule_unit": "step", "device": "cpu", "adversarial": None}
 
 
 @dataclass(frozen=True, init=False)
@@ -70,6 +87,10 @@ class RunConfig:
     also reads the setting, ``config.lr`` being ``config.training.lr``: the flat names are the config's stable
     vocabulary (files, overrides, run ids), so they stay, without a deprecation. Construction does not validate;
     :meth:`from_dict`, :meth:`replace` and :meth:`validate` do. See README.md for each setting.
+
+    ``adversarial`` (None: standard training) is the adversarial training setting, an
+    :class:`~qlandscape.train.adversarial.AdversarialTraining` (a table of its settings is converted; ``mix = 0``
+    is standard training): one of :data:`OPTIONAL_FIELDS`, in ``run.json`` and the run id only when set.
     """
 
     data: DataConfig
@@ -77,6 +98,7 @@ class RunConfig:
     training: TrainConfig
     # metrics to compute after training, e.g. {"hessian": {"top_k": 3}, "landscape": {...}}
     metrics: dict = field(hash=False)
+    adversarial: AdversarialTraining | None
 
     def __init__(
         self,
@@ -84,6 +106,7 @@ class RunConfig:
         network: ModelConfig | None = None,
         training: TrainConfig | None = None,
         metrics: dict | None = None,
+        adversarial: AdversarialTraining | Mapping[str, Any] | None = None,
         **settings: Any,
     ) -> None:
         parts: dict[str, Any] = {
@@ -108,6 +131,8 @@ class RunConfig:
                     updates["angle_range"] = type(span)(float(v) if _is_int(v) else v for v in span)
             object.__setattr__(self, part, dataclasses.replace(current, **updates) if updates else current)
         object.__setattr__(self, "metrics", {} if metrics is None else metrics)
+        # a table's unknown keys fail here; its values when the config is validated
+        object.__setattr__(self, "adversarial", adversarial_training(adversarial, validate=False))
 
     def __getattr__(self, name: str) -> Any:
         # Called only for names that are not attributes: the flat setting names.
@@ -135,10 +160,15 @@ class RunConfig:
             raise ConfigError("run", data, "expected a table of run settings", source=source)
         kwargs: dict[str, Any] = {"classes": None}
         for key, value in data.items():
-            if key not in FIELDS:
-                raise ConfigError(key, value, f"is not a run field; expected one of {', '.join(FIELDS)}", source=source)
+            if key not in SETTINGS:
+                raise ConfigError(
+                    key, value, f"is not a run field; expected one of {', '.join(SETTINGS)}", source=source
+                )
             kwargs[key] = tuple(value) if isinstance(value, list) else value
-        config = cls(**kwargs)
+        try:
+            config = cls(**kwargs)
+        except ConfigError as exc:  # a table setting (adversarial) with an unknown key
+            raise ConfigError(exc.field, exc.value, exc.allowed, source=source) from None
         config.validate(source, check_metric_names=check_metric_names)
         return config
 
@@ -146,7 +176,8 @@ class RunConfig:
         """Cheap checks of every setting, before any data is loaded or a model built."""
         # A config is hashed as JSON (run_id) and written to run.json, which numpy scalars are not.
         for name, value in self.to_dict().items():
-            if name != "metrics" and not _is_plain(value):
+            # the metrics and the optional table settings are tables, checked by their own parts
+            if name != "metrics" and name not in OPTIONAL_FIELDS and not _is_plain(value):
                 raise ConfigError(
                     name,
                     value,
@@ -160,6 +191,11 @@ class RunConfig:
             self.training.validate()
         except ConfigError as exc:
             raise ConfigError(exc.field, exc.value, exc.allowed, source=source) from None
+        if self.adversarial is not None:
+            try:
+                self.adversarial.validate()
+            except ConfigError as exc:
+                raise ConfigError(exc.field, exc.value, exc.allowed, source=source) from None
         if not isinstance(self.metrics, dict):
             raise ConfigError("metrics", self.metrics, "expected a table of metric settings", source=source)
         if check_metric_names:
@@ -167,9 +203,12 @@ class RunConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat, JSON-able dict (tuples as lists), in the order of :meth:`fields`."""
+        """The flat, JSON-able dict (tuples as lists), in the order of :meth:`fields`; an optional table setting
+        (``adversarial``) that is set comes just before ``metrics``."""
         out = {}
         for name in FIELDS:
+            if name == "metrics" and self.adversarial is not None:
+                out["adversarial"] = self.adversarial.to_dict()
             value = getattr(self, name)
             out[name] = list(value) if isinstance(value, tuple) else value
         return out

@@ -13,7 +13,7 @@ from typing import Any
 
 from qlandscape.core.errors import ConfigError
 from qlandscape.runs.metric_spec import MetricSpec
-from qlandscape.runs.metric_specs import hessian, landscape, modes, ntk
+from qlandscape.runs.metric_specs import hessian, landscape, modes, ntk, robustness
 
 __all__ = ["register", "unregister", "get", "specs", "check_metrics", "check_against_run"]
 
@@ -64,5 +64,5 @@ def check_against_run(metrics: Mapping[str, Any], *, n_train: int, n_params: int
             spec.check_against_run(settings, n_train, n_params)
 
 
-for _builtin in (hessian.SPEC, landscape.SPEC, ntk.SPEC, modes.SPEC):
+for _builtin in (hessian.SPEC, landscape.SPEC, ntk.SPEC, modes.SPEC, robustness.SPEC):
     register(_builtin)

@@ -59,7 +59,7 @@ from qlandscape.metrics.sweeps import (
 from qlandscape.plots import save_figure
 from qlandscape.plots.spawning import plot_barrier_vs_spawn_time
 from qlandscape.plots.sweeps import plot_scaling_panels, plot_series_panels
-from qlandscape.runs.config import RunConfig
+from qlandscape.runs.config import SETTINGS
 from qlandscape.runs.metric_spec import Headline, SweepView
 from qlandscape.runs.registry import specs
 from qlandscape.runs.tables import has_config, load_runs, write_csv
@@ -106,7 +106,7 @@ def _panel_headlines() -> list[Headline]:
 def run_summary(rows: Sequence[dict]) -> list[dict]:
     """The summary table of :func:`qlandscape.metrics.sweeps.summary_table` over the run config's fields and the
     registered scalars."""
-    return summary_table(rows, summary_metrics(), fields=RunConfig.fields())
+    return summary_table(rows, summary_metrics(), fields=SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def write_report(
     if not rows:
         raise ConfigError("directory", str(directory), "holds no run directories (no run.json below it)")
     chosen = default_variants(directory, rows)
-    fields = RunConfig.fields()
+    fields = SETTINGS
     out = Path(out) if out is not None else directory / "report"
     figures_dir = out / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
@@ -460,7 +460,7 @@ def report_page(
     spawns: Sequence[tuple[str, SpawnResult, str]] = (),
 ) -> ReportPage:
     """The page of :func:`write_report` (rendered with ``.markdown(base)`` / ``.html()``)."""
-    fields = RunConfig.fields()
+    fields = SETTINGS
     readable = [r for r in rows if has_config(r)]
     axes = varying_axes(readable, fields)
     done = complete_rows(rows)

@@ -354,7 +354,17 @@ def _execute(config: RunConfig, path: Path, *, progress: bool, keep_earlier: boo
                     f"training ({info['model']['n_params']} parameters, {config.epochs} epochs, {len(x_train)} samples)"
                 )
                 with logged_step(log, what):
-                    trained, result = train(model, x_train, y_train, x_test, y_test, config.training, progress=progress)
+                    trained, result = train(
+                        model,
+                        x_train,
+                        y_train,
+                        x_test,
+                        y_test,
+                        config.training,
+                        progress=progress,
+                        adversarial=config.adversarial,
+                        bounds=data.input_range,
+                    )
             except TrainingDiverged as diverged:
                 log.info("run %s diverged: %s", path, diverged)
                 info["status"], info["divergence"] = "diverged", _divergence_record(diverged)

@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 from qlandscape.core import io
 from qlandscape.core.errors import ConfigError, is_finite_number
 from qlandscape.core.threads import usable_cpus
-from qlandscape.runs.config import RunConfig
+from qlandscape.runs.config import SETTINGS, RunConfig
 from qlandscape.runs.layout import FINISHED, RUN_FILE, check_run, lock_run, read_info
 from qlandscape.runs.registry import check_metrics
 from qlandscape.runs.run import execute, stale_reason
@@ -102,7 +102,7 @@ def sweep_from_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
     base = dict(data.get("base", {}))
     grid = dict(data.get("grid", {}))
     zipped = dict(data.get("zip", {}))
-    fields = RunConfig.fields()
+    fields = SETTINGS
     for axis, values in zipped.items():
         if axis not in fields or axis in grid:
             raise ConfigError(

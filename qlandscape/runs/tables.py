@@ -20,9 +20,19 @@ from qlandscape.core.errors import ConfigError
 from qlandscape.runs.config import LATER_FIELDS
 from qlandscape.runs.layout import RUN_FILE, check_run, describe_divergence
 
-__all__ = ["MODEL_FACTS", "run_row", "has_config", "load_runs", "rows_of", "write_csv"]
+__all__ = ["MODEL_FACTS", "adversarial_label", "run_row", "has_config", "load_runs", "rows_of", "write_csv"]
 
 MODEL_FACTS = ("n_params", "n_patches", "params_per_circuit", "kind")
+
+
+def adversarial_label(setting: dict[str, Any]) -> str:
+    """A run's ``adversarial`` training setting as one table cell: ``pgd linf eps=0.1 steps=7 alpha=0.02 mix=0.5``
+    (``random start`` added when on)."""
+    text = f"{setting.get('attack')} {setting.get('norm')} eps={setting.get('eps')}"
+    if setting.get("attack") == "pgd":
+        text += f" steps={setting.get('steps')} alpha={setting.get('alpha')}"
+        text += " random start" if setting.get("random_start") else ""
+    return f"{text} mix={setting.get('mix')}"
 
 
 def run_row(path: Path, root: Path | None = None) -> dict[str, Any] | None:
@@ -50,6 +60,8 @@ def run_row(path: Path, root: Path | None = None) -> dict[str, Any] | None:
         # seeds of one group on a field that does not vary.
         row.update(LATER_FIELDS)
     row.update(config)
+    if isinstance(row.get("adversarial"), dict):  # one cell, and a value the report can group runs by
+        row["adversarial"] = adversarial_label(row["adversarial"])
     model = info.get("model", {})
     for key in MODEL_FACTS:
         row["model_kind" if key == "kind" else key] = model.get(key)

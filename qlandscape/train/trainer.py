@@ -18,16 +18,20 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from qlandscape.attacks.projections import check_bounds
 from qlandscape.core.dtypes import default_dtype
 from qlandscape.core.errors import ConfigError, check_choice, is_finite_number, is_integer
 from qlandscape.core.losses import LOSSES, resolve_loss
+from qlandscape.train.adversarial import AdversarialTraining, adversarial_training, mixed_batch, step_seed
 
 __all__ = [
     "OPTIMIZERS",
@@ -50,7 +54,8 @@ SCHEDULE_UNITS = ("step", "epoch")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings. ``record_every`` counts optimiser steps (None: once per epoch)."""
+    """Training settings. ``record_every`` counts optimiser steps (None: once per epoch). Adversarial training is
+    the ``adversarial`` argument of :class:`Trainer` and :func:`train`."""
 
     optimizer: str = "adam"
     lr: float = 0.05
@@ -198,8 +203,14 @@ class Trainer:
         config: TrainConfig = TrainConfig(),
         *,
         progress: bool = False,
+        adversarial: AdversarialTraining | Mapping[str, Any] | None = None,
+        bounds: tuple[float, float] | None = None,
     ) -> None:
         self.config = config.validate()
+        # None (or mix 0): standard training; else each batch mixes in adversarial examples (train.adversarial)
+        self.adversarial = adversarial_training(adversarial)
+        # the valid input range that adversarial examples are clipped to (e.g. Dataset.input_range)
+        self.bounds = check_bounds(bounds)
         if x_train.shape[0] == 0:
             raise ConfigError("training set", tuple(x_train.shape), "expected at least one sample")
         if y_train.shape[0] != x_train.shape[0]:
@@ -213,6 +224,14 @@ class Trainer:
             )
         if x_test is not None and y_test.shape[0] != x_test.shape[0]:
             raise ConfigError("y_test", tuple(y_test.shape), f"expected {x_test.shape[0]} labels, one per input")
+        if self.adversarial is not None and self.bounds is not None:
+            low, high = float(x_train.min()), float(x_train.max())
+            if low < self.bounds[0] or high > self.bounds[1]:
+                raise ConfigError(
+                    "bounds",
+                    self.bounds,
+                    f"the training inputs span [{low:.6g}, {high:.6g}]; the bounds must hold them",
+                )
         self.model = copy.deepcopy(model)
         self.model.train()
         self.x_train, self.y_train = x_train, y_train.long()
@@ -305,9 +324,13 @@ class Trainer:
         if within == 0 and self.step > 0:
             self.order = torch.randperm(self.x_train.shape[0], generator=self.generator)
         idx = self.order[within * self.config.batch_size : (within + 1) * self.config.batch_size]
+        xb, yb = self.x_train[idx], self.y_train[idx]
+        if self.adversarial is not None:  # made at the current parameters, before the gradient is cleared
+            seed = step_seed(self.config.seed, self.step)
+            xb = mixed_batch(self.model, xb, yb, self.adversarial, bounds=self.bounds, loss=self.loss_fn, seed=seed)
         self.optimizer.zero_grad(set_to_none=True)
         with default_dtype(self.dtype):  # PennyLane devices differentiate inside backward (qlandscape.core.dtypes)
-            loss = self.loss_fn(self.model(self.x_train[idx]), self.y_train[idx])
+            loss = self.loss_fn(self.model(xb), yb)
             if not torch.isfinite(loss):
                 self._diverge("training loss", float(loss.detach()))  # the step is not taken
                 return
@@ -389,7 +412,10 @@ class Trainer:
             epochs=np.arange(len(self.history["train_loss"]), dtype=np.float64),
             **{k: np.asarray(v) for k, v in self.history.items()},
             seconds=self.seconds,
-            config=dict(vars(self.config)),
+            config={
+                **vars(self.config),
+                **({} if self.adversarial is None else {"adversarial": self.adversarial.to_dict()}),
+            },
         )
 
 
@@ -402,10 +428,20 @@ def train(
     config: TrainConfig = TrainConfig(),
     *,
     progress: bool = False,
+    adversarial: AdversarialTraining | Mapping[str, Any] | None = None,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[nn.Module, TrainResult]:
     """Train a copy of ``model``; return (trained copy, :class:`TrainResult`). The caller's model is unchanged.
-    A non-finite loss or parameter raises :class:`TrainingDiverged` with the result so far."""
-    trainer = Trainer(model, x_train, y_train, x_test, y_test, config, progress=progress)
+    A non-finite loss or parameter raises :class:`TrainingDiverged` with the result so far.
+
+    ``adversarial``: None for standard training, or an
+    :class:`~qlandscape.train.adversarial.AdversarialTraining` (or a table of its settings, e.g.
+    ``{"attack": "pgd", "eps": 0.1, "steps": 7, "alpha": 0.02, "mix": 0.5}``), validated before training, that
+    replaces a fraction ``mix`` of every batch by adversarial examples made at the current parameters. ``bounds``:
+    the valid input range those are clipped to (e.g. ``dataset.input_range``; None: unbounded)."""
+    trainer = Trainer(
+        model, x_train, y_train, x_test, y_test, config, progress=progress, adversarial=adversarial, bounds=bounds
+    )
     trainer.run_until(config.epochs)
     trainer._record()  # the final point is always part of the trajectory
     return trainer.model, trainer.result()

@@ -351,3 +351,12 @@ def test_data_settings_say_which_classes_a_dataset_holds(tmp_path):
     two = DataConfig(dataset=str(path), classes=(2, 0))
     assert two.describe(two.load()) == "three, classes 2, 0"
     assert DataConfig().classes == (0, 1)  # the default run's binary digits task
+
+
+def test_the_dataset_records_its_input_range_and_pixel_units():
+    data = load_dataset("digits", classes=(0, 1), angle_range=(0.0, 2.0), max_train=20, max_test=10)
+    assert data.input_range == (0.0, 2.0) and data.pixel_range == (0.0, 16.0)
+    assert data.x_train.min() >= 0.0 and data.x_train.max() <= 2.0
+    assert data.eps_in_pixels(0.25) == 2.0  # 0.25 of 2 input units is 1/8 of the 16 pixel levels
+    default = load_dataset("digits", classes=(0, 1), max_train=20, max_test=10)
+    assert default.input_range == (0.0, math.pi)

@@ -30,6 +30,7 @@ RESULTS = [
     "qlandscape.metrics.curvature.results",
     "qlandscape.metrics.landscape.results",
     "qlandscape.metrics.ntk.results",
+    "qlandscape.metrics.robustness.results",
     "qlandscape.metrics.gradient_results",
     "qlandscape.metrics.fits",
     "qlandscape.metrics.sweeps",

@@ -181,7 +181,8 @@ def test_each_part_validates_its_own_settings_once(monkeypatch):
 def test_metric_tables_are_checked_with_the_config():
     with pytest.raises(ConfigError, match="metrics.hessian.method = 'dens'"):
         RunConfig.from_dict({"metrics": {"hessian": {"method": "dens"}}})
-    with pytest.raises(ConfigError, match=r"metrics = 'hesian'.*among \['hessian', 'landscape', 'modes', 'ntk'\]"):
+    among = r"among \['hessian', 'landscape', 'modes', 'ntk', 'robustness'\]"
+    with pytest.raises(ConfigError, match=rf"metrics = 'hesian'.*{among}"):
         RunConfig.from_dict({"metrics": {"hesian": {}}})
     # what a finished run recorded loads without its metrics being registered
     config = RunConfig.from_dict({"metrics": {"gone": {"x": 1}}}, check_metric_names=False)

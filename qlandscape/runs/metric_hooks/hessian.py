@@ -29,6 +29,8 @@ from qlandscape.metrics.sweeps import result_grid
 from qlandscape.plots import hessian as hplots
 from qlandscape.plots.hessian import density_method
 from qlandscape.plots.sweeps import plot_density_grid
+from qlandscape.runs.adversarial_data import describe_data
+from qlandscape.runs.metric_hooks.evaluation_data import evaluation_objective, titled
 from qlandscape.runs.metric_spec import MetricOutput, MetricRun, SavedResult, SweepView, point_on_trajectory
 from qlandscape.runs.metric_specs.hessian import HessianSettings, resolved_method, variant_name
 
@@ -38,8 +40,17 @@ __all__ = ["compute", "figures", "check_against_run", "sweep_figures"]
 def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
     """Hessian summary (+ top-k, spectral density, curvature along the trajectory, G + R split), kept as the variant
     :func:`~qlandscape.runs.metric_specs.hessian.variant_name` names."""
-    obj = run.objective(s.split, chunk_size=s.chunk_size, progress=s.progress, memory_budget=s.memory_budget)
     index, theta = point_on_trajectory(run.result, s.point)
+    obj = evaluation_objective(
+        run,
+        s.split,
+        s.adversarial,
+        theta,
+        "hessian",
+        chunk_size=s.chunk_size,
+        progress=s.progress,
+        memory_budget=s.memory_budget,
+    )
     method = resolved_method(s, obj.n_params)
     if s.dask is None:
         return _compute(run, s, obj, obj, theta, index, method)
@@ -75,6 +86,8 @@ def _compute(
         "hessian.point": s.point,
         "hessian.epoch": float(run.result.times[index]),
     }
+    if s.adversarial is not None:
+        scalars["hessian.data"] = describe_data(s.adversarial)
     results: list[SavedResult] = []
     spectrum = decomposition = None
     if s.structure:
@@ -139,7 +152,11 @@ def _compute(
 
 def figures(output: MetricOutput, s: HessianSettings) -> Iterator[tuple[str, Figure]]:
     """The dense spectrum, the top-k eigenvalues, the density, the G + R spectra and the curvature over training,
-    where computed."""
+    where computed; titled with the adversarial inputs where the metric used them."""
+    return titled(_figures(output, s), s.adversarial)
+
+
+def _figures(output: MetricOutput, s: HessianSettings) -> Iterator[tuple[str, Figure]]:
     variant = output.variant or "hessian"
     spectrum = output.result(f"{variant}_spectrum")
     if spectrum is not None:

@@ -35,6 +35,8 @@ from qlandscape.metrics.landscape.slices import (
 from qlandscape.metrics.sweeps import result_grid
 from qlandscape.plots import landscape as lplots
 from qlandscape.plots.sweeps import plot_landscape_grid
+from qlandscape.runs.adversarial_data import describe_data
+from qlandscape.runs.metric_hooks.evaluation_data import evaluation_objective, titled
 from qlandscape.runs.metric_spec import MetricOutput, MetricRun, SavedResult, SweepView, point_on_trajectory
 from qlandscape.runs.metric_specs.landscape import (
     CLASSICAL_HALF_WIDTH,
@@ -64,9 +66,10 @@ def compute(run: MetricRun, s: LandscapeSettings) -> MetricOutput:
     check_combination(s)
     splits = list(s.splits)
     grid = resolved_grid(s)
-    obj = run.objective(splits[0], chunk_size=s.chunk_size, progress=s.progress, memory_budget=s.memory_budget)
-    others = {sp: run.objective(sp, chunk_size=s.chunk_size, memory_budget=s.memory_budget) for sp in splits[1:]}
     index, theta = point_on_trajectory(run.result, s.point)
+    budget = {"chunk_size": s.chunk_size, "memory_budget": s.memory_budget}
+    obj = evaluation_objective(run, splits[0], s.adversarial, theta, "landscape", progress=s.progress, **budget)
+    others = {sp: evaluation_objective(run, sp, s.adversarial, theta, "landscape", **budget) for sp in splits[1:]}
     normalization = "none"
     spectrum: FourierSpectrum | None = None
     if s.directions == "periodic":
@@ -117,7 +120,7 @@ def compute(run: MetricRun, s: LandscapeSettings) -> MetricOutput:
             batch=s.batch,
             progress=s.progress,
         )
-    variant = variant_name(s.directions, normalization, s.point, s.seed)
+    variant = variant_name(s.directions, normalization, s.point, s.seed, s.adversarial)
     scalars: dict[str, Any] = {
         "landscape.variant": variant,
         "landscape.directions": s.directions,
@@ -127,6 +130,8 @@ def compute(run: MetricRun, s: LandscapeSettings) -> MetricOutput:
         "landscape.max_loss": float(np.max(result.losses[0])),
         "landscape.min_loss": float(np.min(result.losses[0])),
     }
+    if s.adversarial is not None:
+        scalars["landscape.data"] = describe_data(s.adversarial)
     steps = np.asarray(result.radians_per_step, dtype=np.float64)
     if np.any(np.isfinite(steps)):
         scalars["landscape.radians_per_step"] = float(np.nanmax(steps))
@@ -150,7 +155,12 @@ def check_against_run(s: LandscapeSettings, n_train: int, n_params: int) -> None
 
 def figures(output: MetricOutput, s: LandscapeSettings) -> Iterator[tuple[str, Figure]]:
     """For every split: the loss contour and the loss and error contours side by side; the surface and the
-    trajectory on the plane (first split); the Fourier spectrum of a periodic scan."""
+    trajectory on the plane (first split); the Fourier spectrum of a periodic scan. Titled with the adversarial
+    inputs where the metric used them."""
+    return titled(_figures(output, s), s.adversarial)
+
+
+def _figures(output: MetricOutput, s: LandscapeSettings) -> Iterator[tuple[str, Figure]]:
     variant = output.variant or "landscape"
     result: Slice2D = output.result(variant)
     for i, split in enumerate(result.splits):

@@ -15,6 +15,8 @@ from qlandscape.metrics.ntk.results import KernelEvolution, KernelMachineCurve
 from qlandscape.metrics.sweeps import kernel_curves
 from qlandscape.plots import ntk as nplots
 from qlandscape.plots.sweeps import plot_kernel_curves
+from qlandscape.runs.adversarial_data import describe_data
+from qlandscape.runs.metric_hooks.evaluation_data import evaluation_objective, titled
 from qlandscape.runs.metric_spec import MetricOutput, MetricRun, SavedResult, SweepView
 from qlandscape.runs.metric_specs.ntk import NTKSettings, variant_name
 
@@ -24,8 +26,14 @@ __all__ = ["compute", "figures", "check_against_run", "sweep_figures"]
 def compute(run: MetricRun, s: NTKSettings) -> MetricOutput:
     """Kernel evolution and kernel-machine accuracy along the trajectory, kept as the variant
     :func:`~qlandscape.runs.metric_specs.ntk.variant_name` names."""
-    obj = run.objective("train", memory_budget=s.memory_budget)
     x_train, y_train, x_test, y_test = to_torch(run.dataset)
+    obj = run.objective("train", memory_budget=s.memory_budget)
+    if s.adversarial is not None:  # the kernel's inputs and the test inputs, attacked at the final point
+        final = run.result.trajectory[-1]
+        budget = s.memory_budget
+        obj = evaluation_objective(run, "train", s.adversarial, final, "ntk", n_samples=s.subset, memory_budget=budget)
+        x_train = obj.x
+        x_test = evaluation_objective(run, "test", s.adversarial, final, "ntk", memory_budget=budget).x
     evo = kernel_evolution(
         obj,
         run.result.trajectory,
@@ -55,6 +63,8 @@ def compute(run: MetricRun, s: NTKSettings) -> MetricOutput:
         "ntk.kernel_accuracy_init": float(curve.kernel_accuracy[0]),
         "ntk.kernel_accuracy_final": float(curve.kernel_accuracy[-1]),
     }
+    if s.adversarial is not None:
+        scalars["ntk.data"] = describe_data(s.adversarial)
     return MetricOutput(
         scalars,
         (
@@ -66,7 +76,12 @@ def compute(run: MetricRun, s: NTKSettings) -> MetricOutput:
 
 
 def figures(output: MetricOutput, s: NTKSettings) -> Iterator[tuple[str, Figure]]:
-    """Kernel distances between recorded points, kernel velocity, and kernel-machine accuracy."""
+    """Kernel distances between recorded points, kernel velocity, and kernel-machine accuracy; titled with the
+    adversarial inputs where the metric used them."""
+    return titled(_figures(output, s), s.adversarial)
+
+
+def _figures(output: MetricOutput, s: NTKSettings) -> Iterator[tuple[str, Figure]]:
     variant = output.variant or "ntk"
     evo, curve = output.result(f"{variant}_evolution"), output.result(f"{variant}_kernel_machine")
     yield f"{variant}_distance", nplots.plot_kernel_distance_matrix(evo)

@@ -8,8 +8,10 @@ This module declares it (settings, variants, headline scalars); the computation 
 Results accumulate by variant (:mod:`qlandscape.runs.variants`), named by :func:`variant_name`:
 ``hessian_<method>`` (``dense`` or ``lanczos``: ``auto`` resolved against ``max_params``), then ``_init`` /
 ``_best`` off the final point, ``_test`` on the test split, ``_structure`` with the Gauss-Newton + residual split,
-``_trajectory`` with the curvature along the trajectory and ``_seed<n>`` for another seed of a Lanczos computation
-(``hessian_dense``, ``hessian_dense_init``, ``hessian_lanczos_test_seed3``). The other settings (``top_k``,
+``_trajectory`` with the curvature along the trajectory, ``_seed<n>`` for another seed of a Lanczos computation and
+``_adv_<attack>_<norm>_eps<eps>`` on a fixed adversarial set (the ``adversarial`` setting,
+:mod:`qlandscape.runs.adversarial_data`) (``hessian_dense``, ``hessian_dense_init``, ``hessian_lanczos_test_seed3``,
+``hessian_dense_adv_pgd_linf_eps0.1``). The other settings (``top_k``,
 ``density``, ``summary``, ``n_probes``) say how much is computed: the same variant computed again with others
 replaces it as a whole. A variant's files are ``results/<variant>_spectrum`` (dense) or ``_top_k`` (Lanczos),
 ``_summary``, ``_density``, ``_trajectory``, ``_structure``, and the figures ``<variant>_spectrum``, ``_top_k`` (the
@@ -26,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from qlandscape.runs.adversarial_data import adversarial_setting, variant_suffix
 from qlandscape.runs.metric_spec import (
     POINTS,
     SPLITS,
@@ -85,6 +88,7 @@ class HessianSettings:
     figures: bool = flag(True, "draw the figures")
     summary: bool = flag(True, "the summary scalars (λ_min, trace, ...) also with Lanczos")
     progress: bool = flag(False, "progress bar", cli=False)
+    adversarial: dict[str, Any] | None = adversarial_setting()
 
 
 def resolved_method(s: HessianSettings, n_params: int) -> str:
@@ -107,7 +111,7 @@ def variant_name(s: HessianSettings, method: str) -> str:
         parts.append("trajectory")
     if method == "lanczos" and s.seed != 0:  # the seed draws Lanczos start vectors and probes; a dense result has none
         parts.append(f"seed{s.seed}")
-    return "_".join(parts)
+    return "_".join(parts) + variant_suffix(s.adversarial)
 
 
 def epoch_of(scalars: dict[str, Any]) -> float | None:

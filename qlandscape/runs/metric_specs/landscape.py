@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qlandscape.core.errors import ConfigError, is_finite_number, is_integer
+from qlandscape.runs.adversarial_data import adversarial_setting, variant_suffix
 from qlandscape.runs.metric_spec import (
     POINTS,
     SPLITS,
@@ -134,6 +135,7 @@ class LandscapeSettings:
     batch: int | None = integer(None, 1, "grid points evaluated at once (none: as many as fit)")
     figures: bool = flag(True, "draw the figures")
     progress: bool = flag(False, "progress bar", cli=False)
+    adversarial: dict[str, Any] | None = adversarial_setting()
 
 
 def resolved_grid(s: LandscapeSettings) -> int:
@@ -143,9 +145,12 @@ def resolved_grid(s: LandscapeSettings) -> int:
     return PERIOD_RESOLUTION if s.directions == "periodic" else LOCAL_RESOLUTION
 
 
-def variant_name(directions: str, normalization: str, point: str, seed: int) -> str:
+def variant_name(
+    directions: str, normalization: str, point: str, seed: int, adversarial: dict[str, Any] | None = None
+) -> str:
     """The variant a slice is kept under: ``landscape_<directions>`` (+ ``_<normalisation>`` for random directions,
-    ``_<point>`` off the final point, ``_seed<n>`` for other random or periodic directions)."""
+    ``_<point>`` off the final point, ``_seed<n>`` for other random or periodic directions,
+    ``_adv_<attack>_<norm>_eps<eps>`` on a fixed adversarial set, :mod:`qlandscape.runs.adversarial_data`)."""
     parts = ["landscape", directions]
     if directions == "random":
         parts.append(normalization)
@@ -153,7 +158,7 @@ def variant_name(directions: str, normalization: str, point: str, seed: int) -> 
         parts.append(point)
     if directions in ("random", "periodic") and seed != 0:
         parts.append(f"seed{seed}")
-    return "_".join(parts)
+    return "_".join(parts) + variant_suffix(adversarial)
 
 
 def check_combination(s: LandscapeSettings) -> None:

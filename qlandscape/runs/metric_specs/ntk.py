@@ -6,7 +6,9 @@ This module declares it (settings, variants, headline scalars); the computation 
 
 Results accumulate by variant (:mod:`qlandscape.runs.variants`), named by :func:`variant_name`:
 ``ntk_<form>_subset<n>`` (the kernel's form and its number of training inputs), with ``_every<k>`` when only every
-k-th recorded point is used (``ntk_trace_subset100``, ``ntk_full_subset20_every2``). The kernel machine's ``ridge``
+k-th recorded point is used, ``_adv_<attack>_<norm>_eps<eps>`` on inputs attacked at the final point (the
+``adversarial`` setting, :mod:`qlandscape.runs.adversarial_data`) (``ntk_trace_subset100``,
+``ntk_full_subset20_every2``). The kernel machine's ``ridge``
 says how a kernel is used, not which kernel: the same variant computed with another ridge replaces it. A variant's
 files are ``results/<variant>_evolution`` and ``_kernel_machine``, and the figures ``<variant>_distance``,
 ``_velocity`` and ``_kernel_machine``. Run directories of qlandscape 0.2.0 and earlier hold one variant named
@@ -16,7 +18,9 @@ files are ``results/<variant>_evolution`` and ``_kernel_machine``, and the figur
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from qlandscape.runs.adversarial_data import adversarial_setting, variant_suffix
 from qlandscape.runs.metric_spec import Headline, MetricSpec, budget_setting, choice, flag, hook, integer, number
 
 __all__ = ["FORMS", "NTKSettings", "variant_name", "SPEC"]
@@ -37,12 +41,13 @@ class NTKSettings:
     memory_budget: int | str | None = budget_setting()
     figures: bool = flag(True, "draw the figures")
     progress: bool = flag(False, "progress bar", cli=False)
+    adversarial: dict[str, Any] | None = adversarial_setting()
 
 
 def variant_name(s: NTKSettings) -> str:
     """The variant a kernel result is kept under (see the module docstring)."""
     name = f"ntk_{s.form}_subset{s.subset}"
-    return name if s.every == 1 else f"{name}_every{s.every}"
+    return (name if s.every == 1 else f"{name}_every{s.every}") + variant_suffix(s.adversarial)
 
 
 SPEC = MetricSpec(
