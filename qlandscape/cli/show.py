@@ -28,7 +28,7 @@ from qlandscape.runs.variants import Variant, default, variants
 __all__ = ["add_parser", "describe_run", "run"]
 
 # The settings that change how a result is computed or drawn, never what it is: left out of the listing.
-_QUIET_SETTINGS = ("progress", "figures", "chunk_size", "batch")
+_QUIET_SETTINGS = ("progress", "figures", "chunk_size", "batch", "memory_budget", "dask")  # how, not what: same numbers
 _MODEL_FIELDS = {
     "qnn": ("ansatz", "qubits", "layers", "patch_size", "stride", "patches", "aggregation", "backend"),
     "mlp": ("width", "depth", "activation"),
@@ -55,6 +55,8 @@ def _value(value: Any) -> str:
         return "nan" if math.isnan(value) else f"{value:.6g}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):  # a table setting (an adversarial attack), as a config writes it
+        return "{" + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 

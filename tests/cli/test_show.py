@@ -63,3 +63,11 @@ def test_show_names_what_is_wrong_with_a_damaged_run(tmp_path, capsys):
     (path / "arrays.npz").write_bytes(b"not a zip")
     out = _show(path, capsys)
     assert "status: damaged: " in out and "arrays.npz" in out
+
+
+def test_show_writes_a_table_setting_as_a_config_would():
+    from qlandscape.cli.show import _value
+
+    attack = {"attack": "pgd", "eps": 0.1, "steps": 10, "alpha": 0.025}
+    assert _value(attack) == "{attack = pgd, eps = 0.1, steps = 10, alpha = 0.025}"
+    assert _value(None) == "n/a"
