@@ -23,9 +23,10 @@ The package is layered; each layer is a subpackage and imports only the layers b
     cli      the qlandscape command
     runs     run configs, run directories, the metric registry, sweeps, the report
     plots    figures drawn from result objects
-    metrics  curvature, landscape, ntk, gradients, fits, the four mode properties
+    metrics  curvature, landscape, ntk, gradients, fits, robustness, the four mode properties
     merging  alignment, merges, curved paths and barriers between models
-    train    the training loop
+    train    the training loop (adversarial training too)
+    attacks  FGSM and PGD on a model's inputs
     models   PatchQNN, patches, MLP and CNN  |  data   datasets
     sim      circuit specs, lowering, the engine, backends
     core     errors, io, losses, the Objective, linear operators
