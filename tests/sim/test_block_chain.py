@@ -68,3 +68,30 @@ def test_hand_derivatives_equal_the_sequential_product() -> None:
         ours = block_unitary(block, params, 6, torch.complex128, hand_derivatives=True)
         u = ours @ ours.mH
         assert torch.allclose(u, torch.eye(64, dtype=torch.complex128).expand_as(u), atol=1e-12, rtol=0)
+
+
+def test_hand_derivatives_compose_with_vmap_hessian_and_single_precision() -> None:
+    """Batched over points (vmap), a dense Hessian (forward over reverse) and complex64 match the autograd route."""
+    circuit, blocks = _blocks("kawase", 6, 3)
+    params = torch.rand(3, 2, circuit.n_params, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    # a weighted sum of |U_ij|^2 over rows and columns (with one weight per column it would be constant: U is unitary)
+    weights = torch.rand(64, 64, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for block in blocks:
+
+        def ours(p: torch.Tensor, block: Block = block) -> torch.Tensor:
+            return block_unitary(block, p, 6, torch.complex128, hand_derivatives=True)
+
+        def reference(p: torch.Tensor, block: Block = block) -> torch.Tensor:
+            return block_unitary(block, p, 6, torch.complex128)
+
+        batched = [torch.func.vmap(f)(params) for f in (ours, reference)]
+        assert torch.allclose(batched[0], batched[1], atol=1e-12, rtol=0)
+        hessians = [
+            torch.func.hessian(lambda p, f=f: (f(p).abs() ** 2 * weights).sum())(params[0, :1])
+            for f in (ours, reference)
+        ]
+        assert torch.allclose(hessians[0], hessians[1], atol=1e-10 * float(hessians[1].abs().max()), rtol=0)
+        low = params.to(torch.float32)  # the engine passes angles in the state's real dtype
+        single = block_unitary(block, low, 6, torch.complex64, hand_derivatives=True)
+        assert single.dtype == torch.complex64
+        assert torch.allclose(single, block_unitary(block, low, 6, torch.complex64), atol=1e-5, rtol=0)
