@@ -10,7 +10,9 @@ many chunks, with weights ``w_c``,
   ``W``, which is pulled back through the construction of ``W`` once;
 * a Hessian-vector product differentiates that along ``v``: ``W`` and its tangent ``Ẇ = J_W v`` are built once
   (forward mode), each chunk gives the tangents of its two partial gradients (forward over reverse, with tangents
-  ``(v, Ẇ)``), and the pull-back ``J_W(θ)ᵀ G`` is differentiated once along ``(v, Ġ)``.
+  ``(v, Ẇ)``), and the pull-back's tangent ``J_Wᵀ Ġ + ∇_θ <G, J_W(θ) v>`` is one reverse pass through the
+  construction of ``(W, Ẇ)`` with cotangents ``(Ġ, G)`` (reverse over forward: for the engine's blocks one
+  hand-written walk, :mod:`qlandscape.sim.block_chain`).
 
 Every chunk therefore costs what applying the work costs, and building it (and its derivatives) is paid once per
 parameter point instead of once per chunk. The results equal the chunk-by-chunk ones to rounding.
@@ -92,8 +94,15 @@ class SharedWork:
 
     def hvp(self, theta: Tensor, v: Tensor) -> Tensor:
         """H(θ) v of the mean loss: the work and its tangent along v built once, the chunks' partial gradients
-        and their tangents accumulated, then one forward-over-reverse pass through the work's construction."""
-        built = torch.func.jvp(self.work, (theta,), (v,))
+        and their tangents accumulated, then one reverse pass through the work's construction (reverse over
+        forward: the gradient of ``<Ġ, W(θ)> + <G, J_W(θ) v>``)."""
+
+        def with_tangent(t: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+            both = torch.func.jvp(self.work, (t,), (v,))
+            return both[0], both[1]
+
+        traced = torch.func.vjp(with_tangent, theta)
+        built, pull = traced[0], traced[1]
         work = tuple(u.detach() for u in built[0])
         work_dot = tuple(u.detach() for u in built[1])
         grad_fn = torch.func.grad(self.chunk_loss, argnums=(0, 1))
@@ -112,10 +121,6 @@ class SharedWork:
             for acc, acc_dot, g, g_dot in zip(through, through_dot, grads[1:], tangents[1:], strict=True):
                 acc += w * g.detach()
                 acc_dot += w * g_dot.detach()
-
-        def pull(t: Tensor, cotangent: tuple[Tensor, ...]) -> Tensor:
-            pulled: Tensor = torch.func.vjp(self.work, t)[1](cotangent)[0]
-            return pulled
-
-        pulled_dot = torch.func.jvp(pull, (theta, tuple(through)), (v, tuple(through_dot)))[1]
+        # d/dε J_W(θ + εv)ᵀ (G + εĠ) = J_Wᵀ Ġ + ∇_θ <G, J_W(θ) v>: the vector-Jacobian product of (W, J_W v)
+        (pulled_dot,) = pull((tuple(through_dot), tuple(through)))
         return direct_dot + pulled_dot.detach()

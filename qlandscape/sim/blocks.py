@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from qlandscape.sim.block_chain import ChainLayers, chain_product
 from qlandscape.sim.gate_matrices import (
     common_dtype,
     constant,
@@ -26,6 +27,7 @@ __all__ = [
     "SEQUENTIAL_MIN_QUBITS",
     "Readout",
     "block_unitary",
+    "chain_layers",
     "apply_block",
     "nothing_differentiated",
     "patch_mean_z",
@@ -33,10 +35,16 @@ __all__ = [
 ]
 
 
-def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> Tensor:
+def block_unitary(
+    block: Block, params: Tensor, n: int, cdtype: torch.dtype, *, hand_derivatives: bool = False
+) -> Tensor:
     """The block's unitary ``(*K, P, 2**n, 2**n)``: every factor ``perm_f @ K_f`` straight from the Kronecker
     halves of its layer (rows gathered from the small halves, one broadcast product: no dense Kronecker matrix
-    to transpose or gather), then a log-depth chain of products."""
+    to transpose or gather), then a log-depth chain of products.
+
+    ``hand_derivatives``: from :data:`SEQUENTIAL_MIN_QUBITS` qubits on, multiply the layers with the hand-written
+    tangent and vector-Jacobian product of :mod:`qlandscape.sim.block_chain` (what a parameter point's shared work
+    is differentiated with), rather than autograd's through every intermediate."""
     device, dim = params.device, 2**n
     left, right = [], []
     for stack in block.stacks:
@@ -56,6 +64,8 @@ def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> 
             half = half.index_select(-3, constant(block.order, device))
         halves.append(half)
     a, b = halves
+    if hand_derivatives and n >= SEQUENTIAL_MIN_QUBITS and a.shape[-3] > 1:
+        return chain_product(a, b, chain_layers(block, n), cdtype)
     if n >= SEQUENTIAL_MIN_QUBITS and a.shape[-3] > 1:
         return _sequential_unitary(block, a, b, n)
     lead = a.shape[:-2]  # (*K, P, F)
@@ -77,6 +87,14 @@ def block_unitary(block: Block, params: Tensor, n: int, cdtype: torch.dtype) -> 
         paired = second @ first
         mats = paired if tail is None else torch.cat((paired, tail), dim=-3)
     return mats.squeeze(-3)
+
+
+@lru_cache(maxsize=64)
+def chain_layers(block: Block, n: int) -> ChainLayers:
+    """The block's entanglers as :class:`~qlandscape.sim.block_chain.ChainLayers` (row sources and signs)."""
+    sources = tuple(None if p is None or p.identity else p.source for p in block.perms)
+    signs = tuple(None if block.signs is None else block.signs[f] for f in range(len(block.perms)))
+    return ChainLayers(sources=sources, signs=signs, n_high=n // 2, n_low=n - n // 2)
 
 
 SEQUENTIAL_MIN_QUBITS = 5  # from here on, applying each layer's halves beats dense products (benchmarks/perf)

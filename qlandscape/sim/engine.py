@@ -118,7 +118,11 @@ def parameter_work(circuit: Circuit, params: Tensor, *, dtype: torch.dtype = tor
     if first > 0:
         nowhere = params.new_zeros(1, params.shape[-2], max(1, circuit.n_features))  # the prefix reads no data
         work.append(_run(circuit, chosen.steps[:first], params, nowhere, 1.0, dtype)[0].to(dtype))
-    work.extend(block_unitary(s, params, circuit.n_qubits, dtype) for s in chosen.steps if isinstance(s, Block))
+    work.extend(
+        block_unitary(s, params, circuit.n_qubits, dtype, hand_derivatives=True)
+        for s in chosen.steps
+        if isinstance(s, Block)
+    )
     return tuple(work)
 
 
