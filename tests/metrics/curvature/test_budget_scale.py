@@ -62,8 +62,10 @@ print(json.dumps({"growth": peak - before, "budget": parse_size(budget), "second
 
 
 def _measure(case: str, budget: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    env.pop("QLANDSCAPE_MALLOC", None)
+    # A clean environment, not this process's: a Dask nanny started by an earlier test writes its pre-spawn settings
+    # (MALLOC_TRIM_THRESHOLD_, ...) into os.environ, and the allocator's settings change the resident size measured.
+    keep = ("PATH", "HOME", "TMPDIR", "LANG")
+    env = {k: os.environ[k] for k in keep if k in os.environ} | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, case, budget], cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000
     )
