@@ -43,6 +43,9 @@ from qlandscape.core.losses import LossFn, loss_name, loss_targets, per_point_lo
 from qlandscape.core.memory import BUDGET_ENV, SizeError, memory_budget
 from qlandscape.core.shared_work import SharedWork
 
+# what a SizeError calls a chunked computation (the others read as their kind: loss, grad, hvp, jacobian)
+_KIND_NAMES = {"hessian": "dense Hessian", "structured": "structured Hessian"}
+
 __all__ = [
     "POINTS_STATE_BYTES",
     "MAX_POINTS_PER_CALL",
@@ -221,7 +224,7 @@ class Objective:
             passes=passes,
             limit=limit,
             budget=self.memory_budget,
-            what=f"the {kind} of {type(self.model).__name__} ({self.n_params:,} parameters)",
+            what=f"the {_KIND_NAMES.get(kind, kind)} of {type(self.model).__name__} ({self.n_params:,} parameters)",
         )
 
     def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
