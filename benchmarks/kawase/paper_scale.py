@@ -19,13 +19,15 @@ reported per 1,000 images), `epoch` (Adam at batch 1,000 over the training set, 
 from --baseline PATH in a subprocess, and this engine on the same --baseline-images images, in chunks of
 --baseline-chunk and in one chunk),
 `default_qubit` (PennyLane's default.qubit HVP on --dq-images images in chunks of --dq-chunk, and this engine
-on the same images).
+on the same images), `rows` (the larger rows of --rows STRIDE:L,...: per-1,000-image costs measured, the
+eigenvalue and the epoch estimated from them; the HVP count of Lanczos taken from --row-hvps).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import os
@@ -40,13 +42,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qlandscape.core.data_parallel import DataParallelObjective
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import hessian_operator
 from qlandscape.metrics.curvature.eigensolvers import top_eigenvalues
 from qlandscape.models.qnn import PatchQNN
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("per_1000", "shared", "epoch", "eigen", "baseline", "default_qubit")
+SECTIONS = ("per_1000", "shared", "epoch", "eigen", "baseline", "default_qubit", "rows")
 
 # Run by the previous release's interpreter path: its Objective and PatchQNN time loss, gradient and HVP on the
 # images and parameters of the .npz file given as argv[1], in chunks of argv[3] images, and print them as JSON.
@@ -79,9 +82,10 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def kawase_model(layers: int, stride: int) -> PatchQNN:
-    """The study's model: 14x14 inputs, 8x8 patches, 8 qubits, `kawase` ansatz, positional bias, readout x100."""
-    return PatchQNN(
+def kawase_factory(layers: int, stride: int) -> functools.partial[PatchQNN]:
+    """A picklable builder of the study's model (what data-parallel workers receive)."""
+    return functools.partial(
+        PatchQNN,
         (14, 14),
         10,
         ansatz="kawase",
@@ -93,6 +97,11 @@ def kawase_model(layers: int, stride: int) -> PatchQNN:
         output_scale=100.0,
         seed=0,
     )
+
+
+def kawase_model(layers: int, stride: int) -> PatchQNN:
+    """The study's model: 14x14 inputs, 8x8 patches, 8 qubits, `kawase` ansatz, positional bias, readout x100."""
+    return kawase_factory(layers, stride)()
 
 
 def images(n: int, mnist: str | None) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -112,6 +121,11 @@ def images(n: int, mnist: str | None) -> tuple[torch.Tensor, torch.Tensor, str]:
 def peak_rss_mb() -> float:
     """This process's peak resident set size (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_child_rss_mb() -> float:
+    """The largest peak resident set size of any finished child process (the baseline, the eigenvalue's workers)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def timed(call):
@@ -174,20 +188,88 @@ def epoch(model: PatchQNN, x: torch.Tensor, y: torch.Tensor, steps: int | None) 
     }
 
 
-def eigen(model: PatchQNN, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """The top Hessian eigenvalue by Lanczos (tol 1e-6) over every image, in chunks of 1,000."""
+def eigen(model: PatchQNN, x: torch.Tensor, y: torch.Tensor, workers: int, threads: int, factory) -> dict:
+    """The top Hessian eigenvalue by Lanczos (tol 1e-6) over every image, in chunks of 1,000: in this process, or
+    with ``workers`` > 1 split across that many local worker processes (``threads`` torch threads each)."""
     obj = Objective(model, x, y, chunk_size=1000)
-    result, seconds = timed(lambda: top_eigenvalues(hessian_operator(obj), 1, tol=1e-6))
+    route = "shared work" if obj.shared_work() is not None else "per chunk"
+    if workers > 1:
+        start = time.perf_counter()
+        parallel = DataParallelObjective.from_objective(obj, factory, workers=workers, threads=threads)
+        startup = time.perf_counter() - start
+        log(f"{workers} worker processes ready in {startup:.1f} s")
+        try:
+            result, seconds = timed(lambda: top_eigenvalues(parallel.hessian_operator(), 1, tol=1e-6))
+        finally:
+            parallel.close()
+    else:
+        startup = 0.0
+        result, seconds = timed(lambda: top_eigenvalues(hessian_operator(obj), 1, tol=1e-6))
     log(f"Lanczos over {x.shape[0]:,} images: lambda_max {result.eigenvalues[-1]:.6g} in {seconds:.0f} s")
     return {
         "images": int(x.shape[0]),
+        "workers": workers,
+        "worker_startup_s": startup,
         "seconds": seconds,
         "hvps": int(result.n_matvecs),
+        "seconds_per_hvp": seconds / max(1, int(result.n_matvecs)),
         "lambda_max": float(result.eigenvalues[-1]),
         "residual": float(result.residual_norms[-1]),
         "converged": bool(result.converged),
-        "route": "shared work" if obj.shared_work() is not None else "per chunk",
+        "route": route,
     }
+
+
+def rows(
+    grid: list[tuple[int, int]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    workers: int,
+    hvps: int,
+    n_total: int,
+    out: list[dict],
+    save,
+) -> list[dict]:
+    """The study's larger rows: for each (stride, L), the loss, gradient and HVP over 1,000 images in one chunk and
+    the HVP over 3,000 images in chunks of 1,000 (measured), split into the parameter point's fixed work and the
+    per-chunk work; from those, one HVP and a ``hvps``-HVP Lanczos over ``n_total`` images on ``workers``
+    processes, and a training epoch from two measured steps (estimated, labelled as such). Each row is appended
+    to ``out`` and saved as it finishes."""
+    for stride, layers in grid:
+        model = kawase_model(layers, stride)
+        n_params = sum(p.numel() for p in model.parameters())
+        v = torch.randn(n_params, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        row: dict = {"stride": stride, "patches": model.n_patches, "layers": layers, "n_params": n_params}
+        one = Objective(model, x[:1000], y[:1000])
+        one.loss()
+        for name, call in (("loss", one.loss), ("grad", one.grad), ("hvp", lambda o=one, v=v: o.hvp(None, v))):
+            _, row[name + "_1000_s"] = timed(call)
+        three = Objective(model, x[:3000], y[:3000], chunk_size=1000)
+        _, row["hvp_3000_s"] = timed(lambda o=three, v=v: o.hvp(None, v))
+        per_chunk = max(0.0, (row["hvp_3000_s"] - row["hvp_1000_s"]) / 2)
+        fixed = max(0.0, row["hvp_1000_s"] - per_chunk)
+        row["hvp_fixed_s"], row["hvp_per_1000_s"] = fixed, per_chunk
+        step = epoch(model, x[:2000], y[:2000], 2)["seconds_per_step"]
+        row["train_step_s"] = step
+        hvp_total = fixed + math.ceil(n_total / 1000 / workers) * per_chunk
+        row["estimated"] = {
+            "images": n_total,
+            "workers": workers,
+            "hvp_s": hvp_total,
+            "lanczos_hvps": hvps,
+            "eigenvalue_s": hvps * hvp_total,
+            "epoch_s": step * n_total // 1000,
+        }
+        log(
+            f"N = {model.n_patches}, L = {layers} ({n_params:,} parameters): HVP fixed {fixed:.1f} s + "
+            f"{per_chunk:.2f} s per 1,000 images; training step {step:.2f} s; estimated eigenvalue over "
+            f"{n_total:,} images on {workers} workers {hvps * hvp_total / 60:.0f} min, "
+            f"epoch {step * n_total / 1000:.0f} s"
+        )
+        row["peak_rss_mb_so_far"] = peak_rss_mb()
+        out.append(row)
+        save()
+    return out
 
 
 def baseline(
@@ -272,9 +354,12 @@ def main() -> None:
     parser.add_argument("--baseline-chunk", type=int, default=100, help="chunk size of the before/after comparison")
     parser.add_argument("--dq-images", type=int, default=100)
     parser.add_argument("--dq-chunk", type=int, default=5, help="default.qubit's chunk size (memory)")
+    parser.add_argument("--rows", default="3:50,2:50,6:100,6:150,6:200,2:200", help="STRIDE:L pairs for `rows`")
+    parser.add_argument("--row-hvps", type=int, default=13, help="Lanczos HVPs assumed by the rows' estimates")
     parser.add_argument("--mnist", default=None, help="a folder with MNIST's IDX files")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (per worker process with --workers)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for the eigenvalue's HVPs")
     parser.add_argument("--out", default=str(HERE / "paper_scale.json"))
     args = parser.parse_args()
     if args.quick:
@@ -284,6 +369,7 @@ def main() -> None:
         args.baseline_images = min(args.baseline_images, 50)
         args.baseline_chunk = min(args.baseline_chunk, 25)
         args.dq_images = min(args.dq_images, 4)
+        args.rows = "3:50"
     sections = [s for s in args.sections.split(",") if s]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -305,6 +391,7 @@ def main() -> None:
 
     def save() -> None:
         report["peak_rss_mb"] = peak_rss_mb()
+        report["peak_child_rss_mb"] = peak_child_rss_mb()
         path.write_text(json.dumps(report, indent=2) + "\n")
 
     log(f"model: {n_params:,} parameters, {model.n_patches} patches, L = {args.layers}; {args.n_images:,} images")
@@ -328,8 +415,13 @@ def main() -> None:
         report["epoch"] = epoch(model, x, y, args.epoch_steps)
         save()
     if "eigen" in sections:
-        report["eigen"] = eigen(model, x, y)
+        factory = kawase_factory(args.layers, args.stride)
+        report["eigen"] = eigen(model, x, y, args.workers, args.threads, factory)
         save()
+    if "rows" in sections:
+        grid = [(int(a), int(b)) for a, b in (pair.split(":") for pair in args.rows.split(",") if pair)]
+        report["rows"] = []
+        rows(grid, x, y, max(1, args.workers), args.row_hvps, args.n_images, report["rows"], save)
     save()
     log(f"peak RSS {report['peak_rss_mb']:.0f} MB; written to {path}")
 

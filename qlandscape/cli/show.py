@@ -28,7 +28,7 @@ from qlandscape.runs.variants import Variant, default, variants
 __all__ = ["add_parser", "describe_run", "run"]
 
 # The settings that change how a result is computed or drawn, never what it is: left out of the listing.
-_QUIET_SETTINGS = ("progress", "figures", "chunk_size", "batch", "memory_budget", "dask")  # how, not what: same numbers
+_QUIET_SETTINGS = ("progress", "figures", "chunk_size", "batch", "memory_budget", "dask", "workers")
 _MODEL_FIELDS = {
     "qnn": ("ansatz", "qubits", "layers", "patch_size", "stride", "patches", "aggregation", "backend"),
     "mlp": ("width", "depth", "activation"),

@@ -9,8 +9,12 @@ derivative is the same two small GEMMs per layer as the forward:
 
 * tangent: ``U̇_f = M_f U̇_{f-1} + Ṁ_f U_{f-1}`` alongside ``U_f``;
 * vector-Jacobian product: the cotangent walks back, ``Ḡ_{f-1} = M_f^H Ḡ_f``, and each layer's halves get
-  ``Ā_f``, ``B̄_f`` from it and the prefix ``U_{f-1}`` (kept from a forward pass: F matrices per point and patch);
-* the vector-Jacobian product's tangent (what an HVP needs): the same walk with the tangents of every term.
+  ``Ā_f``, ``B̄_f`` from it and the prefix ``U_{f-1}``: kept from a forward pass (two matrices per layer, point and
+  patch) when they fit a share of the memory budget, else rebuilt during the walk from ``U`` by the layers'
+  inverses, ``U_{f-1} = M_f^H U_f`` (every layer is unitary: two more small GEMMs per layer, one layer's matrices
+  in memory at a time);
+* the vector-Jacobian product's tangent (what an HVP needs): the same walk with the tangents of every term
+  (rebuilt backwards too: ``U̇_{f-1} = M_f^H (U̇_f - Ṁ_f U_{f-1})``).
 
 :func:`chain_product` wraps them as autograd Functions, so reverse mode, forward mode and any nesting of the two
 (``torch.func.jvp`` of ``torch.func.vjp``, ``torch.func.hessian``) run these formulas; what a Function's derivative
@@ -19,6 +23,8 @@ returns is plain torch arithmetic, so higher orders are still exact.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +32,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ChainLayers", "chain_product"]
+from qlandscape.core.memory import memory_budget
+
+__all__ = ["ChainLayers", "chain_product", "keeps_prefixes", "KEPT_SHARE"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,18 +149,71 @@ def _prefixes(
     return walk
 
 
+# Kept prefixes may take this share of the memory budget (with the default budget, a quarter of the available
+# memory); beyond it the walks rebuild them from the product.
+KEPT_SHARE = 0.5
+_KEPT_CHECK_FROM = 2**26  # below this nothing is read: no budget is that small, and reading costs time
+
+
+def keeps_prefixes(a: Tensor, dim: int, per_layer: int) -> bool:
+    """Whether a reverse walk may keep ``per_layer`` ``(dim, dim)`` matrices per layer, point and patch of halves
+    ``a`` ``(*lead, F, da, da)`` within :data:`KEPT_SHARE` of the memory budget (unknown budget: yes)."""
+    itemsize = 16 if a.dtype in (torch.complex128, torch.float64) else 8
+    estimate = per_layer * math.prod(a.shape[:-2]) * dim * dim * itemsize
+    if estimate < _KEPT_CHECK_FROM:
+        return True
+    available = torch.cuda.mem_get_info(a.device)[0] if a.device.type == "cuda" else None
+    budget, _ = memory_budget(available=available)
+    return budget is None or estimate <= KEPT_SHARE * budget
+
+
+def _backwards(
+    a: Tensor, b: Tensor, c: _Consts, a_dot: Tensor | None = None, b_dot: Tensor | None = None
+) -> Iterator[tuple[int, Tensor, Tensor, Tensor | None, Tensor | None]]:
+    """``(f, U_{f-1}, V_f, U̇_{f-1}, V̇_f)`` for f = F-1 .. 0 (the tangents None without ``a_dot``): from a kept
+    forward pass when it fits the memory budget (:func:`keeps_prefixes`), else rebuilt layer by layer from the
+    product by each layer's inverse, ``V_f = (I ⊗ B_f^H) Π_f^T S_f U_f``, ``U_{f-1} = (A_f^H ⊗ I) V_f``, and for
+    the tangents ``V̇_f = (I ⊗ B_f^H)(Π_f^T S_f U̇_f - (I ⊗ Ḃ_f) V_f)``,
+    ``U̇_{f-1} = (A_f^H ⊗ I)(V̇_f - (Ȧ_f ⊗ I) U_{f-1})``."""
+    tangents = a_dot is not None and b_dot is not None
+    n_layers, dim = a.shape[-3], c.da * c.db
+    if keeps_prefixes(a, dim, 4 if tangents else 2):
+        walk = _prefixes(a, b, c, a_dot, b_dot)
+        for f in reversed(range(n_layers)):
+            u_dot = None if walk.u_dots is None else walk.u_dots[f]
+            v_dot = None if walk.v_dots is None else walk.v_dots[f]
+            yield f, walk.us[f], walk.vs[f], u_dot, v_dot
+            del walk.us[f:], walk.vs[f:]  # done with layer f: memory back
+            if walk.u_dots is not None and walk.v_dots is not None:
+                del walk.u_dots[f:], walk.v_dots[f:]
+        return
+    end = _prefixes(a, b, c, a_dot, b_dot, keep=False)
+    u = end.us[-1]
+    u_dot = None if end.u_dots is None else end.u_dots[-1]
+    for f in reversed(range(n_layers)):
+        a_f, b_f = a[..., f, :, :], b[..., f, :, :]
+        v = _apply_b(b_f.mH, _rows_back(u, c.inverses[f], c.signs[f]), c)
+        u_prev = _apply_a(a_f.mH, v, c)
+        v_dot = u_prev_dot = None
+        if tangents and u_dot is not None:
+            assert a_dot is not None and b_dot is not None
+            y_dot = _rows_back(u_dot, c.inverses[f], c.signs[f]) - _apply_b(b_dot[..., f, :, :], v, c)
+            v_dot = _apply_b(b_f.mH, y_dot, c)
+            u_prev_dot = _apply_a(a_f.mH, v_dot - _apply_a(a_dot[..., f, :, :], u_prev, c), c)
+        yield f, u_prev, v, u_prev_dot, v_dot
+        u, u_dot = u_prev, u_prev_dot
+
+
 def _vjp(a: Tensor, b: Tensor, g: Tensor, c: _Consts) -> tuple[Tensor, Tensor]:
     """``(Ā, B̄)`` from the cotangent ``Ḡ`` of U."""
-    walk = _prefixes(a, b, c)
     grads_a, grads_b = [], []
-    for f in reversed(range(a.shape[-3])):
-        a_f, b_f, u, v = a[..., f, :, :], b[..., f, :, :], walk.us[f], walk.vs[f]
+    for f, u, v, _, _ in _backwards(a, b, c):
+        a_f, b_f = a[..., f, :, :], b[..., f, :, :]
         y_bar = _rows_back(g, c.inverses[f], c.signs[f])
         grads_b.append(_grad_b(y_bar, v, c))
         v_bar = _apply_b(b_f.mH, y_bar, c)
         grads_a.append(_grad_a(v_bar, u, c))
         g = _apply_a(a_f.mH, v_bar, c)
-        del walk.us[f:], walk.vs[f:]
     return torch.stack(grads_a[::-1], dim=-3), torch.stack(grads_b[::-1], dim=-3)
 
 
@@ -161,12 +222,11 @@ def _vjp_tangent(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The tangent of ``(Ā, B̄)`` along ``(Ȧ, Ḃ, dḠ)`` (``g_dot`` None: zero), then ``(Ā, B̄)`` themselves (the
     walk computes both)."""
-    walk = _prefixes(a, b, c, a_dot, b_dot)
-    assert walk.u_dots is not None and walk.v_dots is not None
     out_a, out_b, grads_a, grads_b = [], [], [], []
-    for f in reversed(range(a.shape[-3])):
-        a_f, b_f, u, u_dot = a[..., f, :, :], b[..., f, :, :], walk.us[f], walk.u_dots[f]
-        v, v_dot = walk.vs[f], walk.v_dots[f]
+    for f, u, v, u_dot_or_none, v_dot_or_none in _backwards(a, b, c, a_dot, b_dot):
+        assert u_dot_or_none is not None and v_dot_or_none is not None
+        u_dot, v_dot = u_dot_or_none, v_dot_or_none
+        a_f, b_f = a[..., f, :, :], b[..., f, :, :]
         ad_f, bd_f = a_dot[..., f, :, :], b_dot[..., f, :, :]
         y_bar = _rows_back(g, c.inverses[f], c.signs[f])
         v_bar = _apply_b(b_f.mH, y_bar, c)
@@ -182,7 +242,6 @@ def _vjp_tangent(
         grads_a.append(_grad_a(v_bar, u, c))
         g = _apply_a(a_f.mH, v_bar, c)
         g_dot = _apply_a(a_f.mH, v_bar_dot, c).add_(_apply_a(ad_f.mH, v_bar, c))
-        del walk.us[f:], walk.vs[f:], walk.u_dots[f:], walk.v_dots[f:]  # done with layer f: memory back
     return tuple(torch.stack(parts[::-1], dim=-3) for parts in (out_a, out_b, grads_a, grads_b))  # type: ignore[return-value]
 
 

@@ -3,6 +3,7 @@ its application to every sample as one GEMM, with the Z readout fused in when th
 
 from __future__ import annotations
 
+import math
 import threading
 from functools import lru_cache
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from qlandscape.core.memory import memory_budget
 from qlandscape.sim.block_chain import ChainLayers, chain_product
 from qlandscape.sim.gate_matrices import (
     common_dtype,
@@ -25,6 +27,8 @@ from qlandscape.sim.lowering import Block, Plan, kron_rows
 
 __all__ = [
     "SEQUENTIAL_MIN_QUBITS",
+    "SAVED_LAYERS_SHARE",
+    "saved_layers_over_budget",
     "Readout",
     "block_unitary",
     "chain_layers",
@@ -36,7 +40,7 @@ __all__ = [
 
 
 def block_unitary(
-    block: Block, params: Tensor, n: int, cdtype: torch.dtype, *, hand_derivatives: bool = False
+    block: Block, params: Tensor, n: int, cdtype: torch.dtype, *, hand_derivatives: bool | None = None
 ) -> Tensor:
     """The block's unitary ``(*K, P, 2**n, 2**n)``: every factor ``perm_f @ K_f`` straight from the Kronecker
     halves of its layer (rows gathered from the small halves, one broadcast product: no dense Kronecker matrix
@@ -44,7 +48,9 @@ def block_unitary(
 
     ``hand_derivatives``: from :data:`SEQUENTIAL_MIN_QUBITS` qubits on, multiply the layers with the hand-written
     tangent and vector-Jacobian product of :mod:`qlandscape.sim.block_chain` (what a parameter point's shared work
-    is differentiated with), rather than autograd's through every intermediate."""
+    is differentiated with), which keep one layer's matrices at a time, rather than autograd's through every
+    intermediate. None (the default): only when autograd's saved layers would exceed a share of the memory budget
+    (:func:`saved_layers_over_budget`); autograd's are ~1.3x faster for a training step where both fit."""
     device, dim = params.device, 2**n
     left, right = [], []
     for stack in block.stacks:
@@ -64,9 +70,9 @@ def block_unitary(
             half = half.index_select(-3, constant(block.order, device))
         halves.append(half)
     a, b = halves
-    if hand_derivatives and n >= SEQUENTIAL_MIN_QUBITS and a.shape[-3] > 1:
-        return chain_product(a, b, chain_layers(block, n), cdtype)
     if n >= SEQUENTIAL_MIN_QUBITS and a.shape[-3] > 1:
+        if hand_derivatives or (hand_derivatives is None and saved_layers_over_budget(a, n, cdtype)):
+            return chain_product(a, b, chain_layers(block, n), cdtype)
         return _sequential_unitary(block, a, b, n)
     lead = a.shape[:-2]  # (*K, P, F)
     if block.rows is None:  # no entangler rows to pick: the plain Kronecker product
@@ -87,6 +93,30 @@ def block_unitary(
         paired = second @ first
         mats = paired if tail is None else torch.cat((paired, tail), dim=-3)
     return mats.squeeze(-3)
+
+
+# Autograd's saved layer products may take this share of the memory budget (with the default budget, a quarter of
+# the available memory); above it a differentiated block multiplies its layers with the hand-written derivatives,
+# whose walks then rebuild each layer from the product. The Kawase model's training step at N = 16 patches,
+# L = 200 saves ~13 GB through autograd (killed on a 23 GB machine); at N = 4, L = 50, 0.8 GB, where autograd's
+# step is 1.3x faster (benchmarks/kawase/README.md).
+SAVED_LAYERS_SHARE = 0.5
+_SAVED_LAYERS_CHECK_FROM = 2**26  # below this nothing is read: no budget is that small, and reading costs time
+
+
+def saved_layers_over_budget(halves: Tensor, n: int, cdtype: torch.dtype) -> bool:
+    """Whether autograd, differentiating a block's layer product (:func:`_sequential_unitary`) over ``halves``
+    ``(*K, P, F, d, d)``, would save more than :data:`SAVED_LAYERS_SHARE` of the memory budget: two ``2**n`` x
+    ``2**n`` matrices per layer and (point, patch). False when nothing is differentiated."""
+    if nothing_differentiated(halves):
+        return False
+    itemsize = 16 if cdtype == torch.complex128 else 8
+    estimate = 2 * math.prod(halves.shape[:-2]) * 4**n * itemsize
+    if estimate < _SAVED_LAYERS_CHECK_FROM:
+        return False
+    available = torch.cuda.mem_get_info(halves.device)[0] if halves.device.type == "cuda" else None
+    budget, _ = memory_budget(available=available)
+    return budget is not None and estimate > SAVED_LAYERS_SHARE * budget
 
 
 @lru_cache(maxsize=64)

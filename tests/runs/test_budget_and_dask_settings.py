@@ -1,4 +1,5 @@
-"""The run metrics' memory budget and the hessian metric's Dask setting: from configs and the command line."""
+"""The run metrics' memory budget and the hessian metric's Dask and local-worker settings: from configs and the
+command line."""
 
 from __future__ import annotations
 
@@ -81,3 +82,27 @@ def test_dask_needs_the_matrix_free_path(run_dir):
         run_metric(
             run_dir, "hessian", {"dask": "tcp://127.0.0.1:1", "method": "lanczos", "structure": True, "figures": False}
         )
+
+
+def test_local_worker_processes_give_the_one_process_hessian(run_dir):
+    settings = ["--method", "lanczos", "--top-k", "2", "--no-figures", "--seed", "2"]
+    assert cli.main(["hessian", str(run_dir), *settings]) == 0
+    local = dict(_metrics(run_dir))
+    assert cli.main(["hessian", str(run_dir), *settings, "--workers", "2"]) == 0
+    parallel = _metrics(run_dir)
+    for key in ("hessian.lambda_max", "hessian.lambda_min", "hessian.trace"):
+        assert parallel[key] == pytest.approx(local[key], rel=1e-9, abs=1e-12), key
+    obj = load_run(run_dir).objective()
+    exact = np.linalg.eigvalsh(obj.hessian().numpy())
+    assert parallel["hessian.lambda_max"] == pytest.approx(exact[-1], rel=1e-8)
+
+
+def test_workers_are_checked_before_any_work(run_dir):
+    with pytest.raises(ConfigError, match="workers"):
+        run_metric(run_dir, "hessian", {"workers": 0, "figures": False})
+    with pytest.raises(ConfigError, match="set dask or workers, not both"):
+        run_metric(run_dir, "hessian", {"workers": 2, "dask": "tcp://127.0.0.1:1", "method": "lanczos"})
+    with pytest.raises(ConfigError, match="metrics.hessian.workers.*needs method = 'lanczos'"):
+        run_metric(run_dir, "hessian", {"workers": 2, "method": "dense", "figures": False})
+    with pytest.raises(ConfigError, match="drop workers or this"):
+        run_metric(run_dir, "hessian", {"workers": 2, "method": "lanczos", "trajectory": True, "figures": False})

@@ -1,12 +1,14 @@
 """The block product's hand-written derivatives (qlandscape.sim.block_chain) against autograd through the layer
 by layer product they replace (blocks._sequential_unitary): value, tangent, vector-Jacobian product, its tangent
-(an HVP's second-order term) and its own vector-Jacobian product, to 1e-12, on real and complex halves."""
+(an HVP's second-order term) and its own vector-Jacobian product, to 1e-12, on real and complex halves, with the
+reverse walks' prefixes kept and rebuilt by the layers' inverses (a memory budget too small to keep them)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from qlandscape.sim import block_chain, blocks
 from qlandscape.sim.blocks import block_unitary, chain_layers
 from qlandscape.sim.circuits import build_circuit
 from qlandscape.sim.lowering import Block, plan
@@ -22,8 +24,20 @@ def _blocks(ansatz: str, n: int, layers: int) -> list[Block]:
     return circuit, blocks
 
 
+def _rebuild_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget that keeps no prefix, checked from the first byte: the walks rebuild every layer's matrices."""
+    monkeypatch.setattr(block_chain, "_KEPT_CHECK_FROM", 0)
+    monkeypatch.setenv("QLANDSCAPE_MEMORY_BUDGET", "1K")
+
+
+@pytest.mark.parametrize("rebuilt", [False, True], ids=["kept", "rebuilt"])
 @pytest.mark.parametrize(("ansatz", "n", "layers"), CASES)
-def test_hand_derivatives_equal_autograd(ansatz: str, n: int, layers: int) -> None:
+def test_hand_derivatives_equal_autograd(
+    ansatz: str, n: int, layers: int, rebuilt: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if rebuilt:
+        _rebuild_prefixes(monkeypatch)
+        assert not block_chain.keeps_prefixes(torch.zeros(8, 4, 2, 2), 4, 2)
     circuit, blocks = _blocks(ansatz, n, layers)
     g = torch.Generator().manual_seed(n + layers)
     params = torch.rand(2, circuit.n_params, generator=g, dtype=torch.float64) * 6.0
@@ -95,3 +109,26 @@ def test_hand_derivatives_compose_with_vmap_hessian_and_single_precision() -> No
         single = block_unitary(block, low, 6, torch.complex64, hand_derivatives=True)
         assert single.dtype == torch.complex64
         assert torch.allclose(single, block_unitary(block, low, 6, torch.complex64), atol=1e-5, rtol=0)
+
+
+def test_a_differentiated_block_over_the_budget_takes_the_hand_written_walks(monkeypatch: pytest.MonkeyPatch) -> None:
+    circuit, (block, *_) = _blocks("kawase", 6, 3)
+    params = torch.rand(2, circuit.n_params, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    chained = []
+    real_chain = blocks.chain_product
+    monkeypatch.setattr(blocks, "chain_product", lambda *a: chained.append(1) or real_chain(*a))
+
+    weights = torch.randn(2, 64, 64, generator=torch.Generator().manual_seed(6), dtype=torch.complex128)
+
+    def grad_of(p: torch.Tensor) -> torch.Tensor:
+        return torch.func.grad(lambda q: (weights.conj() * block_unitary(block, q, 6, torch.complex128)).real.sum())(p)
+
+    reference = grad_of(params)
+    assert not chained  # within the budget: autograd through the layers (faster)
+    monkeypatch.setattr(blocks, "_SAVED_LAYERS_CHECK_FROM", 0)
+    _rebuild_prefixes(monkeypatch)
+    with torch.no_grad():
+        block_unitary(block, params, 6, torch.complex128)
+    assert not chained  # nothing differentiated: nothing saved, the plain product
+    assert torch.allclose(grad_of(params), reference, atol=1e-12, rtol=0)
+    assert chained  # over the budget: the hand-written walks, prefixes rebuilt

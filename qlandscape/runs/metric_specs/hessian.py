@@ -82,6 +82,12 @@ class HessianSettings:
         "a Dask scheduler address: the HVPs of Lanczos, the trace and SLQ split the evaluation set over its workers "
         "(needs qlandscape[dask]; method lanczos, no structure or trajectory)",
     )
+    workers: int | None = integer(
+        None,
+        1,
+        "local worker processes (one torch thread each) that split the evaluation set for the HVPs of Lanczos, the "
+        "trace and SLQ (method lanczos, no structure or trajectory; not with dask); none or 1: this process",
+    )
     split: str = choice("train", SPLITS, "the evaluation set")
     seed: int = integer(0, 0, "seed of the random start vectors and probes")
     structure: bool = flag(False, "also the Gauss-Newton + residual decomposition")
