@@ -77,7 +77,7 @@ for name, call in (("loss", lambda: obj.loss(theta)), ("grad", lambda: obj.grad(
     out[name + "_s"] = time.perf_counter() - start
     out[name + "_value"] = value.reshape(-1)[:8].tolist()
 import resource
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_rss_mb"] = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 print("RESULT " + json.dumps(out))
 """
 
@@ -124,8 +124,15 @@ def peak_rss_mb() -> float:
 
 
 def peak_child_rss_mb() -> float:
-    """The largest peak resident set size of any finished child process (the baseline, the eigenvalue's workers)."""
+    """The largest peak resident set size of any finished child process (the baseline, the eigenvalue's workers).
+    An upper bound: Linux starts a forked child's count at its parent's resident size at the fork."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def high_water_mb(pid: int) -> float:
+    """A live process's own peak resident set size (VmHWM), which a fork does not inherit."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 
 
 def timed(call):
@@ -200,16 +207,18 @@ def eigen(model: PatchQNN, x: torch.Tensor, y: torch.Tensor, workers: int, threa
         log(f"{workers} worker processes ready in {startup:.1f} s")
         try:
             result, seconds = timed(lambda: top_eigenvalues(parallel.hessian_operator(), 1, tol=1e-6))
+            workers_peak = [high_water_mb(proc.pid) for proc in parallel._pool.procs]  # type: ignore[attr-defined]
         finally:
             parallel.close()
     else:
-        startup = 0.0
+        startup, workers_peak = 0.0, []
         result, seconds = timed(lambda: top_eigenvalues(hessian_operator(obj), 1, tol=1e-6))
     log(f"Lanczos over {x.shape[0]:,} images: lambda_max {result.eigenvalues[-1]:.6g} in {seconds:.0f} s")
     return {
         "images": int(x.shape[0]),
         "workers": workers,
         "worker_startup_s": startup,
+        "worker_peak_rss_mb": workers_peak,
         "seconds": seconds,
         "hvps": int(result.n_matvecs),
         "seconds_per_hvp": seconds / max(1, int(result.n_matvecs)),

@@ -53,7 +53,9 @@ else:
     tangents = params[layout.circuit].shape[1] + params[layout.position_bias].numel()
     plan = obj.chunk_plan("structured", passes=tangents)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# this process's own high-water mark: ru_maxrss of a forked-and-exec'd child starts at its parent's resident size
+# at the fork (Linux keeps it across exec), so under a large pytest process it would report the parent's size
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"growth": peak - before, "budget": parse_size(budget), "seconds": seconds, "n_params": obj.n_params,
                   "samples": int(x.shape[0]), "symmetric": bool(torch.equal(h, h.T)),
                   "finite": bool(torch.isfinite(h).all()), "chunk": plan.samples,
