@@ -18,26 +18,11 @@ import time
 from pathlib import Path
 
 import torch
+from paper_scale import kawase_model  # this folder: the study's model, built in one place
 
 from qlandscape.core.objective import Objective
 from qlandscape.core.operators import hessian_operator
 from qlandscape.metrics.curvature.eigensolvers import power_iteration, top_eigenvalues
-from qlandscape.models.qnn import PatchQNN
-
-
-def kawase_model(layers: int, n_patches_stride: int = 6) -> PatchQNN:
-    return PatchQNN(
-        (14, 14),
-        10,
-        ansatz="kawase",
-        n_qubits=8,
-        n_layers=layers,
-        patch_size=8,
-        stride=n_patches_stride,
-        positional_bias=True,
-        output_scale=100.0,
-        seed=0,
-    )
 
 
 def main() -> None:
@@ -54,7 +39,7 @@ def main() -> None:
     x = torch.rand(args.images, 14, 14, generator=g, dtype=torch.float64) * math.pi / 4
     y = torch.randint(0, 10, (args.images,), generator=g)
 
-    model = kawase_model(args.layers)
+    model = kawase_model(args.layers, 6)
     obj = Objective(model, x, y, chunk_size=args.chunk)
     v = torch.randn(obj.n_params, generator=g, dtype=torch.float64)
     t0 = time.perf_counter()
@@ -65,7 +50,7 @@ def main() -> None:
     hvp_s = time.perf_counter() - t0
     per_1000 = hvp_s * 1000 / args.images
 
-    small = Objective(kawase_model(args.lanczos_layers), x[: args.lanczos_images], y[: args.lanczos_images])
+    small = Objective(kawase_model(args.lanczos_layers, 6), x[: args.lanczos_images], y[: args.lanczos_images])
     lanczos = top_eigenvalues(hessian_operator(small), 1, tol=1e-6)
     power = power_iteration(hessian_operator(small), tol=1e-6, max_iter=500)
     hvps = int(lanczos.n_matvecs)

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from qlandscape.core.memory import memory_budget
 
-__all__ = ["ChainLayers", "chain_product", "keeps_prefixes", "KEPT_SHARE"]
+__all__ = ["ChainLayers", "chain_product", "fits_memory_share", "keeps_prefixes", "MEMORY_SHARE"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,22 +149,28 @@ def _prefixes(
     return walk
 
 
-# Kept prefixes may take this share of the memory budget (with the default budget, a quarter of the available
-# memory); beyond it the walks rebuild them from the product.
-KEPT_SHARE = 0.5
-_KEPT_CHECK_FROM = 2**26  # below this nothing is read: no budget is that small, and reading costs time
+# Saved or kept layer matrices may take this share of the memory budget (with the default budget, a quarter of the
+# available memory): beyond it the walks rebuild the prefixes from the product, and a differentiated block takes
+# these walks instead of autograd's graph (qlandscape.sim.blocks).
+MEMORY_SHARE = 0.5
+_CHECK_FROM = 2**26  # below this nothing is read: no budget is that small, and reading costs time
+
+
+def fits_memory_share(estimate: float, device: torch.device) -> bool:
+    """Whether ``estimate`` bytes fit :data:`MEMORY_SHARE` of the memory budget (a CUDA device's free memory for
+    its tensors); an unknown budget, or an estimate too small to matter, fits."""
+    if estimate < _CHECK_FROM:
+        return True
+    available = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    budget, _ = memory_budget(available=available)
+    return budget is None or estimate <= MEMORY_SHARE * budget
 
 
 def keeps_prefixes(a: Tensor, dim: int, per_layer: int) -> bool:
     """Whether a reverse walk may keep ``per_layer`` ``(dim, dim)`` matrices per layer, point and patch of halves
-    ``a`` ``(*lead, F, da, da)`` within :data:`KEPT_SHARE` of the memory budget (unknown budget: yes)."""
+    ``a`` ``(*lead, F, da, da)`` (:func:`fits_memory_share`)."""
     itemsize = 16 if a.dtype in (torch.complex128, torch.float64) else 8
-    estimate = per_layer * math.prod(a.shape[:-2]) * dim * dim * itemsize
-    if estimate < _KEPT_CHECK_FROM:
-        return True
-    available = torch.cuda.mem_get_info(a.device)[0] if a.device.type == "cuda" else None
-    budget, _ = memory_budget(available=available)
-    return budget is None or estimate <= KEPT_SHARE * budget
+    return fits_memory_share(per_layer * math.prod(a.shape[:-2]) * dim * dim * itemsize, a.device)
 
 
 def _backwards(

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from qlandscape.core.memory import memory_budget
-from qlandscape.sim.block_chain import ChainLayers, chain_product
+from qlandscape.sim.block_chain import ChainLayers, chain_product, fits_memory_share
 from qlandscape.sim.gate_matrices import (
     common_dtype,
     constant,
@@ -27,7 +26,6 @@ from qlandscape.sim.lowering import Block, Plan, kron_rows
 
 __all__ = [
     "SEQUENTIAL_MIN_QUBITS",
-    "SAVED_LAYERS_SHARE",
     "saved_layers_over_budget",
     "Readout",
     "block_unitary",
@@ -95,28 +93,17 @@ def block_unitary(
     return mats.squeeze(-3)
 
 
-# Autograd's saved layer products may take this share of the memory budget (with the default budget, a quarter of
-# the available memory); above it a differentiated block multiplies its layers with the hand-written derivatives,
-# whose walks then rebuild each layer from the product. The Kawase model's training step at N = 16 patches,
-# L = 200 saves ~13 GB through autograd (killed on a 23 GB machine); at N = 4, L = 50, 0.8 GB, where autograd's
-# step is 1.3x faster (benchmarks/kawase/README.md).
-SAVED_LAYERS_SHARE = 0.5
-_SAVED_LAYERS_CHECK_FROM = 2**26  # below this nothing is read: no budget is that small, and reading costs time
-
-
 def saved_layers_over_budget(halves: Tensor, n: int, cdtype: torch.dtype) -> bool:
     """Whether autograd, differentiating a block's layer product (:func:`_sequential_unitary`) over ``halves``
-    ``(*K, P, F, d, d)``, would save more than :data:`SAVED_LAYERS_SHARE` of the memory budget: two ``2**n`` x
-    ``2**n`` matrices per layer and (point, patch). False when nothing is differentiated."""
+    ``(*K, P, F, d, d)``, would save more than its share of the memory budget
+    (:func:`~qlandscape.sim.block_chain.fits_memory_share`): two ``2**n`` x ``2**n`` matrices per layer and (point,
+    patch). False when nothing is differentiated. The Kawase model's training step at N = 16 patches, L = 200 saves
+    ~13 GB through autograd (killed on a 23 GB machine); at N = 4, L = 50, 0.8 GB, where autograd's step is 1.3x
+    faster than the hand-written walks (benchmarks/kawase/README.md)."""
     if nothing_differentiated(halves):
         return False
     itemsize = 16 if cdtype == torch.complex128 else 8
-    estimate = 2 * math.prod(halves.shape[:-2]) * 4**n * itemsize
-    if estimate < _SAVED_LAYERS_CHECK_FROM:
-        return False
-    available = torch.cuda.mem_get_info(halves.device)[0] if halves.device.type == "cuda" else None
-    budget, _ = memory_budget(available=available)
-    return budget is not None and estimate > SAVED_LAYERS_SHARE * budget
+    return not fits_memory_share(2 * math.prod(halves.shape[:-2]) * 4**n * itemsize, halves.device)
 
 
 @lru_cache(maxsize=64)

@@ -60,19 +60,25 @@ def test_a_budget_that_fits_gives_the_same_numbers(run_dir):
     assert _metrics(run_dir)["hessian.lambda_max"] == pytest.approx(free["hessian.lambda_max"], rel=1e-12)
 
 
-def test_dask_hessian_equals_one_process(run_dir):
-    distributed = pytest.importorskip("dask.distributed")
-    settings = ["--method", "lanczos", "--top-k", "2", "--no-figures", "--seed", "1"]
+def _assert_split_equals_one_process(run_dir, seed: str, *split: str) -> None:
+    """The Lanczos hessian metric with the extra options ``split`` (a Dask cluster or local workers) against the
+    same in this process, and its λ_max against the dense Hessian's."""
+    settings = ["--method", "lanczos", "--top-k", "2", "--no-figures", "--seed", seed]
     assert cli.main(["hessian", str(run_dir), *settings]) == 0
     local = dict(_metrics(run_dir))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as c:
-        assert cli.main(["hessian", str(run_dir), *settings, "--dask", c.scheduler_address]) == 0
+    assert cli.main(["hessian", str(run_dir), *settings, *split]) == 0
     parallel = _metrics(run_dir)
     for key in ("hessian.lambda_max", "hessian.lambda_min", "hessian.trace"):
         assert parallel[key] == pytest.approx(local[key], rel=1e-9, abs=1e-12), key
     obj = load_run(run_dir).objective()
     exact = np.linalg.eigvalsh(obj.hessian().numpy())
     assert parallel["hessian.lambda_max"] == pytest.approx(exact[-1], rel=1e-8)
+
+
+def test_dask_hessian_equals_one_process(run_dir):
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as c:
+        _assert_split_equals_one_process(run_dir, "1", "--dask", c.scheduler_address)
 
 
 def test_dask_needs_the_matrix_free_path(run_dir):
@@ -85,16 +91,7 @@ def test_dask_needs_the_matrix_free_path(run_dir):
 
 
 def test_local_worker_processes_give_the_one_process_hessian(run_dir):
-    settings = ["--method", "lanczos", "--top-k", "2", "--no-figures", "--seed", "2"]
-    assert cli.main(["hessian", str(run_dir), *settings]) == 0
-    local = dict(_metrics(run_dir))
-    assert cli.main(["hessian", str(run_dir), *settings, "--workers", "2"]) == 0
-    parallel = _metrics(run_dir)
-    for key in ("hessian.lambda_max", "hessian.lambda_min", "hessian.trace"):
-        assert parallel[key] == pytest.approx(local[key], rel=1e-9, abs=1e-12), key
-    obj = load_run(run_dir).objective()
-    exact = np.linalg.eigvalsh(obj.hessian().numpy())
-    assert parallel["hessian.lambda_max"] == pytest.approx(exact[-1], rel=1e-8)
+    _assert_split_equals_one_process(run_dir, "2", "--workers", "2")
 
 
 def test_workers_are_checked_before_any_work(run_dir):

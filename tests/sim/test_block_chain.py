@@ -26,7 +26,7 @@ def _blocks(ansatz: str, n: int, layers: int) -> list[Block]:
 
 def _rebuild_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
     """A budget that keeps no prefix, checked from the first byte: the walks rebuild every layer's matrices."""
-    monkeypatch.setattr(block_chain, "_KEPT_CHECK_FROM", 0)
+    monkeypatch.setattr(block_chain, "_CHECK_FROM", 0)
     monkeypatch.setenv("QLANDSCAPE_MEMORY_BUDGET", "1K")
 
 
@@ -125,7 +125,6 @@ def test_a_differentiated_block_over_the_budget_takes_the_hand_written_walks(mon
 
     reference = grad_of(params)
     assert not chained  # within the budget: autograd through the layers (faster)
-    monkeypatch.setattr(blocks, "_SAVED_LAYERS_CHECK_FROM", 0)
     _rebuild_prefixes(monkeypatch)
     with torch.no_grad():
         block_unitary(block, params, 6, torch.complex128)

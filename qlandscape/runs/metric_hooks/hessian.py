@@ -40,7 +40,7 @@ __all__ = ["compute", "figures", "check_against_run", "sweep_figures"]
 def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
     """Hessian summary (+ top-k, spectral density, curvature along the trajectory, G + R split), kept as the variant
     :func:`~qlandscape.runs.metric_specs.hessian.variant_name` names."""
-    _check_parallel(s, None if s.method == "auto" else s.method)
+    _parallel_route(s, None if s.method == "auto" else s.method)
     index, theta = point_on_trajectory(run.result, s.point)
     obj = evaluation_objective(
         run,
@@ -53,23 +53,23 @@ def compute(run: MetricRun, s: HessianSettings) -> MetricOutput:
         memory_budget=s.memory_budget,
     )
     method = resolved_method(s, obj.n_params)
-    _check_parallel(s, method)
-    if s.dask is None and (s.workers or 1) == 1:
+    route = _parallel_route(s, method)
+    if route is None:
         return _compute(run, s, obj, obj, theta, index, method)
-    workers = {"dask": s.dask} if s.dask is not None else {"workers": s.workers}
-    with DataParallelObjective.from_objective(obj, run.model_factory(), **workers) as parallel:
+    with DataParallelObjective.from_objective(obj, run.model_factory(), **route) as parallel:
         return _compute(run, s, obj, parallel.hessian_operator(theta), None, index, method)
 
 
-def _check_parallel(s: HessianSettings, method: str | None) -> None:
-    """The data-parallel path (a Dask cluster or local worker processes) is matrix-free: Lanczos top-k, the
-    Hutchinson trace and SLQ. Checked before any work, and again once ``auto`` is resolved (``method``: None
-    until then)."""
+def _parallel_route(s: HessianSettings, method: str | None) -> dict[str, Any] | None:
+    """Where the HVPs run: None in this process, else the keyword (``dask`` or ``workers``) for the
+    :class:`~qlandscape.core.data_parallel.DataParallelObjective`. That path is matrix-free (Lanczos top-k, the
+    Hutchinson trace and SLQ): checked before any work, and again once ``auto`` is resolved (``method``: None until
+    then)."""
     if s.dask is not None and s.workers is not None:
         raise ConfigError("metrics.hessian.workers", s.workers, "set dask or workers, not both")
     name, value = ("dask", s.dask) if s.dask is not None else ("workers", s.workers)
     if value is None or value == 1:
-        return
+        return None
     if method is not None and method != "lanczos":
         raise ConfigError(
             f"metrics.hessian.{name}", value, "needs method = 'lanczos' (a dense Hessian is computed in one process)"
@@ -77,6 +77,7 @@ def _check_parallel(s: HessianSettings, method: str | None) -> None:
     for other in ("structure", "trajectory"):
         if getattr(s, other):
             raise ConfigError(f"metrics.hessian.{other}", True, f"is computed in one process: drop {name} or this")
+    return {name: value}
 
 
 def _compute(
@@ -189,7 +190,7 @@ def _figures(output: MetricOutput, s: HessianSettings) -> Iterator[tuple[str, Fi
 def check_against_run(s: HessianSettings, n_train: int, n_params: int) -> None:
     """A dense Hessian asked for on a model above ``max_params``, or a dense one split over workers, fails before
     training."""
-    _check_parallel(s, resolved_method(s, n_params))
+    _parallel_route(s, resolved_method(s, n_params))
     if s.method == "dense" and n_params > s.max_params:
         raise ConfigError(
             "metrics.hessian.method",
